@@ -1,0 +1,166 @@
+"""Every error the engine raises: one base class, each error carrying its data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class TillflowError(Exception):
+    """Base class of every error tillflow raises on purpose."""
+
+
+class ConcurrencyConflict(TillflowError):
+    """An append expected a stream version that is not the stream's current version."""
+
+    def __init__(self, stream: str, expected: int, actual: int) -> None:
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"stream {stream!r}: expected version {expected}, but it is at version {actual}"
+        )
+
+
+class EventIdReused(TillflowError):
+    """An event id already recorded was appended again with different content."""
+
+    def __init__(self, event_id: str, field: str) -> None:
+        self.event_id = event_id
+        self.field = field
+        super().__init__(
+            f"event id {event_id} is already recorded with a different {field}; "
+            "an id may only be appended again with identical content"
+        )
+
+
+class InvalidEvent(TillflowError):
+    """An event given to append is malformed (empty type, bad stream name, bad data...)."""
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        super().__init__(f"invalid event {field}={value!r}: {reason}")
+
+
+class UnknownEventType(TillflowError):
+    """An event type that the registry in use does not know."""
+
+    def __init__(self, event_type: str, known: Sequence[str] = ()) -> None:
+        self.event_type = event_type
+        self.known = tuple(known)
+        hint = f" (known: {', '.join(sorted(self.known))})" if self.known else ""
+        super().__init__(f"unknown event type {event_type!r}{hint}")
+
+
+class UnknownProcessor(TillflowError):
+    """A processor named (in ``after``, in a wait, on the command line) that is not declared."""
+
+    def __init__(self, name: str, referenced_by: str | None = None) -> None:
+        self.name = name
+        self.referenced_by = referenced_by
+        where = f" (named in after= of {referenced_by!r})" if referenced_by else ""
+        super().__init__(f"unknown processor {name!r}{where}")
+
+
+class DuplicateProcessor(TillflowError):
+    """Two processors were declared with the same name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"processor {name!r} is declared twice")
+
+
+class DependencyCycle(TillflowError):
+    """The ``after=`` declarations form a cycle; ``cycle`` lists it, first name repeated last."""
+
+    def __init__(self, cycle: Sequence[str]) -> None:
+        self.cycle = tuple(cycle)
+        super().__init__("processors depend on each other in a cycle: " + " -> ".join(self.cycle))
+
+
+class HandlerFailed(TillflowError):
+    """A processor's handler raised; the processor stopped before the event, nothing of the
+    failing event was committed and the checkpoint sits just before it."""
+
+    def __init__(
+        self, processor: str, lane: int, position: int, event_id: str, event_type: str
+    ) -> None:
+        self.processor = processor
+        self.lane = lane
+        self.position = position
+        self.event_id = event_id
+        self.event_type = event_type
+        super().__init__(
+            f"processor {processor!r} failed on {event_type} {event_id} "
+            f"(lane {lane}, position {position}): {self.__cause__!r}"
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"processor {self.processor!r} failed on {self.event_type} {self.event_id} "
+            f"(lane {self.lane}, position {self.position}): {self.__cause__!r}"
+        )
+
+
+class CheckpointConflict(TillflowError):
+    """A processor tried to move a checkpoint from a position it no longer holds: another
+    worker moved it. The batch was rolled back; nothing was written."""
+
+    def __init__(self, processor: str, lane: int, expected: int, actual: int) -> None:
+        self.processor = processor
+        self.lane = lane
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"checkpoint of {processor!r} on lane {lane} is at {actual}, expected {expected}: "
+            "another worker holds this processor"
+        )
+
+
+class NotATillflowDatabase(TillflowError):
+    """The store file exists but is not a tillflow database (or not SQLite at all)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path} is not a tillflow database: {reason}")
+
+
+class SchemaTooNew(TillflowError):
+    """The store was written by a newer tillflow whose schema this version cannot read."""
+
+    def __init__(self, path: str, found: int, supported: int) -> None:
+        self.path = path
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"{path} has schema version {found}; this tillflow reads up to {supported}. "
+            "Upgrade tillflow to open it"
+        )
+
+
+class StoreClosed(TillflowError):
+    """The store was used after ``close()``."""
+
+    def __init__(self) -> None:
+        super().__init__("the event store is closed")
+
+
+class DrainTimeout(TillflowError):
+    """``drain()`` did not see every processor catch up within its timeout."""
+
+    def __init__(self, timeout: float, behind: dict[str, int]) -> None:
+        self.timeout = timeout
+        self.behind = dict(behind)
+        detail = ", ".join(f"{name} {count} behind" for name, count in sorted(behind.items()))
+        super().__init__(f"processors did not catch up within {timeout:g}s: {detail}")
+
+
+class ProcessorStopped(TillflowError):
+    """A wait needed a processor that has failed or stopped; ``error`` says why."""
+
+    def __init__(self, processor: str, error: BaseException | None) -> None:
+        self.processor = processor
+        self.error = error
+        super().__init__(f"processor {processor!r} has stopped: {error!r}")

@@ -1,0 +1,82 @@
+"""Event ids: 16 bytes, time-ordered (UUIDv7 layout) so that B-tree inserts land at the end.
+
+Ids are raw ``bytes`` inside the engine (building ``uuid.UUID`` objects costs ~0.6 µs each,
+more than a whole event's bookkeeping); :func:`format_id` renders one for people.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import threading
+import time
+import uuid
+
+_counter = itertools.count()
+_lock = threading.Lock()
+_node = int.from_bytes(os.urandom(4), "big")
+_pid = os.getpid()
+
+
+def _reseed_after_fork() -> None:
+    global _node, _pid, _counter  # noqa: PLW0603
+    _node = int.from_bytes(os.urandom(4), "big")
+    _pid = os.getpid()
+    _counter = itertools.count()
+
+
+os.register_at_fork(after_in_child=_reseed_after_fork)
+
+
+def new_event_id() -> bytes:
+    """A fresh id: 48 bits of Unix milliseconds, then a random per-process node and a counter.
+
+    Ids made in one process are strictly increasing within a millisecond; ids of different
+    processes differ in their random 32-bit node.
+    """
+    millis = time.time_ns() // 1_000_000
+    with _lock:
+        count = next(_counter) & 0x3FFFFFFFFF  # 38 bits
+    # layout: 48 ms | 4 version(7) | 12 high count | 2 variant | 26 low count | 32 node + 4 pad
+    high = (count >> 26) & 0xFFF
+    low = count & 0x3FFFFFF
+    value = (millis << 80) | (0x7 << 76) | (high << 64) | (0b10 << 62) | (low << 36)
+    value |= (_node & 0xFFFFFFFF) << 4
+    return value.to_bytes(16, "big")
+
+
+def derived_event_id(processor: str, source_id: bytes, index: int) -> bytes:
+    """The deterministic id of the ``index``-th event a processor emits while handling
+    ``source_id``: redelivering the source can only ever produce the same ids.
+
+    The first six bytes repeat the source's timestamp so derived ids stay time-ordered.
+    """
+    digest = hashlib.blake2b(
+        source_id + index.to_bytes(4, "big") + processor.encode(), digest_size=10
+    ).digest()
+    raw = bytearray(source_id[:6] + digest)
+    raw[6] = 0x80 | (raw[6] & 0x0F)  # version 8 (custom)
+    raw[8] = 0x80 | (raw[8] & 0x3F)  # RFC 4122 variant
+    return bytes(raw)
+
+
+def id_from_key(namespace: str, key: str) -> bytes:
+    """A deterministic id for an idempotency key of the caller's (e.g. a checkout id)."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"tillflow:{namespace}:{key}").bytes
+
+
+def format_id(event_id: bytes) -> str:
+    """The canonical text form (``8-4-4-4-12`` hex) of an id."""
+    return str(uuid.UUID(bytes=event_id))
+
+
+def parse_id(text: str | bytes | uuid.UUID) -> bytes:
+    """Accept an id as text, ``uuid.UUID`` or 16 raw bytes; raise ``ValueError`` otherwise."""
+    if isinstance(text, uuid.UUID):
+        return text.bytes
+    if isinstance(text, bytes):
+        if len(text) != 16:
+            raise ValueError(f"an event id is 16 bytes, got {len(text)}")
+        return text
+    return uuid.UUID(text).bytes

@@ -1,0 +1,276 @@
+"""The event store port: what every backend (memory, SQLite, later PostgreSQL) provides.
+
+A store records events in *lanes*. Within a lane, positions are dense, start at 1, follow
+commit order and are never reused, so a reader that has seen position ``p`` has seen every
+event at or below ``p`` that will ever exist: there are no gaps to detect.
+
+Processors keep a durable *checkpoint* per lane. :meth:`EventStore.commit_batch` writes a
+processor's effects (events it emits, view rows it writes) and its new checkpoint in one
+transaction, guarded by a compare-and-set on the old checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import msgspec
+
+from tillflow.engine.errors import EventIdReused, InvalidEvent, UnknownEventType
+from tillflow.engine.ids import format_id
+from tillflow.engine.types import (
+    ANY_VERSION,
+    MAX_STREAM_LENGTH,
+    MAX_TYPE_LENGTH,
+    NewEvent,
+    Receipt,
+    RecordedEvent,
+)
+
+Durability = Literal["full", "normal", "off"]
+"""How an acknowledged write survives a power cut: ``full`` (fsync at every commit, the
+default), ``normal`` (survives a process crash, may lose the last commits on power loss),
+``off`` (tests and benchmarks only)."""
+
+CommitListener = Callable[[], None]
+"""Called (from the writing thread) after every commit that recorded events or checkpoints."""
+
+DELETED = None
+
+
+@dataclass(slots=True)
+class Emitted:
+    """Events a processor emits to one stream while handling a batch."""
+
+    stream: str
+    events: list[NewEvent]
+    expected_version: int = ANY_VERSION
+
+
+@dataclass(slots=True)
+class BatchEffects:
+    """Everything one processor batch writes, committed with its checkpoint."""
+
+    emitted: list[Emitted] = field(default_factory=list)
+    views: dict[tuple[str, str], bytes | None] = field(default_factory=dict)
+    """(view, key) → encoded row, or ``None`` to delete the row."""
+
+    def is_empty(self) -> bool:
+        return not self.emitted and not self.views
+
+
+class EventRegistry:
+    """The event types a system knows. With a registry, a store refuses to append unknown
+    types and processors may only subscribe to known ones."""
+
+    def __init__(self, types: Mapping[str, type] | Collection[str] = ()) -> None:
+        self._types: dict[str, type | None] = (
+            dict(types) if isinstance(types, Mapping) else dict.fromkeys(types)
+        )
+
+    def register(self, name: str, as_type: type | None = None) -> None:
+        self._types[name] = as_type
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    def names(self) -> list[str]:
+        return sorted(self._types)
+
+    def check(self, name: str) -> None:
+        """Raise :class:`UnknownEventType` unless ``name`` is registered."""
+        if name not in self._types:
+            raise UnknownEventType(name, self.names())
+
+    def decode(self, event: RecordedEvent) -> object:
+        """The event's data as its registered type (or plain JSON values if none given)."""
+        if event.type not in self._types:
+            raise UnknownEventType(event.type, self.names())
+        as_type = self._types[event.type]
+        return event.payload() if as_type is None else event.decode(as_type)
+
+
+def validate_append(
+    stream: str, events: Sequence[NewEvent], registry: EventRegistry | None
+) -> None:
+    """Raise :class:`InvalidEvent` / :class:`UnknownEventType` for a malformed append."""
+    if not isinstance(stream, str) or not stream:
+        raise InvalidEvent("stream", stream, "must be a non-empty string")
+    if len(stream) > MAX_STREAM_LENGTH:
+        raise InvalidEvent("stream", stream[:40] + "…", f"longer than {MAX_STREAM_LENGTH}")
+    for event in events:
+        if not isinstance(event, NewEvent):
+            raise InvalidEvent("event", event, "must be a NewEvent")
+        if not event.type or len(event.type) > MAX_TYPE_LENGTH:
+            raise InvalidEvent("type", event.type, f"must be 1..{MAX_TYPE_LENGTH} characters")
+        if event.id is not None and (not isinstance(event.id, bytes) or len(event.id) != 16):
+            raise InvalidEvent("id", event.id, "must be 16 bytes (see tillflow.engine.ids)")
+        if event.schema_version < 1:
+            raise InvalidEvent("schema_version", event.schema_version, "must be ≥ 1")
+        if registry is not None:
+            registry.check(event.type)
+
+
+def encode_data(event: NewEvent) -> bytes:
+    """The JSON encoding of an event's data; :class:`InvalidEvent` if it cannot be encoded."""
+    try:
+        return msgspec.json.encode(event.data)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise InvalidEvent("data", type(event.data).__name__, str(error)) from error
+
+
+def check_same_content(
+    recorded: RecordedEvent, stream: str, event: NewEvent, data: bytes
+) -> None:
+    """Raise :class:`EventIdReused` unless ``recorded`` is the same event as ``event``."""
+    for name, old, new in (
+        ("stream", recorded.stream, stream),
+        ("type", recorded.type, event.type),
+        ("data", recorded.data, data),
+        ("schema_version", recorded.schema_version, event.schema_version),
+    ):
+        if old != new:
+            raise EventIdReused(format_id(recorded.id), name)
+
+
+def receipt_of(recorded: Sequence[RecordedEvent]) -> Receipt:
+    """The receipt that appending ``recorded`` returned (or would have)."""
+    positions: dict[int, int] = {}
+    streams: dict[str, int] = {}
+    for event in recorded:
+        positions[event.lane] = max(event.position, positions.get(event.lane, 0))
+        streams[event.stream] = max(event.version, streams.get(event.stream, 0))
+    return Receipt(positions=positions, streams=streams)
+
+
+class EventStore(ABC):
+    """The port. Methods are thread-safe and synchronous; ``*_async`` variants never block
+    the event loop. Reads see committed data only."""
+
+    lane_count: int
+    registry: EventRegistry | None
+
+    # -- writing ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def append(
+        self, stream: str, events: Sequence[NewEvent], expected_version: int = ANY_VERSION
+    ) -> Receipt:
+        """Append ``events`` to ``stream`` atomically; return the receipt once durable.
+
+        ``expected_version``: the stream's current version (``NO_STREAM`` = 0 for a new
+        stream) or ``ANY_VERSION``. Raises :class:`ConcurrencyConflict` (stream, expected,
+        actual) on mismatch, unless every event's id is already recorded with the same
+        content, in which case the original receipt is returned. Raises
+        :class:`EventIdReused` when an id is recorded with other content,
+        :class:`InvalidEvent` / :class:`UnknownEventType` for bad input. Nothing is written
+        when it raises.
+        """
+
+    async def append_async(
+        self, stream: str, events: Sequence[NewEvent], expected_version: int = ANY_VERSION
+    ) -> Receipt:
+        """:meth:`append` without blocking the event loop. Concurrent calls share commits."""
+        return await asyncio.to_thread(self.append, stream, events, expected_version)
+
+    @abstractmethod
+    def commit_batch(
+        self,
+        processor: str,
+        lane: int,
+        expected_checkpoint: int,
+        new_checkpoint: int,
+        effects: BatchEffects,
+    ) -> Receipt:
+        """Commit a processor's effects and move its checkpoint on ``lane`` from
+        ``expected_checkpoint`` to ``new_checkpoint``, in one transaction.
+
+        Raises :class:`CheckpointConflict` (nothing written) if the checkpoint is not at
+        ``expected_checkpoint``. Returns the receipt of the emitted events.
+        """
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def head(self, lane: int) -> int:
+        """The last position recorded on ``lane`` (0 when empty)."""
+
+    def heads(self) -> dict[int, int]:
+        """The head of every lane."""
+        return {lane: self.head(lane) for lane in range(self.lane_count)}
+
+    @abstractmethod
+    def read(
+        self,
+        lane: int,
+        after: int,
+        upto: int | None = None,
+        types: Collection[str] | None = None,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        """Events of ``lane`` with ``after < position <= upto`` in position order, only of
+        ``types`` if given, at most ``limit`` of them."""
+
+    @abstractmethod
+    def read_stream(self, stream: str, after_version: int = 0) -> list[RecordedEvent]:
+        """The events of ``stream`` after ``after_version``, in version order."""
+
+    @abstractmethod
+    def stream_version(self, stream: str) -> int:
+        """The current version of ``stream`` (0 if it has no events)."""
+
+    @abstractmethod
+    def find_by_causation(self, causation_id: bytes) -> list[RecordedEvent]:
+        """Every event caused by the event ``causation_id``, in lane and position order."""
+
+    @abstractmethod
+    def get_event(self, event_id: bytes) -> RecordedEvent | None:
+        """The event recorded with ``event_id``, if any."""
+
+    def iter_all(self, lane: int, batch: int = 10_000) -> Iterator[RecordedEvent]:
+        """Every event of ``lane`` in order, read ``batch`` at a time (bounded memory)."""
+        after = 0
+        while True:
+            events = self.read(lane, after, limit=batch)
+            if not events:
+                return
+            yield from events
+            after = events[-1].position
+
+    # -- checkpoints and views -------------------------------------------------------------
+
+    @abstractmethod
+    def checkpoint(self, processor: str, lane: int) -> int:
+        """The durable checkpoint of ``processor`` on ``lane`` (0 if it never committed)."""
+
+    @abstractmethod
+    def checkpoints(self) -> dict[str, dict[int, int]]:
+        """Every processor's checkpoints: name → lane → position."""
+
+    @abstractmethod
+    def read_view(self, view: str, key: str) -> bytes | None:
+        """The committed, encoded row ``key`` of ``view``, or ``None``."""
+
+    @abstractmethod
+    def view_rows(self, view: str) -> Iterator[tuple[str, bytes]]:
+        """Every committed (key, encoded row) of ``view`` in key order."""
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @abstractmethod
+    def add_commit_listener(self, listener: CommitListener) -> Callable[[], None]:
+        """Call ``listener`` after every commit made through this store object; returns a
+        function that removes it. Listeners must be quick and must not raise."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and threads. Idempotent."""
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
