@@ -1,0 +1,91 @@
+"""The tillflow engine: generic, it knows nothing about shops.
+
+::
+
+    commands ──append──► EventStore (lanes: dense positions in commit order)
+                              │
+                  Runtime ────┼── LaneProcessor(inventory) ──commit(effects + checkpoint)──►
+                              │          ▲ barrier = min(head, upstream checkpoints)
+                              └── LaneProcessor(reporting, after=["inventory"]) ──commit──►
+
+Backends: :mod:`tillflow.engine.memory`, :mod:`tillflow.engine.sqlite`.
+"""
+
+from tillflow.engine.errors import (
+    CheckpointConflict,
+    ConcurrencyConflict,
+    DependencyCycle,
+    DrainTimeout,
+    DuplicateProcessor,
+    EventIdReused,
+    HandlerFailed,
+    InvalidEvent,
+    NotATillflowDatabase,
+    ProcessorStopped,
+    SchemaTooNew,
+    StoreClosed,
+    TillflowError,
+    UnknownEventType,
+    UnknownProcessor,
+)
+from tillflow.engine.failure import FailurePolicy, RetryWithBackoff, StopOnFailure
+from tillflow.engine.graph import validate_graph
+from tillflow.engine.ids import derived_event_id, format_id, id_from_key, new_event_id, parse_id
+from tillflow.engine.lane_processor import LaneProcessor, State, StepResult
+from tillflow.engine.memory import MemoryEventStore
+from tillflow.engine.processor import Handler, Processor, Session, processor
+from tillflow.engine.runtime import PollBackoff, Runtime, WaitOutcome
+from tillflow.engine.sqlite import SqliteEventStore
+from tillflow.engine.statistics import ProcessorStatistics
+from tillflow.engine.store import BatchEffects, Durability, Emitted, EventRegistry, EventStore
+from tillflow.engine.types import ANY_VERSION, NO_STREAM, NewEvent, Receipt, RecordedEvent
+
+__all__ = [
+    "ANY_VERSION",
+    "NO_STREAM",
+    "BatchEffects",
+    "CheckpointConflict",
+    "ConcurrencyConflict",
+    "DependencyCycle",
+    "DrainTimeout",
+    "DuplicateProcessor",
+    "Durability",
+    "Emitted",
+    "EventIdReused",
+    "EventRegistry",
+    "EventStore",
+    "FailurePolicy",
+    "Handler",
+    "HandlerFailed",
+    "InvalidEvent",
+    "LaneProcessor",
+    "MemoryEventStore",
+    "NewEvent",
+    "NotATillflowDatabase",
+    "PollBackoff",
+    "Processor",
+    "ProcessorStatistics",
+    "ProcessorStopped",
+    "Receipt",
+    "RecordedEvent",
+    "RetryWithBackoff",
+    "Runtime",
+    "SchemaTooNew",
+    "Session",
+    "SqliteEventStore",
+    "State",
+    "StepResult",
+    "StopOnFailure",
+    "StoreClosed",
+    "TillflowError",
+    "UnknownEventType",
+    "UnknownProcessor",
+    "WaitOutcome",
+    "derived_event_id",
+    "format_id",
+    "id_from_key",
+    "new_event_id",
+    "parse_id",
+    "processor",
+    "validate_graph",
+]

@@ -98,7 +98,7 @@ class GroupCommitter(Generic[Txn]):
             jobs = [job for job, _ in batch]
             try:
                 outcomes = self._run_batch(jobs)
-            except BaseException as error:  # noqa: BLE001 - delivered to every caller
+            except BaseException as error:
                 outcomes = [Failed(error)] * len(batch)
             self._batches += 1
             self._jobs += len(batch)

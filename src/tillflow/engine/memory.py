@@ -7,6 +7,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator, Sequence
+
 from tillflow.engine.errors import (
     CheckpointConflict,
     ConcurrencyConflict,
@@ -107,7 +108,7 @@ class MemoryEventStore(EventStore):
         repeat = self._repeat_of(stream, events, encoded)
         if repeat is not None:
             return repeat
-        if expected_version != ANY_VERSION and expected_version != current:
+        if expected_version not in (ANY_VERSION, current):
             raise ConcurrencyConflict(stream, expected_version, current)
         pending_versions[stream] = current + len(events)
         return _Plan(stream, list(events), encoded, current)
@@ -247,4 +248,3 @@ class _Plan:
         self.events = events
         self.encoded = encoded
         self.base_version = base_version
-

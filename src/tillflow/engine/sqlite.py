@@ -12,6 +12,7 @@ Several processes may open the same file: SQLite's lock serialises their writers
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
@@ -30,6 +31,7 @@ from tillflow.engine.errors import (
 )
 from tillflow.engine.group_commit import Failed, GroupCommitter, Job
 from tillflow.engine.ids import format_id, new_event_id
+from tillflow.engine.recent import RecentEvents
 from tillflow.engine.store import (
     BatchEffects,
     CommitListener,
@@ -91,13 +93,14 @@ _SYNCHRONOUS: Final = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 class _Txn:
     """The state of one writer transaction: the next position and the stream versions."""
 
-    __slots__ = ("conn", "head", "now", "versions")
+    __slots__ = ("conn", "head", "now", "rows", "versions")
 
     def __init__(self, conn: sqlite3.Connection, head: int, now: float) -> None:
         self.conn = conn
         self.head = head
         self.now = now
         self.versions: dict[str, int] = {}
+        self.rows: list[tuple[Any, ...]] = []
 
     def version_of(self, stream: str) -> int:
         version = self.versions.get(stream)
@@ -123,6 +126,7 @@ class SqliteEventStore(EventStore):
         durability: Durability = "full",
         registry: EventRegistry | None = None,
         busy_timeout: float = 30.0,
+        recent_events: int = 65_536,
     ) -> None:
         if durability not in _SYNCHRONOUS:
             raise ValueError(f"durability must be one of {sorted(_SYNCHRONOUS)}: {durability!r}")
@@ -136,6 +140,7 @@ class SqliteEventStore(EventStore):
         self._connections_lock = threading.Lock()
         self._listeners: list[CommitListener] = []
         self._closed = False
+        self.recent = RecentEvents(recent_events)
         _check_file(self.path)
         self._initialise()
         self._committer: GroupCommitter[_Txn] = GroupCommitter(
@@ -225,6 +230,9 @@ class SqliteEventStore(EventStore):
             else:
                 outcomes = [self._run_isolated(job, txn) for job in jobs]
             conn.execute("COMMIT")
+            self.recent.remember(
+                RecordedEvent(row[1], row[2], row[3], 0, row[0], *row[4:]) for row in txn.rows
+            )
         except BaseException as error:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -242,20 +250,22 @@ class SqliteEventStore(EventStore):
         aborts the whole transaction (every job of the group sees it).
         """
         if getattr(job, "refuses_before_writing", False):
-            head = txn.head
+            head, written = txn.head, len(txn.rows)
             try:
                 return job(txn)
             except TillflowError as refusal:
                 txn.head = head
+                del txn.rows[written:]
                 return Failed(refusal)
         txn.conn.execute("SAVEPOINT job")
-        head = txn.head
+        head, written = txn.head, len(txn.rows)
         try:
             result = job(txn)
-        except Exception as error:  # noqa: BLE001 - handed to the job's caller
+        except Exception as error:
             txn.conn.execute("ROLLBACK TO job")
             txn.conn.execute("RELEASE job")
             txn.head = head
+            del txn.rows[written:]
             txn.versions.clear()
             return Failed(error)
         txn.conn.execute("RELEASE job")
@@ -315,6 +325,7 @@ class SqliteEventStore(EventStore):
             txn.conn.execute("RELEASE ins")
         txn.head = position
         txn.versions[stream] = current + len(events)
+        txn.rows.extend(rows)
         return Receipt(positions={0: position}, streams={stream: current + len(events)})
 
     @staticmethod
@@ -328,7 +339,9 @@ class SqliteEventStore(EventStore):
         for event, data in zip(events, encoded, strict=True):
             if event.id is None:
                 continue
-            row = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE id = ?", (event.id,)).fetchone()
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE id = ?", (event.id,)
+            ).fetchone()
             if row is not None:
                 recorded = RecordedEvent(*row)
                 check_same_content(recorded, stream, event, data)
@@ -346,9 +359,7 @@ class SqliteEventStore(EventStore):
             raise StoreClosed
         return self._committer.submit(job)
 
-    def _append_job(
-        self, stream: str, events: Sequence[NewEvent], expected_version: int
-    ) -> Job:
+    def _append_job(self, stream: str, events: Sequence[NewEvent], expected_version: int) -> Job:
         validate_append(stream, events, self.registry)
         frozen = list(events)
         encoded = [encode_data(event) for event in frozen]
@@ -444,6 +455,13 @@ class SqliteEventStore(EventStore):
     ) -> list[RecordedEvent]:
         if lane != 0:
             return []
+        if upto is not None:
+            held = self.recent.span(after, upto)
+            if held is not None:
+                if types is not None:
+                    wanted = types if isinstance(types, (set, frozenset)) else frozenset(types)
+                    held = [event for event in held if event.type in wanted]
+                return held if limit is None else held[:limit]
         sql = f"SELECT {_COLUMNS} FROM events WHERE position > ?"
         params: list[Any] = [after]
         if upto is not None:
@@ -460,7 +478,10 @@ class SqliteEventStore(EventStore):
             sql += " LIMIT ?"
             params.append(limit)
         rows = self._reader().execute(sql, params).fetchall()
-        return [RecordedEvent(*row) for row in rows]
+        events = [RecordedEvent(*row) for row in rows]
+        if types is None:
+            self.recent.remember(events)
+        return events
 
     def read_stream(self, stream: str, after_version: int = 0) -> list[RecordedEvent]:
         rows = self._reader().execute(
@@ -470,9 +491,11 @@ class SqliteEventStore(EventStore):
         return [RecordedEvent(*row) for row in rows]
 
     def stream_version(self, stream: str) -> int:
-        row = self._reader().execute(
-            "SELECT max(version) FROM events WHERE stream = ?", (stream,)
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute("SELECT max(version) FROM events WHERE stream = ?", (stream,))
+            .fetchone()
+        )
         return int(row[0] or 0)
 
     def find_by_causation(self, causation_id: bytes) -> list[RecordedEvent]:
@@ -483,16 +506,22 @@ class SqliteEventStore(EventStore):
         return [RecordedEvent(*row) for row in rows]
 
     def get_event(self, event_id: bytes) -> RecordedEvent | None:
-        row = self._reader().execute(
-            f"SELECT {_COLUMNS} FROM events WHERE id = ?", (event_id,)
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute(f"SELECT {_COLUMNS} FROM events WHERE id = ?", (event_id,))
+            .fetchone()
+        )
         return None if row is None else RecordedEvent(*row)
 
     def checkpoint(self, processor: str, lane: int) -> int:
-        row = self._reader().execute(
-            "SELECT position FROM checkpoints WHERE processor = ? AND lane = ?",
-            (processor, lane),
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute(
+                "SELECT position FROM checkpoints WHERE processor = ? AND lane = ?",
+                (processor, lane),
+            )
+            .fetchone()
+        )
         return 0 if row is None else int(row[0])
 
     def checkpoints(self) -> dict[str, dict[int, int]]:
@@ -504,15 +533,19 @@ class SqliteEventStore(EventStore):
         return result
 
     def read_view(self, view: str, key: str) -> bytes | None:
-        row = self._reader().execute(
-            "SELECT value FROM views WHERE view = ? AND key = ?", (view, key)
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute("SELECT value FROM views WHERE view = ? AND key = ?", (view, key))
+            .fetchone()
+        )
         return None if row is None else bytes(row[0])
 
     def view_rows(self, view: str) -> Iterator[tuple[str, bytes]]:
-        rows = self._reader().execute(
-            "SELECT key, value FROM views WHERE view = ? ORDER BY key", (view,)
-        ).fetchall()
+        rows = (
+            self._reader()
+            .execute("SELECT key, value FROM views WHERE view = ? ORDER BY key", (view,))
+            .fetchall()
+        )
         return iter([(key, bytes(value)) for key, value in rows])
 
     def writer_statistics(self) -> dict[str, int]:
@@ -532,10 +565,8 @@ class SqliteEventStore(EventStore):
 
     def _notify(self) -> None:
         for listener in list(self._listeners):
-            try:
+            with contextlib.suppress(Exception):  # a listener must never stop the writer
                 listener()
-            except Exception:  # noqa: BLE001, S110 - a listener must never stop the writer
-                pass
 
     def close(self) -> None:
         if self._closed:

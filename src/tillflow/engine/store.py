@@ -122,9 +122,7 @@ def encode_data(event: NewEvent) -> bytes:
         raise InvalidEvent("data", type(event.data).__name__, str(error)) from error
 
 
-def check_same_content(
-    recorded: RecordedEvent, stream: str, event: NewEvent, data: bytes
-) -> None:
+def check_same_content(recorded: RecordedEvent, stream: str, event: NewEvent, data: bytes) -> None:
     """Raise :class:`EventIdReused` unless ``recorded`` is the same event as ``event``."""
     for name, old, new in (
         ("stream", recorded.stream, stream),

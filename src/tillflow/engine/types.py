@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
+import builtins
+import uuid as uuid_module
 from typing import Any, Final, TypeVar
 
 import msgspec
@@ -61,14 +62,14 @@ class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
         """The decoded data (dicts, lists, str, int, float, bool, None)."""
         return msgspec.json.decode(self.data)
 
-    def decode(self, as_type: type[T]) -> T:
+    def decode(self, as_type: builtins.type[T]) -> T:
         """The data decoded and validated as ``as_type`` (a msgspec Struct, dataclass...)."""
         return msgspec.json.decode(self.data, type=as_type)
 
     @property
-    def uuid(self) -> uuid.UUID:
+    def uuid(self) -> uuid_module.UUID:
         """The id as a ``uuid.UUID``."""
-        return uuid.UUID(bytes=self.id)
+        return uuid_module.UUID(bytes=self.id)
 
     def describe(self) -> str:
         """One line for people: type, id, stream@version, lane:position."""

@@ -1,0 +1,182 @@
+"""Moving one processor along one lane, one batch at a time.
+
+:meth:`LaneProcessor.step` is synchronous and self-contained: the asyncio runtime calls it
+in a worker thread, the simulator calls it directly in whatever order it chooses. Each step:
+
+1. reads the barrier: ``min(head, checkpoint of every upstream processor)`` on the lane,
+   from durable checkpoints, so it holds across threads, processes and restarts;
+2. reads the events after its checkpoint up to the barrier (at most ``batch_size``
+   positions), only of the types it wants;
+3. calls the handler for each, through one :class:`Session`;
+4. commits the effects and the new checkpoint in one transaction (compare-and-set on the
+   old checkpoint).
+
+If a handler raises, the effects of the events before it are committed with the checkpoint
+just before the failing event, and :class:`HandlerFailed` is raised: nothing of the failing
+event is written and nothing after it is passed.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from tillflow.engine.errors import CheckpointConflict, HandlerFailed
+from tillflow.engine.ids import format_id
+from tillflow.engine.processor import Processor, Session
+from tillflow.engine.store import EventStore
+from tillflow.engine.types import RecordedEvent
+
+THROUGHPUT_WINDOW = 5.0  # seconds
+
+
+class State(enum.Enum):
+    """What a processor is doing right now."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    WAITING = "waiting"  # on a barrier: an upstream processor has not passed the next event
+    IDLE = "idle"  # caught up with the head
+    RETRYING = "retrying"  # a handler failed; the policy asked for another attempt
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step did. ``scanned`` positions passed, ``handled`` handler calls."""
+
+    checkpoint: int
+    limit: int
+    waiting_on: str | None
+    scanned: int
+    handled: int
+
+    @property
+    def progressed(self) -> bool:
+        return self.scanned > 0
+
+
+class LaneProcessor:
+    """One processor on one lane. Not thread-safe: one caller steps it at a time."""
+
+    def __init__(self, store: EventStore, processor: Processor, lane: int) -> None:
+        self.store = store
+        self.processor = processor
+        self.lane = lane
+        self.state = State.STARTING
+        self.waiting_on: str | None = None
+        self.error: BaseException | None = None
+        self.failed_event: RecordedEvent | None = None
+        self.attempts = 0
+        self.scanned_total = 0
+        self.handled_total = 0
+        self.batches = 0
+        self.last_batch = 0
+        self._checkpoint: int | None = None
+        self._history: deque[tuple[float, int]] = deque()
+
+    @property
+    def name(self) -> str:
+        return self.processor.name
+
+    def checkpoint(self) -> int:
+        """The checkpoint as of this processor's last commit (read once from the store)."""
+        if self._checkpoint is None:
+            self._checkpoint = self.store.checkpoint(self.name, self.lane)
+        return self._checkpoint
+
+    def barrier(self) -> tuple[int, str | None]:
+        """The last position this processor may read, and the upstream processor that
+        limits it (``None`` when the head is the limit)."""
+        limit = self.store.head(self.lane)
+        waiting_on: str | None = None
+        for upstream in self.processor.after:
+            position = self.store.checkpoint(upstream, self.lane)
+            if position < limit:
+                limit, waiting_on = position, upstream
+        return limit, waiting_on
+
+    def step(self) -> StepResult:
+        """Process at most one batch; see the module docstring.
+
+        Raises :class:`HandlerFailed` (effects before the failing event committed) or
+        :class:`CheckpointConflict` (another worker moved the checkpoint; nothing written,
+        the cached checkpoint is dropped and the next step re-reads it).
+        """
+        checkpoint = self.checkpoint()
+        limit, waiting_on = self.barrier()
+        if limit <= checkpoint:
+            self.state = State.WAITING if waiting_on else State.IDLE
+            self.waiting_on = waiting_on
+            return StepResult(checkpoint, limit, waiting_on, 0, 0)
+        self.state = State.RUNNING
+        self.waiting_on = None
+        upto = min(limit, checkpoint + self.processor.batch_size)
+        events = self.store.read(self.lane, checkpoint, upto, self.processor.types)
+        session = Session(self.store, self.name)
+        handler = self.processor.handler
+        for index, event in enumerate(events):
+            session.begin(event)
+            try:
+                handler(event, session)
+            except Exception as error:
+                self._fail(checkpoint, events[:index], event, error)
+        self._commit(checkpoint, upto, session, handled=len(events))
+        self.attempts = 0
+        return StepResult(upto, limit, waiting_on, upto - checkpoint, len(events))
+
+    def _fail(
+        self,
+        checkpoint: int,
+        done: list[RecordedEvent],
+        event: RecordedEvent,
+        error: Exception,
+    ) -> None:
+        if event.position - 1 > checkpoint:
+            session = Session(self.store, self.name)
+            for earlier in done:
+                session.begin(earlier)
+                self.processor.handler(earlier, session)
+            self._commit(checkpoint, event.position - 1, session, handled=len(done))
+        self.attempts += 1
+        self.error = error
+        self.failed_event = event
+        failure = HandlerFailed(
+            self.name, self.lane, event.position, format_id(event.id), event.type
+        )
+        raise failure from error
+
+    def _commit(self, checkpoint: int, upto: int, session: Session, handled: int) -> None:
+        try:
+            self.store.commit_batch(self.name, self.lane, checkpoint, upto, session.seal())
+        except CheckpointConflict:
+            self._checkpoint = None
+            raise
+        self._checkpoint = upto
+        self.scanned_total += upto - checkpoint
+        self.handled_total += handled
+        self.batches += 1
+        self.last_batch = upto - checkpoint
+        now = time.monotonic()
+        self._history.append((now, self.scanned_total))
+        while self._history and self._history[0][0] < now - THROUGHPUT_WINDOW:
+            self._history.popleft()
+
+    def clear_failure(self) -> None:
+        """Forget the last failure (before a retry)."""
+        self.error = None
+        self.failed_event = None
+
+    def throughput(self) -> float:
+        """Positions scanned per second over the last few seconds."""
+        now = time.monotonic()
+        while self._history and self._history[0][0] < now - THROUGHPUT_WINDOW:
+            self._history.popleft()
+        if len(self._history) < 2:
+            return 0.0
+        (first_time, first_count), (last_time, last_count) = self._history[0], self._history[-1]
+        span = max(now - first_time, last_time - first_time, 1e-3)
+        return (last_count - first_count) / span

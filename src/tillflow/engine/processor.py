@@ -1,0 +1,175 @@
+"""A processor: a named, durable consumer of the log, and the session its handler writes through.
+
+A handler is called once per event it subscribed to, with a :class:`Session`. Everything it
+wants to change goes through the session: events it emits and view rows it writes. The
+session's effects are committed together with the processor's new checkpoint, in one
+transaction, so an event's effects land exactly once however often it is delivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from tillflow.engine.errors import InvalidEvent
+from tillflow.engine.ids import derived_event_id
+from tillflow.engine.store import BatchEffects, Emitted, EventStore
+from tillflow.engine.types import ANY_VERSION, NewEvent, RecordedEvent
+
+T = TypeVar("T")
+MAX_NAME_LENGTH: Final = 100
+
+Handler = Callable[[RecordedEvent, "Session"], None]
+"""``handler(event, session)``: apply one event. Raise to refuse it: the processor stops
+before the event (nothing of it is committed) and the failure policy decides what next.
+Handlers must change the world only through the session; they may be called again for
+the same event after a crash or a failure (at-least-once delivery, exactly-once effects)."""
+
+
+@dataclass(frozen=True)
+class Processor:
+    """The declaration of a processor.
+
+    ``types``: the event types the handler wants (``None``: all). Events of other types are
+    still *scanned*: the checkpoint passes them, so they never hold back dependants.
+    ``after``: processors that must have scanned an event before this one may read it
+    (sequence barrier). ``batch_size``: at most this many positions scanned per transaction.
+    """
+
+    name: str
+    handler: Handler
+    types: frozenset[str] | None = None
+    after: tuple[str, ...] = ()
+    batch_size: int = 2000
+
+    def __post_init__(self) -> None:
+        if not self.name or len(self.name) > MAX_NAME_LENGTH or not self.name.isprintable():
+            raise InvalidEvent("processor name", self.name, "must be 1..100 printable characters")
+        if self.batch_size < 1:
+            raise InvalidEvent("batch_size", self.batch_size, "must be ≥ 1")
+        if isinstance(self.after, str):
+            raise InvalidEvent("after", self.after, "must be a sequence of names, not a string")
+        object.__setattr__(self, "after", tuple(self.after))
+        if self.types is not None:
+            object.__setattr__(self, "types", frozenset(self.types))
+
+
+def processor(
+    name: str,
+    *,
+    types: Collection[str] | None = None,
+    after: Collection[str] = (),
+    batch_size: int = 2000,
+) -> Callable[[Handler], Processor]:
+    """Decorator form: ``@processor("inventory", types=["CheckedOut"])``."""
+
+    def wrap(handler: Handler) -> Processor:
+        return Processor(
+            name,
+            handler,
+            None if types is None else frozenset(types),
+            tuple(after),
+            batch_size,
+        )
+
+    return wrap
+
+
+_DELETED: Final = object()
+
+
+@dataclass
+class Session:
+    """The unit of work of one processor batch.
+
+    View rows are buffered: :meth:`get` sees this batch's own writes first, then committed
+    rows. Emitted events get deterministic ids (processor, source event, index), a causation
+    id (the source event) and its correlation id.
+    """
+
+    store: EventStore
+    processor: str
+    effects: BatchEffects = field(default_factory=BatchEffects)
+    _rows: dict[tuple[str, str], Any] = field(default_factory=dict)
+    _source: RecordedEvent | None = None
+    _emitted_for_source: int = 0
+    _pending: list[tuple[str, NewEvent]] = field(default_factory=list)
+
+    def begin(self, source: RecordedEvent) -> None:
+        """Start handling ``source`` (called by the engine before each handler call)."""
+        self._source = source
+        self._emitted_for_source = 0
+
+    @property
+    def source(self) -> RecordedEvent:
+        """The event being handled."""
+        if self._source is None:
+            raise RuntimeError("no event is being handled")
+        return self._source
+
+    # -- events ----------------------------------------------------------------------------
+
+    def emit(
+        self, stream: str, event_type: str, data: Any, expected_version: int = ANY_VERSION
+    ) -> bytes:
+        """Record an event on ``stream`` as an effect of the event being handled; return its
+        id. ``expected_version`` guards the stream as in ``EventStore.append``."""
+        source = self.source
+        event_id = derived_event_id(self.processor, source.id, self._emitted_for_source)
+        self._emitted_for_source += 1
+        event = NewEvent(
+            type=event_type,
+            data=data,
+            id=event_id,
+            causation_id=source.id,
+            correlation_id=source.correlation_id or source.id,
+        )
+        emitted = self.effects.emitted
+        if emitted and emitted[-1].stream == stream and expected_version == ANY_VERSION:
+            emitted[-1].events.append(event)
+        else:
+            emitted.append(Emitted(stream, [event], expected_version))
+        self._pending.append((stream, event))
+        return event_id
+
+    def pending_caused_by(self, causation_id: bytes) -> list[tuple[str, NewEvent]]:
+        """Events this batch emitted (not yet committed) caused by ``causation_id``."""
+        return [(stream, e) for stream, e in self._pending if e.causation_id == causation_id]
+
+    # -- view rows -------------------------------------------------------------------------
+
+    def get(self, view: str, key: str, as_type: type[T] | None = None) -> Any:
+        """The row ``key`` of ``view`` (this batch's write if any), decoded; ``None`` if absent."""
+        found = self._rows.get((view, key), _MISSING)
+        if found is _DELETED:
+            return None
+        if found is not _MISSING:
+            return found
+        raw = self.store.read_view(view, key)
+        if raw is None:
+            return None
+        return (
+            msgspec.json.decode(raw) if as_type is None else msgspec.json.decode(raw, type=as_type)
+        )
+
+    def put(self, view: str, key: str, value: Any) -> None:
+        """Write row ``key`` of ``view`` (committed with the checkpoint). Put again after
+        changing a value you got: the session does not track mutation."""
+        self._rows[(view, key)] = value
+
+    def delete(self, view: str, key: str) -> None:
+        """Remove row ``key`` of ``view``."""
+        self._rows[(view, key)] = _DELETED
+
+    def seal(self) -> BatchEffects:
+        """Encode the buffered rows into the effects to commit."""
+        views = self.effects.views
+        for address, value in self._rows.items():
+            views[address] = None if value is _DELETED else msgspec.json.encode(value)
+        return self.effects
+
+
+_MISSING: Final = object()

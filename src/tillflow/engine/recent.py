@@ -1,0 +1,56 @@
+"""A bounded ring of recently committed events, shared by the processors of one process.
+
+Downstream processors read what upstream processors (or the writer) read or wrote moments
+ago; serving those reads from memory instead of decoding the same rows again is what lets
+a chain of processors keep up with the writer (as the LMAX Disruptor's ring buffer does).
+The ring holds at most ``size`` events, so memory stays flat however long the log grows.
+Only committed events enter it, and a committed position never changes, so a hit is always
+exact; a miss falls back to the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tillflow.engine.types import RecordedEvent
+
+
+class RecentEvents:
+    """Events of one lane by position, ``size`` slots. Thread-safe under the GIL: a slot is
+    one list item, and every hit checks the event's position."""
+
+    def __init__(self, size: int = 65_536) -> None:
+        if size < 1:
+            raise ValueError("size must be ≥ 1")
+        self.size = size
+        self._slots: list[RecordedEvent | None] = [None] * size
+        self.hits = 0
+        self.misses = 0
+
+    def remember(self, events: Iterable[RecordedEvent]) -> None:
+        """Keep ``events`` (committed ones only), evicting whatever sat in their slots."""
+        slots, size = self._slots, self.size
+        for event in events:
+            slots[event.position % size] = event
+
+    def span(self, after: int, upto: int) -> list[RecordedEvent] | None:
+        """Every event with ``after < position <= upto``, or ``None`` unless all are held."""
+        count = upto - after
+        if count <= 0:
+            return []
+        if count > self.size:
+            self.misses += 1
+            return None
+        slots, size = self._slots, self.size
+        first = slots[(after + 1) % size]
+        last = slots[upto % size]
+        if first is None or last is None or first.position != after + 1 or last.position != upto:
+            self.misses += 1
+            return None
+        found = [slots[position % size] for position in range(after + 1, upto + 1)]
+        for offset, event in enumerate(found, start=after + 1):
+            if event is None or event.position != offset:
+                self.misses += 1
+                return None
+        self.hits += 1
+        return found  # type: ignore[return-value]  # checked: no None left

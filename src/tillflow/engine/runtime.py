@@ -1,0 +1,334 @@
+"""The asyncio runtime: runs a declared set of processors concurrently over one store.
+
+::
+
+    async with Runtime(store, [inventory, reporting]) as runtime:
+        receipt = await runtime.append("checkout-1", [NewEvent("CheckedOut", {...})])
+        outcome = await runtime.wait_for(receipt, ["reporting"], timeout=2.0)
+        await runtime.drain()
+
+Each (processor, lane) is a task; its batches run in a thread of the processor's own (so a
+batch never blocks the event loop and one processor's connection stays in one thread).
+Tasks wake on every commit made through the store object (an in-process signal) and
+otherwise poll with backoff, which is how they see writes from other processes.
+Nothing starts before ``__aenter__``; ``__aexit__`` lets running batches finish and leaves
+no task or thread behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tillflow.engine.errors import (
+    CheckpointConflict,
+    DrainTimeout,
+    HandlerFailed,
+    ProcessorStopped,
+    UnknownProcessor,
+)
+from tillflow.engine.failure import FailurePolicy, StopOnFailure
+from tillflow.engine.graph import validate_graph
+from tillflow.engine.lane_processor import LaneProcessor, State
+from tillflow.engine.processor import Processor
+from tillflow.engine.statistics import ProcessorStatistics, snapshot
+from tillflow.engine.store import EventStore
+from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt
+
+log = logging.getLogger("tillflow.runtime")
+
+
+@dataclass(frozen=True)
+class WaitOutcome:
+    """How a :meth:`Runtime.wait_for` ended.
+
+    ``status``: ``reached`` (every named processor passed the receipt), ``timed_out``, or
+    ``failed`` (a named processor, or one it depends on, has stopped: waiting longer cannot
+    help). ``behind``: per processor, how many positions it still was short of the receipt.
+    ``failures``: per stopped processor, its error.
+    """
+
+    status: Literal["reached", "timed_out", "failed"]
+    behind: dict[str, int]
+    elapsed: float
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def reached(self) -> bool:
+        return self.status == "reached"
+
+    def __bool__(self) -> bool:
+        return self.reached
+
+
+@dataclass(frozen=True)
+class PollBackoff:
+    """How an idle processor polls for writes it was not told about (other processes)."""
+
+    first: float = 0.002
+    factor: float = 2.0
+    most: float = 0.25
+
+
+class Runtime:
+    """Runs ``processors`` over ``store`` until the ``async with`` block ends."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        processors: Sequence[Processor],
+        failure_policy: FailurePolicy | None = None,
+        poll: PollBackoff | None = None,
+    ) -> None:
+        self.store = store
+        self.processors = {declared.name: declared for declared in processors}
+        self.order = validate_graph(list(processors), store.registry)
+        self.failure_policy: FailurePolicy = failure_policy or StopOnFailure()
+        self.poll = poll or PollBackoff()
+        self.lanes: dict[str, list[LaneProcessor]] = {
+            name: [
+                LaneProcessor(store, self.processors[name], lane)
+                for lane in range(store.lane_count)
+            ]
+            for name in self.order
+        }
+        self._executors: dict[str, ThreadPoolExecutor] = {}
+        self._wake: list[asyncio.Event] = []
+        self._progress: asyncio.Condition | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._remove_listener: object = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Start a task per processor and lane."""
+        if self._tasks:
+            raise RuntimeError("runtime already started")
+        self._loop = asyncio.get_running_loop()
+        self._progress = asyncio.Condition()
+        self._stopping = False
+        remove = self.store.add_commit_listener(self._on_commit)
+        self._remove_listener = remove
+        for name in self.order:
+            self._executors[name] = ThreadPoolExecutor(1, thread_name_prefix=f"tillflow:{name}")
+            for lane_processor in self.lanes[name]:
+                wake = asyncio.Event()
+                self._wake.append(wake)
+                self._tasks.append(
+                    asyncio.create_task(
+                        self._run(lane_processor, wake),
+                        name=f"tillflow:{name}:{lane_processor.lane}",
+                    )
+                )
+
+    async def stop(self) -> None:
+        """Let running batches finish, stop every task, release threads. Idempotent."""
+        self._stopping = True
+        for wake in self._wake:
+            wake.set()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._wake.clear()
+        for executor in self._executors.values():
+            executor.shutdown(wait=True)
+        self._executors.clear()
+        if callable(self._remove_listener):
+            self._remove_listener()
+            self._remove_listener = None
+        for lanes in self.lanes.values():
+            for lane_processor in lanes:
+                if lane_processor.state is not State.FAILED:
+                    lane_processor.state = State.STOPPED
+
+    def _on_commit(self) -> None:
+        """Called from the writing thread after each commit."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self._wake_all)
+
+    def _wake_all(self) -> None:
+        for wake in self._wake:
+            wake.set()
+
+    async def _notify_progress(self) -> None:
+        assert self._progress is not None
+        async with self._progress:
+            self._progress.notify_all()
+
+    # -- the processor loop ----------------------------------------------------------------
+
+    async def _run(self, lane_processor: LaneProcessor, wake: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        executor = self._executors[lane_processor.name]
+        delay = self.poll.first
+        while not self._stopping:
+            wake.clear()
+            try:
+                result = await loop.run_in_executor(executor, lane_processor.step)
+            except HandlerFailed as failure:
+                await self._notify_progress()
+                retry_after = self.failure_policy.retry_after(failure, lane_processor.attempts)
+                if retry_after is None:
+                    lane_processor.state = State.FAILED
+                    log.error("%s", failure)
+                    await self._notify_progress()
+                    return
+                lane_processor.state = State.RETRYING
+                log.warning("%s; retrying in %.3fs", failure, retry_after)
+                await self._sleep_unless_stopping(retry_after)
+                lane_processor.clear_failure()
+                continue
+            except CheckpointConflict as conflict:
+                log.warning("%s", conflict)
+                await self._sleep_unless_stopping(self.poll.most)
+                continue
+            except Exception as error:
+                lane_processor.error = error
+                log.exception("processor %s: batch failed, retrying", lane_processor.name)
+                await self._sleep_unless_stopping(self.poll.most)
+                continue
+            if result.progressed:
+                delay = self.poll.first
+                await self._notify_progress()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), delay)
+            delay = min(delay * self.poll.factor, self.poll.most)
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stopping and (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, 0.05))
+
+    # -- writing and waiting ---------------------------------------------------------------
+
+    async def append(
+        self, stream: str, events: Sequence[NewEvent], expected_version: int = ANY_VERSION
+    ) -> Receipt:
+        """Append through the store without blocking the loop (see ``EventStore.append``)."""
+        return await self.store.append_async(stream, events, expected_version)
+
+    def _check_names(self, names: Iterable[str]) -> list[str]:
+        checked = list(names)
+        for name in checked:
+            if name not in self.processors:
+                raise UnknownProcessor(name)
+        return checked
+
+    def _upstream_closure(self, names: Iterable[str]) -> set[str]:
+        seen: set[str] = set()
+        todo = list(names)
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo.extend(self.processors[name].after)
+        return seen
+
+    def _failures(self, names: Iterable[str]) -> dict[str, str]:
+        failures: dict[str, str] = {}
+        for name in self._upstream_closure(names):
+            for lane_processor in self.lanes[name]:
+                if lane_processor.state is State.FAILED:
+                    failures[name] = (
+                        f"{type(lane_processor.error).__name__}: {lane_processor.error}"
+                    )
+        return failures
+
+    async def wait_for(
+        self, receipt: Receipt, processors: Iterable[str] | None = None, timeout: float = 5.0
+    ) -> WaitOutcome:
+        """Wait until every processor named (default: all) has passed ``receipt`` on every
+        lane it names, for at most ``timeout`` seconds; never raises for lateness.
+
+        Returns at once with status ``failed`` if a named processor, or one upstream of it,
+        has stopped. Checkpoints are read from the store, so processors running in other
+        processes count too. Processors that ignore the receipt's event types pass it as
+        they scan, so the wait cannot hang on them.
+        """
+        names = self._check_names(self.processors if processors is None else processors)
+        started = time.monotonic()
+        deadline = started + max(timeout, 0.0)
+        delay = self.poll.first
+        while True:
+            behind: dict[str, int] = {}
+            for name in names:
+                for lane, position in receipt.positions.items():
+                    shortfall = position - self.store.checkpoint(name, lane)
+                    if shortfall > 0:
+                        behind[name] = behind.get(name, 0) + shortfall
+            elapsed = time.monotonic() - started
+            if not behind:
+                return WaitOutcome("reached", {}, elapsed)
+            failures = self._failures(names)
+            if failures:
+                return WaitOutcome("failed", behind, elapsed, failures)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return WaitOutcome("timed_out", behind, elapsed)
+            await self._wait_progress(min(left, delay))
+            delay = min(delay * self.poll.factor, self.poll.most)
+
+    async def _wait_progress(self, seconds: float) -> None:
+        if self._progress is None:
+            await asyncio.sleep(seconds)
+            return
+        async with self._progress:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), seconds)
+
+    async def drain(self, timeout: float = 60.0) -> None:
+        """Wait until every processor has scanned everything on every lane, including the
+        events processors emitted meanwhile. Raises :class:`ProcessorStopped` if one has
+        failed, :class:`DrainTimeout` (saying who is behind by how much) after ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        delay = self.poll.first
+        while True:
+            heads = self.store.heads()
+            behind: dict[str, int] = {}
+            for name, lanes in self.lanes.items():
+                for lane_processor in lanes:
+                    shortfall = heads[lane_processor.lane] - self.store.checkpoint(
+                        name, lane_processor.lane
+                    )
+                    if shortfall > 0:
+                        behind[name] = behind.get(name, 0) + shortfall
+            if not behind and self.store.heads() == heads:
+                return
+            for name, lanes in self.lanes.items():
+                for lane_processor in lanes:
+                    if lane_processor.state is State.FAILED:
+                        raise ProcessorStopped(name, lane_processor.error)
+            if not self._tasks:
+                raise ProcessorStopped(next(iter(behind), "?"), None)
+            if time.monotonic() >= deadline:
+                raise DrainTimeout(timeout, behind)
+            await self._wait_progress(min(delay, max(deadline - time.monotonic(), 0.0)))
+            delay = min(delay * self.poll.factor, self.poll.most)
+
+    # -- observing -------------------------------------------------------------------------
+
+    def statistics(self) -> list[ProcessorStatistics]:
+        """A snapshot of every processor on every lane, in dependency order."""
+        return [
+            snapshot(lane_processor) for name in self.order for lane_processor in self.lanes[name]
+        ]

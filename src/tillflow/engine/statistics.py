@@ -1,0 +1,71 @@
+"""Snapshots of a processor's progress: what the dashboard, metrics and ``status`` show."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+
+from tillflow.engine.lane_processor import LaneProcessor, State
+
+
+class ProcessorStatistics(msgspec.Struct, frozen=True):
+    """One processor on one lane, at one moment.
+
+    ``lag_events``: positions between the checkpoint and the head. ``lag_seconds``: age of
+    the oldest event not yet scanned (0 when caught up) — a replay of old events shows its
+    real distance from now only while it is behind. ``throughput``: positions scanned per
+    second over the last few seconds.
+    """
+
+    processor: str
+    lane: int
+    state: str
+    checkpoint: int
+    head: int
+    lag_events: int
+    lag_seconds: float
+    throughput: float
+    scanned: int
+    handled: int
+    batches: int
+    last_batch: int
+    waiting_on: str | None
+    error: str | None
+    failed_event: str | None
+    failed_position: int | None
+
+
+def snapshot(lane_processor: LaneProcessor) -> ProcessorStatistics:
+    """Read the durable checkpoint and head now and describe ``lane_processor``."""
+    store = lane_processor.store
+    checkpoint = store.checkpoint(lane_processor.name, lane_processor.lane)
+    head = store.head(lane_processor.lane)
+    lag_seconds = 0.0
+    if checkpoint < head:
+        oldest = store.read(lane_processor.lane, checkpoint, checkpoint + 1)
+        if oldest:
+            lag_seconds = max(0.0, time.time() - oldest[0].recorded_at)
+    failed = lane_processor.failed_event
+    error = lane_processor.error
+    state = lane_processor.state
+    if state in (State.IDLE, State.WAITING) and checkpoint < head and not lane_processor.waiting_on:
+        state = State.RUNNING
+    return ProcessorStatistics(
+        processor=lane_processor.name,
+        lane=lane_processor.lane,
+        state=state.value,
+        checkpoint=checkpoint,
+        head=head,
+        lag_events=head - checkpoint,
+        lag_seconds=lag_seconds,
+        throughput=lane_processor.throughput(),
+        scanned=lane_processor.scanned_total,
+        handled=lane_processor.handled_total,
+        batches=lane_processor.batches,
+        last_batch=lane_processor.last_batch,
+        waiting_on=lane_processor.waiting_on,
+        error=None if error is None else f"{type(error).__name__}: {error}",
+        failed_event=None if failed is None else failed.describe(),
+        failed_position=None if failed is None else failed.position,
+    )
