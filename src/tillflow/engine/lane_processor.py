@@ -42,6 +42,7 @@ class State(enum.Enum):
     RETRYING = "retrying"  # a handler failed; the policy asked for another attempt
     FAILED = "failed"
     STOPPED = "stopped"
+    ELSEWHERE = "elsewhere"  # declared here, run by another runtime (process, machine)
 
 
 @dataclass(frozen=True)

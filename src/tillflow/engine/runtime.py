@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
@@ -85,10 +85,15 @@ class Runtime:
         processors: Sequence[Processor],
         failure_policy: FailurePolicy | None = None,
         poll: PollBackoff | None = None,
+        run: Collection[str] | None = None,
     ) -> None:
+        """``processors``: the whole declared graph. ``run``: the names this runtime runs
+        (default: all); the others run elsewhere (another process or machine) and count for
+        barriers, waits and drains through their durable checkpoints."""
         self.store = store
         self.processors = {declared.name: declared for declared in processors}
         self.order = validate_graph(list(processors), store.registry)
+        self.running = set(self.order if run is None else self._check_names(run))
         self.failure_policy: FailurePolicy = failure_policy or StopOnFailure()
         self.poll = poll or PollBackoff()
         self.lanes: dict[str, list[LaneProcessor]] = {
@@ -125,6 +130,10 @@ class Runtime:
         remove = self.store.add_commit_listener(self._on_commit)
         self._remove_listener = remove
         for name in self.order:
+            if name not in self.running:
+                for lane_processor in self.lanes[name]:
+                    lane_processor.state = State.ELSEWHERE
+                continue
             self._executors[name] = ThreadPoolExecutor(1, thread_name_prefix=f"tillflow:{name}")
             for lane_processor in self.lanes[name]:
                 wake = asyncio.Event()
@@ -153,7 +162,7 @@ class Runtime:
             self._remove_listener = None
         for lanes in self.lanes.values():
             for lane_processor in lanes:
-                if lane_processor.state is not State.FAILED:
+                if lane_processor.state not in (State.FAILED, State.ELSEWHERE):
                     lane_processor.state = State.STOPPED
 
     def _on_commit(self) -> None:
@@ -318,8 +327,8 @@ class Runtime:
                 for lane_processor in lanes:
                     if lane_processor.state is State.FAILED:
                         raise ProcessorStopped(name, lane_processor.error)
-            if not self._tasks:
-                raise ProcessorStopped(next(iter(behind), "?"), None)
+            if self.running and not self._tasks:
+                raise ProcessorStopped(next(iter(behind)), None)
             if time.monotonic() >= deadline:
                 raise DrainTimeout(timeout, behind)
             await self._wait_progress(min(delay, max(deadline - time.monotonic(), 0.0)))

@@ -1,0 +1,149 @@
+"""One processor stepping along one lane, on the memory backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from tillflow.engine import (
+    HandlerFailed,
+    LaneProcessor,
+    MemoryEventStore,
+    NewEvent,
+    Processor,
+    RecordedEvent,
+    Session,
+    State,
+)
+
+
+def _append(store: MemoryEventStore, *types: str) -> None:
+    store.append("s", [NewEvent(t, {"n": i}) for i, t in enumerate(types)])
+
+
+def _count(event: RecordedEvent, session: Session) -> None:
+    row = session.get("counts", event.type) or 0
+    session.put("counts", event.type, row + 1)
+
+
+def test_checkpoint_counts_scanned_events_including_ignored_ones() -> None:
+    store = MemoryEventStore()
+    _append(store, "A", "B", "B", "A", "B")
+    lane = LaneProcessor(store, Processor("p", _count, types=frozenset({"A"})), 0)
+    result = lane.step()
+    assert (result.scanned, result.handled) == (5, 2)
+    assert store.checkpoint("p", 0) == 5
+    assert store.read_view("counts", "A") == b"2"
+    assert store.read_view("counts", "B") is None
+    assert lane.step().scanned == 0
+    assert lane.state is State.IDLE
+
+
+def test_batches_are_bounded_by_batch_size() -> None:
+    store = MemoryEventStore()
+    _append(store, *["A"] * 10)
+    lane = LaneProcessor(store, Processor("p", _count, batch_size=4), 0)
+    assert [lane.step().scanned for _ in range(4)] == [4, 4, 2, 0]
+    assert store.read_view("counts", "A") == b"10"
+
+
+def test_dependent_waits_on_its_upstream_checkpoint() -> None:
+    store = MemoryEventStore()
+    _append(store, "A", "A", "A")
+    upstream = LaneProcessor(store, Processor("up", _count, batch_size=2), 0)
+    down = LaneProcessor(store, Processor("down", _count, after=("up",)), 0)
+    first = down.step()
+    assert first.scanned == 0
+    assert (down.state, down.waiting_on) == (State.WAITING, "up")
+    upstream.step()
+    assert down.step().scanned == 2
+    assert down.step().waiting_on == "up"
+    upstream.step()
+    assert down.step().scanned == 1
+    assert store.checkpoint("down", 0) == 3
+
+
+def test_handler_failure_commits_the_events_before_and_stops_at_the_failing_one() -> None:
+    store = MemoryEventStore()
+    _append(store, "A", "A", "Poison", "A")
+
+    def handler(event: RecordedEvent, session: Session) -> None:
+        if event.type == "Poison":
+            session.put("counts", "poisoned", True)
+            raise ValueError("cannot digest")
+        _count(event, session)
+
+    lane = LaneProcessor(store, Processor("p", handler), 0)
+    with pytest.raises(HandlerFailed) as caught:
+        lane.step()
+    failure = caught.value
+    assert (failure.processor, failure.position, failure.event_type) == ("p", 3, "Poison")
+    assert isinstance(failure.__cause__, ValueError)
+    assert "cannot digest" in str(failure)
+    assert store.checkpoint("p", 0) == 2
+    assert store.read_view("counts", "A") == b"2"
+    assert store.read_view("counts", "poisoned") is None
+    assert lane.failed_event is not None and lane.failed_event.position == 3
+    # a restart resumes at the failing event, not after it
+    with pytest.raises(HandlerFailed):
+        LaneProcessor(store, Processor("p", handler), 0).step()
+    assert store.checkpoint("p", 0) == 2
+
+
+def test_failure_on_the_first_event_of_a_batch_writes_nothing() -> None:
+    store = MemoryEventStore()
+    _append(store, "Poison", "A")
+
+    def handler(event: RecordedEvent, session: Session) -> None:
+        raise RuntimeError("no")
+
+    with pytest.raises(HandlerFailed):
+        LaneProcessor(store, Processor("p", handler), 0).step()
+    assert store.checkpoints() == {}
+
+
+def test_emitted_events_get_deterministic_ids_causation_and_correlation() -> None:
+    store = MemoryEventStore()
+    store.append("in", [NewEvent("Order", {"n": 1})])
+
+    def handler(event: RecordedEvent, session: Session) -> None:
+        if event.type == "Order":
+            session.emit("out", "Shipped", {"part": 1})
+            session.emit("out", "Shipped", {"part": 2})
+
+    LaneProcessor(store, Processor("p", handler), 0).step()
+    source = store.read_stream("in")[0]
+    shipped = store.read_stream("out")
+    assert [e.payload()["part"] for e in shipped] == [1, 2]
+    assert all(e.causation_id == source.id for e in shipped)
+    assert all(e.correlation_id == source.id for e in shipped)
+    assert store.find_by_causation(source.id) == shipped
+
+    # redelivery to a fresh store yields the same ids: a repeat can never emit twice
+    again = MemoryEventStore()
+    again.append("in", [NewEvent("Order", {"n": 1}, id=source.id)])
+    LaneProcessor(again, Processor("p", handler), 0).step()
+    assert [e.id for e in again.read_stream("out")] == [e.id for e in shipped]
+
+
+def test_session_reads_its_own_buffered_writes_and_deletes() -> None:
+    store = MemoryEventStore()
+    _append(store, "Set", "Set", "Drop")
+    seen: list[object] = []
+
+    def handler(event: RecordedEvent, session: Session) -> None:
+        if event.type == "Set":
+            session.put("v", "k", (session.get("v", "k") or 0) + 1)
+        else:
+            seen.append(session.get("v", "k"))
+            session.delete("v", "k")
+            seen.append(session.get("v", "k"))
+
+    LaneProcessor(store, Processor("p", handler), 0).step()
+    assert seen == [2, None]
+    assert store.read_view("v", "k") is None
+
+
+def test_session_source_outside_a_handler_is_an_error() -> None:
+    session = Session(MemoryEventStore(), "p")
+    with pytest.raises(RuntimeError):
+        _ = session.source
