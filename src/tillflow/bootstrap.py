@@ -1,0 +1,38 @@
+"""The composition root: the one place where stores are chosen and wired."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tillflow.engine import Durability, EventRegistry, EventStore, MemoryEventStore
+from tillflow.engine.sqlite import SqliteEventStore
+
+
+class ConfigurationError(ValueError):
+    """A setting that cannot be used; the message names it and says why."""
+
+
+def open_store(
+    database: str,
+    durability: Durability = "full",
+    registry: EventRegistry | None = None,
+) -> EventStore:
+    """Open the store named by ``database``: ``memory`` (or ``memory:N`` for N lanes), or a
+    path to an SQLite file (``sqlite:///path`` also accepted). PostgreSQL URLs are reserved
+    for the scale-out backend and refused for now."""
+    if database == "memory" or database.startswith("memory:"):
+        lanes_text = database.partition(":")[2] or "1"
+        if not lanes_text.isdigit() or int(lanes_text) < 1:
+            raise ConfigurationError(f"database {database!r}: lane count must be a number ≥ 1")
+        return MemoryEventStore(lane_count=int(lanes_text), registry=registry)
+    if database.startswith(("postgres://", "postgresql://")):
+        raise ConfigurationError(
+            f"database {database!r}: the PostgreSQL backend is not available yet"
+        )
+    path = database.removeprefix("sqlite:///") if database.startswith("sqlite:///") else database
+    if not path:
+        raise ConfigurationError("database: empty path")
+    parent = Path(path).expanduser().resolve().parent
+    if not parent.is_dir():
+        raise ConfigurationError(f"database {database!r}: directory {parent} does not exist")
+    return SqliteEventStore(Path(path).expanduser(), durability=durability, registry=registry)
