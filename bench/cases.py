@@ -1,0 +1,254 @@
+"""The four cases: each runs tillflow and its reference in the same run, ``repeats`` times
+(alternating which goes first), and turns the medians into a :class:`CaseResult`."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Final
+
+from bench import engine, limits, raw
+from bench.report import CaseResult, mib, rate
+
+APPEND_RATIO_TARGET: Final = 0.5
+GROUP_COMMIT_TARGET: Final = 4.0
+CHAIN_TARGET: Final = 100_000.0
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each case writes per repeat."""
+
+    batches: int
+    """Case 1: appends of ``batch_size`` events (and raw transactions of as many rows)."""
+    batch_size: int
+    writers: int
+    """Case 2: concurrent asyncio writers..."""
+    appends_per_writer: int
+    """...each awaiting this many one-event appends."""
+    single_commits: int
+    """Case 2's reference: one-row transactions."""
+    chain_events: int
+    """Case 3: events through the chain per repeat."""
+    memory_events: int
+    """Case 4: the log the chain grows to (one run; see :data:`QUICK`)."""
+
+    def scaled(self, factor: float) -> Sizes:
+        """Every count times ``factor`` (at least 1); batch size and writers unchanged."""
+
+        def scale(count: int) -> int:
+            return max(1, round(count * factor))
+
+        return replace(
+            self,
+            batches=scale(self.batches),
+            appends_per_writer=scale(self.appends_per_writer),
+            single_commits=scale(self.single_commits),
+            chain_events=scale(self.chain_events),
+            memory_events=max(2, scale(self.memory_events)),
+        )
+
+
+FULL: Final = Sizes(
+    batches=100,
+    batch_size=1000,
+    writers=64,
+    appends_per_writer=250,
+    single_commits=2_000,
+    chain_events=300_000,
+    memory_events=3_000_000,
+)
+QUICK: Final = Sizes(
+    batches=20,
+    batch_size=1000,
+    writers=64,
+    appends_per_writer=40,
+    single_commits=300,
+    chain_events=30_000,
+    memory_events=1_000_000,
+)
+"""The memory case needs about a million events even here: the store's SQLite page cache
+(64 MiB per connection) keeps growing with the database until ~400k events, which a shorter
+run would show as per-event growth."""
+
+
+@contextmanager
+def scratch(directory: Path | None) -> Iterator[Path]:
+    """A database path in a fresh temporary directory, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="tillflow-bench-", dir=directory) as name:
+        yield Path(name) / "bench.db"
+
+
+def _sides(repeat: int) -> tuple[str, str]:
+    return ("reference", "tillflow") if repeat % 2 == 0 else ("tillflow", "reference")
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+@dataclass
+class Context:
+    sizes: Sizes
+    repeats: int
+    directory: Path | None
+    progress: Progress
+    raw_batched: float = 0.0
+    """Case 1's reference (median rows/s), reused by case 3."""
+
+
+def batched_appends(context: Context) -> CaseResult:
+    sizes = context.sizes
+    ours: list[float] = []
+    theirs: list[float] = []
+    for repeat in range(context.repeats):
+        context.progress(f"batched appends, run {repeat + 1}/{context.repeats}")
+        for side in _sides(repeat):
+            with scratch(context.directory) as path:
+                if side == "tillflow":
+                    ours.append(engine.batched_append_rate(path, sizes.batches, sizes.batch_size))
+                else:
+                    theirs.append(raw.batched_insert_rate(path, sizes.batches, sizes.batch_size))
+    context.raw_batched = _median(theirs)
+    ratio = _median(ours) / context.raw_batched
+    return CaseResult(
+        case=f"1 batched appends ×{sizes.batch_size}",
+        tillflow=rate(_median(ours), " ev/s"),
+        reference=f"executemany {rate(context.raw_batched, ' rows/s')}",
+        ratio=ratio,
+        target=f"≥ {APPEND_RATIO_TARGET}×",
+        passed=ratio >= APPEND_RATIO_TARGET,
+        notes=f"{sizes.batches} appends of {sizes.batch_size} events per run",
+        data={"tillflow_rates": ours, "reference_rates": theirs},
+    )
+
+
+def group_commit(context: Context) -> CaseResult:
+    sizes = context.sizes
+    runs: list[engine.GroupCommitRun] = []
+    theirs: list[float] = []
+    for repeat in range(context.repeats):
+        context.progress(f"group commit, run {repeat + 1}/{context.repeats}")
+        for side in _sides(repeat):
+            with scratch(context.directory) as path:
+                if side == "tillflow":
+                    runs.append(
+                        asyncio.run(
+                            engine.group_commit(path, sizes.writers, sizes.appends_per_writer)
+                        )
+                    )
+                else:
+                    theirs.append(raw.one_per_commit_rate(path, sizes.single_commits))
+    ours = _median([run.rate for run in runs])
+    rows_per_commit = _median([run.rows_per_commit for run in runs])
+    ratio = ours / _median(theirs)
+    return CaseResult(
+        case=f"2 group commit, {sizes.writers} writers",
+        tillflow=rate(ours, " appends/s"),
+        reference=f"1 row/commit {rate(_median(theirs), ' rows/s')}",
+        ratio=ratio,
+        target=f"≥ {GROUP_COMMIT_TARGET:g}×",
+        passed=ratio >= GROUP_COMMIT_TARGET,
+        notes=(
+            f"{rows_per_commit:.1f} rows per commit; "
+            f"{sizes.writers} × {sizes.appends_per_writer} one-event appends per run"
+        ),
+        data={
+            "tillflow_rates": [run.rate for run in runs],
+            "rows_per_commit": [run.rows_per_commit for run in runs],
+            "commits": [run.commits for run in runs],
+            "reference_rates": theirs,
+        },
+    )
+
+
+def chain(context: Context) -> CaseResult:
+    sizes = context.sizes
+    runs: list[engine.ChainRun] = []
+    for repeat in range(context.repeats):
+        context.progress(f"chain, run {repeat + 1}/{context.repeats}")
+        with scratch(context.directory) as path:
+            runs.append(asyncio.run(engine.run_chain(path, sizes.chain_events)))
+    bad = [run for run in runs if run.status != "ok"]
+    ours = _median([run.rate for run in runs])
+    batches = {
+        name: round(_median([float(run.batches.get(name, 0)) for run in runs]))
+        for name in engine.CHAIN
+    }
+    notes = (
+        f"{sizes.chain_events:,} events per run, all verified; "
+        f"{' → '.join(f'{name} {count} txns' for name, count in batches.items())}"
+    )
+    figure = rate(ours, " ev/s")
+    ratio = ours / context.raw_batched if context.raw_batched else None
+    if bad:
+        statuses = ", ".join(sorted({run.status for run in bad})).upper()
+        figure, ratio = f"{statuses} (not timed)", None
+        notes = f"{len(bad)} of {len(runs)} runs {statuses}: {bad[0].detail}"
+    return CaseResult(
+        case="3 chain of 3 with barriers",
+        tillflow=figure,
+        reference=f"executemany {rate(context.raw_batched, ' rows/s')}",
+        ratio=ratio,
+        target=f"≥ {rate(CHAIN_TARGET, ' ev/s')}",
+        passed=not bad and ours >= CHAIN_TARGET,
+        notes=notes,
+        data={
+            "rates": [run.rate for run in runs],
+            "statuses": [run.status for run in runs],
+            "details": [run.detail for run in runs],
+            "transactions": [run.batches for run in runs],
+        },
+    )
+
+
+def memory(context: Context) -> CaseResult:
+    count = context.sizes.memory_events
+    context.progress(f"memory, one run over {count:,} events")
+    with scratch(context.directory) as path:
+        run = asyncio.run(limits.memory_flat(path, count))
+    target = f"anon ≤ +{limits.GROWTH_LIMIT // limits.MIB} MiB, 2nd half"
+    data = {
+        "events": count,
+        "status": run.chain.status,
+        "detail": run.chain.detail,
+        "rate": run.chain.rate,
+        "samples": [asdict(sample) for sample in run.samples],
+    }
+    if run.chain.status != "ok":
+        return CaseResult(
+            case=f"4 memory flat, {count:,} events",
+            tillflow=f"{run.chain.status.upper()} (not measured)",
+            reference="RSS at start",
+            ratio=None,
+            target=target,
+            passed=False,
+            notes=run.chain.detail,
+            data=data,
+        )
+    start, middle, end = run.start, run.middle, run.end
+    return CaseResult(
+        case=f"4 memory flat, {count:,} events",
+        tillflow=f"RSS {mib(start.rss)} → {mib(middle.rss)} → {mib(end.rss)}",
+        reference=f"start {mib(start.rss)}",
+        ratio=end.rss / start.rss,
+        target=target,
+        passed=run.passed,
+        notes=(
+            f"start → middle → end; anonymous {mib(start.anonymous)} → "
+            f"{mib(middle.anonymous)} → {mib(end.anonymous)}, "
+            f"{run.growth / limits.MIB:+.1f} MiB ({run.bytes_per_event:.0f} B/event) in the "
+            f"2nd half; chain {rate(run.chain.rate, ' ev/s')}, verified; 1 run"
+        ),
+        data=data,
+    )
+
+
+CASES: Final = (batched_appends, group_commit, chain, memory)
