@@ -96,15 +96,19 @@ class GroupCommitter(Generic[Txn]):
                 count = min(len(self._queue), self._max_jobs)
                 batch = [self._queue.popleft() for _ in range(count)]
             jobs = [job for job, _ in batch]
+            committed = True
             try:
                 outcomes = self._run_batch(jobs)
-            except BaseException as error:
+            except BaseException as error:  # delivered to every caller of the batch
                 outcomes = [Failed(error)] * len(batch)
-            self._batches += 1
-            self._jobs += len(batch)
+                committed = False
+            if committed:
+                self._batches += 1
+                self._jobs += len(batch)
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if isinstance(outcome, Failed):
                     future.set_exception(outcome.error)
                 else:
                     future.set_result(outcome)
-            self._on_committed()
+            if committed:
+                self._on_committed()

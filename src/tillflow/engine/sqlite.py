@@ -158,7 +158,7 @@ class SqliteEventStore(EventStore):
                 timeout=self._busy_timeout,
             )
             conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[self.durability]}")
-            conn.execute("PRAGMA cache_size=-65536")
+            conn.execute("PRAGMA cache_size=-16384")  # 16 MiB per connection
             conn.execute("PRAGMA temp_store=MEMORY")
             conn.execute("PRAGMA mmap_size=268435456")
         except sqlite3.DatabaseError as error:
