@@ -15,6 +15,7 @@ import pytest
 from tillflow.engine import (
     ANY_VERSION,
     NO_STREAM,
+    AppendRequest,
     BatchEffects,
     CheckpointConflict,
     ConcurrencyConflict,
@@ -319,3 +320,27 @@ class EventStoreContract:
         assert outcomes.count("ok") == 1
         assert all(store.stream_version(f"own-{n}") == 1 for n in range(20))
         assert store.stream_version("contested") == 2
+
+    def test_last_event_and_read_stream_up_to_a_version(self, store: EventStore) -> None:
+        assert store.last_event("s") is None
+        store.append("s", [_event(n) for n in range(5)])
+        store.append("other", [_event(99)])
+        last = store.last_event("s")
+        assert last is not None and (last.version, last.payload()) == (5, {"n": 4})
+        assert [e.version for e in store.read_stream("s", 1, 3)] == [2, 3]
+        assert store.read_stream("s", 3, 3) == []
+
+    def test_append_many_gives_each_request_its_own_outcome(self, store: EventStore) -> None:
+        store.append("taken", [_event(0)])
+        outcomes = store.append_many(
+            [
+                AppendRequest("a", [_event(1)], NO_STREAM),
+                AppendRequest("taken", [_event(2)], NO_STREAM),
+                AppendRequest("b", [_event(3), _event(4)]),
+            ]
+        )
+        assert isinstance(outcomes[0], Receipt) and outcomes[0].streams == {"a": 1}
+        assert isinstance(outcomes[1], ConcurrencyConflict)
+        assert isinstance(outcomes[2], Receipt) and outcomes[2].streams == {"b": 2}
+        assert store.stream_version("taken") == 1
+        assert sum(store.head(lane) for lane in range(store.lane_count)) == 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tillflow.engine import (
+    ConcurrencyConflict,
     HandlerFailed,
     LaneProcessor,
     MemoryEventStore,
@@ -147,3 +148,36 @@ def test_session_source_outside_a_handler_is_an_error() -> None:
     session = Session(MemoryEventStore(), "p")
     with pytest.raises(RuntimeError):
         _ = session.source
+
+
+def test_emits_with_consecutive_expected_versions_commit_together() -> None:
+    store = MemoryEventStore()
+    store.append("stock", [NewEvent("Counted", {"level": 5})])
+    store.append("in", [NewEvent("Order", {"n": 1}), NewEvent("Order", {"n": 2})])
+
+    def handler(event: RecordedEvent, session: Session) -> None:
+        if event.type != "Order":
+            return
+        version = session.scratch.get("version") or store.stream_version("stock")
+        session.emit("stock", "Taken", event.payload(), expected_version=version)
+        session.scratch["version"] = version + 1
+
+    LaneProcessor(store, Processor("p", handler), 0).step()
+    assert [e.type for e in store.read_stream("stock")] == ["Counted", "Taken", "Taken"]
+
+
+def test_a_stale_expected_version_in_an_emit_fails_the_whole_batch() -> None:
+    store = MemoryEventStore()
+    store.append("in", [NewEvent("Order")])
+
+    def handler(event: RecordedEvent, session: Session) -> None:
+        if event.type == "Order":
+            session.put("v", "seen", True)
+            session.emit("stock", "Taken", {}, expected_version=0)
+            store.append("stock", [NewEvent("Received")])  # a command wins the race
+
+    with pytest.raises(ConcurrencyConflict):
+        LaneProcessor(store, Processor("p", handler), 0).step()
+    assert store.checkpoint("p", 0) == 0
+    assert store.read_view("v", "seen") is None
+    assert [e.type for e in store.read_stream("stock")] == ["Received"]

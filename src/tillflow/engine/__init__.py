@@ -37,12 +37,20 @@ from tillflow.engine.processor import Handler, Processor, Session, processor
 from tillflow.engine.runtime import PollBackoff, Runtime, WaitOutcome
 from tillflow.engine.sqlite import SqliteEventStore
 from tillflow.engine.statistics import ProcessorStatistics
-from tillflow.engine.store import BatchEffects, Durability, Emitted, EventRegistry, EventStore
+from tillflow.engine.store import (
+    AppendRequest,
+    BatchEffects,
+    Durability,
+    Emitted,
+    EventRegistry,
+    EventStore,
+)
 from tillflow.engine.types import ANY_VERSION, NO_STREAM, NewEvent, Receipt, RecordedEvent
 
 __all__ = [
     "ANY_VERSION",
     "NO_STREAM",
+    "AppendRequest",
     "BatchEffects",
     "CheckpointConflict",
     "ConcurrencyConflict",

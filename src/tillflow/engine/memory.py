@@ -180,9 +180,16 @@ class MemoryEventStore(EventStore):
             window = [event for event in window if event.type in wanted]
         return window if limit is None else window[:limit]
 
-    def read_stream(self, stream: str, after_version: int = 0) -> list[RecordedEvent]:
+    def read_stream(
+        self, stream: str, after_version: int = 0, upto_version: int | None = None
+    ) -> list[RecordedEvent]:
         with self._lock:
-            return list(self._streams.get(stream, ())[after_version:])
+            return list(self._streams.get(stream, ())[max(after_version, 0) : upto_version])
+
+    def last_event(self, stream: str) -> RecordedEvent | None:
+        with self._lock:
+            history = self._streams.get(stream)
+            return history[-1] if history else None
 
     def stream_version(self, stream: str) -> int:
         with self._lock:

@@ -97,6 +97,8 @@ class Session:
     _source: RecordedEvent | None = None
     _emitted_for_source: int = 0
     _pending: list[tuple[str, NewEvent]] = field(default_factory=list)
+    scratch: dict[Any, Any] = field(default_factory=dict)
+    """Per-batch memory for the handler (e.g. state it loaded); dropped with the batch."""
 
     def begin(self, source: RecordedEvent) -> None:
         """Start handling ``source`` (called by the engine before each handler call)."""
@@ -128,8 +130,19 @@ class Session:
             correlation_id=source.correlation_id or source.id,
         )
         emitted = self.effects.emitted
-        if emitted and emitted[-1].stream == stream and expected_version == ANY_VERSION:
-            emitted[-1].events.append(event)
+        last = emitted[-1] if emitted else None
+        if (
+            last is not None
+            and last.stream == stream
+            and (
+                expected_version == last.expected_version == ANY_VERSION
+                or (
+                    last.expected_version != ANY_VERSION
+                    and expected_version == last.expected_version + len(last.events)
+                )
+            )
+        ):
+            last.events.append(event)
         else:
             emitted.append(Emitted(stream, [event], expected_version))
         self._pending.append((stream, event))

@@ -28,6 +28,7 @@ from typing import Literal
 
 from tillflow.engine.errors import (
     CheckpointConflict,
+    ConcurrencyConflict,
     DrainTimeout,
     HandlerFailed,
     ProcessorStopped,
@@ -188,6 +189,7 @@ class Runtime:
         loop = asyncio.get_running_loop()
         executor = self._executors[lane_processor.name]
         delay = self.poll.first
+        conflicts = 0
         while not self._stopping:
             wake.clear()
             try:
@@ -205,6 +207,15 @@ class Runtime:
                 await self._sleep_unless_stopping(retry_after)
                 lane_processor.clear_failure()
                 continue
+            except ConcurrencyConflict as conflict:
+                # a command wrote to a stream this batch also wrote: nothing was committed;
+                # redo the batch against the new state at once, backing off if it persists
+                conflicts += 1
+                log.info("processor %s: %s; redoing the batch", lane_processor.name, conflict)
+                await self._sleep_unless_stopping(
+                    0 if conflicts < 3 else self.poll.first * conflicts
+                )
+                continue
             except CheckpointConflict as conflict:
                 log.warning("%s", conflict)
                 await self._sleep_unless_stopping(self.poll.most)
@@ -214,6 +225,7 @@ class Runtime:
                 log.exception("processor %s: batch failed, retrying", lane_processor.name)
                 await self._sleep_unless_stopping(self.poll.most)
                 continue
+            conflicts = 0
             if result.progressed:
                 delay = self.poll.first
                 await self._notify_progress()
@@ -223,6 +235,9 @@ class Runtime:
             delay = min(delay * self.poll.factor, self.poll.most)
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
         deadline = time.monotonic() + seconds
         while not self._stopping and (left := deadline - time.monotonic()) > 0:
             await asyncio.sleep(min(left, 0.05))

@@ -33,6 +33,7 @@ from tillflow.engine.group_commit import Failed, GroupCommitter, Job
 from tillflow.engine.ids import format_id, new_event_id
 from tillflow.engine.recent import RecentEvents
 from tillflow.engine.store import (
+    AppendRequest,
     BatchEffects,
     CommitListener,
     Durability,
@@ -307,16 +308,20 @@ class SqliteEventStore(EventStore):
                     event.correlation_id,
                 )
             )
-        guarded = check_repeat and any(event.id is not None for event in events)
+        # one row cannot be half-written; several rows with caller-given ids might collide
+        # part-way, so they get a savepoint to roll back to
+        explicit = check_repeat and any(event.id is not None for event in events)
+        guarded = explicit and len(rows) > 1
         if guarded:
             txn.conn.execute("SAVEPOINT ins")
         try:
             txn.conn.executemany(_INSERT, rows)
         except sqlite3.IntegrityError:
-            if not guarded:
+            if not explicit:
                 raise
-            txn.conn.execute("ROLLBACK TO ins")
-            txn.conn.execute("RELEASE ins")
+            if guarded:
+                txn.conn.execute("ROLLBACK TO ins")
+                txn.conn.execute("RELEASE ins")
             repeat = self._repeat_of(txn.conn, stream, events, encoded)
             if repeat is None:
                 raise
@@ -483,12 +488,39 @@ class SqliteEventStore(EventStore):
             self.recent.remember(events)
         return events
 
-    def read_stream(self, stream: str, after_version: int = 0) -> list[RecordedEvent]:
+    def read_stream(
+        self, stream: str, after_version: int = 0, upto_version: int | None = None
+    ) -> list[RecordedEvent]:
         rows = self._reader().execute(
-            f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version > ? ORDER BY version",
-            (stream, after_version),
+            f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version > ? AND version <= ? "
+            "ORDER BY version",
+            (stream, after_version, upto_version if upto_version is not None else 2**62),
         )
         return [RecordedEvent(*row) for row in rows]
+
+    def last_event(self, stream: str) -> RecordedEvent | None:
+        row = (
+            self._reader()
+            .execute(
+                f"SELECT {_COLUMNS} FROM events WHERE stream = ? ORDER BY version DESC LIMIT 1",
+                (stream,),
+            )
+            .fetchone()
+        )
+        return None if row is None else RecordedEvent(*row)
+
+    def append_many(self, requests: Sequence[AppendRequest]) -> list[Receipt | TillflowError]:
+        """Every request is queued at once, so they share the writer's transactions."""
+        futures = [
+            self._submit(self._append_job(r.stream, r.events, r.expected_version)) for r in requests
+        ]
+        outcomes: list[Receipt | TillflowError] = []
+        for future in futures:
+            try:
+                outcomes.append(future.result())
+            except TillflowError as refusal:
+                outcomes.append(refusal)
+        return outcomes
 
     def stream_version(self, stream: str) -> int:
         row = (

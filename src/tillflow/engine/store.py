@@ -19,7 +19,7 @@ from typing import Literal
 
 import msgspec
 
-from tillflow.engine.errors import EventIdReused, InvalidEvent, UnknownEventType
+from tillflow.engine.errors import EventIdReused, InvalidEvent, TillflowError, UnknownEventType
 from tillflow.engine.ids import format_id
 from tillflow.engine.types import (
     ANY_VERSION,
@@ -47,6 +47,15 @@ class Emitted:
 
     stream: str
     events: list[NewEvent]
+    expected_version: int = ANY_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class AppendRequest:
+    """One append of :meth:`EventStore.append_many`."""
+
+    stream: str
+    events: Sequence[NewEvent]
     expected_version: int = ANY_VERSION
 
 
@@ -213,8 +222,29 @@ class EventStore(ABC):
         ``types`` if given, at most ``limit`` of them."""
 
     @abstractmethod
-    def read_stream(self, stream: str, after_version: int = 0) -> list[RecordedEvent]:
-        """The events of ``stream`` after ``after_version``, in version order."""
+    def read_stream(
+        self, stream: str, after_version: int = 0, upto_version: int | None = None
+    ) -> list[RecordedEvent]:
+        """The events of ``stream`` with ``after_version < version <= upto_version``, in
+        version order."""
+
+    @abstractmethod
+    def last_event(self, stream: str) -> RecordedEvent | None:
+        """The event of ``stream`` with the highest version, if any."""
+
+    def append_many(self, requests: Sequence[AppendRequest]) -> list[Receipt | TillflowError]:
+        """Append several independent requests, sharing transactions where the backend can;
+        per request its receipt, or the error that refused it (nothing of it written).
+        Errors other than refusals (the database failing) are raised."""
+        outcomes: list[Receipt | TillflowError] = []
+        for request in requests:
+            try:
+                outcomes.append(
+                    self.append(request.stream, request.events, request.expected_version)
+                )
+            except TillflowError as refusal:
+                outcomes.append(refusal)
+        return outcomes
 
     @abstractmethod
     def stream_version(self, stream: str) -> int:
