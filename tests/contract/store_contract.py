@@ -344,3 +344,27 @@ class EventStoreContract:
         assert isinstance(outcomes[2], Receipt) and outcomes[2].streams == {"b": 2}
         assert store.stream_version("taken") == 1
         assert sum(store.head(lane) for lane in range(store.lane_count)) == 4
+
+    def test_one_id_twice_in_one_group_is_recorded_once(self, store: EventStore) -> None:
+        event_id = id_from_key("till", "retry")
+        same = [_event(1, event_id=event_id)]
+        other = [_event(2, event_id=event_id)]
+        outcomes = store.append_many(
+            [AppendRequest("s", same), AppendRequest("s", same), AppendRequest("s", other)]
+        )
+        assert isinstance(outcomes[0], Receipt)
+        assert outcomes[1] == outcomes[0]
+        assert isinstance(outcomes[2], EventIdReused)
+        assert store.stream_version("s") == 1
+
+    async def test_a_till_retrying_while_its_first_try_is_in_flight_gets_one_event(
+        self, store: EventStore
+    ) -> None:
+        events = [_event(n, event_id=id_from_key("checkout", str(n))) for n in range(3)]
+
+        async def attempt() -> Receipt:
+            return await store.append_async("checkout-1", events, NO_STREAM)
+
+        receipts = await asyncio.gather(*(attempt() for _ in range(10)))
+        assert all(receipt == receipts[0] for receipt in receipts)
+        assert store.stream_version("checkout-1") == 3

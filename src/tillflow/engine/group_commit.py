@@ -3,21 +3,23 @@ transactions, so concurrent appenders that arrive together pay for one commit (o
 between them, while each still gets its own result or its own error.
 
 The backend supplies ``run_batch(jobs) -> outcomes``: it opens a transaction, runs each
-job in isolation (a savepoint each) and commits. This module only queues, hands out
-futures and owns the thread.
+job in isolation and commits. This module only queues, hands out futures and owns the
+thread. Results for asyncio callers are delivered with one call into each event loop per
+group, not one per job (each cross-thread call costs a system call).
 """
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from tillflow.engine.errors import StoreClosed
 
-Txn = TypeVar("Txn")
 Job = Callable[[Any], Any]
 
 
@@ -34,12 +36,15 @@ BatchRunner = Callable[[Sequence[Job]], list[Any]]
 """Runs jobs in one transaction; returns, per job, its result or a :class:`Failed`.
 If it raises, every job of the batch fails with that error."""
 
+_Waiter = concurrent.futures.Future[Any] | asyncio.Future[Any]
 
-class GroupCommitter(Generic[Txn]):
+
+class GroupCommitter:
     """A queue of write jobs and the one thread that commits them in groups.
 
-    :meth:`submit` is thread-safe and returns a ``concurrent.futures.Future``; await it from
-    asyncio with ``asyncio.wrap_future``. At most ``max_jobs`` jobs share a transaction.
+    :meth:`submit` is thread-safe and returns a ``concurrent.futures.Future``;
+    :meth:`submit_async` returns an ``asyncio.Future`` of the running loop. At most
+    ``max_jobs`` jobs share a transaction.
     """
 
     def __init__(
@@ -47,12 +52,12 @@ class GroupCommitter(Generic[Txn]):
         run_batch: BatchRunner,
         on_committed: Callable[[], None],
         name: str = "tillflow-writer",
-        max_jobs: int = 2048,
+        max_jobs: int = 4096,
     ) -> None:
         self._run_batch = run_batch
         self._on_committed = on_committed
         self._max_jobs = max_jobs
-        self._queue: deque[tuple[Job, concurrent.futures.Future[Any]]] = deque()
+        self._queue: deque[tuple[Job, _Waiter]] = deque()
         self._ready = threading.Condition()
         self._closing = False
         self._batches = 0
@@ -63,16 +68,21 @@ class GroupCommitter(Generic[Txn]):
     def submit(self, job: Job) -> concurrent.futures.Future[Any]:
         """Queue ``job``; its future resolves once the transaction holding it committed."""
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._enqueue(job, future)
+        return future
+
+    def submit_async(self, job: Job) -> asyncio.Future[Any]:
+        """Queue ``job`` from a coroutine; await the returned future."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._enqueue(job, future)
+        return future
+
+    def _enqueue(self, job: Job, waiter: _Waiter) -> None:
         with self._ready:
             if self._closing:
                 raise StoreClosed
-            self._queue.append((job, future))
+            self._queue.append((job, waiter))
             self._ready.notify()
-        return future
-
-    def run(self, job: Job) -> Any:
-        """Submit ``job`` and block until it committed; re-raise its error."""
-        return self.submit(job).result()
 
     def statistics(self) -> dict[str, int]:
         """Transactions committed, jobs run, jobs waiting."""
@@ -95,20 +105,39 @@ class GroupCommitter(Generic[Txn]):
                     return
                 count = min(len(self._queue), self._max_jobs)
                 batch = [self._queue.popleft() for _ in range(count)]
-            jobs = [job for job, _ in batch]
             committed = True
             try:
-                outcomes = self._run_batch(jobs)
+                outcomes = self._run_batch([job for job, _ in batch])
             except BaseException as error:  # delivered to every caller of the batch
                 outcomes = [Failed(error)] * len(batch)
                 committed = False
             if committed:
                 self._batches += 1
                 self._jobs += len(batch)
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if isinstance(outcome, Failed):
-                    future.set_exception(outcome.error)
-                else:
-                    future.set_result(outcome)
+            self._deliver(batch, outcomes)
             if committed:
                 self._on_committed()
+
+    @staticmethod
+    def _deliver(batch: list[tuple[Job, _Waiter]], outcomes: list[Any]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+        for (_, waiter), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(waiter, asyncio.Future):
+                by_loop.setdefault(waiter.get_loop(), []).append((waiter, outcome))
+            elif isinstance(outcome, Failed):
+                waiter.set_exception(outcome.error)
+            else:
+                waiter.set_result(outcome)
+        for loop, resolved in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
+                loop.call_soon_threadsafe(_resolve, resolved)
+
+
+def _resolve(resolved: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, outcome in resolved:
+        if future.done():  # the caller was cancelled
+            continue
+        if isinstance(outcome, Failed):
+            future.set_exception(outcome.error)
+        else:
+            future.set_result(outcome)

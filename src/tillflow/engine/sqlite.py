@@ -11,27 +11,23 @@ Several processes may open the same file: SQLite's lock serialises their writers
 
 from __future__ import annotations
 
-import asyncio
+import concurrent.futures
 import contextlib
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from tillflow.engine.errors import (
-    CheckpointConflict,
-    ConcurrencyConflict,
-    EventIdReused,
     NotATillflowDatabase,
     SchemaTooNew,
     StoreClosed,
     TillflowError,
 )
-from tillflow.engine.group_commit import Failed, GroupCommitter, Job
-from tillflow.engine.ids import format_id, new_event_id
+from tillflow.engine.group_commit import GroupCommitter
 from tillflow.engine.recent import RecentEvents
+from tillflow.engine.sqlite_writer import COLUMNS, AppendJob, CommitJob, SqliteWriter
 from tillflow.engine.store import (
     AppendRequest,
     BatchEffects,
@@ -39,9 +35,7 @@ from tillflow.engine.store import (
     Durability,
     EventRegistry,
     EventStore,
-    check_same_content,
     encode_data,
-    receipt_of,
     validate_append,
 )
 from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt, RecordedEvent
@@ -80,38 +74,7 @@ CREATE TABLE views (
 ) WITHOUT ROWID;
 """
 
-_COLUMNS: Final = (
-    "id, stream, version, 0, position, type, schema_version, data, recorded_at, "
-    "causation_id, correlation_id"
-)
-_INSERT: Final = (
-    "INSERT INTO events (position, id, stream, version, type, schema_version, data, "
-    "recorded_at, causation_id, correlation_id) VALUES (?,?,?,?,?,?,?,?,?,?)"
-)
 _SYNCHRONOUS: Final = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
-
-
-class _Txn:
-    """The state of one writer transaction: the next position and the stream versions."""
-
-    __slots__ = ("conn", "head", "now", "rows", "versions")
-
-    def __init__(self, conn: sqlite3.Connection, head: int, now: float) -> None:
-        self.conn = conn
-        self.head = head
-        self.now = now
-        self.versions: dict[str, int] = {}
-        self.rows: list[tuple[Any, ...]] = []
-
-    def version_of(self, stream: str) -> int:
-        version = self.versions.get(stream)
-        if version is None:
-            row = self.conn.execute(
-                "SELECT max(version) FROM events WHERE stream = ?", (stream,)
-            ).fetchone()
-            version = row[0] or 0
-            self.versions[stream] = version
-        return version
 
 
 class SqliteEventStore(EventStore):
@@ -144,8 +107,11 @@ class SqliteEventStore(EventStore):
         self.recent = RecentEvents(recent_events)
         _check_file(self.path)
         self._initialise()
-        self._committer: GroupCommitter[_Txn] = GroupCommitter(
-            self._run_batch, self._notify, name=f"tillflow-writer:{Path(self.path).name}"
+        self._writer = SqliteWriter(self._connect, self.recent)
+        self._committer = GroupCommitter(
+            self._writer.run_batch,
+            self._notify,
+            name=f"tillflow-writer:{Path(self.path).name}",
         )
 
     # -- connections and schema ------------------------------------------------------------
@@ -211,169 +177,19 @@ class SqliteEventStore(EventStore):
             with self._connections_lock:
                 self._connections.remove(conn)
 
-    # -- the writer ------------------------------------------------------------------------
-
-    def _writer(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "writer", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.writer = conn
-        return conn
-
-    def _run_batch(self, jobs: Sequence[Job]) -> list[Any]:
-        conn = self._writer()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            head = conn.execute("SELECT max(position) FROM events").fetchone()[0] or 0
-            txn = _Txn(conn, head, time.time())
-            if len(jobs) == 1:
-                outcomes: list[Any] = [jobs[0](txn)]
-            else:
-                outcomes = [self._run_isolated(job, txn) for job in jobs]
-            conn.execute("COMMIT")
-            self.recent.remember(
-                RecordedEvent(row[1], row[2], row[3], 0, row[0], *row[4:]) for row in txn.rows
-            )
-        except BaseException as error:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if len(jobs) == 1:
-                return [Failed(error)]
-            raise
-        return outcomes
-
-    @staticmethod
-    def _run_isolated(job: Job, txn: _Txn) -> Any:
-        """Run one job of a shared transaction so that its failure undoes only its own writes.
-
-        A job marked ``refuses_before_writing`` raises :class:`TillflowError` only before it
-        has written anything, so it needs no savepoint when it refuses; any other error
-        aborts the whole transaction (every job of the group sees it).
-        """
-        if getattr(job, "refuses_before_writing", False):
-            head, written = txn.head, len(txn.rows)
-            try:
-                return job(txn)
-            except TillflowError as refusal:
-                txn.head = head
-                del txn.rows[written:]
-                return Failed(refusal)
-        txn.conn.execute("SAVEPOINT job")
-        head, written = txn.head, len(txn.rows)
-        try:
-            result = job(txn)
-        except Exception as error:
-            txn.conn.execute("ROLLBACK TO job")
-            txn.conn.execute("RELEASE job")
-            txn.head = head
-            del txn.rows[written:]
-            txn.versions.clear()
-            return Failed(error)
-        txn.conn.execute("RELEASE job")
-        return result
-
-    def _insert(
-        self,
-        txn: _Txn,
-        stream: str,
-        events: Sequence[NewEvent],
-        expected_version: int,
-        check_repeat: bool,
-        encoded: Sequence[bytes] | None = None,
-    ) -> Receipt:
-        if encoded is None:
-            encoded = [encode_data(event) for event in events]
-        current = txn.version_of(stream)
-        if expected_version not in (ANY_VERSION, current):
-            repeat = self._repeat_of(txn.conn, stream, events, encoded) if check_repeat else None
-            if repeat is not None:
-                return repeat
-            raise ConcurrencyConflict(stream, expected_version, current)
-        position = txn.head
-        now = txn.now
-        rows = []
-        for index, (event, data) in enumerate(zip(events, encoded, strict=True)):
-            position += 1
-            rows.append(
-                (
-                    position,
-                    event.id or new_event_id(),
-                    stream,
-                    current + index + 1,
-                    event.type,
-                    event.schema_version,
-                    data,
-                    now,
-                    event.causation_id,
-                    event.correlation_id,
-                )
-            )
-        # one row cannot be half-written; several rows with caller-given ids might collide
-        # part-way, so they get a savepoint to roll back to
-        explicit = check_repeat and any(event.id is not None for event in events)
-        guarded = explicit and len(rows) > 1
-        if guarded:
-            txn.conn.execute("SAVEPOINT ins")
-        try:
-            txn.conn.executemany(_INSERT, rows)
-        except sqlite3.IntegrityError:
-            if not explicit:
-                raise
-            if guarded:
-                txn.conn.execute("ROLLBACK TO ins")
-                txn.conn.execute("RELEASE ins")
-            repeat = self._repeat_of(txn.conn, stream, events, encoded)
-            if repeat is None:
-                raise
-            return repeat
-        if guarded:
-            txn.conn.execute("RELEASE ins")
-        txn.head = position
-        txn.versions[stream] = current + len(events)
-        txn.rows.extend(rows)
-        return Receipt(positions={0: position}, streams={stream: current + len(events)})
-
-    @staticmethod
-    def _repeat_of(
-        conn: sqlite3.Connection,
-        stream: str,
-        events: Sequence[NewEvent],
-        encoded: Sequence[bytes],
-    ) -> Receipt | None:
-        found: list[RecordedEvent] = []
-        for event, data in zip(events, encoded, strict=True):
-            if event.id is None:
-                continue
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE id = ?", (event.id,)
-            ).fetchone()
-            if row is not None:
-                recorded = RecordedEvent(*row)
-                check_same_content(recorded, stream, event, data)
-                found.append(recorded)
-        if not found:
-            return None
-        if len(found) != len(events):
-            raise EventIdReused(format_id(found[0].id), "batch")
-        return receipt_of(found)
-
     # -- writing ---------------------------------------------------------------------------
 
-    def _submit(self, job: Job) -> Any:
+    def _submit(self, job: AppendJob | CommitJob) -> concurrent.futures.Future[Any]:
         if self._closed:
             raise StoreClosed
         return self._committer.submit(job)
 
-    def _append_job(self, stream: str, events: Sequence[NewEvent], expected_version: int) -> Job:
+    def _append_job(
+        self, stream: str, events: Sequence[NewEvent], expected_version: int
+    ) -> AppendJob:
         validate_append(stream, events, self.registry)
         frozen = list(events)
-        encoded = [encode_data(event) for event in frozen]
-
-        def job(txn: _Txn) -> Receipt:
-            return self._insert(txn, stream, frozen, expected_version, True, encoded)
-
-        job.refuses_before_writing = True  # type: ignore[attr-defined]
-        return job
+        return AppendJob(stream, frozen, [encode_data(e) for e in frozen], expected_version)
 
     def append(
         self, stream: str, events: Sequence[NewEvent], expected_version: int = ANY_VERSION
@@ -384,10 +200,24 @@ class SqliteEventStore(EventStore):
     async def append_async(
         self, stream: str, events: Sequence[NewEvent], expected_version: int = ANY_VERSION
     ) -> Receipt:
-        result: Receipt = await asyncio.wrap_future(
-            self._submit(self._append_job(stream, events, expected_version))
-        )
+        job = self._append_job(stream, events, expected_version)
+        if self._closed:
+            raise StoreClosed
+        result: Receipt = await self._committer.submit_async(job)
         return result
+
+    def append_many(self, requests: Sequence[AppendRequest]) -> list[Receipt | TillflowError]:
+        """Every request is queued at once, so they share the writer's transactions."""
+        futures = [
+            self._submit(self._append_job(r.stream, r.events, r.expected_version)) for r in requests
+        ]
+        outcomes: list[Receipt | TillflowError] = []
+        for future in futures:
+            try:
+                outcomes.append(future.result())
+            except TillflowError as refusal:
+                outcomes.append(refusal)
+        return outcomes
 
     def commit_batch(
         self,
@@ -397,48 +227,11 @@ class SqliteEventStore(EventStore):
         new_checkpoint: int,
         effects: BatchEffects,
     ) -> Receipt:
+        encoded = []
         for emitted in effects.emitted:
             validate_append(emitted.stream, emitted.events, self.registry)
-        upserts = [(view, key, value) for (view, key), value in effects.views.items() if value]
-        deletes = [(view, key) for (view, key), value in effects.views.items() if value is None]
-
-        def job(txn: _Txn) -> Receipt:
-            conn = txn.conn
-            moved = conn.execute(
-                "UPDATE checkpoints SET position = ?, updated_at = ? "
-                "WHERE processor = ? AND lane = ? AND position = ?",
-                (new_checkpoint, txn.now, processor, lane, expected_checkpoint),
-            ).rowcount
-            if moved == 0:
-                row = conn.execute(
-                    "SELECT position FROM checkpoints WHERE processor = ? AND lane = ?",
-                    (processor, lane),
-                ).fetchone()
-                if row is not None or expected_checkpoint != 0:
-                    actual = 0 if row is None else row[0]
-                    raise CheckpointConflict(processor, lane, expected_checkpoint, actual)
-                conn.execute(
-                    "INSERT INTO checkpoints (processor, lane, position, updated_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    (processor, lane, new_checkpoint, txn.now),
-                )
-            receipt = Receipt(positions={}, streams={})
-            for emitted in effects.emitted:
-                receipt = receipt.merge(
-                    self._insert(
-                        txn, emitted.stream, emitted.events, emitted.expected_version, False
-                    )
-                )
-            if upserts:
-                conn.executemany(
-                    "INSERT INTO views (view, key, value) VALUES (?, ?, ?) "
-                    "ON CONFLICT (view, key) DO UPDATE SET value = excluded.value",
-                    upserts,
-                )
-            if deletes:
-                conn.executemany("DELETE FROM views WHERE view = ? AND key = ?", deletes)
-            return receipt
-
+            encoded.append([encode_data(event) for event in emitted.events])
+        job = CommitJob(processor, lane, expected_checkpoint, new_checkpoint, effects, encoded)
         result: Receipt = self._submit(job).result()
         return result
 
@@ -467,7 +260,7 @@ class SqliteEventStore(EventStore):
                     wanted = types if isinstance(types, (set, frozenset)) else frozenset(types)
                     held = [event for event in held if event.type in wanted]
                 return held if limit is None else held[:limit]
-        sql = f"SELECT {_COLUMNS} FROM events WHERE position > ?"
+        sql = f"SELECT {COLUMNS} FROM events WHERE position > ?"
         params: list[Any] = [after]
         if upto is not None:
             sql += " AND position <= ?"
@@ -492,7 +285,7 @@ class SqliteEventStore(EventStore):
         self, stream: str, after_version: int = 0, upto_version: int | None = None
     ) -> list[RecordedEvent]:
         rows = self._reader().execute(
-            f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version > ? AND version <= ? "
+            f"SELECT {COLUMNS} FROM events WHERE stream = ? AND version > ? AND version <= ? "
             "ORDER BY version",
             (stream, after_version, upto_version if upto_version is not None else 2**62),
         )
@@ -502,25 +295,12 @@ class SqliteEventStore(EventStore):
         row = (
             self._reader()
             .execute(
-                f"SELECT {_COLUMNS} FROM events WHERE stream = ? ORDER BY version DESC LIMIT 1",
+                f"SELECT {COLUMNS} FROM events WHERE stream = ? ORDER BY version DESC LIMIT 1",
                 (stream,),
             )
             .fetchone()
         )
         return None if row is None else RecordedEvent(*row)
-
-    def append_many(self, requests: Sequence[AppendRequest]) -> list[Receipt | TillflowError]:
-        """Every request is queued at once, so they share the writer's transactions."""
-        futures = [
-            self._submit(self._append_job(r.stream, r.events, r.expected_version)) for r in requests
-        ]
-        outcomes: list[Receipt | TillflowError] = []
-        for future in futures:
-            try:
-                outcomes.append(future.result())
-            except TillflowError as refusal:
-                outcomes.append(refusal)
-        return outcomes
 
     def stream_version(self, stream: str) -> int:
         row = (
@@ -532,7 +312,7 @@ class SqliteEventStore(EventStore):
 
     def find_by_causation(self, causation_id: bytes) -> list[RecordedEvent]:
         rows = self._reader().execute(
-            f"SELECT {_COLUMNS} FROM events WHERE causation_id = ? ORDER BY position",
+            f"SELECT {COLUMNS} FROM events WHERE causation_id = ? ORDER BY position",
             (causation_id,),
         )
         return [RecordedEvent(*row) for row in rows]
@@ -540,7 +320,7 @@ class SqliteEventStore(EventStore):
     def get_event(self, event_id: bytes) -> RecordedEvent | None:
         row = (
             self._reader()
-            .execute(f"SELECT {_COLUMNS} FROM events WHERE id = ?", (event_id,))
+            .execute(f"SELECT {COLUMNS} FROM events WHERE id = ?", (event_id,))
             .fetchone()
         )
         return None if row is None else RecordedEvent(*row)

@@ -1,0 +1,365 @@
+"""The SQLite writer: how one group of write jobs becomes one transaction.
+
+Jobs are :class:`AppendJob` (a caller's append) and :class:`CommitJob` (a processor batch:
+checkpoint compare-and-set, emitted events, view rows). A group runs like this:
+
+1. ``BEGIN IMMEDIATE`` (the file's write lock), read the head;
+2. *prefetch* in a few statements what every job will ask: the versions of all streams the
+   group touches and which caller-given ids are already recorded;
+3. run each job in Python, in order: it checks versions and ids, assigns positions and
+   queues its rows — an append that is refused (conflict, reused id) writes nothing;
+   a commit job runs in a savepoint (its checkpoint update and view rows are SQL);
+4. insert every queued row with one ``executemany``, ``COMMIT``, and hand the rows to the
+   ring of recent events.
+
+If the single insert trips a unique constraint (two appends in one group reusing one id),
+the whole group is rolled back and run again *carefully*: each job inserting its own rows
+at once, so the repeat is recognised as such. Positions are assigned while holding the
+write lock, so they are dense and in commit order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Final
+
+from tillflow.engine.errors import (
+    CheckpointConflict,
+    ConcurrencyConflict,
+    EventIdReused,
+    TillflowError,
+)
+from tillflow.engine.group_commit import Failed
+from tillflow.engine.ids import format_id, new_event_id
+from tillflow.engine.recent import RecentEvents
+from tillflow.engine.store import BatchEffects, check_same_content, receipt_of
+from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt, RecordedEvent
+
+COLUMNS: Final = (
+    "id, stream, version, 0, position, type, schema_version, data, recorded_at, "
+    "causation_id, correlation_id"
+)
+_INSERT: Final = (
+    "INSERT INTO events (position, id, stream, version, type, schema_version, data, "
+    "recorded_at, causation_id, correlation_id) VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+_CHUNK: Final = 500  # host parameters per IN (...) list
+
+
+class _RunCarefully(Exception):
+    """Raised inside a deferred group when only a careful re-run can tell what is right."""
+
+
+class Txn:
+    """The state of one group's transaction."""
+
+    __slots__ = ("careful", "conn", "existing_ids", "head", "new_ids", "now", "rows", "versions")
+
+    def __init__(self, conn: sqlite3.Connection, head: int, careful: bool) -> None:
+        self.conn = conn
+        self.head = head
+        self.now = time.time()
+        self.careful = careful
+        self.versions: dict[str, int] = {}
+        self.rows: list[tuple[Any, ...]] = []
+        self.existing_ids: set[bytes] = set()
+        self.new_ids: set[bytes] = set()
+
+    def version_of(self, stream: str) -> int:
+        version = self.versions.get(stream)
+        if version is None:
+            row = self.conn.execute(
+                "SELECT max(version) FROM events WHERE stream = ?", (stream,)
+            ).fetchone()
+            version = row[0] or 0
+            self.versions[stream] = version
+        return version
+
+    def prefetch(self, streams: Collection[str], ids: Collection[bytes]) -> None:
+        """Load the versions of ``streams`` and which of ``ids`` exist, a chunk at a time."""
+        wanted = [stream for stream in streams if stream not in self.versions]
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            self.versions.update(dict.fromkeys(chunk, 0))
+            marks = ",".join("?" * len(chunk))
+            self.versions.update(
+                self.conn.execute(
+                    "SELECT stream, max(version) FROM events "
+                    f"WHERE stream IN ({marks}) GROUP BY stream",
+                    chunk,
+                ).fetchall()
+            )
+        listed = list(ids)
+        for start in range(0, len(listed), _CHUNK):
+            id_chunk = listed[start : start + _CHUNK]
+            marks = ",".join("?" * len(id_chunk))
+            self.existing_ids.update(
+                row[0]
+                for row in self.conn.execute(
+                    f"SELECT id FROM events WHERE id IN ({marks})", id_chunk
+                )
+            )
+
+    def insert(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        encoded: Sequence[bytes],
+        expected_version: int,
+        check_repeat: bool,
+    ) -> Receipt:
+        """Check and queue (or, careful, insert) one append; see the module docstring."""
+        current = self.version_of(stream)
+        explicit = [event.id for event in events if event.id is not None] if check_repeat else []
+        if explicit and not self.careful and not self.new_ids.isdisjoint(explicit):
+            raise _RunCarefully  # this group already queued one of these ids
+        if expected_version not in (ANY_VERSION, current):
+            repeat = self._repeat_of(stream, events, encoded) if explicit else None
+            if repeat is not None:
+                return repeat
+            raise ConcurrencyConflict(stream, expected_version, current)
+        if explicit and not self.careful:
+            if not self.existing_ids.isdisjoint(explicit):
+                repeat = self._repeat_of(stream, events, encoded)
+                if repeat is not None:
+                    return repeat
+            if len(set(explicit)) != len(explicit):
+                raise _RunCarefully
+            self.new_ids.update(explicit)
+        position, now = self.head, self.now
+        rows = []
+        for index, (event, data) in enumerate(zip(events, encoded, strict=True)):
+            position += 1
+            rows.append(
+                (
+                    position,
+                    event.id or new_event_id(),
+                    stream,
+                    current + index + 1,
+                    event.type,
+                    event.schema_version,
+                    data,
+                    now,
+                    event.causation_id,
+                    event.correlation_id,
+                )
+            )
+        if self.careful:
+            self.conn.execute("SAVEPOINT ins")
+            try:
+                self.conn.executemany(_INSERT, rows)
+            except sqlite3.IntegrityError:
+                self.conn.execute("ROLLBACK TO ins")
+                self.conn.execute("RELEASE ins")
+                repeat = self._repeat_of(stream, events, encoded) if explicit else None
+                if repeat is None:
+                    raise
+                return repeat
+            self.conn.execute("RELEASE ins")
+        self.head = position
+        self.versions[stream] = current + len(events)
+        self.rows.extend(rows)
+        return Receipt(positions={0: position}, streams={stream: current + len(events)})
+
+    def _repeat_of(
+        self, stream: str, events: Sequence[NewEvent], encoded: Sequence[bytes]
+    ) -> Receipt | None:
+        found: list[RecordedEvent] = []
+        for event, data in zip(events, encoded, strict=True):
+            if event.id is None:
+                continue
+            row = self.conn.execute(
+                f"SELECT {COLUMNS} FROM events WHERE id = ?", (event.id,)
+            ).fetchone()
+            if row is not None:
+                recorded = RecordedEvent(*row)
+                check_same_content(recorded, stream, event, data)
+                found.append(recorded)
+        if not found:
+            return None
+        if len(found) != len(events):
+            raise EventIdReused(format_id(found[0].id), "batch")
+        return receipt_of(found)
+
+
+class AppendJob:
+    """A caller's append. Refuses (raises :class:`TillflowError`) only before writing."""
+
+    refuses_before_writing = True
+    __slots__ = ("encoded", "events", "expected_version", "stream")
+
+    def __init__(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        encoded: Sequence[bytes],
+        expected_version: int,
+    ) -> None:
+        self.stream = stream
+        self.events = events
+        self.encoded = encoded
+        self.expected_version = expected_version
+
+    def streams(self) -> list[str]:
+        return [self.stream]
+
+    def explicit_ids(self) -> list[bytes]:
+        return [event.id for event in self.events if event.id is not None]
+
+    def __call__(self, txn: Txn) -> Receipt:
+        return txn.insert(self.stream, self.events, self.encoded, self.expected_version, True)
+
+
+class CommitJob:
+    """A processor batch: checkpoint compare-and-set, emitted events, view rows."""
+
+    refuses_before_writing = False
+    __slots__ = ("effects", "encoded", "expected", "lane", "new", "processor")
+
+    def __init__(
+        self,
+        processor: str,
+        lane: int,
+        expected: int,
+        new: int,
+        effects: BatchEffects,
+        encoded: list[list[bytes]],
+    ) -> None:
+        self.processor = processor
+        self.lane = lane
+        self.expected = expected
+        self.new = new
+        self.effects = effects
+        self.encoded = encoded
+
+    def streams(self) -> list[str]:
+        return [emitted.stream for emitted in self.effects.emitted]
+
+    def explicit_ids(self) -> list[bytes]:
+        return []
+
+    def __call__(self, txn: Txn) -> Receipt:
+        conn = txn.conn
+        moved = conn.execute(
+            "UPDATE checkpoints SET position = ?, updated_at = ? "
+            "WHERE processor = ? AND lane = ? AND position = ?",
+            (self.new, txn.now, self.processor, self.lane, self.expected),
+        ).rowcount
+        if moved == 0:
+            row = conn.execute(
+                "SELECT position FROM checkpoints WHERE processor = ? AND lane = ?",
+                (self.processor, self.lane),
+            ).fetchone()
+            if row is not None or self.expected != 0:
+                actual = 0 if row is None else row[0]
+                raise CheckpointConflict(self.processor, self.lane, self.expected, actual)
+            conn.execute(
+                "INSERT INTO checkpoints (processor, lane, position, updated_at) "
+                "VALUES (?, ?, ?, ?)",
+                (self.processor, self.lane, self.new, txn.now),
+            )
+        positions: dict[int, int] = {}
+        streams: dict[str, int] = {}
+        for emitted, encoded in zip(self.effects.emitted, self.encoded, strict=True):
+            receipt = txn.insert(
+                emitted.stream, emitted.events, encoded, emitted.expected_version, False
+            )
+            positions.update(receipt.positions)
+            streams.update(receipt.streams)
+        views = self.effects.views
+        upserts = [(view, key, value) for (view, key), value in views.items() if value]
+        if upserts:
+            conn.executemany(
+                "INSERT INTO views (view, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (view, key) DO UPDATE SET value = excluded.value",
+                upserts,
+            )
+        deletes = [(view, key) for (view, key), value in views.items() if value is None]
+        if deletes:
+            conn.executemany("DELETE FROM views WHERE view = ? AND key = ?", deletes)
+        return Receipt(positions=positions, streams=streams)
+
+
+Job = AppendJob | CommitJob
+
+
+class SqliteWriter:
+    """Runs groups of jobs on the writer connection (only ever from the writer thread)."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], recent: RecentEvents) -> None:
+        self._connect = connect
+        self._conn: sqlite3.Connection | None = None
+        self._recent = recent
+
+    def run_batch(self, jobs: Sequence[Callable[[Any], Any]]) -> list[Any]:
+        """One transaction for ``jobs``; per job its result or a :class:`Failed`."""
+        typed: list[Job] = [job for job in jobs if isinstance(job, (AppendJob, CommitJob))]
+        if len(typed) != len(jobs):
+            raise TypeError("the SQLite writer runs AppendJob and CommitJob only")
+        try:
+            return self._run(typed, careful=False)
+        except _RunCarefully:
+            return self._run(typed, careful=True)
+
+    def _run(self, jobs: list[Job], careful: bool) -> list[Any]:
+        if self._conn is None:
+            self._conn = self._connect()
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            head = conn.execute("SELECT max(position) FROM events").fetchone()[0] or 0
+            txn = Txn(conn, head, careful)
+            if not careful:
+                txn.prefetch(
+                    {stream for job in jobs for stream in job.streams()},
+                    [event_id for job in jobs for event_id in job.explicit_ids()],
+                )
+            outcomes = [self._run_isolated(job, txn) for job in jobs]
+            if not careful and txn.rows:
+                try:
+                    conn.executemany(_INSERT, txn.rows)
+                except sqlite3.IntegrityError as clash:
+                    raise _RunCarefully from clash
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._recent.remember(
+            RecordedEvent(row[1], row[2], row[3], 0, row[0], *row[4:]) for row in txn.rows
+        )
+        return outcomes
+
+    @staticmethod
+    def _run_isolated(job: Job, txn: Txn) -> Any:
+        """Run one job so that its failure undoes only its own writes."""
+        head, written = txn.head, len(txn.rows)
+        if job.refuses_before_writing:
+            try:
+                return job(txn)
+            except TillflowError as refusal:
+                txn.head = head
+                del txn.rows[written:]
+                return Failed(refusal)
+        txn.conn.execute("SAVEPOINT job")
+        versions = dict(txn.versions)
+        try:
+            result = job(txn)
+        except _RunCarefully:
+            raise
+        except Exception as error:  # handed to the job's caller
+            txn.conn.execute("ROLLBACK TO job")
+            txn.conn.execute("RELEASE job")
+            txn.head = head
+            txn.versions = versions
+            del txn.rows[written:]
+            return Failed(error)
+        txn.conn.execute("RELEASE job")
+        return result
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
