@@ -220,12 +220,15 @@ class Runtime:
                 log.warning("%s", conflict)
                 await self._sleep_unless_stopping(self.poll.most)
                 continue
-            except Exception as error:
+            except Exception as error:  # the store blipped: keep trying, visibly
                 lane_processor.error = error
+                lane_processor.state = State.RETRYING
                 log.exception("processor %s: batch failed, retrying", lane_processor.name)
                 await self._sleep_unless_stopping(self.poll.most)
                 continue
             conflicts = 0
+            if lane_processor.state is not State.FAILED and lane_processor.failed_event is None:
+                lane_processor.error = None
             if result.progressed:
                 delay = self.poll.first
                 await self._notify_progress()
