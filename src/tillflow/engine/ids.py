@@ -62,8 +62,20 @@ def derived_event_id(processor: str, source_id: bytes, index: int) -> bytes:
 
 
 def id_from_key(namespace: str, key: str) -> bytes:
-    """A deterministic id for an idempotency key of the caller's (e.g. a checkout id)."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"tillflow:{namespace}:{key}").bytes
+    """A deterministic id for an idempotency key of the caller's (e.g. a checkout id).
+
+    When the key is itself a UUID (tills are advised to use time-ordered UUIDv7 keys), the
+    id keeps its first eight bytes, so ids stay in time order and index inserts stay cheap;
+    the rest is a hash of namespace and key, so one key in two namespaces gives two ids.
+    """
+    name = f"tillflow:{namespace}:{key}"
+    try:
+        prefix = uuid.UUID(key).bytes[:8]
+    except ValueError:
+        return uuid.uuid5(uuid.NAMESPACE_URL, name).bytes
+    raw = bytearray(prefix + hashlib.blake2b(name.encode(), digest_size=8).digest())
+    raw[8] = 0x80 | (raw[8] & 0x3F)  # RFC 4122 variant
+    return bytes(raw)
 
 
 def format_id(event_id: bytes) -> str:

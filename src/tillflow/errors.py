@@ -1,0 +1,77 @@
+"""The shop's refusals: every one names what was wrong. None of them writes anything."""
+
+from __future__ import annotations
+
+from tillflow.engine.errors import TillflowError
+
+
+class InvalidField(TillflowError):
+    """A command field with a value the shop cannot accept."""
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        shown = value if not isinstance(value, str) or len(value) <= 60 else value[:57] + "..."
+        super().__init__(f"{field}={shown!r}: {reason}")
+
+
+class UnknownProduct(TillflowError):
+    """A product id the catalog does not know."""
+
+    def __init__(self, product_id: str, field: str = "product_id") -> None:
+        self.product_id = product_id
+        self.field = field
+        super().__init__(f"{field}={product_id!r}: no such product in the catalog")
+
+
+class ProductExists(TillflowError):
+    """``AddProduct`` for a product id the catalog already has."""
+
+    def __init__(self, product_id: str) -> None:
+        self.product_id = product_id
+        super().__init__(f"product_id={product_id!r}: the product is already in the catalog")
+
+
+class ProductDiscontinued(TillflowError):
+    """A checkout or change of a product that was discontinued."""
+
+    def __init__(self, product_id: str, field: str = "product_id") -> None:
+        self.product_id = product_id
+        self.field = field
+        super().__init__(f"{field}={product_id!r}: the product is discontinued")
+
+
+class UnknownCheckout(TillflowError):
+    """A return against a checkout id that was never checked out."""
+
+    def __init__(self, checkout_id: str) -> None:
+        self.checkout_id = checkout_id
+        super().__init__(f"checkout_id={checkout_id!r}: no such checkout")
+
+
+class CheckoutConflict(TillflowError):
+    """A checkout (or return) id reused with different content: ``field`` says what differs."""
+
+    def __init__(self, key_name: str, key: str, field: str) -> None:
+        self.key_name = key_name
+        self.key = key
+        self.field = field
+        super().__init__(
+            f"{key_name}={key!r} was already used with a different {field}; "
+            "retry with the same content or use a new id"
+        )
+
+
+class ReturnExceedsPurchase(TillflowError):
+    """A return of more units than the checkout bought, net of earlier returns."""
+
+    def __init__(self, checkout_id: str, product_id: str, requested: int, returnable: int) -> None:
+        self.checkout_id = checkout_id
+        self.product_id = product_id
+        self.requested = requested
+        self.returnable = returnable
+        super().__init__(
+            f"lines[product_id={product_id!r}].quantity={requested}: checkout {checkout_id!r} "
+            f"has {returnable} unit(s) of it left to return"
+        )

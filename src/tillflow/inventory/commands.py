@@ -1,0 +1,20 @@
+"""Inventory's commands: a manager receives deliveries and counts stock."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class ReceiveStock(msgspec.Struct, frozen=True):
+    """Put a delivery on the shelf. ``delivery_id``, when given, makes a retry harmless."""
+
+    product_id: str
+    quantity: int
+    delivery_id: str | None = None
+
+
+class CountStock(msgspec.Struct, frozen=True):
+    """A stock-take: the shelf holds ``counted`` units (≥ 0)."""
+
+    product_id: str
+    counted: int

@@ -1,0 +1,98 @@
+"""Inventory's processor: every checkout takes its lines off the shelf, every return puts
+them back. A sale is never refused: when stock goes below zero the ``StockShortfall`` (the
+apology) is recorded right after the ``ProductTaken`` and the product stays short until a
+delivery, count or return resolves it.
+
+Emits guard each product stream with the version read (commands write the same streams): if
+a delivery lands in between, the batch's commit is refused whole and the runtime redoes it.
+"""
+
+from __future__ import annotations
+
+from tillflow.engine import Processor, RecordedEvent, Session
+from tillflow.inventory.events import (
+    ProductReturned,
+    ProductTaken,
+    ShortfallResolved,
+    StockShortfall,
+    stock_stream,
+)
+from tillflow.inventory.stock import StockLevel
+from tillflow.sale.events import CheckedOut, ItemsReturned
+
+NAME = "inventory"
+
+
+def _level(session: Session, product_id: str) -> StockLevel:
+    key = ("level", product_id)
+    level: StockLevel | None = session.scratch.get(key)
+    if level is None:
+        level = StockLevel.after(product_id, session.store.last_event(stock_stream(product_id)))
+    return level
+
+
+def _keep(session: Session, level: StockLevel) -> None:
+    session.scratch[("level", level.product_id)] = level
+
+
+def take(event: RecordedEvent, session: Session) -> None:
+    checked_out = event.decode(CheckedOut)
+    for line in checked_out.lines:
+        level = _level(session, line.product_id)
+        after = level.moved(level.stock - line.quantity)
+        stream = stock_stream(line.product_id)
+        taken = ProductTaken(
+            line.product_id,
+            checked_out.checkout_id,
+            line.quantity,
+            line.unit_price,
+            line.line_total,
+            after.stock,
+            after.short,
+        )
+        session.emit(stream, "ProductTaken", taken, expected_version=level.version)
+        if after.stock < 0:
+            units_short = min(line.quantity, -after.stock)
+            apology = StockShortfall(
+                line.product_id, checked_out.checkout_id, units_short, after.stock, after.short
+            )
+            session.emit(stream, "StockShortfall", apology, expected_version=after.version)
+            after = after.moved(after.stock)
+        _keep(session, after)
+
+
+def put_back(event: RecordedEvent, session: Session) -> None:
+    returned = event.decode(ItemsReturned)
+    for line in returned.lines:
+        level = _level(session, line.product_id)
+        after = level.moved(level.stock + line.quantity)
+        stream = stock_stream(line.product_id)
+        back = ProductReturned(
+            line.product_id,
+            returned.checkout_id,
+            returned.return_id,
+            line.quantity,
+            line.refund,
+            after.stock,
+            after.short,
+        )
+        session.emit(stream, "ProductReturned", back, expected_version=level.version)
+        if level.short > 0 and after.stock >= 0:
+            resolved = ShortfallResolved(line.product_id, "return", after.stock, 0)
+            session.emit(stream, "ShortfallResolved", resolved, expected_version=after.version)
+            after = after.moved(after.stock)
+        _keep(session, after)
+
+
+def handle(event: RecordedEvent, session: Session) -> None:
+    if event.type == "CheckedOut":
+        take(event, session)
+    elif event.type == "ItemsReturned":
+        put_back(event, session)
+
+
+def inventory_processor(batch_size: int = 3000) -> Processor:
+    """Inventory's processor declaration."""
+    return Processor(
+        NAME, handle, types=frozenset({"CheckedOut", "ItemsReturned"}), batch_size=batch_size
+    )

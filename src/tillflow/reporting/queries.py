@@ -1,0 +1,84 @@
+"""Reading the report: rows and totals as committed, optionally after waiting for a receipt
+(read-your-writes), always saying how fresh they are."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+
+from tillflow.engine import EventStore, Receipt, Runtime, WaitOutcome
+from tillflow.reporting.projection import NAME
+from tillflow.reporting.rows import PRODUCTS_VIEW, TOTALS_KEY, TOTALS_VIEW, ProductRow, Totals
+
+
+class Freshness(msgspec.Struct, frozen=True):
+    """How far the report is behind the log when read: per lane, the report's checkpoint,
+    the head, and the age in seconds of the oldest event it has not yet passed."""
+
+    checkpoint: dict[int, int]
+    head: dict[int, int]
+    lag_events: int
+    lag_seconds: float
+    waited: str | None = None
+    """With ``wait_for``: ``reached``, ``timed_out`` or ``failed``."""
+
+
+class Report(msgspec.Struct, frozen=True):
+    rows: list[ProductRow]
+    totals: Totals
+    freshness: Freshness
+
+
+class ReportReader:
+    """Reads the committed report from a store."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    def rows(self) -> list[ProductRow]:
+        """Every product row, by product id."""
+        decoder = msgspec.json.Decoder(ProductRow)
+        return [decoder.decode(raw) for _, raw in self.store.view_rows(PRODUCTS_VIEW)]
+
+    def row(self, product_id: str) -> ProductRow | None:
+        raw = self.store.read_view(PRODUCTS_VIEW, product_id)
+        return None if raw is None else msgspec.json.decode(raw, type=ProductRow)
+
+    def totals(self) -> Totals:
+        raw = self.store.read_view(TOTALS_VIEW, TOTALS_KEY)
+        return Totals() if raw is None else msgspec.json.decode(raw, type=Totals)
+
+    def freshness(self, waited: WaitOutcome | None = None) -> Freshness:
+        checkpoints = {
+            lane: self.store.checkpoint(NAME, lane) for lane in range(self.store.lane_count)
+        }
+        heads = self.store.heads()
+        lag_seconds = 0.0
+        for lane, checkpoint in checkpoints.items():
+            if checkpoint < heads[lane]:
+                oldest = self.store.read(lane, checkpoint, checkpoint + 1)
+                if oldest:
+                    lag_seconds = max(lag_seconds, time.time() - oldest[0].recorded_at)
+        return Freshness(
+            checkpoints,
+            heads,
+            sum(heads[lane] - checkpoints[lane] for lane in heads),
+            lag_seconds,
+            None if waited is None else waited.status,
+        )
+
+    def report(self, waited: WaitOutcome | None = None) -> Report:
+        """Rows, totals and freshness (freshness read first: figures are at least as new)."""
+        freshness = self.freshness(waited)
+        return Report(self.rows(), self.totals(), freshness)
+
+    async def read(
+        self, runtime: Runtime, wait_for: Receipt | None = None, timeout: float = 5.0
+    ) -> Report:
+        """The report; with ``wait_for``, first wait (at most ``timeout`` s) until the report
+        has passed that receipt. Never raises for lateness: ``freshness.waited`` says."""
+        waited = None
+        if wait_for is not None:
+            waited = await runtime.wait_for(wait_for, [NAME], timeout)
+        return self.report(waited)

@@ -1,0 +1,54 @@
+"""Sale's commands: what a till or a manager asks for. Validated by the decisions in
+:mod:`tillflow.sale.decisions`, which name the field of any refusal."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+
+class AddProduct(msgspec.Struct, frozen=True):
+    product_id: str
+    name: str
+    price: int
+
+
+class RenameProduct(msgspec.Struct, frozen=True):
+    product_id: str
+    name: str
+
+
+class RepriceProduct(msgspec.Struct, frozen=True):
+    product_id: str
+    price: int
+
+
+class DiscontinueProduct(msgspec.Struct, frozen=True):
+    product_id: str
+
+
+class LineRequest(msgspec.Struct, frozen=True):
+    product_id: str
+    quantity: int
+
+
+class Checkout(msgspec.Struct, frozen=True):
+    """Ring up a sale. ``checkout_id`` is the idempotency key (a UUIDv7 is best: ids in time
+    order keep the log's indexes cheap). The same product on two lines is merged into one
+    line, in the order first seen: scanning an item twice is normal at a till. ``at`` is
+    the time of the sale at the till; when omitted the shop's clock fills it in."""
+
+    checkout_id: str
+    till_id: str
+    lines: list[LineRequest]
+    at: datetime | None = None
+
+
+class ReturnItems(msgspec.Struct, frozen=True):
+    """Bring units of a checkout back. ``return_id`` is the idempotency key."""
+
+    return_id: str
+    checkout_id: str
+    lines: list[LineRequest]
+    at: datetime | None = None

@@ -1,0 +1,178 @@
+"""Sale's rules as pure functions: a command and what is known → the event, or a refusal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from tillflow import validation
+from tillflow.errors import (
+    CheckoutConflict,
+    InvalidField,
+    ProductDiscontinued,
+    ProductExists,
+    ReturnExceedsPurchase,
+    UnknownProduct,
+)
+from tillflow.sale.catalog import Catalog, Product
+from tillflow.sale.commands import (
+    AddProduct,
+    Checkout,
+    DiscontinueProduct,
+    LineRequest,
+    RenameProduct,
+    RepriceProduct,
+    ReturnItems,
+)
+from tillflow.sale.events import (
+    CheckedOut,
+    CheckoutLine,
+    ItemsReturned,
+    ProductAdded,
+    ProductRenamed,
+    ProductRepriced,
+    ReturnLine,
+)
+from tillflow.sale.events import (
+    ProductDiscontinued as ProductDiscontinuedEvent,
+)
+
+
+def _aware(field: str, at: datetime | None, now: datetime) -> datetime:
+    if at is None:
+        return now
+    if not isinstance(at, datetime):
+        raise InvalidField(field, at, "must be a date and time")
+    if at.tzinfo is None:
+        raise InvalidField(field, at.isoformat(), "must carry a time zone (e.g. Z or +01:00)")
+    return at.astimezone(UTC)
+
+
+def merged_lines(lines: Sequence[LineRequest], field: str = "lines") -> list[tuple[str, int]]:
+    """Validate lines and merge repeats of a product (first-seen order)."""
+    if not isinstance(lines, (list, tuple)):
+        raise InvalidField(field, lines, "must be a list of lines")
+    if not lines:
+        raise InvalidField(field, [], "must hold at least one line")
+    if len(lines) > validation.MAX_LINES:
+        raise InvalidField(field, len(lines), f"at most {validation.MAX_LINES} lines")
+    merged: dict[str, int] = {}
+    for index, line in enumerate(lines):
+        product_id = validation.identifier(f"{field}[{index}].product_id", line.product_id)
+        quantity = validation.quantity(f"{field}[{index}].quantity", line.quantity)
+        merged[product_id] = merged.get(product_id, 0) + quantity
+        if merged[product_id] > validation.MAX_QUANTITY:
+            raise InvalidField(
+                f"{field}[{index}].quantity",
+                merged[product_id],
+                f"product {product_id!r} totals more than {validation.MAX_QUANTITY} units",
+            )
+    return list(merged.items())
+
+
+def _sellable(catalog: Catalog, product_id: str, field: str) -> Product:
+    product = catalog.products.get(product_id)
+    if product is None:
+        raise UnknownProduct(product_id, field)
+    if product.discontinued:
+        raise ProductDiscontinued(product_id, field)
+    return product
+
+
+def decide_checkout(catalog: Catalog, command: Checkout, now: datetime) -> CheckedOut:
+    """The ``CheckedOut`` for ``command`` at catalog prices. Never refused for stock."""
+    validation.identifier("checkout_id", command.checkout_id)
+    validation.identifier("till_id", command.till_id)
+    at = _aware("at", command.at, now)
+    lines = []
+    for index, (product_id, quantity) in enumerate(merged_lines(command.lines)):
+        product = _sellable(catalog, product_id, f"lines[{index}].product_id")
+        total = product.price * quantity
+        lines.append(CheckoutLine(product_id, product.name, quantity, product.price, total))
+    return CheckedOut(
+        command.checkout_id, command.till_id, at, lines, sum(line.line_total for line in lines)
+    )
+
+
+def same_checkout(recorded: CheckedOut, command: Checkout) -> None:
+    """Raise :class:`CheckoutConflict` unless ``command`` is a retry of ``recorded``."""
+    if recorded.till_id != command.till_id:
+        raise CheckoutConflict("checkout_id", command.checkout_id, "till_id")
+    wanted = merged_lines(command.lines)
+    if [(line.product_id, line.quantity) for line in recorded.lines] != wanted:
+        raise CheckoutConflict("checkout_id", command.checkout_id, "lines")
+    if command.at is not None and _aware("at", command.at, recorded.at) != recorded.at:
+        raise CheckoutConflict("checkout_id", command.checkout_id, "at")
+
+
+def decide_return(
+    checkout: CheckedOut,
+    earlier: Sequence[ItemsReturned],
+    command: ReturnItems,
+    now: datetime,
+) -> ItemsReturned:
+    """The ``ItemsReturned`` for ``command``: never more than bought, net of earlier returns.
+    Refunds at the price paid."""
+    validation.identifier("return_id", command.return_id)
+    at = _aware("at", command.at, now)
+    bought = {line.product_id: line for line in checkout.lines}
+    returned: dict[str, int] = {}
+    for previous in earlier:
+        for line in previous.lines:
+            returned[line.product_id] = returned.get(line.product_id, 0) + line.quantity
+    lines = []
+    for index, (product_id, quantity) in enumerate(merged_lines(command.lines)):
+        sold = bought.get(product_id)
+        if sold is None:
+            raise InvalidField(
+                f"lines[{index}].product_id",
+                product_id,
+                f"checkout {checkout.checkout_id!r} did not sell this product",
+            )
+        returnable = sold.quantity - returned.get(product_id, 0)
+        if quantity > returnable:
+            raise ReturnExceedsPurchase(checkout.checkout_id, product_id, quantity, returnable)
+        lines.append(
+            ReturnLine(product_id, sold.name, quantity, sold.unit_price, sold.unit_price * quantity)
+        )
+    return ItemsReturned(
+        command.return_id, checkout.checkout_id, at, lines, sum(line.refund for line in lines)
+    )
+
+
+def same_return(recorded: ItemsReturned, command: ReturnItems) -> None:
+    """Raise :class:`CheckoutConflict` unless ``command`` is a retry of ``recorded``."""
+    if recorded.checkout_id != command.checkout_id:
+        raise CheckoutConflict("return_id", command.return_id, "checkout_id")
+    wanted = merged_lines(command.lines)
+    if [(line.product_id, line.quantity) for line in recorded.lines] != wanted:
+        raise CheckoutConflict("return_id", command.return_id, "lines")
+
+
+def decide_add(catalog: Catalog, command: AddProduct) -> ProductAdded:
+    product_id = validation.identifier("product_id", command.product_id)
+    if product_id in catalog.products:
+        raise ProductExists(product_id)
+    return ProductAdded(
+        product_id, validation.name("name", command.name), validation.price("price", command.price)
+    )
+
+
+def _existing(catalog: Catalog, product_id: str) -> Product:
+    validation.identifier("product_id", product_id)
+    return _sellable(catalog, product_id, "product_id")
+
+
+def decide_rename(catalog: Catalog, command: RenameProduct) -> ProductRenamed:
+    _existing(catalog, command.product_id)
+    return ProductRenamed(command.product_id, validation.name("name", command.name))
+
+
+def decide_reprice(catalog: Catalog, command: RepriceProduct) -> ProductRepriced:
+    _existing(catalog, command.product_id)
+    return ProductRepriced(command.product_id, validation.price("price", command.price))
+
+
+def decide_discontinue(catalog: Catalog, command: DiscontinueProduct) -> ProductDiscontinuedEvent:
+    _existing(catalog, command.product_id)
+    return ProductDiscontinuedEvent(command.product_id)

@@ -1,0 +1,191 @@
+"""Sale's command handlers: decide, then append; retries and repeats answered exactly.
+
+* Catalog changes append to the ``catalog`` stream guarded by its version (a concurrent
+  change makes the loser reload and decide again).
+* A checkout appends ``CheckedOut`` to its own new stream ``checkout-<id>`` with an id
+  derived from the checkout id. A retry — same id, same till and lines — gets the original
+  receipt, however much later and whatever the catalog says by then; the same id with other
+  content is a :class:`CheckoutConflict` naming the field that differs.
+* A return appends ``ItemsReturned`` to the checkout's stream guarded by its version, so two
+  concurrent returns can never together return more than was bought.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from tillflow import validation
+from tillflow.engine import (
+    NO_STREAM,
+    AppendRequest,
+    ConcurrencyConflict,
+    EventIdReused,
+    EventStore,
+    NewEvent,
+    Receipt,
+    TillflowError,
+    id_from_key,
+)
+from tillflow.engine.store import receipt_of
+from tillflow.errors import UnknownCheckout
+from tillflow.sale import decisions
+from tillflow.sale.catalog import Catalog
+from tillflow.sale.commands import (
+    AddProduct,
+    Checkout,
+    DiscontinueProduct,
+    RenameProduct,
+    RepriceProduct,
+    ReturnItems,
+)
+from tillflow.sale.events import (
+    CATALOG_STREAM,
+    CheckedOut,
+    ItemsReturned,
+    checkout_stream,
+)
+
+Clock = Callable[[], datetime]
+CATALOG_RETRIES = 20
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def checkout_event(checked_out: CheckedOut) -> NewEvent:
+    """The event to record for a checkout: its id is derived from the checkout id."""
+    return NewEvent("CheckedOut", checked_out, id=id_from_key("checkout", checked_out.checkout_id))
+
+
+class SaleService:
+    """Sale's write side over one store. Thread-safe as the store is; the catalog cache is
+    refreshed from the store before each decision that needs it."""
+
+    def __init__(self, store: EventStore, clock: Clock = utc_now) -> None:
+        self.store = store
+        self.clock = clock
+        self._catalog = Catalog()
+
+    def catalog(self) -> Catalog:
+        """The catalog as of now."""
+        return self._catalog.refresh(self.store)
+
+    # -- catalog ---------------------------------------------------------------------------
+
+    def _change_catalog(self, decide: Callable[[Catalog], object], event_type: str) -> Receipt:
+        for _ in range(CATALOG_RETRIES):
+            catalog = self.catalog()
+            event = decide(catalog)
+            try:
+                return self.store.append(
+                    CATALOG_STREAM, [NewEvent(event_type, event)], catalog.version
+                )
+            except ConcurrencyConflict:
+                continue
+        raise ConcurrencyConflict(CATALOG_STREAM, self._catalog.version, -1)
+
+    def add_product(self, command: AddProduct) -> Receipt:
+        return self._change_catalog(lambda c: decisions.decide_add(c, command), "ProductAdded")
+
+    def rename_product(self, command: RenameProduct) -> Receipt:
+        return self._change_catalog(lambda c: decisions.decide_rename(c, command), "ProductRenamed")
+
+    def reprice_product(self, command: RepriceProduct) -> Receipt:
+        return self._change_catalog(
+            lambda c: decisions.decide_reprice(c, command), "ProductRepriced"
+        )
+
+    def discontinue_product(self, command: DiscontinueProduct) -> Receipt:
+        return self._change_catalog(
+            lambda c: decisions.decide_discontinue(c, command), "ProductDiscontinued"
+        )
+
+    # -- checkouts -------------------------------------------------------------------------
+
+    def checkout(self, command: Checkout) -> Receipt:
+        """Record a sale; see the module docstring. Raises :class:`InvalidField`,
+        :class:`UnknownProduct`, :class:`ProductDiscontinued`, :class:`CheckoutConflict`."""
+        event = checkout_event(decisions.decide_checkout(self.catalog(), command, self.clock()))
+        stream = checkout_stream(command.checkout_id)
+        try:
+            return self.store.append(stream, [event], NO_STREAM)
+        except (ConcurrencyConflict, EventIdReused):
+            return self._repeat(command)
+
+    async def checkout_async(self, command: Checkout) -> Receipt:
+        """:meth:`checkout` without blocking the event loop (appends share commits)."""
+        event = checkout_event(decisions.decide_checkout(self.catalog(), command, self.clock()))
+        stream = checkout_stream(command.checkout_id)
+        try:
+            return await self.store.append_async(stream, [event], NO_STREAM)
+        except (ConcurrencyConflict, EventIdReused):
+            return self._repeat(command)
+
+    def checkout_many(self, commands: Sequence[Checkout]) -> list[Receipt | TillflowError]:
+        """Several checkouts sharing transactions; per command its receipt or its refusal."""
+        catalog = self.catalog()
+        now = self.clock()
+        outcomes: list[Receipt | TillflowError | None] = []
+        requests: list[AppendRequest] = []
+        for command in commands:
+            try:
+                event = checkout_event(decisions.decide_checkout(catalog, command, now))
+            except TillflowError as refusal:
+                outcomes.append(refusal)
+                continue
+            outcomes.append(None)
+            requests.append(AppendRequest(checkout_stream(command.checkout_id), [event], NO_STREAM))
+        appended = iter(self.store.append_many(requests))
+        results: list[Receipt | TillflowError] = []
+        for command, outcome in zip(commands, outcomes, strict=True):
+            if outcome is not None:
+                results.append(outcome)
+                continue
+            result = next(appended)
+            if isinstance(result, (ConcurrencyConflict, EventIdReused)):
+                try:
+                    result = self._repeat(command)
+                except TillflowError as refusal:
+                    result = refusal
+            results.append(result)
+        return results
+
+    def _repeat(self, command: Checkout) -> Receipt:
+        history = self.store.read_stream(checkout_stream(command.checkout_id), 0, 1)
+        if not history:  # pragma: no cover - the conflict said the stream exists
+            raise UnknownCheckout(command.checkout_id)
+        decisions.same_checkout(history[0].decode(CheckedOut), command)
+        return receipt_of(history)
+
+    # -- returns ---------------------------------------------------------------------------
+
+    def return_items(self, command: ReturnItems) -> Receipt:
+        """Record units brought back. Raises :class:`UnknownCheckout`,
+        :class:`ReturnExceedsPurchase`, :class:`InvalidField`, :class:`CheckoutConflict`."""
+        validation.identifier("return_id", command.return_id)
+        validation.identifier("checkout_id", command.checkout_id)
+        decisions.merged_lines(command.lines)
+        event_id = id_from_key("return", command.return_id)
+        for _ in range(CATALOG_RETRIES):
+            previous = self.store.get_event(event_id)
+            if previous is not None:
+                decisions.same_return(previous.decode(ItemsReturned), command)
+                return receipt_of([previous])
+            history = self.store.read_stream(checkout_stream(command.checkout_id))
+            if not history or history[0].type != "CheckedOut":
+                raise UnknownCheckout(command.checkout_id)
+            earlier = [e.decode(ItemsReturned) for e in history if e.type == "ItemsReturned"]
+            returned = decisions.decide_return(
+                history[0].decode(CheckedOut), earlier, command, self.clock()
+            )
+            try:
+                return self.store.append(
+                    checkout_stream(command.checkout_id),
+                    [NewEvent("ItemsReturned", returned, id=event_id)],
+                    history[-1].version,
+                )
+            except (ConcurrencyConflict, EventIdReused):
+                continue
+        raise ConcurrencyConflict(checkout_stream(command.checkout_id), -1, -1)

@@ -1,0 +1,49 @@
+"""The shop assembled: Sale and Inventory write sides, Inventory's processor, the report.
+
+::
+
+    till ──Checkout──► SaleService ──CheckedOut──► log ──► inventory (processor)
+                                                            │ ProductTaken / StockShortfall
+    manager ──ReceiveStock/CountStock──► InventoryService ──┤ (stock-<product> streams)
+                                                            ▼
+                                     reporting (after=["inventory"]) ──► report rows
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tillflow.engine import EventRegistry, EventStore, Processor, Runtime
+from tillflow.inventory.events import INVENTORY_EVENTS
+from tillflow.inventory.processor import inventory_processor
+from tillflow.inventory.service import InventoryService
+from tillflow.reporting.projection import reporting_processor
+from tillflow.reporting.queries import ReportReader
+from tillflow.sale.events import SALE_EVENTS
+from tillflow.sale.service import Clock, SaleService, utc_now
+
+REGISTRY = EventRegistry({**SALE_EVENTS, **INVENTORY_EVENTS})
+"""Every event type the shop records, with its class."""
+
+
+def shop_processors(inventory_batch: int = 3000, reporting_batch: int = 5000) -> list[Processor]:
+    """Inventory, then the report behind its barrier."""
+    return [inventory_processor(inventory_batch), reporting_processor(reporting_batch)]
+
+
+@dataclass
+class Shop:
+    """The write sides and the report over one store."""
+
+    store: EventStore
+    clock: Clock = utc_now
+    processors: list[Processor] = field(default_factory=shop_processors)
+
+    def __post_init__(self) -> None:
+        self.sale = SaleService(self.store, self.clock)
+        self.inventory = InventoryService(self.store)
+        self.report = ReportReader(self.store)
+
+    def runtime(self, run: list[str] | None = None) -> Runtime:
+        """A runtime for the shop's processors (all, or those named in ``run``)."""
+        return Runtime(self.store, self.processors, run=run)
