@@ -35,7 +35,7 @@ class StockCounted(msgspec.Struct, frozen=True):
 
 
 class ProductTaken(msgspec.Struct, frozen=True):
-    """One line of a checkout left the shelf (Inventory handling ``CheckedOut``)."""
+    """Line ``line`` of a checkout left the shelf (Inventory handling ``CheckedOut``)."""
 
     product_id: str
     checkout_id: str
@@ -44,6 +44,7 @@ class ProductTaken(msgspec.Struct, frozen=True):
     line_total: int
     stock_after: int
     short_after: int
+    line: int = 0
 
 
 class ProductReturned(msgspec.Struct, frozen=True):
@@ -56,6 +57,7 @@ class ProductReturned(msgspec.Struct, frozen=True):
     refund: int
     stock_after: int
     short_after: int
+    line: int = 0
 
 
 class StockShortfall(msgspec.Struct, frozen=True):

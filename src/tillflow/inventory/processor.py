@@ -37,7 +37,7 @@ def _keep(session: Session, level: StockLevel) -> None:
 
 def take(event: RecordedEvent, session: Session) -> None:
     checked_out = event.decode(CheckedOut)
-    for line in checked_out.lines:
+    for index, line in enumerate(checked_out.lines):
         level = _level(session, line.product_id)
         after = level.moved(level.stock - line.quantity)
         stream = stock_stream(line.product_id)
@@ -49,6 +49,7 @@ def take(event: RecordedEvent, session: Session) -> None:
             line.line_total,
             after.stock,
             after.short,
+            index,
         )
         session.emit(stream, "ProductTaken", taken, expected_version=level.version)
         if after.stock < 0:
@@ -63,7 +64,7 @@ def take(event: RecordedEvent, session: Session) -> None:
 
 def put_back(event: RecordedEvent, session: Session) -> None:
     returned = event.decode(ItemsReturned)
-    for line in returned.lines:
+    for index, line in enumerate(returned.lines):
         level = _level(session, line.product_id)
         after = level.moved(level.stock + line.quantity)
         stream = stock_stream(line.product_id)
@@ -75,6 +76,7 @@ def put_back(event: RecordedEvent, session: Session) -> None:
             line.refund,
             after.stock,
             after.short,
+            index,
         )
         session.emit(stream, "ProductReturned", back, expected_version=level.version)
         if level.short > 0 and after.stock >= 0:

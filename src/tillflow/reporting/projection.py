@@ -17,6 +17,7 @@ between but the log shows later — so every figure of a row comes from the same
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 import msgspec
 
@@ -46,18 +47,23 @@ from tillflow.sale.events import (
 )
 
 NAME = "reporting"
-SUBSCRIBED = frozenset(
-    {
-        "CheckedOut",
-        "ItemsReturned",
-        "StockReceived",
-        "StockCounted",
-        "ProductAdded",
-        "ProductRenamed",
-        "ProductRepriced",
-        "ProductDiscontinued",
-    }
+CATALOG_TYPES = frozenset(
+    {"ProductAdded", "ProductRenamed", "ProductRepriced", "ProductDiscontinued"}
 )
+SUBSCRIBED = frozenset({"CheckedOut", "ItemsReturned", "StockReceived", "StockCounted"}) | (
+    CATALOG_TYPES
+)
+
+
+@dataclass(frozen=True)
+class ReportViews:
+    """Where a report keeps its rows (so several designs can run side by side)."""
+
+    products: str = PRODUCTS_VIEW
+    totals: str = TOTALS_VIEW
+
+
+REPORT_VIEWS = ReportViews()
 
 
 class MissingEffects(TillflowError):
@@ -72,18 +78,21 @@ class MissingEffects(TillflowError):
         )
 
 
-def _row(session: Session, product_id: str) -> ProductRow:
-    row: ProductRow | None = session.get(PRODUCTS_VIEW, product_id, ProductRow)
+def load_row(session: Session, views: ReportViews, product_id: str) -> ProductRow:
+    row: ProductRow | None = session.get(views.products, product_id, ProductRow)
     return row if row is not None else ProductRow(product_id)
 
 
-def _totals(session: Session) -> Totals:
-    totals: Totals | None = session.get(TOTALS_VIEW, TOTALS_KEY, Totals)
+def load_totals(session: Session, views: ReportViews) -> Totals:
+    totals: Totals | None = session.get(views.totals, TOTALS_KEY, Totals)
     return totals if totals is not None else Totals()
 
 
-def _apply(row: ProductRow, totals: Totals, event: RecordedEvent) -> None:
-    """Move ``row`` to ``event`` (the next version of its product's Inventory stream)."""
+def apply_inventory_event(
+    row: ProductRow, totals: Totals, event: RecordedEvent, count_sales: bool = False
+) -> None:
+    """Move ``row`` to ``event`` (the next version of its product's Inventory stream).
+    ``count_sales``: also count checkouts and returns in the totals (at their first line)."""
     kind = event.type
     if kind == "ProductTaken":
         taken = event.decode(ProductTaken)
@@ -91,6 +100,8 @@ def _apply(row: ProductRow, totals: Totals, event: RecordedEvent) -> None:
         row.revenue += taken.line_total
         totals.units_sold += taken.quantity
         totals.revenue += taken.line_total
+        if count_sales and taken.line == 0:
+            totals.checkouts += 1
         stock, short = taken.stock_after, taken.short_after
     elif kind == "ProductReturned":
         back = event.decode(ProductReturned)
@@ -98,6 +109,8 @@ def _apply(row: ProductRow, totals: Totals, event: RecordedEvent) -> None:
         row.revenue -= back.refund
         totals.units_returned += back.quantity
         totals.revenue -= back.refund
+        if count_sales and back.line == 0:
+            totals.returns += 1
         stock, short = back.stock_after, back.short_after
     elif kind == "StockReceived":
         received = event.decode(StockReceived)
@@ -111,7 +124,7 @@ def _apply(row: ProductRow, totals: Totals, event: RecordedEvent) -> None:
         shortfall = event.decode(StockShortfall)
         row.units_oversold += shortfall.units_short
         stock, short = shortfall.stock_after, shortfall.short_after
-    else:  # ShortfallResolved and anything later versions add: levels only
+    else:  # ShortfallResolved: levels only
         levels = msgspec.json.decode(event.data)
         stock, short = levels["stock_after"], levels["short_after"]
     row.stock_left = stock
@@ -119,12 +132,19 @@ def _apply(row: ProductRow, totals: Totals, event: RecordedEvent) -> None:
     row.as_of = AsOf(event.lane, event.position, event.recorded_at, event.version)
 
 
-def _catch_up(
-    session: Session, totals: Totals, product_id: str, known: list[RecordedEvent], upto: int
+def catch_up(
+    session: Session,
+    views: ReportViews,
+    totals: Totals,
+    product_id: str,
+    known: list[RecordedEvent],
+    upto: int,
+    count_sales: bool = False,
 ) -> None:
     """Apply the product's Inventory events after the row's version up to ``upto``, in
-    version order; ``known`` are events of that stream already at hand."""
-    row = _row(session, product_id)
+    version order; ``known`` are events of that stream already at hand (read only if they
+    do not cover the range exactly)."""
+    row = load_row(session, views, product_id)
     done = row.as_of.version
     if done >= upto:
         return
@@ -132,30 +152,11 @@ def _catch_up(
     if [event.version for event in pending] != list(range(done + 1, upto + 1)):
         pending = session.store.read_stream(stock_stream(product_id), done, upto)
     for event in pending:
-        _apply(row, totals, event)
-    session.put(PRODUCTS_VIEW, product_id, row)
+        apply_inventory_event(row, totals, event, count_sales)
+    session.put(views.products, product_id, row)
 
 
-def _handle_sale(event: RecordedEvent, session: Session, totals: Totals) -> None:
-    effects = session.store.find_by_causation(event.id)
-    if not effects:
-        raise MissingEffects(event)
-    by_product: dict[str, list[RecordedEvent]] = defaultdict(list)
-    for effect in effects:
-        if effect.stream.startswith(STOCK_STREAM_PREFIX):
-            by_product[effect.stream.removeprefix(STOCK_STREAM_PREFIX)].append(effect)
-    for product_id, events in by_product.items():
-        events.sort(key=lambda e: e.version)
-        _catch_up(session, totals, product_id, events, events[-1].version)
-    if event.type == "CheckedOut":
-        totals.checkouts += 1
-    else:
-        totals.returns += 1
-
-
-def _handle_catalog(event: RecordedEvent, session: Session) -> None:
-    data = msgspec.json.decode(event.data)
-    row = _row(session, data["product_id"])
+def apply_catalog_event(row: ProductRow, event: RecordedEvent) -> None:
     if event.type == "ProductAdded":
         added = event.decode(ProductAdded)
         row.name, row.price = added.name, added.price
@@ -166,25 +167,55 @@ def _handle_catalog(event: RecordedEvent, session: Session) -> None:
     elif event.type == "ProductDiscontinued":
         event.decode(ProductDiscontinued)
         row.discontinued = True
-    session.put(PRODUCTS_VIEW, row.product_id, row)
 
 
-def handle(event: RecordedEvent, session: Session) -> None:
-    kind = event.type
-    if kind in ("CheckedOut", "ItemsReturned"):
-        totals = _totals(session)
-        _handle_sale(event, session, totals)
-    elif kind in ("StockReceived", "StockCounted"):
-        totals = _totals(session)
-        product_id = event.stream.removeprefix(STOCK_STREAM_PREFIX)
-        _catch_up(session, totals, product_id, [event], event.version)
-    else:
-        _handle_catalog(event, session)
-        return
-    totals.as_of = AsOf(event.lane, event.position, event.recorded_at)
-    session.put(TOTALS_VIEW, TOTALS_KEY, totals)
+def handle_catalog(event: RecordedEvent, session: Session, views: ReportViews) -> None:
+    product_id = msgspec.json.decode(event.data)["product_id"]
+    row = load_row(session, views, product_id)
+    apply_catalog_event(row, event)
+    session.put(views.products, product_id, row)
 
 
-def reporting_processor(batch_size: int = 5000) -> Processor:
+class BarrierReport:
+    """The handler of the report behind Inventory's barrier."""
+
+    def __init__(self, views: ReportViews = REPORT_VIEWS) -> None:
+        self.views = views
+
+    def __call__(self, event: RecordedEvent, session: Session) -> None:
+        kind = event.type
+        views = self.views
+        if kind in CATALOG_TYPES:
+            handle_catalog(event, session, views)
+            return
+        totals = load_totals(session, views)
+        if kind in ("CheckedOut", "ItemsReturned"):
+            self._sale(event, session, totals)
+        else:  # a delivery or count: the product's stream up to it
+            product_id = event.stream.removeprefix(STOCK_STREAM_PREFIX)
+            catch_up(session, views, totals, product_id, [event], event.version)
+        totals.as_of = AsOf(event.lane, event.position, event.recorded_at)
+        session.put(views.totals, TOTALS_KEY, totals)
+
+    def _sale(self, event: RecordedEvent, session: Session, totals: Totals) -> None:
+        effects = session.store.find_by_causation(event.id)
+        if not effects:
+            raise MissingEffects(event)
+        by_product: dict[str, list[RecordedEvent]] = defaultdict(list)
+        for effect in effects:
+            if effect.stream.startswith(STOCK_STREAM_PREFIX):
+                by_product[effect.stream.removeprefix(STOCK_STREAM_PREFIX)].append(effect)
+        for product_id, events in by_product.items():
+            events.sort(key=lambda e: e.version)
+            catch_up(session, self.views, totals, product_id, events, events[-1].version)
+        if event.type == "CheckedOut":
+            totals.checkouts += 1
+        else:
+            totals.returns += 1
+
+
+def reporting_processor(batch_size: int = 5000, views: ReportViews = REPORT_VIEWS) -> Processor:
     """The report's declaration: after Inventory."""
-    return Processor(NAME, handle, types=SUBSCRIBED, after=("inventory",), batch_size=batch_size)
+    return Processor(
+        NAME, BarrierReport(views), types=SUBSCRIBED, after=("inventory",), batch_size=batch_size
+    )

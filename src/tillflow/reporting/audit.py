@@ -1,0 +1,203 @@
+"""Checking a report against the source of truth — Inventory's own streams — at any moment.
+
+Written independently of the projection (its own fold of Inventory's events), so a report
+that tears a checkout, copies a stale level or applies a product's changes out of order is
+caught, whatever design produced it. Used by the simulator after every step, by the demo at
+the end, and by the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from tillflow.engine import EventStore, RecordedEvent
+from tillflow.inventory.events import stock_stream
+from tillflow.reporting.projection import ReportViews
+from tillflow.reporting.rows import TOTALS_KEY, ProductRow, Totals
+
+
+class Figures(msgspec.Struct, frozen=True):
+    """A product's figures as Inventory's events say they are."""
+
+    units_sold: int = 0
+    units_returned: int = 0
+    revenue: int = 0
+    received: int = 0
+    count_adjustments: int = 0
+    stock_left: int = 0
+    open_shortfall: int = 0
+    units_oversold: int = 0
+
+
+class _Change(msgspec.Struct):
+    stock_after: int
+    short_after: int
+    quantity: int = 0
+    line_total: int = 0
+    refund: int = 0
+    difference: int = 0
+    units_short: int = 0
+
+
+def fold(events: Iterable[RecordedEvent]) -> Figures:
+    """The figures after ``events`` (one product's Inventory stream, in version order)."""
+    sold = returned = revenue = received = adjustments = stock = short = oversold = 0
+    for event in events:
+        change = msgspec.json.decode(event.data, type=_Change)
+        if event.type == "ProductTaken":
+            sold += change.quantity
+            revenue += change.line_total
+        elif event.type == "ProductReturned":
+            returned += change.quantity
+            revenue -= change.refund
+        elif event.type == "StockReceived":
+            received += change.quantity
+        elif event.type == "StockCounted":
+            adjustments += change.difference
+        elif event.type == "StockShortfall":
+            oversold += change.units_short
+        stock, short = change.stock_after, change.short_after
+    return Figures(sold, returned, revenue, received, adjustments, stock, short, oversold)
+
+
+def figures_of(row: ProductRow) -> Figures:
+    return Figures(
+        row.units_sold,
+        row.units_returned,
+        row.revenue,
+        row.received,
+        row.count_adjustments,
+        row.stock_left,
+        row.open_shortfall,
+        row.units_oversold,
+    )
+
+
+def read_rows(store: EventStore, views: ReportViews) -> list[ProductRow]:
+    decoder = msgspec.json.Decoder(ProductRow)
+    return [decoder.decode(raw) for _, raw in store.view_rows(views.products)]
+
+
+def read_totals(store: EventStore, views: ReportViews) -> Totals:
+    raw = store.read_view(views.totals, TOTALS_KEY)
+    return Totals() if raw is None else msgspec.json.decode(raw, type=Totals)
+
+
+def identity_violations(row: ProductRow) -> list[str]:
+    """``received − sold + returned + count adjustments == stock left``."""
+    explained = row.received - row.units_sold + row.units_returned + row.count_adjustments
+    if explained != row.stock_left:
+        return [
+            f"{row.product_id}: received {row.received} − sold {row.units_sold} + returned "
+            f"{row.units_returned} + adjustments {row.count_adjustments} = {explained}, but "
+            f"stock left says {row.stock_left}"
+        ]
+    return []
+
+
+def totals_violations(rows: list[ProductRow], totals: Totals) -> list[str]:
+    """The totals are the sum of the rows (they are committed together)."""
+    found = []
+    for name in ("revenue", "units_sold", "units_returned"):
+        summed = sum(getattr(row, name) for row in rows)
+        if summed != getattr(totals, name):
+            found.append(f"totals.{name} = {getattr(totals, name)}, rows add up to {summed}")
+    return found
+
+
+class ConsistentCutAudit:
+    """Every row is Inventory's stream folded up to the version the row says (so no torn
+    checkout, no stale level), the identity holds, versions never go back, totals add up."""
+
+    def __init__(self, views: ReportViews) -> None:
+        self.views = views
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, store: EventStore) -> list[str]:
+        rows = read_rows(store, self.views)
+        found: list[str] = []
+        for row in rows:
+            found += identity_violations(row)
+            version = row.as_of.version
+            prefix = store.read_stream(stock_stream(row.product_id), 0, version)
+            if len(prefix) != version:
+                found.append(f"{row.product_id}: as of version {version}, which does not exist")
+                continue
+            truth = fold(prefix)
+            if figures_of(row) != truth:
+                found.append(
+                    f"{row.product_id}: row {figures_of(row)} is not Inventory's version "
+                    f"{version}: {truth} (a torn checkout or a stale level)"
+                )
+            if version < self.seen.get(row.product_id, 0):
+                found.append(
+                    f"{row.product_id}: moved back from version "
+                    f"{self.seen[row.product_id]} to {version}"
+                )
+            self.seen[row.product_id] = version
+        return found + totals_violations(rows, read_totals(store, self.views))
+
+
+class IdentityAudit:
+    """The properties stated for every design that claims consistent rows: the identity per
+    row and totals that add up. (What the naive design must be caught breaking.)"""
+
+    def __init__(self, views: ReportViews) -> None:
+        self.views = views
+
+    def __call__(self, store: EventStore) -> list[str]:
+        rows = read_rows(store, self.views)
+        found = [problem for row in rows for problem in identity_violations(row)]
+        return found + totals_violations(rows, read_totals(store, self.views))
+
+
+class EventualAudit:
+    """The eventual design's promise: each half of a row is true *as of* what it says.
+    The stock half is Inventory's stream folded to the row's version; the sales half is the
+    sum of exactly the sales its processor has passed. ``torn`` counts the moments a row
+    showed a sale whose stock effect was not in its stock yet (allowed here, by design)."""
+
+    def __init__(self, views: ReportViews, processor: str) -> None:
+        self.views = views
+        self.processor = processor
+        self.torn = 0
+
+    def __call__(self, store: EventStore) -> list[str]:
+        found: list[str] = []
+        sales: dict[str, list[int]] = {}
+        for lane in range(store.lane_count):
+            passed = store.checkpoint(self.processor, lane)
+            for event in store.read(lane, 0, passed, types=("CheckedOut", "ItemsReturned")):
+                data = event.payload()
+                for line in data["lines"]:
+                    figures = sales.setdefault(line["product_id"], [0, 0, 0])
+                    if event.type == "CheckedOut":
+                        figures[0] += line["quantity"]
+                        figures[2] += line["line_total"]
+                    else:
+                        figures[1] += line["quantity"]
+                        figures[2] -= line["refund"]
+        rows = read_rows(store, self.views)
+        for row in rows:
+            version = row.as_of.version
+            truth = fold(store.read_stream(stock_stream(row.product_id), 0, version))
+            shown = figures_of(row)
+            stock_half = ("received", "count_adjustments", "stock_left", "open_shortfall")
+            for name in (*stock_half, "units_oversold"):
+                if getattr(shown, name) != getattr(truth, name):
+                    found.append(
+                        f"{row.product_id}: {name} {getattr(shown, name)} is not Inventory's "
+                        f"version {version}: {getattr(truth, name)}"
+                    )
+            sold, returned, revenue = sales.get(row.product_id, [0, 0, 0])
+            if (row.units_sold, row.units_returned, row.revenue) != (sold, returned, revenue):
+                found.append(
+                    f"{row.product_id}: sales half ({row.units_sold}, {row.units_returned}, "
+                    f"{row.revenue}) is not what its processor passed: "
+                    f"({sold}, {returned}, {revenue})"
+                )
+            if row.units_sold != truth.units_sold:
+                self.torn += 1
+        return found + totals_violations(rows, read_totals(store, self.views))

@@ -1,0 +1,212 @@
+"""The shop under the deterministic simulator: random checkouts (some retried), deliveries,
+stock counts, returns and catalog changes, interleaved with Inventory's and a report's steps
+and with crashes; the report's properties checked after every step, the truth after the end.
+
+``design`` picks the report: ``barrier`` (the shop's own), ``chain``, ``eventual`` or
+``naive`` and ``trap`` (negative controls, which the checks must catch).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from tillflow.engine import EventStore, Processor, TillflowError
+from tillflow.engine.simulation import SimulationResult, simulate
+from tillflow.inventory.commands import CountStock, ReceiveStock
+from tillflow.inventory.processor import inventory_processor
+from tillflow.inventory.service import InventoryService
+from tillflow.reporting.audit import (
+    ConsistentCutAudit,
+    EventualAudit,
+    IdentityAudit,
+    read_rows,
+    read_totals,
+)
+from tillflow.reporting.designs import (
+    CHAIN_VIEWS,
+    EVENTUAL_VIEWS,
+    NAIVE_VIEWS,
+    TRAP_VIEWS,
+    chain_processor,
+    eventual_processor,
+    naive_processor,
+    trap_processor,
+)
+from tillflow.reporting.projection import REPORT_VIEWS, ReportViews, reporting_processor
+from tillflow.reporting.truth import ShopTruth
+from tillflow.sale.commands import (
+    AddProduct,
+    Checkout,
+    LineRequest,
+    RenameProduct,
+    RepriceProduct,
+    ReturnItems,
+)
+from tillflow.sale.events import CheckedOut, ItemsReturned, checkout_stream
+from tillflow.sale.service import SaleService
+from tillflow.shop import REGISTRY
+
+Design = Literal["barrier", "chain", "eventual", "naive", "trap"]
+DESIGNS: tuple[Design, ...] = ("barrier", "chain", "eventual", "naive", "trap")
+PRODUCTS = ("apple", "bread", "cheese", "dates")
+
+
+@dataclass
+class _Clock:
+    """A clock that ticks one second per reading: no wall time in a simulation."""
+
+    now: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@dataclass
+class ShopScenario:
+    """One simulated shop (a fresh one per seed)."""
+
+    design: Design = "barrier"
+    truth: ShopTruth = field(default_factory=ShopTruth)
+    checkouts: list[tuple[Checkout, CheckedOut]] = field(default_factory=list)
+    returned: dict[str, dict[str, int]] = field(default_factory=dict)
+    commands: int = 0
+    clock: _Clock = field(default_factory=_Clock)
+
+    def __post_init__(self) -> None:
+        views = self.views
+        if self.design == "eventual":
+            self.audits: list[Callable[[EventStore], list[str]]] = [
+                EventualAudit(views, "reporting-eventual")
+            ]
+        elif self.design in ("naive", "trap"):
+            self.audits = [IdentityAudit(views)]
+        else:
+            self.audits = [IdentityAudit(views), ConsistentCutAudit(views)]
+
+    @property
+    def views(self) -> ReportViews:
+        return {
+            "barrier": REPORT_VIEWS,
+            "chain": CHAIN_VIEWS,
+            "eventual": EVENTUAL_VIEWS,
+            "naive": NAIVE_VIEWS,
+            "trap": TRAP_VIEWS,
+        }[self.design]
+
+    @property
+    def torn(self) -> int:
+        """Moments a row showed a torn checkout (eventual design only)."""
+        return sum(audit.torn for audit in self.audits if isinstance(audit, EventualAudit))
+
+    # -- the Scenario protocol -------------------------------------------------------------
+
+    def processors(self, store: EventStore) -> list[Processor]:
+        report = {
+            "barrier": lambda: reporting_processor(batch_size=3),
+            "chain": chain_processor,
+            "eventual": eventual_processor,
+            "naive": naive_processor,
+            "trap": trap_processor,
+        }[self.design]()
+        return [inventory_processor(batch_size=2), report]
+
+    def command(self, rng: random.Random, store: EventStore) -> str:
+        sale = SaleService(store, self.clock)
+        inventory = InventoryService(store)
+        self.commands += 1
+        if self.commands == 1:
+            for number, product_id in enumerate(PRODUCTS):
+                sale.add_product(AddProduct(product_id, product_id.title(), 100 + 25 * number))
+            return f"catalog of {len(PRODUCTS)} products"
+        roll = rng.random()
+        try:
+            if roll < 0.42:
+                return self._checkout(rng, store, sale)
+            if roll < 0.60:
+                product_id, quantity = rng.choice(PRODUCTS), rng.randint(1, 6)
+                inventory.receive(ReceiveStock(product_id, quantity))
+                self.truth.received(product_id, quantity)
+                return f"receive {quantity} {product_id}"
+            if roll < 0.70:
+                product_id, level = rng.choice(PRODUCTS), rng.randint(0, 6)
+                inventory.count(CountStock(product_id, level))
+                checkpoints = {
+                    lane: store.checkpoint("inventory", lane) for lane in range(store.lane_count)
+                }
+                self.truth.counted(product_id, level, checkpoints)
+                return f"count {product_id} = {level} (inventory at {checkpoints})"
+            if roll < 0.88:
+                return self._return(rng, store, sale)
+            product_id = rng.choice(PRODUCTS)
+            if rng.random() < 0.5:
+                sale.reprice_product(RepriceProduct(product_id, rng.randint(50, 300)))
+                return f"reprice {product_id}"
+            sale.rename_product(RenameProduct(product_id, f"{product_id.title()} {self.commands}"))
+            return f"rename {product_id}"
+        except TillflowError as refusal:  # a refusal is an answer, not a failure
+            return f"refused: {refusal}"
+
+    def _checkout(self, rng: random.Random, store: EventStore, sale: SaleService) -> str:
+        if self.checkouts and rng.random() < 0.1:  # a till retries a checkout
+            command, _ = rng.choice(self.checkouts)
+            sale.checkout(command)
+            return f"retry checkout {command.checkout_id}"
+        lines = [
+            LineRequest(rng.choice(PRODUCTS), rng.randint(1, 3)) for _ in range(rng.randint(1, 3))
+        ]
+        command = Checkout(f"c{self.commands}", f"till-{rng.randint(1, 3)}", lines)
+        receipt = sale.checkout(command)
+        [recorded] = store.read_stream(checkout_stream(command.checkout_id), 0, 1)
+        checked_out = recorded.decode(CheckedOut)
+        self.truth.checked_out(checked_out, receipt)
+        self.checkouts.append((command, checked_out))
+        summary = ", ".join(f"{line.quantity} {line.product_id}" for line in checked_out.lines)
+        return f"checkout {command.checkout_id}: {summary}"
+
+    def _return(self, rng: random.Random, store: EventStore, sale: SaleService) -> str:
+        if not self.checkouts:
+            return "no checkout to return against"
+        command, checked_out = rng.choice(self.checkouts)
+        line = rng.choice(checked_out.lines)
+        done = self.returned.setdefault(command.checkout_id, {})
+        if done.get(line.product_id, 0) >= line.quantity:
+            return f"nothing left to return on {command.checkout_id}"
+        return_id = f"r{self.commands}"
+        receipt = sale.return_items(
+            ReturnItems(return_id, command.checkout_id, [LineRequest(line.product_id, 1)])
+        )
+        done[line.product_id] = done.get(line.product_id, 0) + 1
+        recorded = store.read_stream(checkout_stream(command.checkout_id))[-1]
+        self.truth.returned(recorded.decode(ItemsReturned), receipt)
+        return f"return 1 {line.product_id} of {command.checkout_id}"
+
+    def check(self, store: EventStore) -> list[str]:
+        return [problem for audit in self.audits for problem in audit(store)]
+
+    def check_final(self, store: EventStore) -> list[str]:
+        rows = read_rows(store, self.views)
+        return self.truth.violations(rows, read_totals(store, self.views))
+
+
+def simulate_shop(design: Design, seed: int, steps: int = 120) -> SimulationResult:
+    """One seeded run of the shop with ``design``; replay a failure with the same seed."""
+    return simulate(ShopScenario(design), seed, steps, registry=REGISTRY)
+
+
+def explore_shop(
+    design: Design, seeds: range, steps: int = 120, stop_after: int | None = None
+) -> list[SimulationResult]:
+    """The failing runs among ``seeds`` (at most ``stop_after`` of them)."""
+    failures = []
+    for seed in seeds:
+        result = simulate_shop(design, seed, steps)
+        if not result.ok:
+            failures.append(result)
+            if stop_after is not None and len(failures) >= stop_after:
+                break
+    return failures
