@@ -6,6 +6,7 @@ import pytest
 
 from tillflow.engine import (
     ConcurrencyConflict,
+    EventRegistry,
     HandlerFailed,
     LaneProcessor,
     MemoryEventStore,
@@ -181,3 +182,16 @@ def test_a_stale_expected_version_in_an_emit_fails_the_whole_batch() -> None:
     assert store.checkpoint("p", 0) == 0
     assert store.read_view("v", "seen") is None
     assert [e.type for e in store.read_stream("stock")] == ["Received"]
+
+
+def test_emitting_an_unregistered_type_fails_the_handler_at_that_event() -> None:
+    store = MemoryEventStore(registry=EventRegistry(["Order", "Shipped"]))
+    store.append("in", [NewEvent("Order"), NewEvent("Order")])
+
+    def handler(event: RecordedEvent, session: Session) -> None:
+        session.emit("out", "Shiped", {})
+
+    with pytest.raises(HandlerFailed) as caught:
+        LaneProcessor(store, Processor("p", handler), 0).step()
+    assert caught.value.position == 1
+    assert "Shiped" in str(caught.value)

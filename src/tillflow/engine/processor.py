@@ -120,6 +120,9 @@ class Session:
         """Record an event on ``stream`` as an effect of the event being handled; return its
         id. ``expected_version`` guards the stream as in ``EventStore.append``."""
         source = self.source
+        registry = self.store.registry
+        if registry is not None:
+            registry.check(event_type)  # a handler bug fails the handler, not the commit
         event_id = derived_event_id(self.processor, source.id, self._emitted_for_source)
         self._emitted_for_source += 1
         event = NewEvent(
