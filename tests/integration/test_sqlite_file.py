@@ -132,3 +132,19 @@ async def test_barrier_holds_across_store_objects_on_one_file(tmp_path: Path) ->
             assert down_stats.checkpoint == down_stats.head
     assert len(handled) == 300
     assert violations == []
+
+
+def test_reads_in_a_snapshot_see_one_committed_state_while_writers_go_on(
+    tmp_path: Path,
+) -> None:
+    with SqliteEventStore(tmp_path / "events.db") as store:
+        store.append("s", [NewEvent("A")])
+        store.commit_batch("p", 0, 0, 1, BatchEffects(views={("v", "k"): b"1"}))
+        with store.snapshot():
+            before = (store.heads(), store.read_view("v", "k"), store.read(0, 0, 5))
+            store.append("s", [NewEvent("A")])  # the writer thread commits meanwhile
+            store.commit_batch("p", 0, 1, 2, BatchEffects(views={("v", "k"): b"2"}))
+            during = (store.heads(), store.read_view("v", "k"), store.read(0, 0, 5))
+        after = (store.heads(), store.read_view("v", "k"))
+    assert during == before
+    assert after == ({0: 2}, b"2")

@@ -14,6 +14,7 @@ Everything else (reads, appends, checkpoints) goes straight to the wrapped store
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 
 from tillflow.engine.errors import TillflowError
@@ -113,6 +114,9 @@ class FaultyStore(EventStore):
 
     def view_rows(self, view: str) -> Iterator[tuple[str, bytes]]:
         return self.inner.view_rows(view)
+
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        return self.inner.snapshot()
 
     def add_commit_listener(self, listener: CommitListener) -> Callable[[], None]:
         return self.inner.add_commit_listener(listener)

@@ -3,6 +3,7 @@ nothing durable. Any number of lanes."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import defaultdict
@@ -199,6 +200,11 @@ class MemoryEventStore(EventStore):
         with self._lock:
             found = list(self._by_causation.get(causation_id, ()))
         return sorted(found, key=lambda event: (event.lane, event.position))
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        with self._lock:
+            yield
 
     def get_event(self, event_id: bytes) -> RecordedEvent | None:
         return self._by_id.get(event_id)

@@ -253,7 +253,7 @@ class SqliteEventStore(EventStore):
     ) -> list[RecordedEvent]:
         if lane != 0:
             return []
-        if upto is not None:
+        if upto is not None and not getattr(self._local, "snapshot_depth", 0):
             held = self.recent.span(after, upto)
             if held is not None:
                 if types is not None:
@@ -280,6 +280,21 @@ class SqliteEventStore(EventStore):
         if types is None:
             self.recent.remember(events)
         return events
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        conn = self._reader()
+        depth = getattr(self._local, "snapshot_depth", 0)
+        if depth == 0:
+            conn.execute("BEGIN")
+            conn.execute("SELECT 1 FROM checkpoints LIMIT 1").fetchall()  # pin the snapshot
+        self._local.snapshot_depth = depth + 1
+        try:
+            yield
+        finally:
+            self._local.snapshot_depth = depth
+            if depth == 0:
+                conn.execute("COMMIT")
 
     def read_stream(
         self, stream: str, after_version: int = 0, upto_version: int | None = None

@@ -12,6 +12,7 @@ transaction, guarded by a compare-and-set on the old checkpoint.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -267,6 +268,12 @@ class EventStore(ABC):
                 return
             yield from events
             after = events[-1].position
+
+    @abstractmethod
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """A block in which every read of the calling thread sees one committed state: use
+        it to read rows that must agree with each other (a report's rows and totals).
+        Writers are not blocked on SQLite (WAL); keep the block short."""
 
     # -- checkpoints and views -------------------------------------------------------------
 

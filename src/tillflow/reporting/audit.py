@@ -116,6 +116,10 @@ class ConsistentCutAudit:
         self.seen: dict[str, int] = {}
 
     def __call__(self, store: EventStore) -> list[str]:
+        with store.snapshot():
+            return self._audit(store)
+
+    def _audit(self, store: EventStore) -> list[str]:
         rows = read_rows(store, self.views)
         found: list[str] = []
         for row in rows:
@@ -148,9 +152,10 @@ class IdentityAudit:
         self.views = views
 
     def __call__(self, store: EventStore) -> list[str]:
-        rows = read_rows(store, self.views)
-        found = [problem for row in rows for problem in identity_violations(row)]
-        return found + totals_violations(rows, read_totals(store, self.views))
+        with store.snapshot():
+            rows = read_rows(store, self.views)
+            found = [problem for row in rows for problem in identity_violations(row)]
+            return found + totals_violations(rows, read_totals(store, self.views))
 
 
 class EventualAudit:
@@ -165,6 +170,10 @@ class EventualAudit:
         self.torn = 0
 
     def __call__(self, store: EventStore) -> list[str]:
+        with store.snapshot():
+            return self._audit(store)
+
+    def _audit(self, store: EventStore) -> list[str]:
         found: list[str] = []
         sales: dict[str, list[int]] = {}
         for lane in range(store.lane_count):

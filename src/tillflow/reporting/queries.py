@@ -69,9 +69,9 @@ class ReportReader:
         )
 
     def report(self, waited: WaitOutcome | None = None) -> Report:
-        """Rows, totals and freshness (freshness read first: figures are at least as new)."""
-        freshness = self.freshness(waited)
-        return Report(self.rows(), self.totals(), freshness)
+        """Rows, totals and freshness, read in one snapshot: they agree with each other."""
+        with self.store.snapshot():
+            return Report(self.rows(), self.totals(), self.freshness(waited))
 
     async def read(
         self, runtime: Runtime, wait_for: Receipt | None = None, timeout: float = 5.0
