@@ -46,19 +46,32 @@ def new_event_id() -> bytes:
     return value.to_bytes(16, "big")
 
 
+MAX_EMITS_PER_EVENT = 65_536
+
+
+def derived_id_base(processor: str, source_id: bytes) -> int:
+    """The part of every id ``processor`` derives from ``source_id`` (one hash per source)."""
+    digest = hashlib.blake2b(source_id + processor.encode(), digest_size=8).digest()
+    value = int.from_bytes(source_id[:6] + digest + b"\0\0", "big")
+    value = (value & ~(0xF << 76)) | (0x8 << 76)  # version 8 (custom)
+    return (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+
+
 def derived_event_id(processor: str, source_id: bytes, index: int) -> bytes:
     """The deterministic id of the ``index``-th event a processor emits while handling
     ``source_id``: redelivering the source can only ever produce the same ids.
 
-    The first six bytes repeat the source's timestamp so derived ids stay time-ordered.
+    Six bytes of the source's timestamp (so derived ids stay time-ordered), a hash of
+    processor and source, and the index in the last two bytes.
     """
-    digest = hashlib.blake2b(
-        source_id + index.to_bytes(4, "big") + processor.encode(), digest_size=10
-    ).digest()
-    raw = bytearray(source_id[:6] + digest)
-    raw[6] = 0x80 | (raw[6] & 0x0F)  # version 8 (custom)
-    raw[8] = 0x80 | (raw[8] & 0x3F)  # RFC 4122 variant
-    return bytes(raw)
+    return derived_id_at(derived_id_base(processor, source_id), index)
+
+
+def derived_id_at(base: int, index: int) -> bytes:
+    """The ``index``-th id of a :func:`derived_id_base`."""
+    if not 0 <= index < MAX_EMITS_PER_EVENT:
+        raise ValueError(f"a handler may emit at most {MAX_EMITS_PER_EVENT} events per event")
+    return (base | index).to_bytes(16, "big")
 
 
 def id_from_key(namespace: str, key: str) -> bytes:

@@ -72,7 +72,8 @@ class MemoryEventStore(EventStore):
         effects: BatchEffects,
     ) -> Receipt:
         for emitted in effects.emitted:
-            validate_append(emitted.stream, emitted.events, self.registry)
+            if not emitted.checked:
+                validate_append(emitted.stream, emitted.events, self.registry)
         with self._lock:
             self._check_open()
             actual = self._checkpoints.get((processor, lane), 0)
@@ -196,7 +197,9 @@ class MemoryEventStore(EventStore):
         with self._lock:
             return len(self._streams.get(stream, ()))
 
-    def find_by_causation(self, causation_id: bytes) -> list[RecordedEvent]:
+    def find_by_causation(
+        self, causation_id: bytes, cause_position: int | None = None
+    ) -> list[RecordedEvent]:
         with self._lock:
             found = list(self._by_causation.get(causation_id, ()))
         return sorted(found, key=lambda event: (event.lane, event.position))

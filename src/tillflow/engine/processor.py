@@ -15,8 +15,8 @@ from typing import Any, Final, TypeVar
 import msgspec
 
 from tillflow.engine.errors import InvalidEvent
-from tillflow.engine.ids import derived_event_id
-from tillflow.engine.store import BatchEffects, Emitted, EventStore
+from tillflow.engine.ids import derived_id_at, derived_id_base
+from tillflow.engine.store import BatchEffects, Emitted, EventStore, validate_stream
 from tillflow.engine.types import ANY_VERSION, NewEvent, RecordedEvent
 
 T = TypeVar("T")
@@ -96,7 +96,7 @@ class Session:
     _rows: dict[tuple[str, str], Any] = field(default_factory=dict)
     _source: RecordedEvent | None = None
     _emitted_for_source: int = 0
-    _pending: list[tuple[str, NewEvent]] = field(default_factory=list)
+    _id_base: int | None = None
     scratch: dict[Any, Any] = field(default_factory=dict)
     """Per-batch memory for the handler (e.g. state it loaded); dropped with the batch."""
 
@@ -104,6 +104,7 @@ class Session:
         """Start handling ``source`` (called by the engine before each handler call)."""
         self._source = source
         self._emitted_for_source = 0
+        self._id_base = None
 
     @property
     def source(self) -> RecordedEvent:
@@ -123,7 +124,10 @@ class Session:
         registry = self.store.registry
         if registry is not None:
             registry.check(event_type)  # a handler bug fails the handler, not the commit
-        event_id = derived_event_id(self.processor, source.id, self._emitted_for_source)
+        validate_stream(stream)
+        if self._id_base is None:
+            self._id_base = derived_id_base(self.processor, source.id)
+        event_id = derived_id_at(self._id_base, self._emitted_for_source)
         self._emitted_for_source += 1
         event = NewEvent(
             type=event_type,
@@ -147,13 +151,8 @@ class Session:
         ):
             last.events.append(event)
         else:
-            emitted.append(Emitted(stream, [event], expected_version))
-        self._pending.append((stream, event))
+            emitted.append(Emitted(stream, [event], expected_version, checked=True))
         return event_id
-
-    def pending_caused_by(self, causation_id: bytes) -> list[tuple[str, NewEvent]]:
-        """Events this batch emitted (not yet committed) caused by ``causation_id``."""
-        return [(stream, e) for stream, e in self._pending if e.causation_id == causation_id]
 
     # -- view rows -------------------------------------------------------------------------
 

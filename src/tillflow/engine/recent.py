@@ -10,6 +10,7 @@ exact; a miss falls back to the store.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 
 from tillflow.engine.types import RecordedEvent
@@ -24,14 +25,35 @@ class RecentEvents:
             raise ValueError("size must be ≥ 1")
         self.size = size
         self._slots: list[RecordedEvent | None] = [None] * size
+        self._by_cause: dict[bytes, list[RecordedEvent]] = {}
+        self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def remember(self, events: Iterable[RecordedEvent]) -> None:
-        """Keep ``events`` (committed ones only), evicting whatever sat in their slots."""
-        slots, size = self._slots, self.size
-        for event in events:
-            slots[event.position % size] = event
+    def remember(self, events: Iterable[RecordedEvent], whole_transaction: bool = False) -> None:
+        """Keep ``events`` (committed ones only), evicting whatever sat in their slots.
+
+        ``whole_transaction``: ``events`` are everything one transaction recorded, so they
+        may be indexed by causation (a processor emits all effects of one event in one
+        transaction). Evicting any event of a cause forgets the cause's whole entry.
+        """
+        slots, size, by_cause = self._slots, self.size, self._by_cause
+        with self._lock:
+            for event in events:
+                slot = event.position % size
+                old = slots[slot]
+                if old is not None and old.causation_id is not None:
+                    by_cause.pop(old.causation_id, None)
+                slots[slot] = event
+                if whole_transaction and event.causation_id is not None:
+                    by_cause.setdefault(event.causation_id, []).append(event)
+
+    def caused_by(self, causation_id: bytes) -> list[RecordedEvent] | None:
+        """The remembered events caused by ``causation_id``, or ``None`` if none are held
+        (never a part of a transaction's effects: see :meth:`remember`)."""
+        with self._lock:
+            found = self._by_cause.get(causation_id)
+            return None if found is None else list(found)
 
     def span(self, after: int, upto: int) -> list[RecordedEvent] | None:
         """Every event with ``after < position <= upto``, or ``None`` unless all are held."""

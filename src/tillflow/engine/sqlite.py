@@ -27,7 +27,7 @@ from tillflow.engine.errors import (
 )
 from tillflow.engine.group_commit import GroupCommitter
 from tillflow.engine.recent import RecentEvents
-from tillflow.engine.sqlite_writer import COLUMNS, AppendJob, CommitJob, SqliteWriter
+from tillflow.engine.sqlite_writer import COLUMNS, HEAD, AppendJob, CommitJob, SqliteWriter
 from tillflow.engine.store import (
     AppendRequest,
     BatchEffects,
@@ -229,7 +229,8 @@ class SqliteEventStore(EventStore):
     ) -> Receipt:
         encoded = []
         for emitted in effects.emitted:
-            validate_append(emitted.stream, emitted.events, self.registry)
+            if not emitted.checked:
+                validate_append(emitted.stream, emitted.events, self.registry)
             encoded.append([encode_data(event) for event in emitted.events])
         job = CommitJob(processor, lane, expected_checkpoint, new_checkpoint, effects, encoded)
         result: Receipt = self._submit(job).result()
@@ -240,8 +241,8 @@ class SqliteEventStore(EventStore):
     def head(self, lane: int) -> int:
         if lane != 0:
             return 0
-        row = self._reader().execute("SELECT max(position) FROM events").fetchone()
-        return int(row[0] or 0)
+        row = self._reader().execute(HEAD).fetchone()
+        return 0 if row is None else int(row[0])
 
     def read(
         self,
@@ -325,7 +326,18 @@ class SqliteEventStore(EventStore):
         )
         return int(row[0] or 0)
 
-    def find_by_causation(self, causation_id: bytes) -> list[RecordedEvent]:
+    def find_by_causation(
+        self, causation_id: bytes, cause_position: int | None = None
+    ) -> list[RecordedEvent]:
+        if cause_position is not None and not getattr(self._local, "snapshot_depth", 0):
+            head = self.head(0)  # committed now; the writer's memory must cover up to it
+            if self._writer.wrote_everything_after(cause_position, head):
+                held = self.recent.caused_by(causation_id)
+                if held is not None:
+                    return held
+        return self._find_by_causation(causation_id)
+
+    def _find_by_causation(self, causation_id: bytes) -> list[RecordedEvent]:
         rows = self._reader().execute(
             f"SELECT {COLUMNS} FROM events WHERE causation_id = ? ORDER BY position",
             (causation_id,),

@@ -45,6 +45,8 @@ _INSERT: Final = (
     "INSERT INTO events (position, id, stream, version, type, schema_version, data, "
     "recorded_at, causation_id, correlation_id) VALUES (?,?,?,?,?,?,?,?,?,?)"
 )
+HEAD: Final = "SELECT position FROM events ORDER BY position DESC LIMIT 1"
+"""The last position (``max(position)`` costs four times as much here)."""
 _CHUNK: Final = 500  # host parameters per IN (...) list
 
 
@@ -292,6 +294,15 @@ class SqliteWriter:
         self._connect = connect
         self._conn: sqlite3.Connection | None = None
         self._recent = recent
+        self.last_end = -1
+        """The head after this writer's last commit (-1: none yet)."""
+        self.foreign_upto = 0
+        """Events at or below this position may have been written by another process."""
+
+    def wrote_everything_after(self, position: int, head: int) -> bool:
+        """Whether every event with ``position < p <= head`` was committed by this writer
+        (so the ring of recent events holds them, unless evicted)."""
+        return head <= self.last_end and position >= self.foreign_upto
 
     def run_batch(self, jobs: Sequence[Callable[[Any], Any]]) -> list[Any]:
         """One transaction for ``jobs``; per job its result or a :class:`Failed`."""
@@ -309,7 +320,10 @@ class SqliteWriter:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            head = conn.execute("SELECT max(position) FROM events").fetchone()[0] or 0
+            row = conn.execute(HEAD).fetchone()
+            head = 0 if row is None else row[0]
+            if head != self.last_end:  # another process wrote since our last commit
+                self.foreign_upto = head
             txn = Txn(conn, head, careful)
             if not careful:
                 txn.prefetch(
@@ -328,8 +342,10 @@ class SqliteWriter:
                 conn.execute("ROLLBACK")
             raise
         self._recent.remember(
-            RecordedEvent(row[1], row[2], row[3], 0, row[0], *row[4:]) for row in txn.rows
+            (RecordedEvent(row[1], row[2], row[3], 0, row[0], *row[4:]) for row in txn.rows),
+            whole_transaction=True,
         )
+        self.last_end = txn.head
         return outcomes
 
     @staticmethod

@@ -49,6 +49,8 @@ class Emitted:
     stream: str
     events: list[NewEvent]
     expected_version: int = ANY_VERSION
+    checked: bool = False
+    """Already validated where it was made (by :class:`Session.emit`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,14 +105,19 @@ class EventRegistry:
         return event.payload() if as_type is None else event.decode(as_type)
 
 
-def validate_append(
-    stream: str, events: Sequence[NewEvent], registry: EventRegistry | None
-) -> None:
-    """Raise :class:`InvalidEvent` / :class:`UnknownEventType` for a malformed append."""
+def validate_stream(stream: str) -> None:
+    """Raise :class:`InvalidEvent` unless ``stream`` is a usable stream name."""
     if not isinstance(stream, str) or not stream:
         raise InvalidEvent("stream", stream, "must be a non-empty string")
     if len(stream) > MAX_STREAM_LENGTH:
         raise InvalidEvent("stream", stream[:40] + "…", f"longer than {MAX_STREAM_LENGTH}")
+
+
+def validate_append(
+    stream: str, events: Sequence[NewEvent], registry: EventRegistry | None
+) -> None:
+    """Raise :class:`InvalidEvent` / :class:`UnknownEventType` for a malformed append."""
+    validate_stream(stream)
     for event in events:
         if not isinstance(event, NewEvent):
             raise InvalidEvent("event", event, "must be a NewEvent")
@@ -252,8 +259,12 @@ class EventStore(ABC):
         """The current version of ``stream`` (0 if it has no events)."""
 
     @abstractmethod
-    def find_by_causation(self, causation_id: bytes) -> list[RecordedEvent]:
-        """Every event caused by the event ``causation_id``, in lane and position order."""
+    def find_by_causation(
+        self, causation_id: bytes, cause_position: int | None = None
+    ) -> list[RecordedEvent]:
+        """Every event caused by the event ``causation_id``, in lane and position order.
+        ``cause_position``, the cause's own position when known, lets a backend answer from
+        memory when it can prove it holds every event recorded after it."""
 
     @abstractmethod
     def get_event(self, event_id: bytes) -> RecordedEvent | None:

@@ -9,6 +9,8 @@ a delivery lands in between, the batch's commit is refused whole and the runtime
 
 from __future__ import annotations
 
+import msgspec
+
 from tillflow.engine import Processor, RecordedEvent, Session
 from tillflow.inventory.events import (
     ProductReturned,
@@ -18,7 +20,7 @@ from tillflow.inventory.events import (
     stock_stream,
 )
 from tillflow.inventory.stock import StockLevel
-from tillflow.sale.events import CheckedOut, ItemsReturned
+from tillflow.sale.events import CheckoutLine, ItemsReturned
 
 NAME = "inventory"
 
@@ -35,8 +37,18 @@ def _keep(session: Session, level: StockLevel) -> None:
     session.scratch[("level", level.product_id)] = level
 
 
+class _Sold(msgspec.Struct):
+    """The part of ``CheckedOut`` Inventory needs (its time is not decoded)."""
+
+    checkout_id: str
+    lines: list[CheckoutLine]
+
+
+_SOLD = msgspec.json.Decoder(_Sold)
+
+
 def take(event: RecordedEvent, session: Session) -> None:
-    checked_out = event.decode(CheckedOut)
+    checked_out = _SOLD.decode(event.data)
     for index, line in enumerate(checked_out.lines):
         level = _level(session, line.product_id)
         after = level.moved(level.stock - line.quantity)

@@ -198,7 +198,7 @@ class BarrierReport:
         session.put(views.totals, TOTALS_KEY, totals)
 
     def _sale(self, event: RecordedEvent, session: Session, totals: Totals) -> None:
-        effects = session.store.find_by_causation(event.id)
+        effects = session.store.find_by_causation(event.id, event.position)
         if not effects:
             raise MissingEffects(event)
         by_product: dict[str, list[RecordedEvent]] = defaultdict(list)
