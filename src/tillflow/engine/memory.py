@@ -12,19 +12,19 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from tillflow.engine.errors import (
     CheckpointConflict,
     ConcurrencyConflict,
-    EventIdReused,
     StoreClosed,
 )
-from tillflow.engine.ids import format_id, new_event_id
+from tillflow.engine.ids import new_event_id
 from tillflow.engine.lanes import lane_of
 from tillflow.engine.store import (
     BatchEffects,
     CommitListener,
+    CommitListeners,
     EventRegistry,
     EventStore,
-    check_same_content,
     encode_data,
     receipt_of,
+    repeat_receipt,
     validate_append,
 )
 from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt, RecordedEvent
@@ -45,7 +45,7 @@ class MemoryEventStore(EventStore):
         self._by_causation: dict[bytes, list[RecordedEvent]] = defaultdict(list)
         self._checkpoints: dict[tuple[str, int], int] = {}
         self._views: dict[str, dict[str, bytes]] = defaultdict(dict)
-        self._listeners: list[CommitListener] = []
+        self._listeners = CommitListeners()
         self._closed = False
 
     # -- writing ---------------------------------------------------------------------------
@@ -118,19 +118,7 @@ class MemoryEventStore(EventStore):
     def _repeat_of(
         self, stream: str, events: Sequence[NewEvent], encoded: Sequence[bytes]
     ) -> Receipt | None:
-        found: list[RecordedEvent] = []
-        for event, data in zip(events, encoded, strict=True):
-            if event.id is None:
-                continue
-            recorded = self._by_id.get(event.id)
-            if recorded is not None:
-                check_same_content(recorded, stream, event, data)
-                found.append(recorded)
-        if not found:
-            return None
-        if len(found) != len(events):
-            raise EventIdReused(format_id(found[0].id), "batch")
-        return receipt_of(found)
+        return repeat_receipt(stream, events, encoded, self._by_id.get)
 
     def _apply(self, plans: list[_Plan], now: float) -> Receipt:
         recorded: list[RecordedEvent] = []
@@ -234,17 +222,10 @@ class MemoryEventStore(EventStore):
     # -- lifecycle -------------------------------------------------------------------------
 
     def add_commit_listener(self, listener: CommitListener) -> Callable[[], None]:
-        self._listeners.append(listener)
-
-        def remove() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return remove
+        return self._listeners.add(listener)
 
     def _notify(self) -> None:
-        for listener in list(self._listeners):
-            listener()
+        self._listeners.notify()
 
     def _check_open(self) -> None:
         if self._closed:

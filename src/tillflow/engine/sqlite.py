@@ -32,6 +32,7 @@ from tillflow.engine.store import (
     AppendRequest,
     BatchEffects,
     CommitListener,
+    CommitListeners,
     Durability,
     EventRegistry,
     EventStore,
@@ -102,7 +103,7 @@ class SqliteEventStore(EventStore):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        self._listeners: list[CommitListener] = []
+        self._listeners = CommitListeners()
         self._closed = False
         self.recent = RecentEvents(recent_events)
         _check_file(self.path)
@@ -394,18 +395,10 @@ class SqliteEventStore(EventStore):
     # -- lifecycle -------------------------------------------------------------------------
 
     def add_commit_listener(self, listener: CommitListener) -> Callable[[], None]:
-        self._listeners.append(listener)
-
-        def remove() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return remove
+        return self._listeners.add(listener)
 
     def _notify(self) -> None:
-        for listener in list(self._listeners):
-            with contextlib.suppress(Exception):  # a listener must never stop the writer
-                listener()
+        self._listeners.notify()
 
     def close(self) -> None:
         if self._closed:

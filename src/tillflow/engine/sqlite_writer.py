@@ -28,13 +28,12 @@ from typing import Any, Final
 from tillflow.engine.errors import (
     CheckpointConflict,
     ConcurrencyConflict,
-    EventIdReused,
     TillflowError,
 )
 from tillflow.engine.group_commit import Failed
-from tillflow.engine.ids import format_id, new_event_id
+from tillflow.engine.ids import new_event_id
 from tillflow.engine.recent import RecentEvents
-from tillflow.engine.store import BatchEffects, check_same_content, receipt_of
+from tillflow.engine.store import BatchEffects, repeat_receipt
 from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt, RecordedEvent
 
 COLUMNS: Final = (
@@ -168,22 +167,12 @@ class Txn:
     def _repeat_of(
         self, stream: str, events: Sequence[NewEvent], encoded: Sequence[bytes]
     ) -> Receipt | None:
-        found: list[RecordedEvent] = []
-        for event, data in zip(events, encoded, strict=True):
-            if event.id is None:
-                continue
-            row = self.conn.execute(
-                f"SELECT {COLUMNS} FROM events WHERE id = ?", (event.id,)
-            ).fetchone()
-            if row is not None:
-                recorded = RecordedEvent(*row)
-                check_same_content(recorded, stream, event, data)
-                found.append(recorded)
-        if not found:
-            return None
-        if len(found) != len(events):
-            raise EventIdReused(format_id(found[0].id), "batch")
-        return receipt_of(found)
+        return repeat_receipt(stream, events, encoded, self._recorded)
+
+    def _recorded(self, event_id: bytes) -> RecordedEvent | None:
+        row = self.conn.execute(f"SELECT {COLUMNS} FROM events WHERE id = ?", (event_id,))
+        found = row.fetchone()
+        return None if found is None else RecordedEvent(*found)
 
 
 class AppendJob:

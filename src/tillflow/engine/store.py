@@ -151,6 +151,52 @@ def check_same_content(recorded: RecordedEvent, stream: str, event: NewEvent, da
             raise EventIdReused(format_id(recorded.id), name)
 
 
+def repeat_receipt(
+    stream: str,
+    events: Sequence[NewEvent],
+    encoded: Sequence[bytes],
+    lookup: Callable[[bytes], RecordedEvent | None],
+) -> Receipt | None:
+    """If ``events`` were all recorded before (same ids, same content), their original
+    receipt; ``None`` if none of their ids is recorded. Raises :class:`EventIdReused` when
+    an id is recorded with other content or only some of them are recorded."""
+    found: list[RecordedEvent] = []
+    for event, data in zip(events, encoded, strict=True):
+        if event.id is None:
+            continue
+        recorded = lookup(event.id)
+        if recorded is not None:
+            check_same_content(recorded, stream, event, data)
+            found.append(recorded)
+    if not found:
+        return None
+    if len(found) != len(events):
+        raise EventIdReused(format_id(found[0].id), "batch")
+    return receipt_of(found)
+
+
+class CommitListeners:
+    """The listeners of one store object; a listener that raises is ignored (it must never
+    stop a writer)."""
+
+    def __init__(self) -> None:
+        self._listeners: list[CommitListener] = []
+
+    def add(self, listener: CommitListener) -> Callable[[], None]:
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
+
+    def notify(self) -> None:
+        for listener in list(self._listeners):
+            with contextlib.suppress(Exception):
+                listener()
+
+
 def receipt_of(recorded: Sequence[RecordedEvent]) -> Receipt:
     """The receipt that appending ``recorded`` returned (or would have)."""
     positions: dict[int, int] = {}
