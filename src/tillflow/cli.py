@@ -17,8 +17,13 @@ from rich.table import Table
 
 from tillflow import __version__
 from tillflow.bootstrap import ConfigurationError, open_store
-from tillflow.demo import REGISTRY, DemoSettings, run_demo
 from tillflow.engine import ProcessorStatistics, TillflowError
+from tillflow.engine_demo import REGISTRY as ENGINE_REGISTRY
+from tillflow.engine_demo import DemoSettings
+from tillflow.engine_demo import run_demo as run_engine_demo
+from tillflow.reporting.rows import ProductRow
+from tillflow.shop import REGISTRY as SHOP_REGISTRY
+from tillflow.shop_demo import ShopDemoSettings, Snapshot, Verdict, run_shop_demo
 
 app = typer.Typer(
     help="tillflow: a point-of-sale backend whose reports stay true while its handlers run "
@@ -75,8 +80,206 @@ def _statistics_table(rows: list[ProcessorStatistics], title: str) -> Table:
     return table
 
 
+def money(cents: int) -> str:
+    """Minor units as money: ``123456`` → ``1,234.56`` (integer arithmetic, no float)."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), 100)
+    return f"{sign}{whole:,}.{part:02d}"
+
+
+def _as_of(row: ProductRow) -> str:
+    return f"v{row.as_of.version:,} @{row.as_of.position:,}"
+
+
+def _report_table(snapshot: Snapshot, top: int = 10) -> Table:
+    report = snapshot.report
+    freshness = report.freshness
+    best = sorted(report.rows, key=lambda row: -row.revenue)[:top]
+    short = [row for row in report.rows if row.open_shortfall > 0 and row not in best]
+    table = Table(
+        title=f"report: top {top} products by revenue, and every product short "
+        f"({freshness.lag_events:,} events / {freshness.lag_seconds:.3f} s behind the log)",
+        expand=False,
+    )
+    for column in ("product", "sold", "returned", "revenue", "stock left", "short", "oversold"):
+        table.add_column(column, justify="left" if column == "product" else "right")
+    table.add_column("as of (version @position)", justify="right")
+    for row in [*best, *short]:
+        style = "bold red" if row.open_shortfall > 0 else None
+        table.add_row(
+            row.name or row.product_id,
+            f"{row.units_sold:,}",
+            f"{row.units_returned:,}",
+            money(row.revenue),
+            f"{row.stock_left:,}",
+            f"{row.open_shortfall:,}" if row.open_shortfall else "",
+            f"{row.units_oversold:,}" if row.units_oversold else "",
+            _as_of(row),
+            style=style,
+        )
+    return table
+
+
+def _totals_line(snapshot: Snapshot) -> str:
+    totals = snapshot.report.totals
+    return (
+        f"[bold]totals[/]: revenue {money(totals.revenue)} · {totals.checkouts:,} checkouts · "
+        f"{totals.returns:,} returns · {totals.units_sold:,} units sold, "
+        f"{totals.units_returned:,} returned — as of position {totals.as_of.position:,}\n"
+        f"live check of every row read: received − sold + returned = stock left held "
+        f"{snapshot.identity_checks - snapshot.identity_breaks:,} of "
+        f"{snapshot.identity_checks:,} times"
+    )
+
+
+def _activity_line(snapshot: Snapshot) -> str:
+    counters = snapshot.counters
+    waited = "not measured yet"
+    if counters.read_your_writes_waits:
+        waited = (
+            f"{counters.read_your_writes * 1000:,.1f} ms "
+            f"(most {counters.read_your_writes_max * 1000:,.1f} ms)"
+        )
+    return (
+        f"deliveries {counters.deliveries:,} ({counters.units_delivered:,} units, opening stock "
+        f"included) · returns {counters.returns:,} · till retries {counters.retries:,} · "
+        f"refusals {counters.refusals:,}\nread-your-writes (once a second, wait until the "
+        f"report has passed the latest checkout): {waited}"
+    )
+
+
+def _shop_view(progress: Progress, snapshot: Snapshot, height: int) -> Group:
+    # everything but the product rows takes about 17 lines + a row per processor lane:
+    # show as many top products as fit (3..10), then every product short
+    short = sum(row.open_shortfall > 0 for row in snapshot.report.rows)
+    top = max(3, min(10, height - 17 - len(snapshot.statistics) - short))
+    return Group(
+        progress,
+        _activity_line(snapshot),
+        _report_table(snapshot, top),
+        _totals_line(snapshot),
+        _statistics_table(snapshot.statistics, "processors"),
+    )
+
+
+def _print_verdict(verdict: Verdict, settings: ShopDemoSettings) -> None:
+    counters = verdict.counters
+    selling = min(verdict.elapsed, settings.duration)
+    achieved = counters.checkouts / selling if selling else 0.0
+    if verdict.matches:
+        console.print(
+            f"[bold green]report verified:[/] {counters.checkouts:,} checkouts "
+            f"({counters.units:,} units), {counters.returns:,} returns, "
+            f"{counters.deliveries:,} deliveries, {verdict.products} products —\n  every row, "
+            "the totals and the consistent-cut audit match the truth computed from the "
+            "commands issued",
+            highlight=False,
+        )
+    if verdict.units_oversold:
+        console.print(
+            f"oversold: {verdict.units_oversold:,} units sold that were not on the shelf, each "
+            f"with its apology (StockShortfall);\n  still short at the end: "
+            f"{verdict.open_shortfall:,} units of {'; '.join(verdict.short_products) or 'nothing'}",
+            highlight=False,
+        )
+    lag = ", ".join(
+        f"{name} {verdict.max_lag_events[name]:,} events / {verdict.max_lag_seconds[name]:.3f} s"
+        for name in verdict.max_lag_events
+    )
+    console.print(
+        f"rang up {achieved:,.0f} checkouts/s (asked {settings.rate:,.0f}/s); processors caught "
+        f"up {verdict.drain_seconds:.3f} s after the tills stopped;\n  most lag seen: {lag}",
+        highlight=False,
+    )
+    if counters.behind_schedule > 0.5:
+        console.print(
+            f"[yellow]note:[/] the tills fell up to {counters.behind_schedule:.1f} s behind "
+            "their schedule: a till rings up one checkout at a time;\n  more --tills let more "
+            "checkouts share a commit",
+            highlight=False,
+        )
+    for refusal in verdict.refusals:
+        console.print(f"[yellow]refused:[/] {refusal}", highlight=False)
+    if not verdict.matches:
+        for problem in verdict.problems[:50]:
+            errors.print(f"[red]mismatch:[/] {problem}", highlight=False)
+        errors.print(
+            f"[bold red]report does NOT match the truth:[/] {len(verdict.problems):,} mismatches",
+            highlight=False,
+        )
+
+
 @app.command()
 def demo(
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            "-d",
+            help="A new SQLite file to use (default: a new file in a temporary directory, kept "
+            "afterwards for `tillflow status`).",
+        ),
+    ] = None,
+    duration: Annotated[float, typer.Option(help="Seconds of selling.")] = 10.0,
+    tills: Annotated[int, typer.Option(help="Tills checking out concurrently.")] = 4,
+    rate: Annotated[float, typer.Option(help="Checkouts per second, all tills together.")] = 500.0,
+    seed: Annotated[int, typer.Option(help="Seed of the tills', truck's and returns' dice.")] = 1,
+) -> None:
+    """The shop on a SQLite file: a seeded catalog, tills checking out concurrently while
+    deliveries arrive, customers return things and a few products sell out (oversells become
+    apologies); a live report with as-of and lag; at the end the report is verified against
+    the truth computed from the commands issued (exit code 1 if it does not match)."""
+    settings = ShopDemoSettings(duration, tills, rate, seed)
+    for problem in settings.problems():
+        raise _fail(problem, 2)
+    path = database or str(Path(tempfile.mkdtemp(prefix="tillflow-shop-")) / "shop.db")
+    try:
+        store = open_store(path, registry=SHOP_REGISTRY)
+    except (ConfigurationError, TillflowError) as error:
+        raise _fail(str(error), 2) from None
+    try:
+        if any(store.heads().values()):
+            raise _fail(f"database {path!r} already holds events: the demo needs a new file", 2)
+        console.print(
+            f"[bold]shop demo[/] · database: {path} · {tills} tills · {rate:,.0f} checkouts/s · "
+            f"{duration:g} s · seed {seed}",
+            highlight=False,
+        )
+        progress = Progress(
+            TextColumn("[bold]{task.fields[phase]:<9}"),
+            BarColumn(),
+            TextColumn("{task.completed:5.1f}/{task.total:g} s"),
+            TextColumn("{task.fields[checkouts]:>9,} checkouts rung up"),
+            TimeRemainingColumn(),
+        )
+        task = progress.add_task("selling", total=duration, phase="selling", checkouts=0)
+        height = console.height if console.is_terminal else 40  # fit the view on a screen
+        with Live(console=console, auto_refresh=False, redirect_stderr=False) as live:
+
+            def tick(snapshot: Snapshot) -> None:
+                progress.update(
+                    task,
+                    completed=min(snapshot.elapsed, duration),
+                    phase=snapshot.phase,
+                    checkouts=snapshot.counters.checkouts,
+                )
+                live.update(_shop_view(progress, snapshot, height), refresh=True)
+
+            try:
+                verdict = asyncio.run(run_shop_demo(store, settings, tick))
+            except TillflowError as error:
+                raise _fail(f"the demo stopped: {error}", 1) from None
+    finally:
+        store.close()
+    console.print()
+    _print_verdict(verdict, settings)
+    console.print(f"database: {path}\n  look inside: tillflow status --database {path}")
+    if not verdict.matches:
+        raise typer.Exit(1)
+
+
+@app.command("engine-demo")
+def engine_demo(
     database: Annotated[
         str | None,
         typer.Option(
@@ -88,13 +291,13 @@ def demo(
     rate: Annotated[float, typer.Option(min=1.0, help="Deposits per second in all.")] = 2000.0,
     seed: Annotated[int, typer.Option(help="Seed of the writers' randomness.")] = 1,
 ) -> None:
-    """Run the engine demo: writers append deposits while a chain of three processors
+    """The engine on its own: writers append deposits while a chain of three processors
     (ledger → totals → audit, joined by sequence barriers) keeps views; then verify the
     views against the truth recomputed from the log."""
-    with tempfile.TemporaryDirectory(prefix="tillflow-demo-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="tillflow-engine-demo-") as scratch:
         path = database or str(Path(scratch) / "demo.db")
         try:
-            store = open_store(path, registry=REGISTRY)
+            store = open_store(path, registry=ENGINE_REGISTRY)
         except (ConfigurationError, TillflowError) as error:
             raise _fail(str(error), 2) from None
         settings = DemoSettings(duration, writers, rate, seed)
@@ -113,7 +316,7 @@ def demo(
                 live.update(Group(progress, _statistics_table(rows, "processors")))
 
             try:
-                verdict = asyncio.run(run_demo(store, settings, tick))
+                verdict = asyncio.run(run_engine_demo(store, settings, tick))
             except TillflowError as error:
                 raise _fail(str(error), 1) from None
             finally:

@@ -8,7 +8,8 @@
                                                 Booked exists — the barrier at work)
 
 At the end the views are compared with the truth computed from the recorded deposits.
-Replaced by the shop once it exists; it stays as the smallest runnable use of the engine.
+``tillflow engine-demo``; the smallest runnable use of the engine on its own (the shop demo,
+:mod:`tillflow.shop_demo`, is ``tillflow demo``).
 """
 
 from __future__ import annotations
