@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +23,7 @@ from tillflow.engine_demo import run_demo as run_engine_demo
 from tillflow.reporting.rows import ProductRow
 from tillflow.shop import REGISTRY as SHOP_REGISTRY
 from tillflow.shop_demo import ShopDemoSettings, Snapshot, Verdict, run_shop_demo
+from tillflow.shop_simulation import DESIGNS, Design, simulate_shop
 
 app = typer.Typer(
     help="tillflow: a point-of-sale backend whose reports stay true while its handlers run "
@@ -361,7 +361,55 @@ def version() -> None:
     console.print(f"tillflow {__version__}")
 
 
+@app.command()
+def simulate(
+    design: Annotated[
+        str,
+        typer.Option(help="Report design: barrier (the shop's), chain, eventual, naive, trap."),
+    ] = "barrier",
+    seeds: Annotated[int, typer.Option(min=1, help="How many seeded schedules to run.")] = 1000,
+    start: Annotated[int, typer.Option(min=0, help="First seed.")] = 0,
+    steps: Annotated[int, typer.Option(min=1, max=100_000, help="Actions per schedule.")] = 120,
+    replay: Annotated[
+        int | None, typer.Option(help="Replay this one seed and print its whole trace.")
+    ] = None,
+) -> None:
+    """Run the shop under the deterministic simulator: seeded interleavings of commands,
+    processor steps and crashes, the report's properties checked after every step. Exit 1
+    if a schedule breaks them (the negative controls naive and trap are expected to)."""
+    if design not in DESIGNS:
+        raise _fail(f"--design {design!r}: choose one of {', '.join(DESIGNS)}", 2)
+    chosen: Design = design
+    if replay is not None:
+        result = simulate_shop(chosen, replay, steps)
+        console.print(result.report(last=len(result.trace)), highlight=False)
+        raise typer.Exit(0 if result.ok else 1)
+    failures = []
+    with Progress(
+        TextColumn(f"[bold]{design}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} seeds"),
+    ) as progress:
+        task = progress.add_task("seeds", total=seeds)
+        for seed in range(start, start + seeds):
+            result = simulate_shop(chosen, seed, steps)
+            if not result.ok:
+                failures.append(result)
+                if len(failures) >= 3:
+                    break
+            progress.advance(task)
+    if not failures:
+        console.print(f"[green]{seeds:,} schedules of {steps} steps: every property held[/]")
+        return
+    for failure in failures:
+        console.print(failure.report(last=20), highlight=False)
+    console.print(
+        f"[red]schedule broke the properties at seed {failures[0].seed}; replay with "
+        f"tillflow simulate --design {design} --replay {failures[0].seed}[/]"
+    )
+    raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point of the ``tillflow`` script."""
-    os.environ.setdefault("COLUMNS", os.environ.get("COLUMNS", "120"))
     app()

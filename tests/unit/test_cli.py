@@ -117,3 +117,21 @@ def test_bad_option_values_are_usage_errors() -> None:
 def test_postgres_url_is_refused_until_the_backend_exists(tmp_path: Path) -> None:
     result = runner.invoke(app, ["status", "--database", "postgresql://localhost/test"])
     assert result.exit_code == 2
+
+
+def test_simulate_passes_the_barrier_design_and_catches_the_naive_one() -> None:
+    good = runner.invoke(app, ["simulate", "--seeds", "30"])
+    assert good.exit_code == 0, good.output
+    assert "every property held" in good.output
+    naive = runner.invoke(app, ["simulate", "--design", "naive", "--seeds", "100"])
+    assert naive.exit_code == 1
+    assert "--replay" in naive.output
+    replay = runner.invoke(app, ["simulate", "--design", "naive", "--replay", "0"])
+    assert replay.exit_code == 1
+    assert "violation" in replay.output
+
+
+def test_simulate_refuses_an_unknown_design() -> None:
+    result = runner.invoke(app, ["simulate", "--design", "optimistic"])
+    assert result.exit_code == 2
+    assert "barrier" in result.output
