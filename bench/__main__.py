@@ -1,4 +1,5 @@
-"""``python -m bench``: run every case, print the table, optionally write JSON."""
+"""``python -m bench``: run every case (or one group, ``--only engine|shop``), print the
+table, optionally write JSON."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,28 @@ from rich.console import Console
 
 from bench.cases import CASES, FULL, QUICK, Context, Sizes
 from bench.report import CaseResult, render, write_json
+from bench.shop_cases import SHOP_CASES
 
 MIN_REPEATS = 3
+
+Case = Callable[[Context], CaseResult | list[CaseResult]]
+GROUPS: dict[str, Sequence[Case]] = {"engine": CASES, "shop": SHOP_CASES}
+"""The engine against plain SQLite (cases 1–4), the whole shop (cases 5–8)."""
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="The tillflow engine against plain SQLite, measured in the same run.",
+        description=(
+            "The tillflow engine against plain SQLite, and the whole shop on SQLite, "
+            "measured in the same run."
+        ),
+    )
+    parser.add_argument(
+        "--only",
+        choices=sorted(GROUPS),
+        action="append",
+        help="run only this group of cases (repeatable; default: all)",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: under a minute")
     parser.add_argument(
@@ -62,20 +77,24 @@ def _filesystem(directory: Path) -> str:
     return best[1]
 
 
-def _run(case: Callable[[Context], CaseResult], context: Context) -> CaseResult:
-    """Run one case; an exception becomes a failed row (the other cases still run)."""
+def _run(case: Case, context: Context) -> list[CaseResult]:
+    """Run one case (one row or several); an exception becomes a failed row (the other
+    cases still run)."""
     try:
-        return case(context)
+        result = case(context)
     except Exception as error:
-        return CaseResult(
-            case=case.__name__.replace("_", " "),
-            tillflow="ERROR",
-            reference="—",
-            ratio=None,
-            target="—",
-            passed=False,
-            notes=f"{type(error).__name__}: {error}",
-        )
+        return [
+            CaseResult(
+                case=case.__name__.replace("_", " "),
+                tillflow="ERROR",
+                reference="—",
+                ratio=None,
+                target="—",
+                passed=False,
+                notes=f"{type(error).__name__}: {error}",
+            )
+        ]
+    return result if isinstance(result, list) else [result]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,9 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     context = Context(sizes, arguments.repeats, directory, progress)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    results = [_run(case, context) for case in CASES]
+    groups = arguments.only or list(GROUPS)
+    results = [
+        row
+        for group, cases in GROUPS.items()
+        if group in groups
+        for case in cases
+        for row in _run(case, context)
+    ]
     meta: dict[str, Any] = {
         "mode": "quick" if arguments.quick else "full",
+        "groups": [group for group in GROUPS if group in groups],
         "repeats": arguments.repeats,
         "scale": arguments.scale,
         "sizes": asdict(sizes),

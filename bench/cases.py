@@ -1,5 +1,6 @@
-"""The four cases: each runs tillflow and its reference in the same run, ``repeats`` times
-(alternating which goes first), and turns the medians into a :class:`CaseResult`."""
+"""The engine's four cases: each runs tillflow and its reference in the same run, ``repeats``
+times (alternating which goes first), and turns the medians into a :class:`CaseResult`.
+The sizes and the context are shared with the shop cases (:mod:`bench.shop_cases`)."""
 
 from __future__ import annotations
 
@@ -39,9 +40,20 @@ class Sizes:
     """Case 3: events through the chain per repeat."""
     memory_events: int
     """Case 4: the log the chain grows to (one run; see :data:`QUICK`)."""
+    shop_checkouts: int
+    """Case 5: checkouts through the shop per run."""
+    shop_latency_rate: float
+    """Case 6: checkouts per second, open loop..."""
+    shop_latency_seconds: float
+    """...for this long."""
+    shop_memory_checkouts: int
+    """Cases 7 and 8: checkouts of the one long run..."""
+    shop_segments: int
+    """...timed in this many segments."""
 
     def scaled(self, factor: float) -> Sizes:
-        """Every count times ``factor`` (at least 1); batch size and writers unchanged."""
+        """Every count times ``factor`` (at least 1); batch size, writers, the latency
+        case's rate and the number of segments unchanged."""
 
         def scale(count: int) -> int:
             return max(1, round(count * factor))
@@ -53,6 +65,9 @@ class Sizes:
             single_commits=scale(self.single_commits),
             chain_events=scale(self.chain_events),
             memory_events=max(2, scale(self.memory_events)),
+            shop_checkouts=scale(self.shop_checkouts),
+            shop_latency_seconds=self.shop_latency_seconds * factor,
+            shop_memory_checkouts=max(self.shop_segments, scale(self.shop_memory_checkouts)),
         )
 
 
@@ -64,6 +79,11 @@ FULL: Final = Sizes(
     single_commits=2_000,
     chain_events=300_000,
     memory_events=3_000_000,
+    shop_checkouts=200_000,
+    shop_latency_rate=1_000.0,
+    shop_latency_seconds=20.0,
+    shop_memory_checkouts=1_000_000,
+    shop_segments=10,
 )
 QUICK: Final = Sizes(
     batches=20,
@@ -73,6 +93,11 @@ QUICK: Final = Sizes(
     single_commits=300,
     chain_events=30_000,
     memory_events=1_000_000,
+    shop_checkouts=20_000,
+    shop_latency_rate=1_000.0,
+    shop_latency_seconds=3.0,
+    shop_memory_checkouts=100_000,
+    shop_segments=10,
 )
 """The memory case needs about a million events even here: the store's SQLite page cache
 (64 MiB per connection) keeps growing with the database until ~400k events, which a shorter
@@ -101,7 +126,7 @@ class Context:
     directory: Path | None
     progress: Progress
     raw_batched: float = 0.0
-    """Case 1's reference (median rows/s), reused by case 3."""
+    """Case 1's reference (median rows/s), reused by cases 3 and 5."""
 
 
 def batched_appends(context: Context) -> CaseResult:

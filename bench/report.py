@@ -38,7 +38,10 @@ def mib(value: float) -> str:
 def render(console: Console, results: list[CaseResult], meta: dict[str, Any]) -> None:
     """Print the table; ``meta`` (machine, sizes, load) goes in its caption."""
     table = Table(
-        title=f"tillflow engine benchmark ({meta['mode']}, median of {meta['repeats']} runs)",
+        title=(
+            f"tillflow benchmark: {' + '.join(meta['groups'])} ({meta['mode']}, median of "
+            f"{meta['repeats']} runs)"
+        ),
         box=box.SIMPLE_HEAVY,
         caption=_caption(meta),
         caption_justify="left",

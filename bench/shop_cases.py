@@ -1,0 +1,296 @@
+"""The shop cases (``python -m bench --only shop``): the whole shop on SQLite, durable.
+
+::
+
+    case                        what is timed                                target
+    5 shop throughput           first append → report reflects the last      ≥ 20,000 checkouts/s
+                                checkout; tills in a thread (1 process) and
+                                in a 2nd OS process (2 processes)
+    6 latency, open loop        scheduled send → report reflects it,         p99 ≤ 20 ms
+                                1,000 checkouts/s
+    7 memory                    shop process RSS after 1M checkouts          ≤ 200 MiB
+    8 flat cost                 checkouts/s per 100k segment, last vs first  ≥ 0.8×
+
+Each run is verified (consistent-cut audit and the truth; see :mod:`bench.shop`): a run
+that stalls, fails or is wrong shows as such, untimed, and fails its case. The throughput
+ratio is the log's events per second end to end (checkouts and Inventory's effects) over the
+plain-SQLite batched insert rate measured in the same run (case 1's, or measured here when
+the engine cases were not run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Final
+
+from bench import raw
+from bench.cases import Context, _median, _sides, scratch
+from bench.report import CaseResult, mib, rate
+from bench.shop import (
+    INVENTORY,
+    REPORTING,
+    LatencyRun,
+    ShopRun,
+    percentile,
+    run_latency,
+    run_shop,
+    run_shop_in_fresh_process,
+    summary,
+)
+
+THROUGHPUT_TARGET: Final = 20_000.0
+LATENCY_TARGET_MS: Final = 20.0
+MEMORY_TARGET: Final = 200 * 1024 * 1024
+FLAT_TARGET: Final = 0.8
+
+
+def raw_reference(context: Context) -> float:
+    """Case 1's plain-SQLite rate, or measure it now (same sizes, median of the repeats)."""
+    if not context.raw_batched:
+        sizes = context.sizes
+        rates = []
+        for repeat in range(context.repeats):
+            context.progress(f"raw SQLite reference, run {repeat + 1}/{context.repeats}")
+            with scratch(context.directory) as path:
+                rates.append(raw.batched_insert_rate(path, sizes.batches, sizes.batch_size))
+        context.raw_batched = _median(rates)
+    return context.raw_batched
+
+
+def transactions_summary(run: ShopRun) -> str:
+    batches = {name: values.get("batches", 0) for name, values in run.processors.items()}
+    tills = run.tills_transactions
+    if run.tills == "one process":  # one store, one writer: its transactions are everyone's
+        tills_part = f"writer {run.writer.get('batches', 0)} txns in all"
+    else:
+        tills_part = f"tills {tills} txns ({run.checkouts / max(tills, 1):,.0f} checkouts/txn)"
+    return (
+        f"{tills_part}, inventory {batches.get(INVENTORY, 0)} txns, "
+        f"reporting {batches.get(REPORTING, 0)} txns"
+    )
+
+
+def cpu_summary(run: ShopRun) -> str:
+    """CPU per checkout by process and thread (unlike a rate, not hurt by others' load)."""
+    parts = []
+    for process, roles in run.cpu_per_checkout().items():
+        threads = ", ".join(
+            f"{name} {micros:.0f}"
+            for name, micros in sorted(roles.items(), key=lambda item: -item[1])
+            if name != "all" and micros >= 1
+        )
+        parts.append(f"{process} {roles.get('all', 0):.0f} ({threads})")
+    return "CPU µs/checkout: " + "; ".join(parts)
+
+
+def _failed(runs: list[ShopRun]) -> str | None:
+    bad = [run for run in runs if run.status != "ok"]
+    if not bad:
+        return None
+    statuses = ", ".join(sorted({run.status for run in bad})).upper()
+    return f"{len(bad)} of {len(runs)} runs {statuses}: {bad[0].detail}"
+
+
+def throughput(context: Context) -> list[CaseResult]:
+    """Case 5: both placements of the tills, alternating which goes first."""
+    count = context.sizes.shop_checkouts
+    reference = raw_reference(context)
+    runs: dict[bool, list[ShopRun]] = {False: [], True: []}
+    for repeat in range(context.repeats):
+        for separate in [side == "tillflow" for side in _sides(repeat)]:
+            where = "2 processes" if separate else "1 process"
+            context.progress(f"shop throughput ({where}), run {repeat + 1}/{context.repeats}")
+            with scratch(context.directory) as path:
+                runs[separate].append(asyncio.run(run_shop(path, count, separate=separate)))
+    results = []
+    for separate, done in runs.items():
+        where = "tills in a 2nd process" if separate else "tills in a thread"
+        checkouts = _median([run.rate for run in done])
+        events = _median([run.events / run.seconds for run in done if run.seconds])
+        problem = _failed(done)
+        middle = sorted(done, key=lambda run: run.rate)[len(done) // 2]
+        figure = rate(checkouts, " checkouts/s")
+        ratio: float | None = events / reference if reference else None
+        notes = (
+            f"{count:,} checkouts per run (1–5 lines), all verified; {rate(events, ' ev/s')} "
+            f"end to end; median run: {transactions_summary(middle)}; {cpu_summary(middle)}"
+        )
+        if problem is not None:
+            figure, ratio, notes = "NOT TIMED", None, problem
+        results.append(
+            CaseResult(
+                case=f"5 shop, {'2 processes' if separate else '1 process'}",
+                tillflow=figure,
+                reference=f"executemany {rate(reference, ' rows/s')}",
+                ratio=ratio,
+                target=f"≥ {rate(THROUGHPUT_TARGET, ' checkouts/s')}",
+                passed=problem is None and checkouts >= THROUGHPUT_TARGET,
+                notes=f"{where}; {notes}",
+                data={
+                    "rates": [run.rate for run in done],
+                    "events_per_second": [run.events / max(run.seconds, 1e-9) for run in done],
+                    "statuses": [run.status for run in done],
+                    "details": [run.detail for run in done],
+                    "processors": [run.processors for run in done],
+                    "writer": [run.writer for run in done],
+                    "tills_transactions": [run.tills_transactions for run in done],
+                    "append_seconds": [
+                        sum(segment.tills.append_seconds for segment in run.segments)
+                        for run in done
+                    ],
+                    "seconds": [run.seconds for run in done],
+                    "cpu_us_per_checkout": [run.cpu_per_checkout() for run in done],
+                },
+            )
+        )
+    return results
+
+
+def _latency_data(run: LatencyRun) -> dict[str, object]:
+    def quantiles(values: list[float]) -> dict[str, float]:
+        return {
+            "p50": percentile(values, 0.5),
+            "p90": percentile(values, 0.9),
+            "p99": percentile(values, 0.99),
+            "max": max(values, default=math.nan),
+        }
+
+    return {
+        "status": run.status,
+        "detail": run.detail,
+        "checkouts": run.checkouts,
+        "rate": run.rate,
+        "append_ms": quantiles(run.append),
+        "inventory_ms": quantiles(run.inventory),
+        "report_ms": quantiles(run.report),
+        "late_send_ms": run.late_send,
+        "processors": run.processors,
+        "writer": run.writer,
+    }
+
+
+def latency(context: Context) -> CaseResult:
+    """Case 6: one open-loop run."""
+    sizes = context.sizes
+    context.progress(
+        f"shop latency, {sizes.shop_latency_rate:,.0f} checkouts/s open loop for "
+        f"{sizes.shop_latency_seconds:g}s"
+    )
+    with scratch(context.directory) as path:
+        run = asyncio.run(run_latency(path, sizes.shop_latency_rate, sizes.shop_latency_seconds))
+    case = f"6 latency, {sizes.shop_latency_rate:,.0f}/s open loop"
+    target = f"p99 ≤ {LATENCY_TARGET_MS:g} ms"
+    if run.status != "ok":
+        return CaseResult(
+            case=case,
+            tillflow=f"{run.status.upper()} (not timed)",
+            reference="—",
+            ratio=None,
+            target=target,
+            passed=False,
+            notes=run.detail,
+            data=_latency_data(run),
+        )
+    p50, p99 = percentile(run.report, 0.5), percentile(run.report, 0.99)
+    batches = {name: values.get("batches", 0) for name, values in run.processors.items()}
+    return CaseResult(
+        case=case,
+        tillflow=f"p50 {p50:.1f} ms, p99 {p99:.1f} ms",
+        reference="—",
+        ratio=None,
+        target=target,
+        passed=p99 <= LATENCY_TARGET_MS,
+        notes=(
+            f"from the scheduled send; p50 / p99 / max: receipt {summary(run.append)}, "
+            f"inventory passed {summary(run.inventory)}, report {summary(run.report)}; "
+            f"{run.checkouts:,} checkouts, all verified; sends at most {run.late_send:.1f} ms "
+            f"late; {run.writer.get('batches', 0)} writer txns, inventory "
+            f"{batches.get(INVENTORY, 0)}, reporting {batches.get(REPORTING, 0)}; 1 run"
+        ),
+        data=_latency_data(run),
+    )
+
+
+def memory_and_flat(context: Context) -> list[CaseResult]:
+    """Cases 7 and 8: one long run, tills in a 2nd process, timed in segments."""
+    sizes = context.sizes
+    count, segments = sizes.shop_memory_checkouts, sizes.shop_segments
+    context.progress(f"shop memory, one run of {count:,} checkouts in {segments} segments")
+    with scratch(context.directory) as path:
+        run = run_shop_in_fresh_process(path, count, separate=True, segments=segments)
+    data = {
+        "status": run.status,
+        "detail": run.detail,
+        "checkouts": count,
+        "start_rss": run.start_memory.rss if run.start_memory else None,
+        "segments": [
+            {
+                "checkouts": segment.tills.checkouts,
+                "seconds": segment.seconds,
+                "rate": segment.rate,
+                "append_seconds": segment.tills.append_seconds,
+                "held_seconds": segment.tills.held_seconds,
+                "tills_transactions": segment.tills.transactions,
+                "rss": segment.memory.rss,
+                "anonymous": segment.memory.anonymous,
+            }
+            for segment in run.segments
+        ],
+        "processors": run.processors,
+        "writer": run.writer,
+        "tills_rss": run.tills_rss,
+        "cpu_us_per_checkout": run.cpu_per_checkout(),
+    }
+    size = f"{count:,} checkouts"
+    segment_size = f"{-(-count // segments):,}"
+    if run.status != "ok" or not run.segments or run.start_memory is None:
+        figure = f"{run.status.upper()} (not measured)"
+        return [
+            CaseResult(f"7 memory, {size}", figure, "—", None, "RSS ≤ 200 MiB", False, run.detail),
+            CaseResult(
+                f"8 flat cost per {segment_size}", figure, "—", None, "", False, run.detail, data
+            ),
+        ]
+    start, end = run.start_memory, run.segments[-1].memory
+    first, last = run.segments[0], run.segments[-1]
+    rates = ", ".join(f"{segment.rate / 1000:.1f}k" for segment in run.segments)
+    appends = ", ".join(
+        f"{segment.tills.checkouts / segment.tills.append_seconds / 1000:.1f}k"
+        for segment in run.segments
+    )
+    tills_rss = run.tills_rss
+    memory = CaseResult(
+        case=f"7 memory, {size}",
+        tillflow=f"RSS {mib(end.rss)}",
+        reference=f"start {mib(start.rss)}",
+        ratio=end.rss / start.rss,
+        target=f"RSS ≤ {mib(MEMORY_TARGET)}",
+        passed=end.rss <= MEMORY_TARGET,
+        notes=(
+            f"the shop's process (inventory + reporting) once the report reflects every "
+            f"checkout; anonymous {mib(start.anonymous)} → {mib(end.anonymous)}; RSS by "
+            f"segment {', '.join(mib(segment.memory.rss) for segment in run.segments)}; "
+            f"tills' process {mib(tills_rss)}; {rate(run.rate, ' checkouts/s')}, verified; 1 run"
+        ),
+        data=data,
+    )
+    ratio = last.rate / first.rate if first.rate else 0.0
+    flat = CaseResult(
+        case=f"8 flat cost per {segment_size}",
+        tillflow=f"{rate(first.rate)} → {rate(last.rate)}",
+        reference=f"first {rate(first.rate, ' checkouts/s')}",
+        ratio=ratio,
+        target=f"last ≥ {FLAT_TARGET:g}× first",
+        passed=ratio >= FLAT_TARGET,
+        notes=(
+            f"checkouts/s per segment, report side: {rates} (the first includes filling the "
+            f"pipeline); tills' append rate: {appends}; {transactions_summary(run)}; "
+            f"{cpu_summary(run)}; same run as 7"
+        ),
+        data=data,
+    )
+    return [memory, flat]
+
+
+SHOP_CASES: Final = (throughput, latency, memory_and_flat)
