@@ -6,6 +6,14 @@ from pathlib import Path
 
 from tillflow.engine import Durability, EventRegistry, EventStore, MemoryEventStore
 from tillflow.engine.sqlite import SqliteEventStore
+from tillflow.inventory.events import INVENTORY_EVENTS
+from tillflow.sale.events import SALE_EVENTS
+from tillflow.tokens import TOKEN_EVENTS
+
+
+def service_registry() -> EventRegistry:
+    """Every event type the served shop records: Sale's, Inventory's and the access tokens'."""
+    return EventRegistry({**SALE_EVENTS, **INVENTORY_EVENTS, **TOKEN_EVENTS})
 
 
 class ConfigurationError(ValueError):

@@ -72,6 +72,8 @@ class LaneProcessor:
         self.error: BaseException | None = None
         self.failed_event: RecordedEvent | None = None
         self.attempts = 0
+        self.failures = 0
+        """Batches that failed (a handler raising, the store failing), ever."""
         self.scanned_total = 0
         self.handled_total = 0
         self.batches = 0
@@ -143,6 +145,7 @@ class LaneProcessor:
                 self.processor.handler(earlier, session)
             self._commit(checkpoint, event.position - 1, session, handled=len(done))
         self.attempts += 1
+        self.failures += 1
         self.error = error
         self.failed_event = event
         failure = HandlerFailed(

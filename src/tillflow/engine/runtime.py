@@ -221,6 +221,7 @@ class Runtime:
                 await self._sleep_unless_stopping(self.poll.most)
                 continue
             except Exception as error:  # the store blipped: keep trying, visibly
+                lane_processor.failures += 1
                 lane_processor.error = error
                 lane_processor.state = State.RETRYING
                 log.exception("processor %s: batch failed, retrying", lane_processor.name)

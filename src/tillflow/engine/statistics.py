@@ -34,6 +34,8 @@ class ProcessorStatistics(msgspec.Struct, frozen=True):
     error: str | None
     failed_event: str | None
     failed_position: int | None
+    failures: int = 0
+    """Failed batches ever (handler errors and store errors), counted by this runtime."""
 
 
 def snapshot(lane_processor: LaneProcessor) -> ProcessorStatistics:
@@ -68,4 +70,5 @@ def snapshot(lane_processor: LaneProcessor) -> ProcessorStatistics:
         error=None if error is None else f"{type(error).__name__}: {error}",
         failed_event=None if failed is None else failed.describe(),
         failed_position=None if failed is None else failed.position,
+        failures=lane_processor.failures,
     )

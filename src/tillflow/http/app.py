@@ -1,0 +1,131 @@
+"""The application factory: :func:`create_app` builds an app; nothing happens at import.
+
+Its lifespan opens the store (unless one is given), builds the :class:`Shop`, starts the
+processors' runtime and the report watch, and closes them all on shutdown (running
+batches finish first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Final
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from tillflow import __version__
+from tillflow.bootstrap import open_store, service_registry
+from tillflow.engine import EventStore
+from tillflow.http import catalog, checkouts, events, problems, processors, report, stock
+from tillflow.http.limits import DEFAULT_LIMIT, BodyLimit
+from tillflow.http.metrics import Metrics, RequestMetrics
+from tillflow.http.problems import MEDIA_TYPE, FieldError, Problem
+from tillflow.http.services import Services
+from tillflow.http.watch import ReportWatch
+from tillflow.sale.service import Clock, utc_now
+from tillflow.settings import Settings, load_settings
+from tillflow.shop import Shop
+from tillflow.tokens import TokenBook
+
+STATIC: Final = Path(__file__).parent / "static"
+
+DESCRIPTION: Final = """\
+The shop over HTTP. Money is integer minor units (cents); quantities are integers.
+
+**Tokens**: `Authorization: Bearer <token>`, made with
+`tillflow token create --role till|manager|viewer --name NAME`.
+*till*: checkouts and returns. *manager*: catalog and stock, and all a viewer may.
+*viewer*: report, shortfalls, processors, the live stream, metrics. Anyone with a token
+may read the catalog and recorded checkouts.
+
+**Errors** are RFC 9457 problem documents (`application/problem+json`) naming each
+field and the reason.
+
+**Read-your-writes**: every write answers with `receipt.token`; pass it as
+`?wait_for=` to a report read.
+"""
+
+
+class TillflowAPI(FastAPI):
+    """FastAPI with an OpenAPI document that describes problem documents exactly."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema:
+            return self.openapi_schema
+        schema = super().openapi()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (Problem, FieldError):
+            found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(found.pop("$defs", {}))
+            components[model.__name__] = found
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if str(status).startswith(("4", "5")) and MEDIA_TYPE in content:
+                        content.pop("application/json", None)
+        self.openapi_schema = schema
+        return schema
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: EventStore | None = None,
+    clock: Clock = utc_now,
+    run_processors: bool = True,
+    body_limit: int = DEFAULT_LIMIT,
+) -> FastAPI:
+    """A new app. ``store``: serve this open store (the caller closes it); otherwise the
+    lifespan opens ``settings.database`` (default: :func:`load_settings`) and closes it.
+    ``run_processors``: run the shop's processors here (else a ``tillflow worker`` does).
+    ``body_limit``: request bodies over this many bytes are refused (413)."""
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        opened = store
+        if opened is None:
+            chosen = settings or load_settings()
+            opened = open_store(chosen.database, registry=service_registry())
+        try:
+            shop = Shop(opened, clock)
+            runtime = shop.runtime(run=None if run_processors else [])
+            watch = ReportWatch(opened, on_progress=metrics.latency.progressed)
+            async with runtime, watch.running():
+                metrics.statistics = runtime.statistics
+                app.state.services = Services(shop, runtime, TokenBook(opened), watch, metrics)
+                try:
+                    yield
+                finally:
+                    app.state.services = None
+                    metrics.statistics = list
+        finally:
+            if store is None:
+                opened.close()
+
+    app = TillflowAPI(
+        title="tillflow",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    problems.install(app)
+    for module in (catalog, checkouts, stock, report, processors, events):
+        app.include_router(module.router)
+    if STATIC.is_dir():
+        app.mount("/dashboard", StaticFiles(directory=STATIC, html=True), name="dashboard")
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/dashboard/")
+
+    app.add_middleware(BodyLimit, limit=body_limit)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    return app

@@ -1,0 +1,158 @@
+"""Catalog routes: list (anyone with a token), add, rename, reprice, discontinue (managers).
+
+Changes are commands (``POST /catalog/{id}/rename`` …): each appends one event to the
+catalog stream and answers with the product as it is now and the receipt.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from tillflow.engine import Receipt
+from tillflow.errors import UnknownProduct
+from tillflow.http.auth import ANYONE, MANAGERS, GuardedRoute, require
+from tillflow.http.problems import problem_responses
+from tillflow.http.schemas import Identifier, Name, Price, ReceiptOut, RequestBody
+from tillflow.http.services import Services, ServicesDep
+from tillflow.sale.catalog import Product
+from tillflow.sale.commands import AddProduct, DiscontinueProduct, RenameProduct, RepriceProduct
+
+router = APIRouter(prefix="/catalog", tags=["catalog"], route_class=GuardedRoute)
+
+ProductId = Annotated[Identifier, Path(description="The product's id.")]
+READ = problem_responses(401, 403, 422)
+WRITE = problem_responses(400, 401, 403, 404, 409, 413, 415, 422)
+
+
+class ProductOut(BaseModel):
+    product_id: str
+    name: str
+    price: int
+    discontinued: bool
+
+    @classmethod
+    def of(cls, product: Product) -> ProductOut:
+        return cls(
+            product_id=product.product_id,
+            name=product.name,
+            price=product.price,
+            discontinued=product.discontinued,
+        )
+
+
+class CatalogOut(BaseModel):
+    """Every product ever added (discontinued ones flagged), as of ``version`` of the
+    catalog stream."""
+
+    version: int
+    products: list[ProductOut]
+
+
+class CatalogChangeOut(BaseModel):
+    """The product after the change, and the change's receipt."""
+
+    product: ProductOut
+    receipt: ReceiptOut
+
+
+class AddProductIn(RequestBody):
+    product_id: Identifier
+    name: Name
+    price: Price
+
+
+class RenameProductIn(RequestBody):
+    name: Name
+
+
+class RepriceProductIn(RequestBody):
+    price: Price
+
+
+def _changed(services: Services, product_id: str, receipt: Receipt) -> CatalogChangeOut:
+    product = services.shop.sale.catalog().products[product_id]
+    return CatalogChangeOut(product=ProductOut.of(product), receipt=ReceiptOut.of(receipt))
+
+
+@router.get(
+    "",
+    summary="List the catalog",
+    dependencies=[require(ANYONE, "read the catalog")],
+    responses=READ,
+)
+async def list_products(services: ServicesDep) -> CatalogOut:
+    catalog = services.shop.sale.catalog()
+    products = sorted(catalog.products.values(), key=lambda product: product.product_id)
+    return CatalogOut(
+        version=catalog.version, products=[ProductOut.of(product) for product in products]
+    )
+
+
+@router.get(
+    "/{product_id}",
+    summary="One product",
+    dependencies=[require(ANYONE, "read the catalog")],
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_product(product_id: ProductId, services: ServicesDep) -> ProductOut:
+    product = services.shop.sale.catalog().products.get(product_id)
+    if product is None:
+        raise UnknownProduct(product_id)
+    return ProductOut.of(product)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Add a product",
+    dependencies=[require(MANAGERS, "change the catalog")],
+    responses=WRITE,
+)
+async def add_product(body: AddProductIn, services: ServicesDep) -> CatalogChangeOut:
+    command = AddProduct(body.product_id, body.name, body.price)
+    receipt = await run_in_threadpool(services.shop.sale.add_product, command)
+    return _changed(services, body.product_id, receipt)
+
+
+@router.post(
+    "/{product_id}/rename",
+    summary="Rename a product",
+    dependencies=[require(MANAGERS, "change the catalog")],
+    responses=WRITE,
+)
+async def rename_product(
+    product_id: ProductId, body: RenameProductIn, services: ServicesDep
+) -> CatalogChangeOut:
+    command = RenameProduct(product_id, body.name)
+    receipt = await run_in_threadpool(services.shop.sale.rename_product, command)
+    return _changed(services, product_id, receipt)
+
+
+@router.post(
+    "/{product_id}/reprice",
+    summary="Change a product's price (minor units)",
+    dependencies=[require(MANAGERS, "change the catalog")],
+    responses=WRITE,
+)
+async def reprice_product(
+    product_id: ProductId, body: RepriceProductIn, services: ServicesDep
+) -> CatalogChangeOut:
+    command = RepriceProduct(product_id, body.price)
+    receipt = await run_in_threadpool(services.shop.sale.reprice_product, command)
+    return _changed(services, product_id, receipt)
+
+
+@router.post(
+    "/{product_id}/discontinue",
+    summary="Stop selling a product (it stays in the report)",
+    dependencies=[require(MANAGERS, "change the catalog")],
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def discontinue_product(product_id: ProductId, services: ServicesDep) -> CatalogChangeOut:
+    command = DiscontinueProduct(product_id)
+    receipt = await run_in_threadpool(services.shop.sale.discontinue_product, command)
+    return _changed(services, product_id, receipt)

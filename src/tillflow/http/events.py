@@ -1,0 +1,104 @@
+"""The live stream (server-sent events) of report changes, for the dashboard.
+
+``GET /events/report`` (managers and viewers; the token may come as ``?access_token=``
+since a browser's ``EventSource`` cannot send headers) sends:
+
+* ``event: report`` — ``{"full": true, rows, totals, freshness}`` at once, then whenever
+  the report's checkpoint moves, ``{"full": false, rows: <only the rows that changed>,
+  totals, freshness}``; at most ``4`` a second (changes in between are merged);
+* ``event: processors`` — ``{processors, heads}`` (as ``GET /processors``) about once a
+  second.
+
+Comments (``: ping``) keep idle connections open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from tillflow.http.auth import VIEWERS, GuardedRoute, require
+from tillflow.http.problems import problem_responses
+from tillflow.http.processors import processors_out
+from tillflow.http.report import FreshnessOut, ProductRowOut, TotalsOut, report_out
+from tillflow.http.services import Services, ServicesDep
+
+router = APIRouter(prefix="/events", tags=["live"], route_class=GuardedRoute)
+
+REPORT_INTERVAL: Final = 0.25
+"""At most one report message per this many seconds per stream."""
+PROCESSORS_INTERVAL: Final = 1.0
+PING: Final = 15
+
+
+class ReportChange(BaseModel):
+    """One ``report`` message."""
+
+    full: bool = Field(description="rows holds every row (first message) or only changes.")
+    rows: list[ProductRowOut]
+    totals: TotalsOut
+    freshness: FreshnessOut
+
+
+async def report_stream(services: Services, request: Request) -> AsyncIterator[ServerSentEvent]:
+    """The messages of one subscriber, until it goes away or the server stops."""
+    sent: dict[str, ProductRowOut] = {}
+    generation = services.watch.generation
+    last_processors = 0.0
+    full = True
+    while True:
+        report = report_out(services, services.shop.report.report())
+        rows = [row for row in report.rows if sent.get(row.product_id) != row]
+        if full or rows:
+            change = ReportChange(
+                full=full, rows=rows, totals=report.totals, freshness=report.freshness
+            )
+            yield ServerSentEvent(data=change.model_dump_json(), event="report", id=str(generation))
+            sent.update((row.product_id, row) for row in rows)
+            full = False
+        if time.monotonic() - last_processors >= PROCESSORS_INTERVAL:
+            last_processors = time.monotonic()
+            yield ServerSentEvent(
+                data=processors_out(services).model_dump_json(), event="processors"
+            )
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(REPORT_INTERVAL)  # a rate limit: merge changes in between
+        generation = await services.watch.changed(generation, PROCESSORS_INTERVAL)
+
+
+SSE_RESPONSE: Final[dict[int | str, dict[str, Any]]] = {
+    200: {
+        "description": "A text/event-stream of `report` and `processors` events.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    **problem_responses(401, 403),
+}
+
+
+@router.get(
+    "/report",
+    summary="Live report changes (server-sent events)",
+    dependencies=[require(VIEWERS, "follow the report", query_token=True)],
+    responses=SSE_RESPONSE,
+    response_class=EventSourceResponse,
+)
+async def follow_report(
+    request: Request,
+    services: ServicesDep,
+    access_token: Annotated[
+        str | None,
+        Query(description="The bearer token, for clients that cannot send headers."),
+    ] = None,
+) -> EventSourceResponse:
+    return EventSourceResponse(
+        report_stream(services, request),
+        ping=PING,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,195 @@
+"""Prometheus metrics at ``/metrics`` (text format), one registry per app.
+
+* per processor and lane, read at scrape time from the runtime's statistics:
+  ``tillflow_processor_checkpoint``, ``…_head``, ``…_lag_events``, ``…_lag_seconds``,
+  ``…_last_batch_size``, ``…_state`` (1 for the current state), and the counters
+  ``…_batches_total``, ``…_scanned_total``, ``…_handled_total``, ``…_failures_total``
+  (mean batch size = rate(scanned) / rate(batches));
+* ``tillflow_checkout_to_report_seconds``: for checkouts appended through this server,
+  from the acknowledgement of the append until the reporting checkpoint passed it;
+* ``tillflow_http_request_duration_seconds`` by method, route template (never the raw
+  path: bounded cardinality) and status.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tillflow.engine import ProcessorStatistics, Receipt
+from tillflow.engine.lane_processor import State
+
+log = logging.getLogger("tillflow.http")
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+MOST_TRACKED = 100_000
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class ProcessorCollector(Collector):
+    """Describes every processor on every lane at scrape time."""
+
+    def __init__(self, statistics: Callable[[], list[ProcessorStatistics]]) -> None:
+        self.statistics = statistics
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["processor", "lane"]
+        gauges = {
+            "checkpoint": GaugeMetricFamily(
+                "tillflow_processor_checkpoint", "Last position scanned (durable).", labels=labels
+            ),
+            "head": GaugeMetricFamily(
+                "tillflow_processor_head", "Last position recorded on the lane.", labels=labels
+            ),
+            "lag_events": GaugeMetricFamily(
+                "tillflow_processor_lag_events",
+                "Positions between checkpoint and head.",
+                labels=labels,
+            ),
+            "lag_seconds": GaugeMetricFamily(
+                "tillflow_processor_lag_seconds",
+                "Age of the oldest event not yet scanned (0 when caught up).",
+                labels=labels,
+            ),
+            "last_batch": GaugeMetricFamily(
+                "tillflow_processor_last_batch_size", "Positions in the last batch.", labels=labels
+            ),
+        }
+        counters = {
+            "batches": CounterMetricFamily(
+                "tillflow_processor_batches", "Batches committed by this server.", labels=labels
+            ),
+            "scanned": CounterMetricFamily(
+                "tillflow_processor_scanned", "Positions scanned by this server.", labels=labels
+            ),
+            "handled": CounterMetricFamily(
+                "tillflow_processor_handled", "Events handled by this server.", labels=labels
+            ),
+            "failures": CounterMetricFamily(
+                "tillflow_processor_failures",
+                "Failed batches (handler or store errors) in this server.",
+                labels=labels,
+            ),
+        }
+        states = GaugeMetricFamily(
+            "tillflow_processor_state",
+            "1 for the processor's current state.",
+            labels=[*labels, "state"],
+        )
+        for row in self.statistics():
+            key = [row.processor, str(row.lane)]
+            for name, family in gauges.items():
+                family.add_metric(key, float(getattr(row, name)))
+            for name, counter in counters.items():
+                counter.add_metric(key, float(getattr(row, name)))
+            for state in State:
+                states.add_metric([*key, state.value], 1.0 if row.state == state.value else 0.0)
+        yield from gauges.values()
+        yield from counters.values()
+        yield states
+
+
+class LatencyTracker:
+    """Checkouts appended through this server, by lane and position, until the report's
+    checkpoint passes them; then their latency is observed. Bounded: past
+    ``MOST_TRACKED`` pending, the oldest are dropped. Used from the event loop only."""
+
+    def __init__(self, histogram: Histogram) -> None:
+        self.histogram = histogram
+        self.pending: dict[int, list[tuple[int, float]]] = {}
+        self.passed: dict[int, int] = {}
+        self.size = 0
+
+    def appended(self, receipt: Receipt, at: float | None = None) -> None:
+        """A checkout was acknowledged (``at``: ``time.monotonic()``, default now)."""
+        at = time.monotonic() if at is None else at
+        for lane, position in receipt.positions.items():
+            if position <= self.passed.get(lane, 0):
+                continue  # a replayed checkout the report passed long ago
+            heapq.heappush(self.pending.setdefault(lane, []), (position, at))
+            self.size += 1
+        while self.size > MOST_TRACKED:
+            lane = max(self.pending, key=lambda key: len(self.pending[key]))
+            heapq.heappop(self.pending[lane])
+            self.size -= 1
+
+    def progressed(self, checkpoint: dict[int, int]) -> None:
+        """The report passed ``checkpoint``: observe every checkout at or below it."""
+        now = time.monotonic()
+        for lane, position in checkpoint.items():
+            self.passed[lane] = position
+            waiting = self.pending.get(lane)
+            while waiting and waiting[0][0] <= position:
+                _, at = heapq.heappop(waiting)
+                self.size -= 1
+                self.histogram.observe(now - at)
+
+
+class Metrics:
+    """The app's metrics registry."""
+
+    def __init__(self) -> None:
+        self.statistics: Callable[[], list[ProcessorStatistics]] = list
+        """Where processor statistics come from (the runtime, once started)."""
+        self.registry = CollectorRegistry()
+        self.requests = Histogram(
+            "tillflow_http_request_duration_seconds",
+            "HTTP request latency by method, route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.checkout_to_report = Histogram(
+            "tillflow_checkout_to_report_seconds",
+            "From a checkout's acknowledgement to the report passing it (this server's).",
+            registry=self.registry,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.latency = LatencyTracker(self.checkout_to_report)
+        self.registry.register(ProcessorCollector(self._statistics))
+
+    def _statistics(self) -> list[ProcessorStatistics]:
+        return self.statistics()
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return generate_latest(self.registry)
+
+
+class RequestMetrics:
+    """ASGI middleware: observes each request's latency under its route template and logs
+    one line per request (the template, never the query string, so tokens passed in a URL
+    never reach a log)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observe_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe_status)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"
+            self.metrics.requests.labels(method, route, str(status)).observe(elapsed)
+            log.info("%s %s %d %.1f ms", method, route, status, elapsed * 1000)

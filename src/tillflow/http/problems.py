@@ -1,0 +1,345 @@
+"""Every error as an RFC 9457 problem document (``application/problem+json``)::
+
+    {"type": "urn:tillflow:problem:invalid-field", "title": "Invalid field", "status": 422,
+     "detail": "lines[0].quantity: must be between 1 and 10000",
+     "errors": [{"field": "lines[0].quantity", "location": "body",
+                 "reason": "must be between 1 and 10000"}]}
+
+Status codes (the HTTP layer is the only place where errors become them):
+
+=============================================  ======  =========================
+error                                          status  type (``urn:tillflow:problem:…``)
+=============================================  ======  =========================
+body that is not JSON                          400     ``malformed-json``
+missing / invalid / revoked token              401     ``unauthenticated``
+a role acting outside its rights               403     ``forbidden``
+unknown route; unknown product or checkout     404     ``not-found``, ``unknown-product``,
+named in the URL path                                  ``unknown-checkout``
+method not allowed on the route                405     ``method-not-allowed``
+product already in the catalog                 409     ``product-exists``
+id (idempotency key) reused with other content 409     ``idempotency-conflict``
+discontinued product named in the path         409     ``product-discontinued``
+too many concurrent writers, retries exhausted 409     ``concurrency-conflict``
+body over the size limit                       413     ``body-too-large``
+body not sent as ``application/json``          415     ``unsupported-media-type``
+a field the shop cannot accept (wrong type,    422     ``invalid-field``
+missing, unknown, out of range, bad name);
+unknown or discontinued product in the body            ``unknown-product``,
+                                                       ``product-discontinued``
+return of more than was bought                 422     ``return-exceeds-purchase``
+the store is closing                           503     ``unavailable``
+=============================================  ======  =========================
+
+Rule for things that do not exist: named in the URL path → 404 (the resource is not
+there); named in the body → 422 (the request refers to something unusable).
+Problem documents never echo the input's values, only field names and reasons.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from email.message import Message
+from typing import Any, Final, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from tillflow.engine import ConcurrencyConflict, StoreClosed, TillflowError
+from tillflow.errors import (
+    CheckoutConflict,
+    InvalidField,
+    ProductDiscontinued,
+    ProductExists,
+    ReturnExceedsPurchase,
+    UnknownCheckout,
+    UnknownProduct,
+)
+
+log = logging.getLogger("tillflow.http")
+
+MEDIA_TYPE: Final = "application/problem+json"
+TYPE_PREFIX: Final = "urn:tillflow:problem:"
+Location = Literal["body", "query", "path", "header"]
+
+
+class FieldError(BaseModel):
+    """One field that was wrong, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str
+    reason: str
+    location: Location | None = None
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] = []
+
+
+class ProblemResponse(Response):
+    media_type = MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        # ASCII-only and strict: a problem can never fail to render, whatever the input held
+        return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
+def problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    errors: Iterable[FieldError] = (),
+    headers: Mapping[str, str] | None = None,
+) -> ProblemResponse:
+    """A problem response with ``type`` ``urn:tillflow:problem:<slug>``."""
+    document = Problem(
+        type=TYPE_PREFIX + slug, title=title, status=status, detail=detail, errors=list(errors)
+    )
+    return ProblemResponse(
+        document.model_dump(exclude_none=True), status_code=status, headers=headers
+    )
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries documenting problem documents for ``statuses``."""
+    return {
+        status: {
+            "description": DESCRIPTIONS[status],
+            "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+DESCRIPTIONS: Final = {
+    400: "The body is not valid JSON.",
+    401: "No token, or a token that is unknown or revoked.",
+    403: "The token's role may not do this.",
+    404: "Nothing at this path (or the product or checkout it names does not exist).",
+    409: "Conflicts with what is recorded (duplicate, idempotency key reused differently).",
+    413: "The body is larger than the limit.",
+    415: "The body is not sent as application/json.",
+    422: "A field the shop cannot accept; `errors` names each field and the reason.",
+    503: "The server is shutting down.",
+}
+
+# -- mapping errors -------------------------------------------------------------------------
+
+_REASONS: Final = {
+    "missing": "required",
+    "extra_forbidden": "unknown field (not accepted)",
+    "int_type": "must be a whole number (an integer, not a string or a float)",
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "list_type": "must be a list",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "dict_type": "must be an object",
+    "float_type": "must be a number",
+    "finite_number": "must be a finite number",
+    "timezone_aware": "must carry a time zone (e.g. Z or +01:00)",
+}
+
+
+def _path_text(parts: Sequence[int | str]) -> str:
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _field_errors(raw: Sequence[Any]) -> list[FieldError]:
+    errors = []
+    for item in raw:
+        loc = tuple(item.get("loc", ()))
+        location: Location | None = None
+        if loc and loc[0] in ("body", "query", "path", "header"):
+            location = loc[0]
+            loc = loc[1:]
+        field = _path_text(loc) or (location or "request")
+        kind = str(item.get("type", ""))
+        reason = _REASONS.get(kind) or str(item.get("msg", "invalid")).removeprefix("Value error, ")
+        errors.append(FieldError(field=field, reason=reason, location=location))
+    return errors
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    message = Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
+async def _validation_failed(request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    raw = list(error.errors())
+    if any(item.get("type") == "json_invalid" for item in raw):
+        where = next(item for item in raw if item.get("type") == "json_invalid")
+        reason = str(where.get("ctx", {}).get("error", "not valid JSON"))
+        position = where["loc"][1] if len(where.get("loc", ())) > 1 else "?"
+        return problem(
+            400,
+            "malformed-json",
+            "Malformed JSON",
+            f"the body is not valid JSON: {reason} at character {position}",
+            [FieldError(field="body", reason=reason, location="body")],
+        )
+    has_body = request.headers.get("content-length", "0") not in ("", "0") or (
+        "transfer-encoding" in request.headers
+    )
+    body_errors = any(tuple(item.get("loc", ()))[:1] == ("body",) for item in raw)
+    if body_errors and has_body and not _is_json(request.headers.get("content-type")):
+        return problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send the body as JSON with Content-Type: application/json",
+            [
+                FieldError(
+                    field="Content-Type", reason="must be application/json", location="header"
+                )
+            ],
+        )
+    errors = _field_errors(raw)
+    detail = "; ".join(f"{e.field}: {e.reason}" for e in errors[:5])
+    if len(errors) > 5:
+        detail += f"; and {len(errors) - 5} more"
+    return problem(422, "invalid-field", "Invalid field", detail, errors)
+
+
+def _location(request: Request, field: str) -> Location:
+    if field in request.path_params:
+        return "path"
+    if field in request.query_params:
+        return "query"
+    if field.lower() == "idempotency-key":
+        return "header"
+    return "body"
+
+
+def _domain_problem(request: Request, error: TillflowError) -> Response:
+    if isinstance(error, InvalidField):
+        location = _location(request, error.field.split(".")[0].split("[")[0])
+        field = FieldError(field=error.field, reason=error.reason, location=location)
+        detail = f"{error.field}: {error.reason}"
+        return problem(422, "invalid-field", "Invalid field", detail, [field])
+    if isinstance(error, UnknownProduct):
+        in_path = error.field in request.path_params
+        field = FieldError(
+            field=error.field,
+            reason="no such product in the catalog",
+            location="path" if in_path else "body",
+        )
+        return problem(
+            404 if in_path else 422, "unknown-product", "Unknown product", str(error), [field]
+        )
+    if isinstance(error, ProductDiscontinued):
+        in_path = error.field in request.path_params
+        field = FieldError(
+            field=error.field,
+            reason="the product is discontinued",
+            location="path" if in_path else "body",
+        )
+        return problem(
+            409 if in_path else 422,
+            "product-discontinued",
+            "Product discontinued",
+            str(error),
+            [field],
+        )
+    if isinstance(error, UnknownCheckout):
+        location = _location(request, "checkout_id")
+        field = FieldError(field="checkout_id", reason="no such checkout", location=location)
+        status = 404 if "checkout_id" in request.path_params else 422
+        return problem(status, "unknown-checkout", "Unknown checkout", str(error), [field])
+    if isinstance(error, ProductExists):
+        field = FieldError(field="product_id", reason="already in the catalog", location="body")
+        return problem(409, "product-exists", "Product exists", str(error), [field])
+    if isinstance(error, CheckoutConflict):
+        field = FieldError(
+            field=error.key_name,
+            reason=f"already used with a different {error.field}",
+            location=_location(request, error.key_name),
+        )
+        return problem(409, "idempotency-conflict", "Idempotency key reused", str(error), [field])
+    if isinstance(error, ReturnExceedsPurchase):
+        field = FieldError(
+            field="lines",
+            reason=f"{error.product_id}: {error.returnable} unit(s) left to return",
+            location="body",
+        )
+        return problem(
+            422, "return-exceeds-purchase", "Return exceeds purchase", str(error), [field]
+        )
+    if isinstance(error, ConcurrencyConflict):
+        return problem(
+            409,
+            "concurrency-conflict",
+            "Concurrent change",
+            "too many concurrent changes of the same thing; retry the request",
+        )
+    if isinstance(error, StoreClosed):
+        return problem(503, "unavailable", "Unavailable", "the server is shutting down")
+    log.error("unmapped error on %s %s: %r", request.method, request.url.path, error)
+    return problem(500, "internal-error", "Internal error", "the server failed; see its log")
+
+
+async def _tillflow_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, TillflowError)
+    return _domain_problem(request, error)
+
+
+_HTTP: Final = {
+    401: ("unauthenticated", "Unauthenticated"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("body-too-large", "Content too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    slug, title = _HTTP.get(error.status_code, ("http-error", "HTTP error"))
+    detail = error.detail if isinstance(error.detail, str) else title
+    if error.status_code == 404 and detail == "Not Found":
+        detail = f"nothing at {request.method} {request.url.path}"
+    elif error.status_code == 405:
+        allowed = (error.headers or {}).get("Allow", "")
+        detail = f"{request.method} is not allowed here; allowed: {allowed}"
+    return problem(error.status_code, slug, title, detail, headers=error.headers)
+
+
+async def _internal_error(request: Request, error: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return problem(500, "internal-error", "Internal error", "the server failed; see its log")
+
+
+def install(app: FastAPI) -> None:
+    """Route every error of ``app`` through a problem document."""
+    app.add_exception_handler(RequestValidationError, _validation_failed)
+    app.add_exception_handler(TillflowError, _tillflow_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _internal_error)

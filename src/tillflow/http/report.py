@@ -1,0 +1,196 @@
+"""Report routes (managers and viewers): every row and the totals, or one product's row,
+always with their freshness.
+
+Read-your-writes: pass a write's ``receipt.token`` as ``?wait_for=`` (and optionally
+``&timeout=`` seconds, default 5, at most 60): the read first waits until the report has
+passed that receipt. It never fails for lateness: ``freshness.waited`` says ``reached``,
+``timed_out`` or ``failed`` (a processor the report depends on has stopped).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Final, Literal
+
+import msgspec
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, Field
+
+from tillflow.errors import InvalidField, UnknownProduct
+from tillflow.http.auth import VIEWERS, GuardedRoute, require
+from tillflow.http.problems import problem_responses
+from tillflow.http.schemas import RECEIPT_TOKEN_PATTERN, Identifier, decode_receipt
+from tillflow.http.services import Services, ServicesDep
+from tillflow.reporting.queries import Report
+
+router = APIRouter(prefix="/report", tags=["report"], route_class=GuardedRoute)
+
+MOST_WAIT: Final = 60.0
+
+
+class AsOfOut(BaseModel):
+    """The last event a figure reflects: lane, position, commit time (Unix seconds) and,
+    for a product row, Inventory's version of the product."""
+
+    lane: int
+    position: int
+    at: float
+    version: int = 0
+
+
+class ProductRowOut(BaseModel):
+    """One product; every figure in it describes the same moment (``as_of``)."""
+
+    product_id: str
+    name: str
+    price: int
+    discontinued: bool
+    units_sold: int
+    units_returned: int
+    revenue: int
+    received: int
+    count_adjustments: int
+    stock_left: int
+    open_shortfall: int
+    units_oversold: int
+    as_of: AsOfOut
+
+
+class TotalsOut(BaseModel):
+    revenue: int = Field(description="Net revenue: sales − refunds, minor units.")
+    checkouts: int
+    returns: int
+    units_sold: int
+    units_returned: int
+    as_of: AsOfOut
+
+
+class LaneAsOf(BaseModel):
+    lane: int
+    position: int = Field(description="The report's checkpoint on this lane.")
+    at: float | None = Field(description="Commit time of the event at that position.")
+
+
+class FreshnessOut(BaseModel):
+    """How far the report is behind the log, per lane and in all."""
+
+    checkpoint: dict[int, int]
+    head: dict[int, int]
+    lag_events: int
+    lag_seconds: float
+    waited: Literal["reached", "timed_out", "failed"] | None = Field(
+        description="With wait_for: whether the report reached the receipt."
+    )
+    as_of: list[LaneAsOf]
+
+
+class ReportOut(BaseModel):
+    rows: list[ProductRowOut]
+    totals: TotalsOut
+    freshness: FreshnessOut
+
+
+class ProductReportOut(BaseModel):
+    row: ProductRowOut
+    freshness: FreshnessOut
+
+
+@dataclass(frozen=True)
+class Wait:
+    wait_for: str | None
+    timeout: float
+
+
+def read_your_writes(
+    wait_for: Annotated[
+        str | None,
+        Query(
+            pattern=RECEIPT_TOKEN_PATTERN,
+            description="A receipt token from a write: wait until the report has passed it.",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        Query(ge=0, le=MOST_WAIT, allow_inf_nan=False, description="Seconds to wait at most."),
+    ] = 5.0,
+) -> Wait:
+    return Wait(wait_for, timeout)
+
+
+ReadYourWrites = Annotated[Wait, Depends(read_your_writes)]
+
+
+def _freshness(services: Services, report: Report) -> FreshnessOut:
+    freshness = report.freshness
+    as_of = []
+    for lane, position in sorted(freshness.checkpoint.items()):
+        passed = services.store.read(lane, position - 1, position) if position > 0 else []
+        as_of.append(
+            LaneAsOf(lane=lane, position=position, at=passed[0].recorded_at if passed else None)
+        )
+    return FreshnessOut(
+        checkpoint=freshness.checkpoint,
+        head=freshness.head,
+        lag_events=freshness.lag_events,
+        lag_seconds=freshness.lag_seconds,
+        waited=freshness.waited,  # type: ignore[arg-type]  # one of the three, or None
+        as_of=as_of,
+    )
+
+
+def report_out(services: Services, report: Report) -> ReportOut:
+    """The JSON form of ``report``."""
+    return ReportOut(
+        rows=[ProductRowOut.model_validate(msgspec.to_builtins(row)) for row in report.rows],
+        totals=TotalsOut.model_validate(msgspec.to_builtins(report.totals)),
+        freshness=_freshness(services, report),
+    )
+
+
+async def read_report(services: Services, wait: Wait) -> ReportOut:
+    """The report, after waiting for ``wait.wait_for`` if given. Raises
+    :class:`InvalidField` for a token that is not a receipt of this store."""
+    receipt = None
+    if wait.wait_for is not None:
+        receipt = decode_receipt(wait.wait_for)
+        heads = services.store.heads()
+        for lane, position in receipt.positions.items():
+            if lane not in heads:
+                raise InvalidField("wait_for", wait.wait_for, f"names lane {lane}: no such lane")
+            if position > heads[lane]:
+                raise InvalidField(
+                    "wait_for",
+                    wait.wait_for,
+                    f"names position {position} on lane {lane}, beyond the log's head "
+                    f"{heads[lane]}: not a receipt of this store",
+                )
+    report = await services.shop.report.read(services.runtime, receipt, wait.timeout)
+    return report_out(services, report)
+
+
+@router.get(
+    "",
+    summary="The report: a row per product, totals, freshness",
+    dependencies=[require(VIEWERS, "read the report")],
+    responses=problem_responses(401, 403, 422),
+)
+async def get_report(services: ServicesDep, wait: ReadYourWrites) -> ReportOut:
+    return await read_report(services, wait)
+
+
+@router.get(
+    "/products/{product_id}",
+    summary="One product's row",
+    dependencies=[require(VIEWERS, "read the report")],
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_product_row(
+    product_id: Annotated[Identifier, Path(description="The product's id.")],
+    services: ServicesDep,
+    wait: ReadYourWrites,
+) -> ProductReportOut:
+    report = await read_report(services, wait)
+    row = next((row for row in report.rows if row.product_id == product_id), None)
+    if row is None:
+        raise UnknownProduct(product_id)
+    return ProductReportOut(row=row, freshness=report.freshness)

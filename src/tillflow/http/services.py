@@ -1,0 +1,40 @@
+"""What the routes use, built by the app's lifespan and reached through one dependency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from tillflow.engine import EventStore, Runtime
+from tillflow.http.metrics import Metrics
+from tillflow.http.watch import ReportWatch
+from tillflow.shop import Shop
+from tillflow.tokens import TokenBook
+
+
+@dataclass
+class Services:
+    """The shop, its runtime, the token book, the report watch and the metrics of one app."""
+
+    shop: Shop
+    runtime: Runtime
+    tokens: TokenBook
+    watch: ReportWatch
+    metrics: Metrics
+
+    @property
+    def store(self) -> EventStore:
+        return self.shop.store
+
+
+def services(request: Request) -> Services:
+    """The app's services (set by its lifespan)."""
+    found = getattr(request.app.state, "services", None)
+    if not isinstance(found, Services):  # pragma: no cover - only before start-up
+        raise RuntimeError("the app is not started: run it under its lifespan")
+    return found
+
+
+ServicesDep = Annotated[Services, Depends(services)]

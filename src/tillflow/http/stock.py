@@ -1,0 +1,151 @@
+"""Stock routes: deliveries and counts (managers), stock levels and open shortfalls
+(managers and viewers).
+
+A shortfall (units sold that were not on the shelf) is resolved by a delivery or a count
+that brings the stock back to zero or more: Inventory then records ``ShortfallResolved``.
+Stock is only changed for products in the catalog (404 otherwise).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from tillflow.engine import Receipt
+from tillflow.errors import InvalidField, UnknownProduct
+from tillflow.http.auth import MANAGERS, VIEWERS, GuardedRoute, require
+from tillflow.http.checkouts import IdempotencyKey
+from tillflow.http.problems import problem_responses
+from tillflow.http.report import FreshnessOut, ProductRowOut, ReadYourWrites, read_report
+from tillflow.http.schemas import Count, Identifier, ReceiptOut, RequestBody, StockQuantity
+from tillflow.http.services import Services, ServicesDep
+from tillflow.inventory.commands import CountStock, ReceiveStock
+from tillflow.inventory.events import stock_stream
+from tillflow.inventory.stock import StockLevel
+
+router = APIRouter(prefix="/stock", tags=["stock"], route_class=GuardedRoute)
+
+ProductId = Annotated[Identifier, Path(description="The product's id.")]
+WRITE = problem_responses(400, 401, 403, 404, 409, 413, 415, 422)
+
+
+class DeliveryIn(RequestBody):
+    quantity: StockQuantity
+    delivery_id: Identifier | None = Field(
+        default=None,
+        description="Makes a retry harmless (or send an Idempotency-Key header).",
+    )
+
+
+class CountIn(RequestBody):
+    counted: Count = Field(description="Units on the shelf, counted.")
+
+
+class StockOut(BaseModel):
+    """A product's stock as Inventory recorded it at ``version`` of its stream."""
+
+    product_id: str
+    stock: int
+    short: int = Field(description="Units sold that were not on the shelf, still open.")
+    version: int
+
+    @classmethod
+    def of(cls, level: StockLevel) -> StockOut:
+        return cls(
+            product_id=level.product_id,
+            stock=level.stock,
+            short=level.short,
+            version=level.version,
+        )
+
+
+class StockChanged(BaseModel):
+    """The stock right after this change, and its receipt."""
+
+    stock: StockOut
+    receipt: ReceiptOut
+
+
+class ShortfallsOut(BaseModel):
+    """Products with an open shortfall, from the report (as of its freshness)."""
+
+    shortfalls: list[ProductRowOut]
+    freshness: FreshnessOut
+
+
+def _known(services: Services, product_id: str) -> None:
+    if product_id not in services.shop.sale.catalog().products:
+        raise UnknownProduct(product_id)
+
+
+def _changed(services: Services, product_id: str, receipt: Receipt) -> StockChanged:
+    stream = stock_stream(product_id)
+    version = receipt.streams[stream]
+    [event] = services.store.read_stream(stream, version - 1, version)
+    level = StockLevel.after(product_id, event)
+    return StockChanged(stock=StockOut.of(level), receipt=ReceiptOut.of(receipt))
+
+
+@router.get(
+    "/shortfalls",
+    summary="Products sold beyond their stock, not yet resolved",
+    dependencies=[require(VIEWERS, "read shortfalls")],
+    responses=problem_responses(401, 403, 422),
+)
+async def shortfalls(services: ServicesDep, wait: ReadYourWrites) -> ShortfallsOut:
+    report = await read_report(services, wait)
+    return ShortfallsOut(
+        shortfalls=[row for row in report.rows if row.open_shortfall > 0],
+        freshness=report.freshness,
+    )
+
+
+@router.get(
+    "/{product_id}",
+    summary="A product's stock, from Inventory",
+    dependencies=[require(VIEWERS, "read stock")],
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def stock_level(product_id: ProductId, services: ServicesDep) -> StockOut:
+    _known(services, product_id)
+    return StockOut.of(services.shop.inventory.level(product_id))
+
+
+@router.post(
+    "/{product_id}/deliveries",
+    status_code=201,
+    summary="Put a delivery on the shelf",
+    dependencies=[require(MANAGERS, "receive stock")],
+    responses=WRITE,
+)
+async def receive(
+    product_id: ProductId,
+    body: DeliveryIn,
+    services: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
+) -> StockChanged:
+    _known(services, product_id)
+    delivery_id = body.delivery_id if body.delivery_id is not None else idempotency_key
+    if body.delivery_id is not None and idempotency_key not in (None, body.delivery_id):
+        raise InvalidField("delivery_id", body.delivery_id, "must equal the Idempotency-Key header")
+    command = ReceiveStock(product_id, body.quantity, delivery_id)
+    receipt = await run_in_threadpool(services.shop.inventory.receive, command)
+    return _changed(services, product_id, receipt)
+
+
+@router.post(
+    "/{product_id}/counts",
+    status_code=201,
+    summary="Record a stock-take",
+    dependencies=[require(MANAGERS, "count stock")],
+    responses=WRITE,
+)
+async def count(product_id: ProductId, body: CountIn, services: ServicesDep) -> StockChanged:
+    _known(services, product_id)
+    receipt = await run_in_threadpool(
+        services.shop.inventory.count, CountStock(product_id, body.counted)
+    )
+    return _changed(services, product_id, receipt)

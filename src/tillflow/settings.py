@@ -1,0 +1,83 @@
+"""The server's configuration: read once at start-up from ``TILLFLOW_*`` environment
+variables (and command-line overrides) into a frozen :class:`Settings`.
+
+=====================  ==============  ==================================================
+variable               default         meaning
+=====================  ==============  ==================================================
+``TILLFLOW_DATABASE``  ``tillflow.db`` SQLite file path (``sqlite:///path`` too), or
+                                       ``memory``; ``postgresql://`` is reserved for the
+                                       scale-out backend and refused for now
+``TILLFLOW_HOST``      ``127.0.0.1``   address ``tillflow serve`` listens on
+``TILLFLOW_PORT``      ``8000``        port (1..65535)
+``TILLFLOW_LOG_LEVEL`` ``info``        ``critical``, ``error``, ``warning``, ``info``,
+                                       ``debug``
+=====================  ==============  ==================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tillflow.bootstrap import ConfigurationError
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+
+class Settings(BaseSettings):
+    """Validated, immutable settings; build them with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TILLFLOW_", frozen=True, extra="ignore", case_sensitive=False
+    )
+
+    database: str = "tillflow.db"
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: LogLevel = "info"
+
+    @field_validator("database")
+    @classmethod
+    def _usable_database(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name an SQLite file or 'memory'")
+        if value.startswith(("postgres://", "postgresql://")):
+            raise ValueError("the PostgreSQL backend is not available yet; use an SQLite path")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+ENVIRONMENT_NAMES = {
+    "database": "TILLFLOW_DATABASE",
+    "host": "TILLFLOW_HOST",
+    "port": "TILLFLOW_PORT",
+    "log_level": "TILLFLOW_LOG_LEVEL",
+}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The environment's settings with ``overrides`` (``None`` values ignored) on top.
+
+    Raises :class:`ConfigurationError` with one line naming the setting and the reason.
+    """
+    given = {name: value for name, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            name = str(item["loc"][0]) if item["loc"] else "settings"
+            where = (
+                f"--{name.replace('_', '-')}"
+                if name in given
+                else ENVIRONMENT_NAMES.get(name, name)
+            )
+            reason = str(item["msg"]).removeprefix("Value error, ")
+            problems.append(f"{where}: {reason}")
+        raise ConfigurationError("; ".join(problems)) from None
