@@ -53,7 +53,7 @@ async def report_stream(services: Services, request: Request) -> AsyncIterator[S
     last_processors = 0.0
     full = True
     while True:
-        report = report_out(services, services.shop.report.report())
+        report = report_out(services.store, services.shop.report.report())
         rows = [row for row in report.rows if sent.get(row.product_id) != row]
         if full or rows:
             change = ReportChange(

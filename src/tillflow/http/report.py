@@ -16,11 +16,14 @@ import msgspec
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
+from tillflow.engine import EventStore
 from tillflow.errors import InvalidField, UnknownProduct
 from tillflow.http.auth import VIEWERS, GuardedRoute, require
 from tillflow.http.problems import problem_responses
-from tillflow.http.schemas import RECEIPT_TOKEN_PATTERN, Identifier, decode_receipt
+from tillflow.http.schemas import Identifier
 from tillflow.http.services import Services, ServicesDep
+from tillflow.receipt_tokens import PATTERN as RECEIPT_TOKEN_PATTERN
+from tillflow.receipt_tokens import decode_receipt
 from tillflow.reporting.queries import Report
 
 router = APIRouter(prefix="/report", tags=["report"], route_class=GuardedRoute)
@@ -120,11 +123,11 @@ def read_your_writes(
 ReadYourWrites = Annotated[Wait, Depends(read_your_writes)]
 
 
-def _freshness(services: Services, report: Report) -> FreshnessOut:
+def _freshness(store: EventStore, report: Report) -> FreshnessOut:
     freshness = report.freshness
     as_of = []
     for lane, position in sorted(freshness.checkpoint.items()):
-        passed = services.store.read(lane, position - 1, position) if position > 0 else []
+        passed = store.read(lane, position - 1, position) if position > 0 else []
         as_of.append(
             LaneAsOf(lane=lane, position=position, at=passed[0].recorded_at if passed else None)
         )
@@ -138,12 +141,12 @@ def _freshness(services: Services, report: Report) -> FreshnessOut:
     )
 
 
-def report_out(services: Services, report: Report) -> ReportOut:
-    """The JSON form of ``report``."""
+def report_out(store: EventStore, report: Report) -> ReportOut:
+    """The JSON form of ``report``, read from ``store``."""
     return ReportOut(
         rows=[ProductRowOut.model_validate(msgspec.to_builtins(row)) for row in report.rows],
         totals=TotalsOut.model_validate(msgspec.to_builtins(report.totals)),
-        freshness=_freshness(services, report),
+        freshness=_freshness(store, report),
     )
 
 
@@ -165,7 +168,7 @@ async def read_report(services: Services, wait: Wait) -> ReportOut:
                     f"{heads[lane]}: not a receipt of this store",
                 )
     report = await services.shop.report.read(services.runtime, receipt, wait.timeout)
-    return report_out(services, report)
+    return report_out(services.store, report)
 
 
 @router.get(

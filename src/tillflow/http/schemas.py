@@ -7,9 +7,6 @@ Money is integer minor units (cents); quantities are integers. No coercion: ``"5
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Final, TypeVar
@@ -31,6 +28,7 @@ from pydantic_core import PydanticCustomError
 from tillflow import validation
 from tillflow.engine import Receipt
 from tillflow.errors import InvalidField
+from tillflow.receipt_tokens import encode_receipt
 
 T = TypeVar("T")
 
@@ -151,31 +149,3 @@ class ReceiptOut(BaseModel):
             positions=dict(receipt.positions),
             streams=dict(receipt.streams),
         )
-
-
-_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{1,200}")
-_PAIR: Final = re.compile(r"(\d{1,6}):(\d{1,18})")
-RECEIPT_TOKEN_PATTERN: Final = "^[A-Za-z0-9_-]{1,200}$"
-
-
-def encode_receipt(receipt: Receipt) -> str:
-    """``{0: 12, 1: 5}`` → base64url (no padding) of ``0:12,1:5``."""
-    text = ",".join(f"{lane}:{position}" for lane, position in sorted(receipt.positions.items()))
-    return base64.urlsafe_b64encode(text.encode("ascii")).decode("ascii").rstrip("=")
-
-
-def decode_receipt(token: str, field: str = "wait_for") -> Receipt:
-    """The receipt a token stands for (positions only). Raises :class:`InvalidField`."""
-    if not _TOKEN.fullmatch(token):
-        raise InvalidField(field, token, "not a receipt token")
-    try:
-        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidField(field, token, "not a receipt token") from None
-    positions: dict[int, int] = {}
-    for pair in text.split(","):
-        match = _PAIR.fullmatch(pair)
-        if match is None:
-            raise InvalidField(field, token, "not a receipt token")
-        positions[int(match.group(1))] = int(match.group(2))
-    return Receipt(positions=positions, streams={})

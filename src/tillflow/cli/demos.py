@@ -1,5 +1,5 @@
-"""The ``tillflow`` command. One clear line on error; exit codes: 0 ok, 1 the check failed,
-2 bad usage or configuration."""
+"""The demos and the simulator: ``demo`` (the shop, live, verified against the truth),
+``engine-demo`` (the engine on its own) and ``simulate`` (seeded schedules)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console, Group
+from rich.console import Group
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from tillflow import __version__
 from tillflow.bootstrap import ConfigurationError, open_store
+from tillflow.cli.common import console, errors, fail, money, statistics_table
 from tillflow.engine import ProcessorStatistics, TillflowError
 from tillflow.engine_demo import REGISTRY as ENGINE_REGISTRY
 from tillflow.engine_demo import DemoSettings
@@ -24,67 +24,6 @@ from tillflow.reporting.rows import ProductRow
 from tillflow.shop import REGISTRY as SHOP_REGISTRY
 from tillflow.shop_demo import ShopDemoSettings, Snapshot, Verdict, run_shop_demo
 from tillflow.shop_simulation import DESIGNS, Design, simulate_shop
-
-app = typer.Typer(
-    help="tillflow: a point-of-sale backend whose reports stay true while its handlers run "
-    "asynchronously.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-console = Console()
-errors = Console(stderr=True, soft_wrap=True)
-
-DatabaseOption = Annotated[
-    str,
-    typer.Option(
-        "--database",
-        "-d",
-        envvar="TILLFLOW_DATABASE",
-        help="SQLite file path, or 'memory'.",
-    ),
-]
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
-
-
-def _statistics_table(rows: list[ProcessorStatistics], title: str) -> Table:
-    table = Table(title=title, expand=False)
-    for column in (
-        "processor",
-        "state",
-        "checkpoint",
-        "head",
-        "lag",
-        "lag s",
-        "events/s",
-        "waits on",
-    ):
-        table.add_column(
-            column, justify="left" if column in ("processor", "state", "waits on") else "right"
-        )
-    for row in rows:
-        state = row.state if row.error is None else f"{row.state}: {row.error}"
-        table.add_row(
-            row.processor if row.lane == 0 else f"{row.processor}[{row.lane}]",
-            state,
-            f"{row.checkpoint:,}",
-            f"{row.head:,}",
-            f"{row.lag_events:,}",
-            f"{row.lag_seconds:.3f}",
-            f"{row.throughput:,.0f}",
-            row.waiting_on or "",
-        )
-    return table
-
-
-def money(cents: int) -> str:
-    """Minor units as money: ``123456`` → ``1,234.56`` (integer arithmetic, no float)."""
-    sign = "-" if cents < 0 else ""
-    whole, part = divmod(abs(cents), 100)
-    return f"{sign}{whole:,}.{part:02d}"
 
 
 def _as_of(row: ProductRow) -> str:
@@ -158,7 +97,7 @@ def _shop_view(progress: Progress, snapshot: Snapshot, height: int) -> Group:
         _activity_line(snapshot),
         _report_table(snapshot, top),
         _totals_line(snapshot),
-        _statistics_table(snapshot.statistics, "processors"),
+        statistics_table(snapshot.statistics, "processors"),
     )
 
 
@@ -209,7 +148,6 @@ def _print_verdict(verdict: Verdict, settings: ShopDemoSettings) -> None:
         )
 
 
-@app.command()
 def demo(
     database: Annotated[
         str | None,
@@ -231,15 +169,15 @@ def demo(
     the truth computed from the commands issued (exit code 1 if it does not match)."""
     settings = ShopDemoSettings(duration, tills, rate, seed)
     for problem in settings.problems():
-        raise _fail(problem, 2)
+        raise fail(problem, 2)
     path = database or str(Path(tempfile.mkdtemp(prefix="tillflow-shop-")) / "shop.db")
     try:
         store = open_store(path, registry=SHOP_REGISTRY)
     except (ConfigurationError, TillflowError) as error:
-        raise _fail(str(error), 2) from None
+        raise fail(str(error), 2) from None
     try:
         if any(store.heads().values()):
-            raise _fail(f"database {path!r} already holds events: the demo needs a new file", 2)
+            raise fail(f"database {path!r} already holds events: the demo needs a new file", 2)
         console.print(
             f"[bold]shop demo[/] · database: {path} · {tills} tills · {rate:,.0f} checkouts/s · "
             f"{duration:g} s · seed {seed}",
@@ -268,7 +206,7 @@ def demo(
             try:
                 verdict = asyncio.run(run_shop_demo(store, settings, tick))
             except TillflowError as error:
-                raise _fail(f"the demo stopped: {error}", 1) from None
+                raise fail(f"the demo stopped: {error}", 1) from None
     finally:
         store.close()
     console.print()
@@ -278,7 +216,6 @@ def demo(
         raise typer.Exit(1)
 
 
-@app.command("engine-demo")
 def engine_demo(
     database: Annotated[
         str | None,
@@ -299,7 +236,7 @@ def engine_demo(
         try:
             store = open_store(path, registry=ENGINE_REGISTRY)
         except (ConfigurationError, TillflowError) as error:
-            raise _fail(str(error), 2) from None
+            raise fail(str(error), 2) from None
         settings = DemoSettings(duration, writers, rate, seed)
         progress = Progress(
             TextColumn("[bold]writing"),
@@ -313,12 +250,12 @@ def engine_demo(
 
             def tick(elapsed: float, appended: int, rows: list[ProcessorStatistics]) -> None:
                 progress.update(task, completed=min(elapsed, duration), appended=appended)
-                live.update(Group(progress, _statistics_table(rows, "processors")))
+                live.update(Group(progress, statistics_table(rows, "processors")))
 
             try:
                 verdict = asyncio.run(run_engine_demo(store, settings, tick))
             except TillflowError as error:
-                raise _fail(str(error), 1) from None
+                raise fail(str(error), 1) from None
             finally:
                 store.close()
         console.print()
@@ -333,35 +270,6 @@ def engine_demo(
         raise typer.Exit(1)
 
 
-@app.command()
-def status(database: DatabaseOption = "tillflow.db") -> None:
-    """Show every processor's checkpoint, the head and the lag, from the store file."""
-    if database != "memory" and not Path(database).exists():
-        raise _fail(f"database {database!r} does not exist", 2)
-    try:
-        store = open_store(database)
-    except (ConfigurationError, TillflowError) as error:
-        raise _fail(str(error), 2) from None
-    try:
-        heads = store.heads()
-        table = Table(title=f"{database}: heads {heads}")
-        for column in ("processor", "lane", "checkpoint", "lag"):
-            table.add_column(column, justify="left" if column == "processor" else "right")
-        for name, lanes in sorted(store.checkpoints().items()):
-            for lane, position in sorted(lanes.items()):
-                table.add_row(name, str(lane), f"{position:,}", f"{heads[lane] - position:,}")
-        console.print(table)
-    finally:
-        store.close()
-
-
-@app.command()
-def version() -> None:
-    """Print the version."""
-    console.print(f"tillflow {__version__}")
-
-
-@app.command()
 def simulate(
     design: Annotated[
         str,
@@ -378,7 +286,7 @@ def simulate(
     processor steps and crashes, the report's properties checked after every step. Exit 1
     if a schedule breaks them (the negative controls naive and trap are expected to)."""
     if design not in DESIGNS:
-        raise _fail(f"--design {design!r}: choose one of {', '.join(DESIGNS)}", 2)
+        raise fail(f"--design {design!r}: choose one of {', '.join(DESIGNS)}", 2)
     chosen: Design = design
     if replay is not None:
         result = simulate_shop(chosen, replay, steps)
@@ -408,8 +316,3 @@ def simulate(
         f"tillflow simulate --design {design} --replay {failures[0].seed}[/]"
     )
     raise typer.Exit(1)
-
-
-def main() -> None:
-    """Entry point of the ``tillflow`` script."""
-    app()

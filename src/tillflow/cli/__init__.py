@@ -1,0 +1,45 @@
+"""The ``tillflow`` command. One clear line on error; exit codes: 0 ok, 1 refused or the
+check failed, 2 bad usage or configuration.
+
+::
+
+    tillflow serve | worker                  run the shop (cli.serve)
+    tillflow checkout | receive              write from scripts (cli.scripts)
+    tillflow report | status | version       look inside (cli.inspect)
+    tillflow token create | revoke | list    bearer tokens (cli.tokens)
+    tillflow demo | engine-demo | simulate   see it work (cli.demos)
+"""
+
+from __future__ import annotations
+
+import typer
+
+from tillflow.cli import demos, inspect, scripts, serve, tokens
+
+app = typer.Typer(
+    help="tillflow: a point-of-sale backend whose reports stay true while its handlers run "
+    "asynchronously. Start with `tillflow demo`, or `tillflow token create --role manager "
+    "--name me` then `tillflow serve`.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+)
+app.command()(serve.serve)
+app.command()(serve.worker)
+app.command()(scripts.checkout)
+app.command()(scripts.receive)
+app.command()(inspect.report)
+app.command()(inspect.status)
+app.add_typer(tokens.app, name="token")
+app.command()(demos.demo)
+app.command("engine-demo")(demos.engine_demo)
+app.command()(demos.simulate)
+app.command()(inspect.version)
+
+
+def main() -> None:
+    """Entry point of the ``tillflow`` script."""
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,80 @@
+"""What every command shares: the consoles, one-line failures, tables, money."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tillflow.bootstrap import ConfigurationError, open_store, service_registry
+from tillflow.engine import EventStore, ProcessorStatistics, TillflowError
+
+console = Console()
+errors = Console(stderr=True, soft_wrap=True)
+
+DatabaseOption = Annotated[
+    str,
+    typer.Option(
+        "--database",
+        "-d",
+        envvar="TILLFLOW_DATABASE",
+        help="SQLite file path (env TILLFLOW_DATABASE).",
+    ),
+]
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    """Print one line on stderr; the ``typer.Exit`` to raise with ``code``."""
+    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def open_existing(database: str) -> EventStore:
+    """Open a store that must already exist (with every served event type registered);
+    raises the ``typer.Exit`` of exit code 2 with one line if it cannot be opened."""
+    if database != "memory" and not Path(database.removeprefix("sqlite:///")).exists():
+        raise fail(f"database {database!r} does not exist", 2)
+    try:
+        return open_store(database, registry=service_registry())
+    except (ConfigurationError, TillflowError) as error:
+        raise fail(str(error), 2) from None
+
+
+def statistics_table(rows: list[ProcessorStatistics], title: str) -> Table:
+    table = Table(title=title, expand=False)
+    for column in (
+        "processor",
+        "state",
+        "checkpoint",
+        "head",
+        "lag",
+        "lag s",
+        "events/s",
+        "waits on",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("processor", "state", "waits on") else "right"
+        )
+    for row in rows:
+        state = row.state if row.error is None else f"{row.state}: {row.error}"
+        table.add_row(
+            row.processor if row.lane == 0 else f"{row.processor}[{row.lane}]",
+            state,
+            f"{row.checkpoint:,}",
+            f"{row.head:,}",
+            f"{row.lag_events:,}",
+            f"{row.lag_seconds:.3f}",
+            f"{row.throughput:,.0f}",
+            row.waiting_on or "",
+        )
+    return table
+
+
+def money(cents: int) -> str:
+    """Minor units as money: ``123456`` → ``1,234.56`` (integer arithmetic, no float)."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), 100)
+    return f"{sign}{whole:,}.{part:02d}"

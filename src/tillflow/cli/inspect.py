@@ -1,0 +1,119 @@
+"""Looking inside a store: ``status`` (processors), ``report`` (the report table with
+as-of), ``version``."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tillflow import __version__
+from tillflow.bootstrap import ConfigurationError, open_store
+from tillflow.cli.common import DatabaseOption, console, fail, money, open_existing
+from tillflow.engine import TillflowError
+from tillflow.http.report import report_out
+from tillflow.reporting.queries import Report, ReportReader
+
+
+def status(database: DatabaseOption = "tillflow.db") -> None:
+    """Show every processor's checkpoint, the head and the lag, from the store file."""
+    if database != "memory" and not Path(database).exists():
+        raise fail(f"database {database!r} does not exist", 2)
+    try:
+        store = open_store(database)
+    except (ConfigurationError, TillflowError) as error:
+        raise fail(str(error), 2) from None
+    try:
+        heads = store.heads()
+        table = Table(title=f"{database}: heads {heads}")
+        for column in ("processor", "lane", "checkpoint", "lag"):
+            table.add_column(column, justify="left" if column == "processor" else "right")
+        for name, lanes in sorted(store.checkpoints().items()):
+            for lane, position in sorted(lanes.items()):
+                table.add_row(name, str(lane), f"{position:,}", f"{heads[lane] - position:,}")
+        console.print(table)
+    finally:
+        store.close()
+
+
+def _when(unix: float) -> str:
+    if unix <= 0:
+        return "never"
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def report_table(report: Report) -> Table:
+    """Every row with its as-of; short products in red."""
+    freshness = report.freshness
+    positions = ", ".join(f"{freshness.checkpoint[lane]:,}" for lane in sorted(freshness.head))
+    table = Table(
+        title=f"report as of position {positions} "
+        f"({freshness.lag_events:,} events / {freshness.lag_seconds:.3f} s behind the log)",
+        expand=False,
+    )
+    for column in (
+        "product",
+        "name",
+        "price",
+        "sold",
+        "returned",
+        "revenue",
+        "received",
+        "stock left",
+        "short",
+        "oversold",
+        "as of (version @position, time)",
+    ):
+        table.add_column(column, justify="left" if column in ("product", "name") else "right")
+    for row in report.rows:
+        table.add_row(
+            row.product_id,
+            row.name + (" (discontinued)" if row.discontinued else ""),
+            money(row.price),
+            f"{row.units_sold:,}",
+            f"{row.units_returned:,}",
+            money(row.revenue),
+            f"{row.received:,}",
+            f"{row.stock_left:,}",
+            f"{row.open_shortfall:,}" if row.open_shortfall else "",
+            f"{row.units_oversold:,}" if row.units_oversold else "",
+            f"v{row.as_of.version:,} @{row.as_of.position:,}, {_when(row.as_of.at)}",
+            style="bold red" if row.open_shortfall > 0 else None,
+        )
+    return table
+
+
+def report(
+    database: DatabaseOption = "tillflow.db",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON (as GET /report).")
+    ] = False,
+) -> None:
+    """Print the report: per product units sold and returned, revenue, stock left,
+    shortfalls, each row with the position and time it is true as of; then the totals."""
+    store = open_existing(database)
+    try:
+        read = ReportReader(store).report()
+        if as_json:
+            typer.echo(report_out(store, read).model_dump_json(indent=2))
+            return
+        console.print(report_table(read))
+        totals = read.totals
+        console.print(
+            f"[bold]totals[/]: revenue {money(totals.revenue)} · {totals.checkouts:,} checkouts "
+            f"· {totals.returns:,} returns · {totals.units_sold:,} units sold, "
+            f"{totals.units_returned:,} returned — as of position {totals.as_of.position:,} "
+            f"({_when(totals.as_of.at)}); read at {_when(time.time())}",
+            highlight=False,
+        )
+    finally:
+        store.close()
+
+
+def version() -> None:
+    """Print the version."""
+    console.print(f"tillflow {__version__}")

@@ -1,0 +1,94 @@
+"""Commands for scripts: ``checkout`` and ``receive`` write straight to the store file and
+print the receipt token on stdout (a summary goes to stderr), so a script can do::
+
+    token=$(tillflow checkout --till till-1 apple=2 pear=1)
+    curl -H "Authorization: Bearer $VIEWER" "http://127.0.0.1:8000/report?wait_for=$token"
+
+Exit codes: 0 recorded, 1 refused by the shop (the reason on one line), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tillflow.cli.common import DatabaseOption, errors, fail, money, open_existing
+from tillflow.engine import TillflowError, format_id, new_event_id
+from tillflow.errors import UnknownProduct
+from tillflow.inventory.commands import ReceiveStock
+from tillflow.inventory.events import stock_stream
+from tillflow.receipt_tokens import encode_receipt
+from tillflow.sale.commands import Checkout, LineRequest
+from tillflow.sale.events import CheckedOut, checkout_stream
+from tillflow.shop import Shop
+
+
+def _line(text: str) -> LineRequest:
+    product_id, sign, quantity = text.partition("=")
+    if not sign or not product_id or not quantity.strip().lstrip("-").isdigit():
+        raise fail(f"line {text!r}: write PRODUCT=QUANTITY, e.g. apple=2", 2)
+    return LineRequest(product_id.strip(), int(quantity))
+
+
+def checkout(
+    lines: Annotated[
+        list[str], typer.Argument(help="PRODUCT=QUANTITY, one or more (e.g. apple=2 pear=1).")
+    ],
+    till: Annotated[str, typer.Option("--till", help="The till ringing it up.")],
+    checkout_id: Annotated[
+        str | None,
+        typer.Option("--id", help="The checkout id (idempotency key); default: a new one."),
+    ] = None,
+    database: DatabaseOption = "tillflow.db",
+) -> None:
+    """Ring up a checkout; print its receipt token. Running it again with the same --id
+    and lines records nothing new and prints the same token."""
+    requested = [_line(text) for text in lines]
+    chosen = checkout_id or format_id(new_event_id())
+    store = open_existing(database)
+    try:
+        shop = Shop(store)
+        try:
+            receipt = shop.sale.checkout(Checkout(chosen, till, requested))
+        except TillflowError as refusal:
+            raise fail(f"refused: {refusal}", 1) from None
+        [recorded] = store.read_stream(checkout_stream(chosen), 0, 1)
+        sale = recorded.decode(CheckedOut)
+        errors.print(
+            f"checkout {chosen} recorded: {len(sale.lines)} line(s), total "
+            f"{money(sale.total)} (positions {receipt.positions})",
+            highlight=False,
+        )
+        typer.echo(encode_receipt(receipt))
+    finally:
+        store.close()
+
+
+def receive(
+    product_id: Annotated[str, typer.Argument(help="The product delivered.")],
+    quantity: Annotated[int, typer.Argument(help="Units delivered.")],
+    delivery_id: Annotated[
+        str | None, typer.Option(help="Makes a retry harmless (the same id records once).")
+    ] = None,
+    database: DatabaseOption = "tillflow.db",
+) -> None:
+    """Put a delivery on the shelf; print its receipt token."""
+    store = open_existing(database)
+    try:
+        shop = Shop(store)
+        try:
+            if product_id not in shop.sale.catalog().products:
+                raise UnknownProduct(product_id)
+            receipt = shop.inventory.receive(ReceiveStock(product_id, quantity, delivery_id))
+        except TillflowError as refusal:
+            raise fail(f"refused: {refusal}", 1) from None
+        level = shop.inventory.level(product_id)
+        errors.print(
+            f"delivery of {quantity:,} {product_id} recorded: stock now {level.stock:,} "
+            f"(version {receipt.streams[stock_stream(product_id)]})",
+            highlight=False,
+        )
+        typer.echo(encode_receipt(receipt))
+    finally:
+        store.close()

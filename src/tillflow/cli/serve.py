@@ -1,0 +1,170 @@
+"""Running the shop: ``serve`` (the HTTP API, with the processors in the same process by
+default) and ``worker`` (processors only, against a store another process serves)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import signal
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+
+from tillflow.bootstrap import ConfigurationError, open_store, service_registry
+from tillflow.cli.common import (
+    DatabaseOption,
+    console,
+    errors,
+    fail,
+    open_existing,
+    statistics_table,
+)
+from tillflow.engine import Runtime, State, TillflowError
+from tillflow.http import create_app
+from tillflow.settings import load_settings
+from tillflow.shop import Shop
+from tillflow.tokens import TokenBook
+
+GRACEFUL_SHUTDOWN = 5
+"""Seconds ``serve`` lets open requests and live streams finish once asked to stop."""
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["tillflow"] = {
+        "handlers": ["default"],
+        "level": level.upper(),
+        "propagate": False,
+    }
+    return config
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM / SIGINT outside uvicorn's own handling (before it starts, and the signal it
+    re-raises after its graceful shutdown): stop with exit code 0."""
+    raise SystemExit(0)
+
+
+def serve(
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            "-d",
+            help="SQLite file (created if missing). Default: env TILLFLOW_DATABASE, else "
+            "tillflow.db.",
+        ),
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (env TILLFLOW_HOST; 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (env TILLFLOW_PORT; 8000).")
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="critical, error, warning, info or debug (env TILLFLOW_LOG_LEVEL)."),
+    ] = None,
+    processors: Annotated[
+        bool,
+        typer.Option(
+            "--processors/--no-processors",
+            help="Run the shop's processors in this process, or leave them to "
+            "`tillflow worker` processes.",
+        ),
+    ] = True,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs), the live stream and /metrics. Every request
+    needs a bearer token: make one with `tillflow token create`. Stops cleanly (exit 0)
+    on SIGTERM or Ctrl-C."""
+    try:
+        settings = load_settings(database=database, host=host, port=port, log_level=log_level)
+        store = open_store(settings.database, registry=service_registry())
+    except (ConfigurationError, TillflowError) as error:
+        raise fail(str(error), 2) from None
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
+    try:
+        tokens = TokenBook(store).tokens()
+        where = "in this process" if processors else "in `tillflow worker` processes"
+        console.print(
+            f"[bold]tillflow[/] serving http://{settings.host}:{settings.port} · database "
+            f"{settings.database} · processors {where} · API docs at /docs",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if not any(token.active for token in tokens):
+            console.print(
+                "no tokens yet: make one with `tillflow token create --role manager --name NAME`",
+                highlight=False,
+            )
+        app = create_app(settings, store=store, run_processors=processors)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            log_config=_log_config(settings.log_level),
+            access_log=False,  # one line per request comes from the app, without query strings
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+            server_header=False,
+        )
+        uvicorn.Server(config).run()
+    finally:
+        store.close()
+
+
+def worker(
+    database: DatabaseOption = "tillflow.db",
+    run: Annotated[
+        list[str] | None,
+        typer.Option("--run", help="A processor to run (repeat the option); default: all of them."),
+    ] = None,
+) -> None:
+    """Run the shop's processors (inventory, then reporting behind its barrier) against a
+    store that `tillflow serve --no-processors` (or anything else) writes to. Stops
+    cleanly on SIGTERM or Ctrl-C; exits 1 if a processor fails."""
+    store = open_existing(database)
+    try:
+        shop = Shop(store)
+        try:
+            runtime = shop.runtime(run=run)
+        except TillflowError as error:
+            raise fail(str(error), 2) from None
+        code = asyncio.run(_work(runtime))
+    finally:
+        store.close()
+    raise typer.Exit(code)
+
+
+async def _work(runtime: Runtime) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    names = ", ".join(sorted(runtime.running))
+    console.print(f"[bold]tillflow worker[/]: running {names}", highlight=False)
+    async with runtime:
+        while not stop.is_set():
+            failed = [
+                row
+                for row in runtime.statistics()
+                if row.state == State.FAILED.value and row.processor in runtime.running
+            ]
+            if failed:
+                for row in failed:
+                    errors.print(
+                        f"[bold red]error:[/] processor {row.processor} failed: {row.error}",
+                        highlight=False,
+                    )
+                return 1
+            try:
+                async with asyncio.timeout(1.0):
+                    await stop.wait()
+            except TimeoutError:
+                continue
+        console.print(statistics_table(runtime.statistics(), "processors at stop"))
+    return 0
