@@ -26,10 +26,12 @@ from tillflow.engine import (
     InvalidEvent,
     NewEvent,
     Receipt,
+    RecordedEvent,
     UnknownEventType,
     id_from_key,
     new_event_id,
 )
+from tillflow.engine.ids import derived_id_at, derived_id_base
 
 
 def _event(n: int, event_type: str = "Happened", event_id: bytes | None = None) -> NewEvent:
@@ -368,3 +370,32 @@ class EventStoreContract:
         receipts = await asyncio.gather(*(attempt() for _ in range(10)))
         assert all(receipt == receipts[0] for receipt in receipts)
         assert store.stream_version("checkout-1") == 3
+
+    def test_emitted_by_finds_exactly_one_processors_effects_of_one_event(
+        self, store: EventStore
+    ) -> None:
+        store.append("in", [_event(1), _event(2)])
+        first, second = store.read_stream("in")
+
+        def effects(processor: str, source: RecordedEvent, count: int) -> Emitted:
+            base = derived_id_base(processor, source.id)
+            return Emitted(
+                f"out-{processor}",
+                [
+                    NewEvent("Derived", {"i": i}, id=derived_id_at(base, i), causation_id=source.id)
+                    for i in range(count)
+                ],
+            )
+
+        assert store.emitted_by("a", first) == []
+        store.commit_batch(
+            "a", 0, 0, 2, BatchEffects([effects("a", first, 3), effects("a", second, 1)])
+        )
+        store.commit_batch("b", 0, 0, 2, BatchEffects([effects("b", first, 2)]))
+        by_a = store.emitted_by("a", first)
+        assert [e.payload()["i"] for e in by_a] == [0, 1, 2]
+        assert all(e.stream == "out-a" for e in by_a)
+        assert [e.stream for e in store.emitted_by("b", first)] == ["out-b", "out-b"]
+        assert len(store.emitted_by("a", second)) == 1
+        assert store.emitted_by("b", second) == []
+        assert len(store.find_by_causation(first.id)) == 5

@@ -195,3 +195,19 @@ def test_emitting_an_unregistered_type_fails_the_handler_at_that_event() -> None
         LaneProcessor(store, Processor("p", handler), 0).step()
     assert caught.value.position == 1
     assert "Shiped" in str(caught.value)
+
+
+def test_the_cross_batch_cache_is_emptied_when_a_batch_fails() -> None:
+    store = MemoryEventStore()
+    _append(store, "A", "Poison")
+
+    def handler(event: RecordedEvent, session: Session) -> None:
+        session.cache[event.position] = "seen"
+        if event.type == "Poison":
+            raise ValueError("no")
+
+    lane = LaneProcessor(store, Processor("p", handler), 0)
+    with pytest.raises(HandlerFailed):
+        lane.step()
+    assert lane.cache == {1: "seen"}  # the committed prefix's pass only
+    assert store.checkpoint("p", 0) == 1

@@ -97,10 +97,11 @@ class FaultyStore(EventStore):
     def stream_version(self, stream: str) -> int:
         return self.inner.stream_version(stream)
 
-    def find_by_causation(
-        self, causation_id: bytes, cause_position: int | None = None
-    ) -> list[RecordedEvent]:
-        return self.inner.find_by_causation(causation_id, cause_position)
+    def find_by_causation(self, causation_id: bytes) -> list[RecordedEvent]:
+        return self.inner.find_by_causation(causation_id)
+
+    def emitted_by(self, processor: str, source: RecordedEvent) -> list[RecordedEvent]:
+        return self.inner.emitted_by(processor, source)
 
     def get_event(self, event_id: bytes) -> RecordedEvent | None:
         return self.inner.get_event(event_id)

@@ -47,6 +47,8 @@ def new_event_id() -> bytes:
 
 
 MAX_EMITS_PER_EVENT = 65_536
+EMITTER_PREFIX = 14
+"""Derived ids of one (processor, source) share their first 14 bytes; the last 2 count."""
 
 
 def derived_id_base(processor: str, source_id: bytes) -> int:
@@ -105,3 +107,8 @@ def parse_id(text: str | bytes | uuid.UUID) -> bytes:
             raise ValueError(f"an event id is 16 bytes, got {len(text)}")
         return text
     return uuid.UUID(text).bytes
+
+
+def emitter_prefix(processor: str, source_id: bytes) -> bytes:
+    """The first bytes shared by every id ``processor`` derives from ``source_id``."""
+    return derived_id_at(derived_id_base(processor, source_id), 0)[:EMITTER_PREFIX]

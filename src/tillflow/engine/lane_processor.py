@@ -73,6 +73,8 @@ class LaneProcessor:
         self.failed_event: RecordedEvent | None = None
         self.attempts = 0
         self.failures = 0
+        self.cache: dict[object, object] = {}
+        """Handler memory that outlives a batch; emptied whenever a batch fails to commit."""
         """Batches that failed (a handler raising, the store failing), ever."""
         self.scanned_total = 0
         self.handled_total = 0
@@ -119,7 +121,7 @@ class LaneProcessor:
         self.waiting_on = None
         upto = min(limit, checkpoint + self.processor.batch_size)
         events = self.store.read(self.lane, checkpoint, upto, self.processor.types)
-        session = Session(self.store, self.name)
+        session = Session(self.store, self.name, cache=self.cache)
         handler = self.processor.handler
         for index, event in enumerate(events):
             session.begin(event)
@@ -138,8 +140,9 @@ class LaneProcessor:
         event: RecordedEvent,
         error: Exception,
     ) -> None:
+        self.cache.clear()  # it holds what the abandoned pass did
         if event.position - 1 > checkpoint:
-            session = Session(self.store, self.name)
+            session = Session(self.store, self.name, cache=self.cache)
             for earlier in done:
                 session.begin(earlier)
                 self.processor.handler(earlier, session)
@@ -158,6 +161,10 @@ class LaneProcessor:
             self.store.commit_batch(self.name, self.lane, checkpoint, upto, session.seal())
         except CheckpointConflict:
             self._checkpoint = None
+            self.cache.clear()
+            raise
+        except BaseException:
+            self.cache.clear()
             raise
         self._checkpoint = upto
         self.scanned_total += upto - checkpoint

@@ -185,9 +185,7 @@ class MemoryEventStore(EventStore):
         with self._lock:
             return len(self._streams.get(stream, ()))
 
-    def find_by_causation(
-        self, causation_id: bytes, cause_position: int | None = None
-    ) -> list[RecordedEvent]:
+    def find_by_causation(self, causation_id: bytes) -> list[RecordedEvent]:
         with self._lock:
             found = list(self._by_causation.get(causation_id, ()))
         return sorted(found, key=lambda event: (event.lane, event.position))

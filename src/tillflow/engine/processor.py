@@ -99,6 +99,10 @@ class Session:
     _id_base: int | None = None
     scratch: dict[Any, Any] = field(default_factory=dict)
     """Per-batch memory for the handler (e.g. state it loaded); dropped with the batch."""
+    cache: dict[Any, Any] = field(default_factory=dict)
+    """Memory that outlives the batch (the processor's, in this process): emptied when a
+    batch fails to commit and lost in a crash, so keep only what can be reloaded, and guard
+    writes that depend on it (e.g. emit with ``expected_version``)."""
 
     def begin(self, source: RecordedEvent) -> None:
         """Start handling ``source`` (called by the engine before each handler call)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
+from tillflow.engine.ids import EMITTER_PREFIX
 from tillflow.engine.types import RecordedEvent
 
 
@@ -25,7 +26,7 @@ class RecentEvents:
             raise ValueError("size must be ≥ 1")
         self.size = size
         self._slots: list[RecordedEvent | None] = [None] * size
-        self._by_cause: dict[bytes, list[RecordedEvent]] = {}
+        self._by_emitter: dict[bytes, list[RecordedEvent]] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -33,26 +34,30 @@ class RecentEvents:
     def remember(self, events: Iterable[RecordedEvent], whole_transaction: bool = False) -> None:
         """Keep ``events`` (committed ones only), evicting whatever sat in their slots.
 
-        ``whole_transaction``: ``events`` are everything one transaction recorded, so they
-        may be indexed by causation (a processor emits all effects of one event in one
-        transaction). Evicting any event of a cause forgets the cause's whole entry.
+        ``whole_transaction``: ``events`` are everything one transaction recorded, so the
+        events a processor emitted while handling one source (they share the first 14
+        bytes of their derived ids, and are always committed together) can be indexed as a
+        complete set. Evicting any of them forgets the whole set.
         """
-        slots, size, by_cause = self._slots, self.size, self._by_cause
+        slots, size, by_emitter = self._slots, self.size, self._by_emitter
+        batch = list(events)
         with self._lock:
-            for event in events:
+            for event in batch:
                 slot = event.position % size
                 old = slots[slot]
                 if old is not None and old.causation_id is not None:
-                    by_cause.pop(old.causation_id, None)
+                    by_emitter.pop(old.id[:EMITTER_PREFIX], None)
                 slots[slot] = event
-                if whole_transaction and event.causation_id is not None:
-                    by_cause.setdefault(event.causation_id, []).append(event)
+            if whole_transaction and len(batch) <= size:  # else some evicted others
+                for event in batch:
+                    if event.causation_id is not None:
+                        by_emitter.setdefault(event.id[:EMITTER_PREFIX], []).append(event)
 
-    def caused_by(self, causation_id: bytes) -> list[RecordedEvent] | None:
-        """The remembered events caused by ``causation_id``, or ``None`` if none are held
-        (never a part of a transaction's effects: see :meth:`remember`)."""
+    def emitted(self, prefix: bytes) -> list[RecordedEvent] | None:
+        """The complete set of remembered events whose ids start with ``prefix`` (one
+        processor's effects of one source), or ``None`` if not held."""
         with self._lock:
-            found = self._by_cause.get(causation_id)
+            found = self._by_emitter.get(prefix)
             return None if found is None else list(found)
 
     def span(self, after: int, upto: int) -> list[RecordedEvent] | None:

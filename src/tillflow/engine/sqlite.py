@@ -26,6 +26,7 @@ from tillflow.engine.errors import (
     TillflowError,
 )
 from tillflow.engine.group_commit import GroupCommitter
+from tillflow.engine.ids import emitter_prefix
 from tillflow.engine.recent import RecentEvents
 from tillflow.engine.sqlite_writer import COLUMNS, HEAD, AppendJob, CommitJob, SqliteWriter
 from tillflow.engine.store import (
@@ -108,7 +109,7 @@ class SqliteEventStore(EventStore):
         self.recent = RecentEvents(recent_events)
         _check_file(self.path)
         self._initialise()
-        self._writer = SqliteWriter(self._connect, self.recent)
+        self._writer = SqliteWriter(self._connect, self.recent, durability)
         self._committer = GroupCommitter(
             self._writer.run_batch,
             self._notify,
@@ -128,7 +129,6 @@ class SqliteEventStore(EventStore):
             conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[self.durability]}")
             conn.execute("PRAGMA cache_size=-16384")  # 16 MiB per connection
             conn.execute("PRAGMA temp_store=MEMORY")
-            conn.execute("PRAGMA mmap_size=268435456")
         except sqlite3.DatabaseError as error:
             raise NotATillflowDatabase(self.path, str(error)) from error
         with self._connections_lock:
@@ -327,18 +327,19 @@ class SqliteEventStore(EventStore):
         )
         return int(row[0] or 0)
 
-    def find_by_causation(
-        self, causation_id: bytes, cause_position: int | None = None
-    ) -> list[RecordedEvent]:
-        if cause_position is not None and not getattr(self._local, "snapshot_depth", 0):
-            head = self.head(0)  # committed now; the writer's memory must cover up to it
-            if self._writer.wrote_everything_after(cause_position, head):
-                held = self.recent.caused_by(causation_id)
-                if held is not None:
-                    return held
-        return self._find_by_causation(causation_id)
+    def emitted_by(self, processor: str, source: RecordedEvent) -> list[RecordedEvent]:
+        prefix = emitter_prefix(processor, source.id)
+        if not getattr(self._local, "snapshot_depth", 0):
+            held = self.recent.emitted(prefix)
+            if held is not None:
+                return held
+        rows = self._reader().execute(
+            f"SELECT {COLUMNS} FROM events WHERE id >= ? AND id <= ? ORDER BY id",
+            (prefix + b"\x00\x00", prefix + b"\xff\xff"),
+        )
+        return [RecordedEvent(*row) for row in rows]
 
-    def _find_by_causation(self, causation_id: bytes) -> list[RecordedEvent]:
+    def find_by_causation(self, causation_id: bytes) -> list[RecordedEvent]:
         rows = self._reader().execute(
             f"SELECT {COLUMNS} FROM events WHERE causation_id = ? ORDER BY position",
             (causation_id,),

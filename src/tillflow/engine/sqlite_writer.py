@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Final
 
+import msgspec
+
 from tillflow.engine.errors import (
     CheckpointConflict,
     ConcurrencyConflict,
@@ -81,16 +83,15 @@ class Txn:
     def prefetch(self, streams: Collection[str], ids: Collection[bytes]) -> None:
         """Load the versions of ``streams`` and which of ``ids`` exist, a chunk at a time."""
         wanted = [stream for stream in streams if stream not in self.versions]
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            self.versions.update(dict.fromkeys(chunk, 0))
-            marks = ",".join("?" * len(chunk))
+        for start in range(0, len(wanted), _CHUNK * 4):
+            # one index seek per stream (an IN (...) GROUP BY reads every version instead)
             self.versions.update(
-                self.conn.execute(
-                    "SELECT stream, max(version) FROM events "
-                    f"WHERE stream IN ({marks}) GROUP BY stream",
-                    chunk,
-                ).fetchall()
+                (stream, version or 0)
+                for stream, version in self.conn.execute(
+                    "SELECT value, (SELECT max(version) FROM events WHERE stream = value) "
+                    "FROM json_each(?)",
+                    (msgspec.json.encode(wanted[start : start + _CHUNK * 4]),),
+                )
             )
         listed = list(ids)
         for start in range(0, len(listed), _CHUNK):
@@ -279,19 +280,17 @@ Job = AppendJob | CommitJob
 class SqliteWriter:
     """Runs groups of jobs on the writer connection (only ever from the writer thread)."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], recent: RecentEvents) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        recent: RecentEvents,
+        durability: str = "full",
+    ) -> None:
         self._connect = connect
         self._conn: sqlite3.Connection | None = None
         self._recent = recent
-        self.last_end = -1
-        """The head after this writer's last commit (-1: none yet)."""
-        self.foreign_upto = 0
-        """Events at or below this position may have been written by another process."""
-
-    def wrote_everything_after(self, position: int, head: int) -> bool:
-        """Whether every event with ``position < p <= head`` was committed by this writer
-        (so the ring of recent events holds them, unless evicted)."""
-        return head <= self.last_end and position >= self.foreign_upto
+        self._durability = durability
+        self._synchronous = ""
 
     def run_batch(self, jobs: Sequence[Callable[[Any], Any]]) -> list[Any]:
         """One transaction for ``jobs``; per job its result or a :class:`Failed`."""
@@ -307,12 +306,11 @@ class SqliteWriter:
         if self._conn is None:
             self._conn = self._connect()
         conn = self._conn
+        self._set_synchronous(conn, jobs)
         conn.execute("BEGIN IMMEDIATE")
         try:
             row = conn.execute(HEAD).fetchone()
             head = 0 if row is None else row[0]
-            if head != self.last_end:  # another process wrote since our last commit
-                self.foreign_upto = head
             txn = Txn(conn, head, careful)
             if not careful:
                 txn.prefetch(
@@ -334,8 +332,19 @@ class SqliteWriter:
             (RecordedEvent(row[1], row[2], row[3], 0, row[0], *row[4:]) for row in txn.rows),
             whole_transaction=True,
         )
-        self.last_end = txn.head
         return outcomes
+
+    def _set_synchronous(self, conn: sqlite3.Connection, jobs: list[Job]) -> None:
+        """With durability ``full``, a group holding a caller's append is fsync'd before it
+        is acknowledged; a group of processor batches only is not: losing one in a power
+        cut loses nothing (its effects and checkpoint go together, so it is simply redone),
+        and the WAL is sequential, so the next fsync'd commit makes it durable anyway."""
+        level = "OFF" if self._durability == "off" else "NORMAL"
+        if self._durability == "full" and any(isinstance(job, AppendJob) for job in jobs):
+            level = "FULL"
+        if level != self._synchronous:
+            conn.execute(f"PRAGMA synchronous={level}")
+            self._synchronous = level
 
     @staticmethod
     def _run_isolated(job: Job, txn: Txn) -> Any:

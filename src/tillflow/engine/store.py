@@ -21,7 +21,7 @@ from typing import Literal
 import msgspec
 
 from tillflow.engine.errors import EventIdReused, InvalidEvent, TillflowError, UnknownEventType
-from tillflow.engine.ids import format_id
+from tillflow.engine.ids import EMITTER_PREFIX, emitter_prefix, format_id
 from tillflow.engine.types import (
     ANY_VERSION,
     MAX_STREAM_LENGTH,
@@ -305,12 +305,16 @@ class EventStore(ABC):
         """The current version of ``stream`` (0 if it has no events)."""
 
     @abstractmethod
-    def find_by_causation(
-        self, causation_id: bytes, cause_position: int | None = None
-    ) -> list[RecordedEvent]:
-        """Every event caused by the event ``causation_id``, in lane and position order.
-        ``cause_position``, the cause's own position when known, lets a backend answer from
-        memory when it can prove it holds every event recorded after it."""
+    def find_by_causation(self, causation_id: bytes) -> list[RecordedEvent]:
+        """Every event caused by the event ``causation_id``, in lane and position order."""
+
+    def emitted_by(self, processor: str, source: RecordedEvent) -> list[RecordedEvent]:
+        """The events ``processor`` emitted while handling ``source``, in emission order;
+        empty if it has not committed its handling of ``source``. Complete whenever not
+        empty: a processor commits all effects of one event in one transaction."""
+        prefix = emitter_prefix(processor, source.id)
+        found = [e for e in self.find_by_causation(source.id) if e.id[:EMITTER_PREFIX] == prefix]
+        return sorted(found, key=lambda event: event.id)
 
     @abstractmethod
     def get_event(self, event_id: bytes) -> RecordedEvent | None:

@@ -26,15 +26,17 @@ NAME = "inventory"
 
 
 def _level(session: Session, product_id: str) -> StockLevel:
-    key = ("level", product_id)
-    level: StockLevel | None = session.scratch.get(key)
+    """The product's level: from this processor's cache (levels it wrote itself), else the
+    stream's last event. A delivery recorded meanwhile makes the guarded emit fail; the
+    batch's commit fails whole, the cache is emptied and the redo reads afresh."""
+    level: StockLevel | None = session.cache.get(product_id)
     if level is None:
         level = StockLevel.after(product_id, session.store.last_event(stock_stream(product_id)))
     return level
 
 
 def _keep(session: Session, level: StockLevel) -> None:
-    session.scratch[("level", level.product_id)] = level
+    session.cache[level.product_id] = level
 
 
 class _Sold(msgspec.Struct):

@@ -47,6 +47,7 @@ from tillflow.sale.events import (
 )
 
 NAME = "reporting"
+INVENTORY = "inventory"
 CATALOG_TYPES = frozenset(
     {"ProductAdded", "ProductRenamed", "ProductRepriced", "ProductDiscontinued"}
 )
@@ -198,7 +199,7 @@ class BarrierReport:
         session.put(views.totals, TOTALS_KEY, totals)
 
     def _sale(self, event: RecordedEvent, session: Session, totals: Totals) -> None:
-        effects = session.store.find_by_causation(event.id, event.position)
+        effects = session.store.emitted_by(INVENTORY, event)
         if not effects:
             raise MissingEffects(event)
         by_product: dict[str, list[RecordedEvent]] = defaultdict(list)
