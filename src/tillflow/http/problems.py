@@ -11,6 +11,8 @@ Status codes (the HTTP layer is the only place where errors become them):
 error                                          status  type (``urn:tillflow:problem:…``)
 =============================================  ======  =========================
 body that is not JSON                          400     ``malformed-json``
+body that cannot be read (e.g. a number with   400     ``bad-request``
+more than 4,300 digits), bad Content-Length
 missing / invalid / revoked token              401     ``unauthenticated``
 a role acting outside its rights               403     ``forbidden``
 unknown route; unknown product or checkout     404     ``not-found``, ``unknown-product``,
@@ -48,6 +50,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from tillflow.engine import ConcurrencyConflict, StoreClosed, TillflowError
 from tillflow.errors import (
@@ -311,6 +314,7 @@ async def _tillflow_error(request: Request, error: Exception) -> Response:
 
 
 _HTTP: Final = {
+    400: ("bad-request", "Bad request"),
     401: ("unauthenticated", "Unauthenticated"),
     403: ("forbidden", "Forbidden"),
     404: ("not-found", "Not found"),
@@ -326,10 +330,27 @@ async def _http_error(request: Request, error: Exception) -> Response:
     detail = error.detail if isinstance(error.detail, str) else title
     if error.status_code == 404 and detail == "Not Found":
         detail = f"nothing at {request.method} {request.url.path}"
-    elif error.status_code == 405:
-        allowed = (error.headers or {}).get("Allow", "")
-        detail = f"{request.method} is not allowed here; allowed: {allowed}"
-    return problem(error.status_code, slug, title, detail, headers=error.headers)
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        headers["Allow"] = _allowed(request) or headers.get("Allow", "")
+        detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
+    return problem(error.status_code, slug, title, detail, headers=headers)
+
+
+def _allowed(request: Request) -> str:
+    """Every method some route accepts at this path (Starlette names only the first
+    route's): the methods for which a route matches fully."""
+    allowed = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+        scope = {
+            "type": "http",
+            "method": method,
+            "path": request.scope["path"],
+            "root_path": request.scope.get("root_path", ""),
+        }
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 async def _internal_error(request: Request, error: Exception) -> Response:

@@ -1,0 +1,88 @@
+"""Serving an app for tests: in-process over ASGI (:class:`Api`), or on a real socket with
+uvicorn in a thread (:class:`ServerThread`), for streams and fuzzing."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from tillflow.engine import EventStore
+from tillflow.tokens import Role
+
+
+@dataclass
+class Api:
+    """A client of one app, with a token per role."""
+
+    client: httpx.AsyncClient
+    store: EventStore
+    tokens: dict[Role, str]
+    app: FastAPI
+
+    async def settled_heads(self) -> dict[int, int]:
+        """The lane heads once every processor has caught up (processors emit events of
+        their own: compare settled heads to see that a request wrote nothing)."""
+        services = self.app.state.services
+        await services.runtime.drain(timeout=10)
+        return self.store.heads()
+
+    def auth(self, role: Role | str) -> dict[str, str]:
+        """The Authorization header of ``role``'s token (or of a raw token string)."""
+        token = self.tokens[Role(role)] if role in set(Role) else str(role)
+        return {"Authorization": f"Bearer {token}"}
+
+    async def get(self, path: str, role: Role | str = Role.VIEWER, **kwargs: Any) -> httpx.Response:
+        return await self.client.get(path, headers=self.auth(role), **kwargs)
+
+    async def post(
+        self, path: str, body: Any = None, role: Role | str = Role.MANAGER, **kwargs: Any
+    ) -> httpx.Response:
+        headers = {**self.auth(role), **kwargs.pop("headers", {})}
+        return await self.client.post(path, json=body, headers=headers, **kwargs)
+
+
+def free_socket() -> socket.socket:
+    """A listening-ready socket bound to a free loopback port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+class ServerThread:
+    """``app`` served by uvicorn on a free loopback port, in a thread."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.socket = free_socket()
+        self.port = self.socket.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="on", loop="asyncio", timeout_graceful_shutdown=5
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
+        )
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.socket.close()
+        if self.thread.is_alive():
+            raise RuntimeError("the test server did not stop within 10 s")
