@@ -9,7 +9,8 @@ since a browser's ``EventSource`` cannot send headers) sends:
 * ``event: processors`` — ``{processors, heads}`` (as ``GET /processors``) about once a
   second.
 
-Comments (``: ping``) keep idle connections open.
+Comments (``: ping``) keep idle connections open. When the server stops, a last
+``event: shutdown`` is sent and the stream ends cleanly (a browser reconnects by itself).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Final
 
+import anyio
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -35,6 +37,8 @@ REPORT_INTERVAL: Final = 0.25
 """At most one report message per this many seconds per stream."""
 PROCESSORS_INTERVAL: Final = 1.0
 PING: Final = 15
+SHUTDOWN_GRACE: Final = 2.0
+"""Seconds a stream has to end cleanly once the server is stopping."""
 
 
 class ReportChange(BaseModel):
@@ -46,13 +50,16 @@ class ReportChange(BaseModel):
     freshness: FreshnessOut
 
 
-async def report_stream(services: Services, request: Request) -> AsyncIterator[ServerSentEvent]:
-    """The messages of one subscriber, until it goes away or the server stops."""
+async def report_stream(
+    services: Services, request: Request, stopping: anyio.Event
+) -> AsyncIterator[ServerSentEvent]:
+    """The messages of one subscriber, until it goes away or the server stops (then a last
+    ``event: shutdown``, and the stream ends cleanly)."""
     sent: dict[str, ProductRowOut] = {}
     generation = services.watch.generation
     last_processors = 0.0
     full = True
-    while True:
+    while not stopping.is_set():
         report = report_out(services.store, services.shop.report.report())
         rows = [row for row in report.rows if sent.get(row.product_id) != row]
         if full or rows:
@@ -70,7 +77,13 @@ async def report_stream(services: Services, request: Request) -> AsyncIterator[S
         if await request.is_disconnected():
             return
         await asyncio.sleep(REPORT_INTERVAL)  # a rate limit: merge changes in between
-        generation = await services.watch.changed(generation, PROCESSORS_INTERVAL)
+        deadline = last_processors + PROCESSORS_INTERVAL
+        while not stopping.is_set() and (left := deadline - time.monotonic()) > 0:
+            moved = await services.watch.changed(generation, min(left, REPORT_INTERVAL))
+            if moved != generation:
+                generation = moved
+                break
+    yield ServerSentEvent(data='{"reason": "the server is stopping"}', event="shutdown")
 
 
 SSE_RESPONSE: Final[dict[int | str, dict[str, Any]]] = {
@@ -97,8 +110,11 @@ async def follow_report(
         Query(description="The bearer token, for clients that cannot send headers."),
     ] = None,
 ) -> EventSourceResponse:
+    stopping = anyio.Event()
     return EventSourceResponse(
-        report_stream(services, request),
+        report_stream(services, request, stopping),
         ping=PING,
+        shutdown_event=stopping,
+        shutdown_grace_period=SHUTDOWN_GRACE,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
