@@ -53,9 +53,13 @@ class GroupCommitter:
         on_committed: Callable[[], None],
         name: str = "tillflow-writer",
         max_jobs: int = 4096,
+        after_delivery: Callable[[], None] | None = None,
     ) -> None:
+        """``after_delivery``: housekeeping run once the callers of a group have their
+        results, before the next group starts (e.g. a WAL checkpoint)."""
         self._run_batch = run_batch
         self._on_committed = on_committed
+        self._after_delivery = after_delivery
         self._max_jobs = max_jobs
         self._queue: deque[tuple[Job, _Waiter]] = deque()
         self._ready = threading.Condition()
@@ -117,6 +121,8 @@ class GroupCommitter:
             self._deliver(batch, outcomes)
             if committed:
                 self._on_committed()
+                if self._after_delivery is not None:
+                    self._after_delivery()
 
     @staticmethod
     def _deliver(batch: list[tuple[Job, _Waiter]], outcomes: list[Any]) -> None:

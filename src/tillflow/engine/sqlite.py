@@ -113,6 +113,7 @@ class SqliteEventStore(EventStore):
         self._committer = GroupCommitter(
             self._writer.run_batch,
             self._notify,
+            after_delivery=self._writer.maybe_checkpoint,
             name=f"tillflow-writer:{Path(self.path).name}",
         )
 
@@ -129,6 +130,7 @@ class SqliteEventStore(EventStore):
             conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[self.durability]}")
             conn.execute("PRAGMA cache_size=-16384")  # 16 MiB per connection
             conn.execute("PRAGMA temp_store=MEMORY")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # the writer checkpoints: see there
         except sqlite3.DatabaseError as error:
             raise NotATillflowDatabase(self.path, str(error)) from error
         with self._connections_lock:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from datetime import UTC, datetime
 
 from tillflow import validation
@@ -48,8 +48,11 @@ def _aware(field: str, at: datetime | None, now: datetime) -> datetime:
     return at.astimezone(UTC)
 
 
-def merged_lines(lines: Sequence[LineRequest], field: str = "lines") -> list[tuple[str, int]]:
-    """Validate lines and merge repeats of a product (first-seen order)."""
+def merged_lines(
+    lines: Sequence[LineRequest], field: str = "lines", known: Container[str] = ()
+) -> list[tuple[str, int]]:
+    """Validate lines and merge repeats of a product (first-seen order). Ids in ``known``
+    (the catalog's) are valid by construction and skip the pattern check."""
     if not isinstance(lines, (list, tuple)):
         raise InvalidField(field, lines, "must be a list of lines")
     if not lines:
@@ -57,16 +60,21 @@ def merged_lines(lines: Sequence[LineRequest], field: str = "lines") -> list[tup
     if len(lines) > validation.MAX_LINES:
         raise InvalidField(field, len(lines), f"at most {validation.MAX_LINES} lines")
     merged: dict[str, int] = {}
+    most = validation.MAX_QUANTITY
     for index, line in enumerate(lines):
-        product_id = validation.identifier(f"{field}[{index}].product_id", line.product_id)
-        quantity = validation.quantity(f"{field}[{index}].quantity", line.quantity)
-        merged[product_id] = merged.get(product_id, 0) + quantity
-        if merged[product_id] > validation.MAX_QUANTITY:
+        product_id, quantity = line.product_id, line.quantity
+        if product_id not in known:
+            validation.identifier(f"{field}[{index}].product_id", product_id)
+        if type(quantity) is not int or not 0 < quantity <= most:  # bool, float: refused
+            validation.quantity(f"{field}[{index}].quantity", quantity)
+        total = merged.get(product_id, 0) + quantity
+        if total > most:
             raise InvalidField(
                 f"{field}[{index}].quantity",
-                merged[product_id],
-                f"product {product_id!r} totals more than {validation.MAX_QUANTITY} units",
+                total,
+                f"product {product_id!r} totals more than {most} units",
             )
+        merged[product_id] = total
     return list(merged.items())
 
 
@@ -85,8 +93,11 @@ def decide_checkout(catalog: Catalog, command: Checkout, now: datetime) -> Check
     validation.identifier("till_id", command.till_id)
     at = _aware("at", command.at, now)
     lines = []
-    for index, (product_id, quantity) in enumerate(merged_lines(command.lines)):
-        product = _sellable(catalog, product_id, f"lines[{index}].product_id")
+    products = catalog.products
+    for index, (product_id, quantity) in enumerate(merged_lines(command.lines, known=products)):
+        product = products.get(product_id)
+        if product is None or product.discontinued:
+            product = _sellable(catalog, product_id, f"lines[{index}].product_id")
         total = product.price * quantity
         lines.append(CheckoutLine(product_id, product.name, quantity, product.price, total))
     return CheckedOut(
