@@ -15,9 +15,9 @@ from typing import Final
 from tillflow.engine import Receipt
 from tillflow.errors import InvalidField
 
-_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{1,200}")
+_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{1,4096}")
 _PAIR: Final = re.compile(r"(\d{1,6}):(\d{1,18})")
-PATTERN: Final = "^[A-Za-z0-9_-]{1,200}$"
+PATTERN: Final = "^[A-Za-z0-9_-]{1,4096}$"
 
 
 def encode_receipt(receipt: Receipt) -> str:

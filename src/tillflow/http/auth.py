@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
 from fastapi import Depends, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
@@ -118,8 +120,17 @@ def require(roles: frozenset[Role], action: str, query_token: bool = False) -> A
     return Depends(RoleGuard(roles, action, query_token))
 
 
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters a route declares, its dependencies' included."""
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
 class GuardedRoute(APIRoute):
-    """A route that checks its :class:`RoleGuard` before FastAPI reads the body."""
+    """A route that checks its :class:`RoleGuard` before FastAPI reads the body, and
+    refuses query parameters it does not declare (as bodies refuse unknown fields)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -128,12 +139,19 @@ class GuardedRoute(APIRoute):
             for dependency in self.dependencies
             if isinstance(dependency.dependency, RoleGuard)
         ]
-        if not guards:
-            return handler
+        declared = _query_names(self.dependant)
 
         async def guarded(request: Request) -> Response:
             for guard in guards:
                 guard.check(request)
+            unknown = [name for name in request.query_params if name not in declared]
+            if unknown:
+                raise RequestValidationError(
+                    [
+                        {"type": "extra_forbidden", "loc": ("query", name), "msg": "unknown"}
+                        for name in unknown
+                    ]
+                )
             return await handler(request)
 
         return guarded

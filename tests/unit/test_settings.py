@@ -1,0 +1,97 @@
+"""Configuration: TILLFLOW_* read once into frozen settings; anything invalid is one clear
+line naming the setting, and `tillflow serve` exits 2 on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from tillflow.bootstrap import ConfigurationError
+from tillflow.cli import app
+from tillflow.settings import load_settings
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TILLFLOW_DATABASE", "TILLFLOW_HOST", "TILLFLOW_PORT", "TILLFLOW_LOG_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_are_a_local_sqlite_file_on_localhost_8000() -> None:
+    settings = load_settings()
+    assert (settings.database, settings.host, settings.port, settings.log_level) == (
+        "tillflow.db",
+        "127.0.0.1",
+        8000,
+        "info",
+    )
+
+
+def test_the_environment_is_read_and_arguments_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TILLFLOW_DATABASE", "/srv/shop.db")
+    monkeypatch.setenv("TILLFLOW_PORT", "9000")
+    monkeypatch.setenv("TILLFLOW_LOG_LEVEL", "WARNING")
+    settings = load_settings(port=9100, host=None)
+    assert (settings.database, settings.port, settings.log_level) == (
+        "/srv/shop.db",
+        9100,
+        "warning",
+    )
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings()
+    with pytest.raises(ValidationError):
+        settings.port = 1
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("TILLFLOW_PORT", "eighty", "TILLFLOW_PORT"),
+        ("TILLFLOW_PORT", "0", "TILLFLOW_PORT"),
+        ("TILLFLOW_PORT", "65536", "TILLFLOW_PORT"),
+        ("TILLFLOW_LOG_LEVEL", "loud", "TILLFLOW_LOG_LEVEL"),
+        ("TILLFLOW_DATABASE", "postgresql://db/shop", "PostgreSQL"),
+        ("TILLFLOW_DATABASE", "  ", "TILLFLOW_DATABASE"),
+    ],
+)
+def test_invalid_settings_are_one_line_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    assert named in str(raised.value)
+    assert "\n" not in str(raised.value)
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 2
+    assert named in result.output
+    assert result.output.strip().count("\n") == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        (["--port", "0"], "--port"),
+        (["--log-level", "chatty"], "--log-level"),
+        (["--database", "postgres://db/shop"], "PostgreSQL"),
+    ],
+)
+def test_invalid_arguments_to_serve_exit_2_naming_the_option(
+    arguments: list[str], named: str
+) -> None:
+    result = runner.invoke(app, ["serve", *arguments])
+    assert result.exit_code == 2
+    assert named in result.output
+
+
+def test_serve_refuses_a_database_in_a_missing_directory(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["serve", "--database", str(tmp_path / "nowhere" / "shop.db")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
