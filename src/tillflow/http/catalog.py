@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from tillflow.engine import Receipt
@@ -23,7 +23,10 @@ from tillflow.sale.commands import AddProduct, DiscontinueProduct, RenameProduct
 
 router = APIRouter(prefix="/catalog", tags=["catalog"], route_class=GuardedRoute)
 
-ProductId = Annotated[Identifier, Path(description="The product's id.")]
+ProductId = Annotated[
+    Identifier,
+    Path(description="The product's id.", openapi_examples={"apple": {"value": "apple"}}),
+]
 READ = problem_responses(401, 403, 422)
 WRITE = problem_responses(400, 401, 403, 404, 409, 413, 415, 422)
 
@@ -60,6 +63,10 @@ class CatalogChangeOut(BaseModel):
 
 
 class AddProductIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"product_id": "tea", "name": "Green tea", "price": 250}]}
+    )
+
     product_id: Identifier
     name: Name
     price: Price

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from tillflow import validation
@@ -30,7 +30,9 @@ from tillflow.sale.events import CheckedOut, ItemsReturned, checkout_stream
 
 router = APIRouter(prefix="/checkouts", tags=["sale"], route_class=GuardedRoute)
 
-CheckoutId = Annotated[Identifier, Path(description="The checkout's id.")]
+CheckoutId = Annotated[
+    Identifier, Path(description="The checkout's id.", openapi_examples={"c-1": {"value": "c-1"}})
+]
 IdempotencyKey = Annotated[
     Identifier | None,
     Header(
@@ -52,6 +54,21 @@ Lines = Annotated[list[LineIn], Field(min_length=1, max_length=validation.MAX_LI
 class CheckoutIn(RequestBody):
     """A sale at a till. Lines naming the same product are merged (first-seen order)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "checkout_id": "c-1001",
+                    "till_id": "till-1",
+                    "lines": [
+                        {"product_id": "apple", "quantity": 2},
+                        {"product_id": "pear", "quantity": 1},
+                    ],
+                }
+            ]
+        }
+    )
+
     checkout_id: Identifier | None = Field(
         default=None, description="The idempotency key (or send an Idempotency-Key header)."
     )
@@ -64,6 +81,12 @@ class CheckoutIn(RequestBody):
 
 class ReturnIn(RequestBody):
     """Units of the checkout brought back; refunded at the price paid."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"return_id": "r-1", "lines": [{"product_id": "apple", "quantity": 1}]}]
+        }
+    )
 
     return_id: Identifier | None = Field(
         default=None, description="The idempotency key (or send an Idempotency-Key header)."

@@ -39,10 +39,14 @@ class ProcessorOut(BaseModel):
     failed_event: str | None
     failed_position: int | None
     failures: int
+    after: list[str] = Field(
+        default_factory=list,
+        description="The processors whose checkpoints bound this one's barrier (declared).",
+    )
 
     @classmethod
-    def of(cls, statistics: ProcessorStatistics) -> ProcessorOut:
-        return cls.model_validate(msgspec.to_builtins(statistics))
+    def of(cls, statistics: ProcessorStatistics, after: tuple[str, ...] = ()) -> ProcessorOut:
+        return cls.model_validate({**msgspec.to_builtins(statistics), "after": list(after)})
 
 
 class ProcessorsOut(BaseModel):
@@ -57,7 +61,10 @@ class Health(BaseModel):
 def processors_out(services: Services) -> ProcessorsOut:
     """Every processor's statistics and the lane heads, now."""
     return ProcessorsOut(
-        processors=[ProcessorOut.of(row) for row in services.runtime.statistics()],
+        processors=[
+            ProcessorOut.of(row, services.runtime.processors[row.processor].after)
+            for row in services.runtime.statistics()
+        ],
         heads=services.store.heads(),
     )
 

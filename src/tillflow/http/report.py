@@ -188,7 +188,10 @@ async def get_report(services: ServicesDep, wait: ReadYourWrites) -> ReportOut:
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_product_row(
-    product_id: Annotated[Identifier, Path(description="The product's id.")],
+    product_id: Annotated[
+        Identifier,
+        Path(description="The product's id.", openapi_examples={"apple": {"value": "apple"}}),
+    ],
     services: ServicesDep,
     wait: ReadYourWrites,
 ) -> ProductReportOut:

@@ -28,7 +28,10 @@ from tillflow.inventory.stock import StockLevel
 
 router = APIRouter(prefix="/stock", tags=["stock"], route_class=GuardedRoute)
 
-ProductId = Annotated[Identifier, Path(description="The product's id.")]
+ProductId = Annotated[
+    Identifier,
+    Path(description="The product's id.", openapi_examples={"apple": {"value": "apple"}}),
+]
 WRITE = problem_responses(400, 401, 403, 404, 409, 413, 415, 422)
 
 
