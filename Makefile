@@ -4,6 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+CHROMIUM := /usr/bin/chromium
+# apt-get as root (CI is root); through sudo otherwise.
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 .PHONY: run test lint bench clean
 
 $(STAMP): pyproject.toml
@@ -20,7 +24,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: lint
+# Debian's Chromium, for the dashboard's browser test (tests/e2e/test_dashboard.py), only
+# when it is missing; `make run` does not need it.
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: lint | $(CHROMIUM)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

@@ -92,7 +92,8 @@ def serve(
         where = "in this process" if processors else "in `tillflow worker` processes"
         console.print(
             f"[bold]tillflow[/] serving http://{settings.host}:{settings.port} · database "
-            f"{settings.database} · processors {where} · API docs at /docs",
+            f"{settings.database} · processors {where} · dashboard at /dashboard · "
+            "API docs at /docs",
             highlight=False,
             soft_wrap=True,
         )

@@ -64,6 +64,13 @@ export class ThroughputChart {
     return sample;
   }
 
+  /** Forget every sample. */
+  clear() {
+    this.samples = [];
+    this.last = null;
+    this.schedule();
+  }
+
   /** Forget the rates' base (after a reconnect the counters may have moved a lot). */
   rebase() {
     this.last = null;

@@ -55,6 +55,11 @@ function serverNow() {
   return (Date.now() + view.clockOffset) / 1000;
 }
 
+/** "3 s ago" for a commit time in Unix seconds; "—" when there is none yet. */
+function since(at) {
+  return at > 0 ? ago(serverNow() - at) : "—";
+}
+
 // -- the report table ------------------------------------------------------------------
 
 const COLUMNS = [
@@ -74,7 +79,7 @@ const COLUMNS = [
     className: "text as-of",
     text: (r) => `v${r.as_of.version} · ${position(r.as_of.lane, r.as_of.position, view.lanes)}`,
   },
-  { key: "changed", className: "text changed", text: (r) => ago(serverNow() - r.as_of.at) },
+  { key: "changed", className: "text changed", text: (r) => since(r.as_of.at) },
 ];
 
 function sortValue(row, key) {
@@ -145,8 +150,9 @@ function flash(tr) {
 function renderRows(changed, full) {
   const body = $("#report tbody");
   if (full) {
+    const present = new Set(changed.map((row) => row.product_id));
     for (const [productId, entry] of view.rowElements) {
-      if (!changed.some((row) => row.product_id === productId)) {
+      if (!present.has(productId)) {
         entry.tr.remove();
         view.rowElements.delete(productId);
         view.rows.delete(productId);
@@ -236,11 +242,12 @@ function renderFreshness() {
 function renderAges() {
   if (view.totals) {
     const totalsAt = document.querySelector('[data-total="as_of_at"]');
-    setText(totalsAt, `${clock(view.totals.as_of.at)} · ${ago(serverNow() - view.totals.as_of.at)}`);
+    const at = view.totals.as_of.at;
+    setText(totalsAt, at > 0 ? `${clock(at)} · ${since(at)}` : "no sale yet");
   }
   for (const [productId, entry] of view.rowElements) {
     const row = view.rows.get(productId);
-    setText(entry.cells.changed, ago(serverNow() - row.as_of.at));
+    setText(entry.cells.changed, since(row.as_of.at));
   }
 }
 
@@ -462,9 +469,22 @@ function showSignIn(error) {
   $("#token").focus();
 }
 
+/** Forgets everything shown (another token may see another shop). */
+function clearBoard() {
+  for (const entry of view.rowElements.values()) entry.tr.remove();
+  for (const entry of view.processorElements.values()) entry.li.remove();
+  view.rows.clear();
+  view.rowElements.clear();
+  view.processorElements.clear();
+  view.totals = null;
+  view.freshness = null;
+  chart.clear();
+}
+
 function signOut() {
   if (view.stream) view.stream.stop();
   view.stream = null;
+  clearBoard();
   sessionStorage.removeItem(TOKEN_KEY);
   setConnection("signed-out", "signed out");
   showNotice("");
@@ -491,6 +511,7 @@ function start() {
     const token = $("#token").value.trim();
     if (!token) return;
     sessionStorage.setItem(TOKEN_KEY, token);
+    clearBoard();
     connect(token);
   });
   $("#sign-out").addEventListener("click", signOut);

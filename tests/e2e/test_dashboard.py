@@ -1,0 +1,392 @@
+"""The live dashboard in a real headless Chromium (Debian's ``/usr/bin/chromium``, driven by
+playwright) against a real ``tillflow serve`` process on a fresh SQLite file: tokens made
+with the CLI, products, stock and checkouts through the API, and the page seen to change —
+sold figures rise, an oversell is highlighted, the pipeline shows the processors caught up.
+
+Every wait is on a page condition with a deadline. Each check compares the figure on the
+page before and after, so a page that stops updating fails; a negative control proves it
+(the same check on a page whose live stream is frozen must fail). A screenshot of the
+dashboard is kept as ``artifacts/dashboard.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import (
+    Browser,
+    Locator,
+    Page,
+    Playwright,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
+
+from tests.e2e.servers import free_socket
+
+CHROMIUM = Path(os.environ.get("TILLFLOW_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TILLFLOW = str(Path(sys.executable).parent / "tillflow")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+LAPTOP: ViewportSize = {"width": 1366, "height": 768}
+SHORT = re.compile(r"(^|\s)short(\s|$)")
+DEADLINE = 15.0
+PAGE_DEADLINE_MS = 10_000
+
+CATALOG = [
+    # product id, name, price (cents), delivered
+    ("apple", "Apple Elstar", 45, 120),
+    ("bread", "Sourdough loaf", 420, 40),
+    ("milk", "Milk 1 l", 129, 60),
+    ("eggs", "Free-range eggs (6)", 289, 40),
+    ("coffee", "Coffee beans 500 g", 899, 18),
+    ("basil", "Basil pot", 249, 2),
+    ("cheese", "Gouda 200 g", 375, 30),
+    ("tomato", "Vine tomatoes", 199, 60),
+    ("yogurt", "Greek yogurt", 165, 36),
+    ("honey", "Café honey — 250 g", 675, 12),
+]
+
+
+@dataclass
+class Shop:
+    """A served shop: its URL, an HTTP client, a token per role and the CLI's environment."""
+
+    url: str
+    client: httpx.Client
+    tokens: dict[str, str]
+    env: dict[str, str]
+    checkouts: int = 0
+
+    def headers(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def post(self, path: str, body: dict[str, Any], role: str) -> dict[str, Any]:
+        answer = self.client.post(path, json=body, headers=self.headers(role))
+        assert answer.status_code == 201, answer.text
+        result: dict[str, Any] = answer.json()
+        return result
+
+    def checkout(self, till: str, lines: dict[str, int]) -> str:
+        """Rings up a checkout; its receipt token."""
+        self.checkouts += 1
+        body = {
+            "checkout_id": f"c-{self.checkouts}",
+            "till_id": till,
+            "lines": [{"product_id": pid, "quantity": qty} for pid, qty in lines.items()],
+        }
+        receipt: str = self.post("/checkouts", body, "till")["receipt"]["token"]
+        return receipt
+
+    def report(self, receipt: str | None = None) -> dict[str, Any]:
+        params: dict[str, str | float] = (
+            {"wait_for": receipt, "timeout": DEADLINE} if receipt else {}
+        )
+        answer = self.client.get("/report", params=params, headers=self.headers("viewer"))
+        assert answer.status_code == 200, answer.text
+        report: dict[str, Any] = answer.json()
+        if receipt:
+            assert report["freshness"]["waited"] == "reached", report["freshness"]
+        return report
+
+    def row(self, report: dict[str, Any], product_id: str) -> dict[str, Any]:
+        row: dict[str, Any] = next(r for r in report["rows"] if r["product_id"] == product_id)
+        return row
+
+    def settled_processors(self) -> dict[str, Any]:
+        """``GET /processors`` once every processor has caught up with the head."""
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            status: dict[str, Any] = self.client.get(
+                "/processors", headers=self.headers("viewer")
+            ).json()
+            if all(row["lag_events"] == 0 for row in status["processors"]):
+                return status
+            assert time.monotonic() < deadline, status
+            time.sleep(0.05)
+
+    def tillflow(self, *args: str) -> str:
+        done = subprocess.run(
+            [TILLFLOW, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+
+def wait_until_healthy(url: str, server: subprocess.Popen[str], log: Path) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"the server exited: {log.read_text()}"
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError(f"the server did not answer /health in time: {log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
+    """``tillflow serve`` on a free port and a fresh SQLite file, with tokens made by the CLI
+    and the catalog stocked through the API."""
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    directory = tmp_path_factory.mktemp("dashboard")
+    log = directory / "serve.log"
+    env = {
+        **os.environ,
+        "TILLFLOW_DATABASE": str(directory / "shop.db"),
+        "TILLFLOW_PORT": str(port),
+        "TILLFLOW_HOST": "127.0.0.1",
+        "TILLFLOW_LOG_LEVEL": "warning",
+    }
+    url = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=url, timeout=DEADLINE) as client:
+        served = Shop(url, client, {}, env)
+        for role in ("manager", "till", "viewer"):
+            served.tokens[role] = served.tillflow("token", "create", "--role", role, "--name", role)
+        with (
+            log.open("w") as output,
+            subprocess.Popen(
+                [TILLFLOW, "serve"], env=env, stdout=output, stderr=subprocess.STDOUT, text=True
+            ) as server,
+        ):
+            try:
+                wait_until_healthy(url, server, log)
+                for product_id, name, price, delivered in CATALOG:
+                    body = {"product_id": product_id, "name": name, "price": price}
+                    served.post("/catalog", body, "manager")
+                    served.post(
+                        f"/stock/{product_id}/deliveries", {"quantity": delivered}, "manager"
+                    )
+                yield served
+            finally:
+                server.send_signal(signal.SIGTERM)
+                try:
+                    code = server.wait(DEADLINE)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait(DEADLINE)
+                    raise
+        assert code == 0, log.read_text()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+    with sync_playwright() as playwright:
+        yield launch(playwright)
+
+
+def launch(playwright: Playwright) -> Browser:
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=DEADLINE * 1000
+    )
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh tab at laptop size; fails the test on any script error in the page (refused
+    requests are logged by the browser as errors too: the tests check those themselves)."""
+    context = browser.new_context(viewport=LAPTOP)
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    try:
+        yield opened
+    finally:
+        context.close()
+    assert not errors, errors
+
+
+def cell(page: Page, product_id: str, field: str) -> Locator:
+    return page.locator(f'#report tr[data-product="{product_id}"] td[data-field="{field}"]')
+
+
+def total(page: Page, name: str) -> Locator:
+    return page.locator(f'[data-total="{name}"]')
+
+
+def changes(
+    locator: Locator, before: str, after: str, timeout_ms: float = PAGE_DEADLINE_MS
+) -> None:
+    """The text of ``locator`` was ``before`` and becomes ``after`` within the deadline: a
+    page that stopped updating fails here, since ``before`` differs from ``after``."""
+    assert before != after, (before, after)
+    expect(locator).to_have_text(after, timeout=timeout_ms)
+
+
+def money(cents: int) -> str:
+    return f"{cents // 100:,}.{cents % 100:02d}"
+
+
+def open_dashboard(page: Page, shop: Shop) -> None:
+    page.goto(f"{shop.url}/dashboard#token={shop.tokens['viewer']}")
+    expect(page.locator("#connection")).to_have_attribute(
+        "data-state", "live", timeout=PAGE_DEADLINE_MS
+    )
+    expect(page.locator("#report tbody tr")).to_have_count(len(CATALOG), timeout=PAGE_DEADLINE_MS)
+
+
+def ring_up_in_bursts(shop: Shop, page: Page) -> None:
+    """Bursts of checkouts from three tills, each burst seen on the page before the next
+    (so the chart gets samples of changing throughput)."""
+    tills = ("till-1", "till-2", "till-3")
+    head = page.locator('#pipeline [data-processor="reporting"] [data-field="head"]')
+    for burst in range(8):
+        before = cell(page, "bread", "units_sold").inner_text()
+        head_before = head.inner_text()
+        for n in range(2 + burst * 3 % 5):
+            lines = {"bread": 1, "tomato": 1 + n % 3, "apple": 1 + burst % 3}
+            if n % 2:
+                lines |= {"coffee": 1, "eggs": 1}
+            if n % 3 == 0:
+                lines |= {"cheese": 1, "yogurt": 2}
+            receipt = shop.checkout(tills[n % 3], lines)
+        row = shop.row(shop.report(receipt), "bread")
+        changes(cell(page, "bread", "units_sold"), before, str(row["units_sold"]))
+        expect(head).not_to_have_text(head_before, timeout=PAGE_DEADLINE_MS)
+
+
+def pipeline_caught_up(shop: Shop, page: Page) -> None:
+    """Every processor shown caught up with the head the API reports once it settled."""
+    status = shop.settled_processors()
+    head = f"{status['heads']['0']:,}"
+    for processor in ("inventory", "reporting"):
+        item = page.locator(f'#pipeline [data-processor="{processor}"]')
+        expect(item.locator('[data-field="head"]')).to_have_text(head, timeout=PAGE_DEADLINE_MS)
+        expect(item.locator('[data-field="checkpoint"]')).to_have_text(head)
+        expect(item.locator('[data-field="lag_events"]')).to_have_text("0")
+        expect(item).to_have_attribute("data-state", "idle")
+        expect(item.locator(".state-pill")).to_have_text("caught up")
+    expect(
+        page.locator('#pipeline [data-processor="reporting"] [data-field="barrier"]')
+    ).to_contain_text("inventory")
+    expect(page.locator("#freshness")).to_contain_text("up to date")
+
+
+def test_the_dashboard_follows_checkouts_oversells_and_the_pipeline_live(
+    shop: Shop, page: Page
+) -> None:
+    open_dashboard(page, shop)
+    # the token left the URL for this tab's session storage
+    assert page.evaluate("window.location.hash") == ""
+    assert page.evaluate("sessionStorage.getItem('tillflow.token')") == shop.tokens["viewer"]
+    assert page.url == f"{shop.url}/dashboard/"
+
+    sold = cell(page, "apple", "units_sold")
+    before = sold.inner_text()
+    checkouts_before = total(page, "checkouts").inner_text()
+    receipt = shop.checkout("till-1", {"apple": 6, "milk": 2})
+    expected = shop.row(shop.report(receipt), "apple")["units_sold"]
+    changes(sold, before, str(expected))
+    changes(total(page, "checkouts"), checkouts_before, str(shop.checkouts))
+
+    ring_up_in_bursts(shop, page)
+
+    # an oversell: the sale stands, the row shows the shortfall
+    basil = page.locator('#report tr[data-product="basil"]')
+    expect(basil).not_to_have_class(SHORT)
+    short_before = cell(page, "basil", "open_shortfall").inner_text()
+    stock_before = cell(page, "basil", "stock_left").inner_text()
+    receipt = shop.checkout("till-2", {"basil": 5, "honey": 1})
+    row = shop.row(shop.report(receipt), "basil")
+    assert row["open_shortfall"] == 3 and row["stock_left"] == -3, row
+    changes(cell(page, "basil", "open_shortfall"), short_before, "3")
+    changes(cell(page, "basil", "stock_left"), stock_before, "−3")
+    expect(basil).to_have_class(SHORT)
+    expect(total(page, "short_products")).to_have_text("1")
+
+    # figures, money and as-of as the API says
+    report = shop.report(receipt)
+    apple = shop.row(report, "apple")
+    expect(cell(page, "apple", "units_sold")).to_have_text(f"{apple['units_sold']:,}")
+    expect(cell(page, "apple", "revenue")).to_have_text(money(apple["revenue"]))
+    expect(cell(page, "apple", "as_of")).to_have_text(
+        f"v{apple['as_of']['version']} · #{apple['as_of']['position']:,}"
+    )
+    expect(total(page, "revenue")).to_have_text(money(report["totals"]["revenue"]))
+
+    pipeline_caught_up(shop, page)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "dashboard.png")
+
+
+def test_a_refused_or_revoked_token_is_said_plainly(shop: Shop, page: Page) -> None:
+    page.goto(f"{shop.url}/dashboard#token=not-a-token")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "refused")
+    expect(page.locator("#signin-error")).to_contain_text("unknown token")
+    assert page.evaluate("sessionStorage.getItem('tillflow.token')") is None
+
+    secret = shop.tillflow("token", "create", "--role", "viewer", "--name", "leaver")
+    shop.tillflow("token", "revoke", "--name", "leaver")
+    page.locator("#token").fill(secret)
+    page.locator("#signin-form button").click()
+    expect(page.locator("#signin-error")).to_contain_text("'leaver' was revoked")
+
+    page.locator("#token").fill(shop.tokens["till"])
+    page.locator("#signin-form button").click()
+    expect(page.locator("#signin-error")).to_contain_text("may not follow the report")
+
+    page.locator("#token").fill(shop.tokens["viewer"])
+    page.locator("#signin-form button").click()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(page.locator("#signin")).to_be_hidden()
+
+
+def test_the_checks_fail_on_a_page_that_stopped_updating(shop: Shop, page: Page) -> None:
+    """Negative control: the live stream is replaced by a frozen copy of the report (the
+    page reconnects and gets the same old figures again): :func:`changes` must fail."""
+    frozen = shop.report()
+    body = f"event: report\ndata: {json.dumps({'full': True, **frozen})}\n\n"
+    page.route(
+        "**/events/report*",
+        lambda route: route.fulfill(
+            status=200, headers={"Content-Type": "text/event-stream"}, body=body
+        ),
+    )
+    page.goto(f"{shop.url}/dashboard#token={shop.tokens['viewer']}")
+    sold = cell(page, "milk", "units_sold")
+    before = f"{shop.row(frozen, 'milk')['units_sold']:,}"
+    expect(sold).to_have_text(before, timeout=PAGE_DEADLINE_MS)
+    receipt = shop.checkout("till-3", {"milk": 4})
+    after = shop.row(shop.report(receipt), "milk")["units_sold"]
+    with pytest.raises(AssertionError):
+        changes(sold, before, f"{after:,}", timeout_ms=3000)
