@@ -1,17 +1,21 @@
-"""``python -m bench``: run every case (or one group, ``--only engine|shop``), print the
-table, optionally write JSON."""
+"""``python -m bench``: run every case (or some groups, ``--only engine|shop|contenders|
+scaling``), print the tables, optionally write JSON and the Markdown section of
+``docs/BENCHMARKS.md``."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import platform
+import shlex
 import sqlite3
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +23,30 @@ import psutil
 from rich.console import Console
 
 from bench.cases import CASES, FULL, QUICK, Context, Sizes
-from bench.report import CaseResult, render, write_json
+from bench.contenders import CONTENDER_CASES, SCALING_CASES
+from bench.report import CaseResult, cases_grid, render, write_json, write_markdown
 from bench.shop_cases import SHOP_CASES
 
 MIN_REPEATS = 3
 
 Case = Callable[[Context], CaseResult | list[CaseResult]]
-GROUPS: dict[str, Sequence[Case]] = {"engine": CASES, "shop": SHOP_CASES}
-"""The engine against plain SQLite (cases 1–4), the whole shop (cases 5–8)."""
+GROUPS: dict[str, Sequence[Case]] = {
+    "engine": CASES,
+    "shop": SHOP_CASES,
+    "contenders": CONTENDER_CASES,
+    "scaling": SCALING_CASES,
+}
+"""The engine against plain SQLite (cases 1–4), the whole shop (cases 5–8), the shop
+against the ``eventsourcing`` library and the machine's limits (9–10), scaling (11)."""
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description=(
-            "The tillflow engine against plain SQLite, and the whole shop on SQLite, "
-            "measured in the same run."
+            "The tillflow engine against plain SQLite, the whole shop on SQLite, and the "
+            "point-of-sale workload against the eventsourcing library and this machine's "
+            "limits, measured in the same run."
         ),
     )
     parser.add_argument(
@@ -48,6 +60,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--repeats", type=int, default=MIN_REPEATS, help="runs per case (medians; default 3)"
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results here")
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="PATH",
+        help="also write the tables into PATH's generated section (docs/BENCHMARKS.md)",
+    )
     parser.add_argument(
         "--dir", type=Path, metavar="DIR", help="where the temporary databases go (a disk)"
     )
@@ -75,6 +93,32 @@ def _filesystem(directory: Path) -> str:
         if inside and len(mount) > len(best[0]):
             best = (mount, partition.fstype)
     return best[1]
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as lines:
+            for line in lines:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "ram": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
+    }
 
 
 def _run(case: Case, context: Context) -> list[CaseResult]:
@@ -109,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         errors.print(f"[dim]… {message}[/dim]")
 
     context = Context(sizes, arguments.repeats, directory, progress)
-    load_before = os.getloadavg()[0]
+    load_before = list(os.getloadavg())
+    started_at = datetime.now().astimezone()
     started = time.perf_counter()
     groups = arguments.only or list(GROUPS)
     results = [
@@ -119,23 +164,42 @@ def main(argv: list[str] | None = None) -> int:
         for case in cases
         for row in _run(case, context)
     ]
+    load_after = list(os.getloadavg())
     meta: dict[str, Any] = {
+        "started": started_at.isoformat(timespec="seconds"),
+        "command": shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)]),
         "mode": "quick" if arguments.quick else "full",
         "groups": [group for group in GROUPS if group in groups],
         "repeats": arguments.repeats,
         "scale": arguments.scale,
         "sizes": asdict(sizes),
         "cpus": os.cpu_count(),
+        "machine": _machine(),
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
+        "versions": {
+            "Python": platform.python_version(),
+            "SQLite": sqlite3.sqlite_version,
+            "tillflow": _version("tillflow"),
+            "eventsourcing": _version("eventsourcing"),
+            "msgspec": _version("msgspec"),
+        },
         "directory": str(where),
         "filesystem": _filesystem(where),
-        "load_average": {"before": load_before, "after": os.getloadavg()[0]},
+        "load_average": {
+            "before": load_before[0],
+            "after": load_after[0],
+            "before_all": load_before,
+            "after_all": load_after,
+        },
         "seconds": time.perf_counter() - started,
     }
-    render(console, results, meta)
+    grids = [cases_grid(results, meta), *context.tables.values()]
+    render(console, grids)
     if arguments.json is not None:
-        write_json(arguments.json, results, meta)
+        write_json(arguments.json, results, meta, context.tables_data)
+    if arguments.markdown is not None:
+        write_markdown(arguments.markdown, grids, meta)
     return 1 if arguments.check and not all(result.passed for result in results) else 0
 
 

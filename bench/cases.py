@@ -9,12 +9,12 @@ import statistics
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from bench import engine, limits, raw
-from bench.report import CaseResult, mib, rate
+from bench.report import CaseResult, Grid, mib, rate
 
 APPEND_RATIO_TARGET: Final = 0.5
 GROUP_COMMIT_TARGET: Final = 4.0
@@ -50,6 +50,20 @@ class Sizes:
     """Cases 7 and 8: checkouts of the one long run..."""
     shop_segments: int
     """...timed in this many segments."""
+    contender_checkouts: int
+    """Cases 9–10: checkouts per run of tillflow and of the bare loops..."""
+    peer_checkouts: int
+    """...of the ``eventsourcing`` library in memory (POPO)..."""
+    peer_sqlite_checkouts: int
+    """...and on SQLite (it runs ~100× slower)."""
+    contender_latency_seconds: float
+    """Cases 9–10: an open-loop phase this long after each throughput run."""
+    stall_seconds: float
+    """A contender whose followers make no progress this long has stalled."""
+    scaling: tuple[int, ...]
+    """Case 11: tillflow runs of these many checkouts (one run each)..."""
+    peer_scaling: tuple[int, ...]
+    """...and the peer's (where it finishes in reasonable time)."""
 
     def scaled(self, factor: float) -> Sizes:
         """Every count times ``factor`` (at least 1); batch size, writers, the latency
@@ -68,6 +82,12 @@ class Sizes:
             shop_checkouts=scale(self.shop_checkouts),
             shop_latency_seconds=self.shop_latency_seconds * factor,
             shop_memory_checkouts=max(self.shop_segments, scale(self.shop_memory_checkouts)),
+            contender_checkouts=scale(self.contender_checkouts),
+            peer_checkouts=scale(self.peer_checkouts),
+            peer_sqlite_checkouts=scale(self.peer_sqlite_checkouts),
+            contender_latency_seconds=self.contender_latency_seconds * factor,
+            scaling=tuple(scale(count) for count in self.scaling),
+            peer_scaling=tuple(scale(count) for count in self.peer_scaling),
         )
 
 
@@ -84,6 +104,13 @@ FULL: Final = Sizes(
     shop_latency_seconds=20.0,
     shop_memory_checkouts=1_000_000,
     shop_segments=10,
+    contender_checkouts=100_000,
+    peer_checkouts=5_000,
+    peer_sqlite_checkouts=2_000,
+    contender_latency_seconds=5.0,
+    stall_seconds=10.0,
+    scaling=(10_000, 100_000, 1_000_000),
+    peer_scaling=(10_000,),
 )
 QUICK: Final = Sizes(
     batches=20,
@@ -93,15 +120,23 @@ QUICK: Final = Sizes(
     single_commits=300,
     chain_events=30_000,
     memory_events=1_000_000,
-    shop_checkouts=20_000,
+    shop_checkouts=10_000,
     shop_latency_rate=1_000.0,
-    shop_latency_seconds=3.0,
-    shop_memory_checkouts=100_000,
+    shop_latency_seconds=2.0,
+    shop_memory_checkouts=50_000,
     shop_segments=10,
+    contender_checkouts=5_000,
+    peer_checkouts=150,
+    peer_sqlite_checkouts=60,
+    contender_latency_seconds=0.3,
+    stall_seconds=5.0,
+    scaling=(2_000, 10_000),
+    peer_scaling=(),
 )
 """The memory case needs about a million events even here: the store's SQLite page cache
 (64 MiB per connection) keeps growing with the database until ~400k events, which a shorter
-run would show as per-event growth."""
+run would show as per-event growth. The shop's and the contenders' sizes are small enough
+for every group together to finish in about a minute: a smoke test, not a measurement."""
 
 
 @contextmanager
@@ -127,6 +162,10 @@ class Context:
     progress: Progress
     raw_batched: float = 0.0
     """Case 1's reference (median rows/s), reused by cases 3 and 5."""
+    tables: dict[str, Grid] = field(default_factory=dict)
+    """Tables besides the cases' (the contenders', the scaling), by name."""
+    tables_data: dict[str, Any] = field(default_factory=dict)
+    """Their raw figures, for the JSON."""
 
 
 def batched_appends(context: Context) -> CaseResult:

@@ -48,6 +48,7 @@ from bench.probes import CountingStore, Memory, cpu_spent, memory_now, thread_cp
 from tillflow.engine import (
     DrainTimeout,
     EventStore,
+    MemoryEventStore,
     ProcessorStopped,
     Receipt,
     Runtime,
@@ -292,7 +293,7 @@ class ThreadTills:
 
     kind = "one process"
 
-    def __init__(self, store: SqliteEventStore, seed: int, batch_size: int = BATCH) -> None:
+    def __init__(self, store: EventStore, seed: int, batch_size: int = BATCH) -> None:
         self.store = store
         self.tills = Tills(store, seed, batch_size)
         self._segments: asyncio.Queue[SegmentFacts | BaseException] = asyncio.Queue()
@@ -315,7 +316,7 @@ class ThreadTills:
                     segment,
                     window,
                     put,
-                    lambda: self.store.writer_statistics()["batches"],
+                    lambda: writer_statistics(self.store).get("batches", 0),
                 )
             except BaseException as error:
                 put(error)
@@ -343,12 +344,17 @@ class ThreadTills:
             await asyncio.to_thread(self._thread.join, 60.0)
 
 
-def process_facts(store: SqliteEventStore) -> dict[str, Any]:
+def writer_statistics(store: EventStore) -> dict[str, int]:
+    """The SQLite writer's counters (``batches``: transactions); none for memory."""
+    return store.writer_statistics() if isinstance(store, SqliteEventStore) else {}
+
+
+def process_facts(store: EventStore) -> dict[str, Any]:
     """This process's memory, CPU by thread, writer statistics (and statements, counted)."""
     facts: dict[str, Any] = {
         "rss": memory_now().rss,
         "cpu": thread_cpu(),
-        "writer": store.writer_statistics(),
+        "writer": writer_statistics(store),
     }
     if isinstance(store, CountingStore):
         facts["statements"] = dict(store.statements)
@@ -511,6 +517,8 @@ class ShopRun:
     ``"role: kind"`` → count."""
     start_memory: Memory | None = None
     tills_rss: int = 0
+    report: dict[str, Any] = field(default_factory=dict)
+    """The report at the end (:func:`final_report`), for checks beyond :func:`verify`."""
 
     @property
     def checkouts(self) -> int:
@@ -577,7 +585,20 @@ async def _settle_seeding(runtime: Runtime, seeded: int) -> None:
     await runtime.drain(timeout=60.0)
 
 
-async def verify(store: SqliteEventStore, tills: TillsHandle) -> list[str]:
+def final_report(store: EventStore) -> dict[str, Any]:
+    """The report's figures in plain data: ``products`` (id → units sold, revenue, stock
+    left), ``checkouts``, ``revenue`` (the shape of :class:`bench.pos.PosReport`)."""
+    with store.snapshot():
+        rows = read_rows(store, REPORT_VIEWS)
+        totals = read_totals(store, REPORT_VIEWS)
+    return {
+        "products": {row.product_id: [row.units_sold, row.revenue, row.stock_left] for row in rows},
+        "checkouts": totals.checkouts,
+        "revenue": totals.revenue,
+    }
+
+
+async def verify(store: EventStore, tills: TillsHandle) -> list[str]:
     """The consistent-cut audit of the report, then the truth (empty: all true)."""
     problems = [f"audit: {problem}" for problem in ConsistentCutAudit(REPORT_VIEWS)(store)]
     problems += [f"truth: {problem}" for problem in await tills.violations()]
@@ -587,16 +608,16 @@ async def verify(store: SqliteEventStore, tills: TillsHandle) -> list[str]:
 class _Timed:
     """The shop process's and the tills' counters at the start of the timed part."""
 
-    def __init__(self, store: SqliteEventStore, runtime: Runtime, tills: dict[str, Any]) -> None:
+    def __init__(self, store: EventStore, runtime: Runtime, tills: dict[str, Any]) -> None:
         self.head = store.head(0)
         self.processors = _counters(runtime)
-        self.writer = store.writer_statistics()
+        self.writer = writer_statistics(store)
         self.cpu = thread_cpu()
         self.statements = dict(store.statements) if isinstance(store, CountingStore) else {}
         self.tills = tills
 
     def finish(
-        self, run: ShopRun, store: SqliteEventStore, runtime: Runtime, tills: dict[str, Any]
+        self, run: ShopRun, store: EventStore, runtime: Runtime, tills: dict[str, Any]
     ) -> None:
         run.cpu["shop"] = cpu_spent(self.cpu, thread_cpu())
         run.events = store.head(0) - self.head
@@ -604,7 +625,7 @@ class _Timed:
             name: _minus(values, self.processors.get(name, {}))
             for name, values in _counters(runtime).items()
         }
-        run.writer = _minus(store.writer_statistics(), self.writer)
+        run.writer = _minus(writer_statistics(store), self.writer)
         if isinstance(store, CountingStore):
             run.statements["shop"] = _statements(dict(store.statements), self.statements)
         if tills:
@@ -625,6 +646,8 @@ async def run_shop(
     window: int | None = WINDOW,
     timeout: float | None = None,
     store_type: type[SqliteEventStore] = SqliteEventStore,
+    memory: bool = False,
+    on_segment: Callable[[int, int], None] | None = None,
 ) -> ShopRun:
     """Seed the shop, then time ``checkouts`` checkouts from the first append until the
     report reflects the last (``runtime.wait_for(receipt, ["reporting"])``), in
@@ -633,11 +656,19 @@ async def run_shop(
 
     ``separate``: the tills run in their own OS process (:class:`ProcessTills`), else in a
     thread of this one (:class:`ThreadTills`). ``store_type``: :class:`CountingStore` to
-    count statements (both processes).
+    count statements (both processes). ``memory``: a :class:`MemoryEventStore` instead
+    (``path`` unused; the tills in a thread). ``on_segment(done, checkouts)`` after each
+    segment is in the report (progress).
     """
+    if memory and separate:
+        raise ValueError("a memory store cannot be shared with a 2nd process")
     segment = -(-checkouts // segments)
     wait = timeout if timeout is not None else max(60.0, segment / 1_000)
-    store = store_type(path, durability="full", registry=REGISTRY)
+    store: EventStore = (
+        MemoryEventStore(registry=REGISTRY)
+        if memory
+        else store_type(path, durability="full", registry=REGISTRY)
+    )
     tills: TillsHandle = (
         ProcessTills(path, seed, batch_size, store_type)
         if separate
@@ -667,6 +698,8 @@ async def run_shop(
                     now = time.perf_counter()
                     run.segments.append(Segment(facts, now - mark, memory_now()))
                     mark = now
+                    if on_segment is not None:
+                        on_segment(run.checkouts, checkouts)
                 timed.finish(run, store, runtime, await tills.facts())
                 if run.status == "ok":
                     await runtime.drain(timeout=wait)
@@ -678,6 +711,7 @@ async def run_shop(
                 run.status, run.detail = "failed", _describe(error)
         if run.status == "ok":
             problems = await verify(store, tills)
+            run.report = final_report(store)
             if problems:
                 run.status = "wrong"
                 run.detail = f"{len(problems)} problems: " + "; ".join(problems[:3])
@@ -859,23 +893,34 @@ async def _open_loop(
 
 
 async def run_latency(
-    path: Path, rate: float, seconds: float, *, seed: int = 1, timeout: float = 30.0
+    path: Path,
+    rate: float,
+    seconds: float,
+    *,
+    seed: int = 1,
+    timeout: float = 30.0,
+    memory: bool = False,
 ) -> LatencyRun:
     """An open-loop load: checkout *i* is scheduled at ``start + i / rate`` and sent then
     (``SaleService.checkout_async``, one task each) however long earlier ones take, so a
     slow moment delays no later send and is paid for by every checkout it held up
     (no coordinated omission). Each latency runs from the scheduled time to the moment
     :class:`Reflections` observed the processor's durable checkpoint at or past the
-    receipt's position. Tills and shop share this process and its store."""
+    receipt's position. Tills and shop share this process and its store (``memory``: a
+    :class:`MemoryEventStore`, ``path`` unused)."""
     count = max(1, round(rate * seconds))
-    store = SqliteEventStore(path, durability="full", registry=REGISTRY)
+    store: EventStore = (
+        MemoryEventStore(registry=REGISTRY)
+        if memory
+        else SqliteEventStore(path, durability="full", registry=REGISTRY)
+    )
     tills = Tills(store, seed)
     run = LatencyRun(rate)
     try:
         async with tills.shop.runtime() as runtime:
             try:
                 await _settle_seeding(runtime, await asyncio.to_thread(tills.seed))
-                counters, writer = _counters(runtime), store.writer_statistics()
+                counters, writer = _counters(runtime), writer_statistics(store)
                 reflections = Reflections(store, count, asyncio.get_running_loop())
                 remove = store.add_commit_listener(reflections.on_commit)
                 poller = asyncio.create_task(reflections.poll())
@@ -895,7 +940,7 @@ async def run_latency(
                     name: _minus(values, counters.get(name, {}))
                     for name, values in _counters(runtime).items()
                 }
-                run.writer = _minus(store.writer_statistics(), writer)
+                run.writer = _minus(writer_statistics(store), writer)
                 if run.status == "ok":
                     await runtime.drain(timeout=timeout)
                     run.append, run.inventory, run.report = [
