@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -98,9 +100,15 @@ async def test_with_processors_elsewhere_a_wait_times_out_and_says_so(tmp_path: 
 
 async def test_processors_show_checkpoint_head_lag_barrier_and_state(shop: Api) -> None:
     await shop.settled_heads()
-    response = await shop.get("/processors")
-    assert response.status_code == 200
-    body = response.json()
+    deadline = time.monotonic() + 5
+    while True:  # a processor turns idle at its next look after the drain
+        response = await shop.get("/processors")
+        assert response.status_code == 200
+        body = response.json()
+        if {row["state"] for row in body["processors"]} == {"idle"}:
+            break
+        assert time.monotonic() < deadline, body
+        await asyncio.sleep(0.01)
     head = body["heads"]["0"]
     rows = {row["processor"]: row for row in body["processors"]}
     assert list(rows) == ["inventory", "reporting"]

@@ -22,7 +22,7 @@ from tillflow.engine import EventStore
 from tillflow.http import catalog, checkouts, events, problems, processors, report, stock
 from tillflow.http.limits import DEFAULT_LIMIT, BodyLimit
 from tillflow.http.metrics import Metrics, RequestMetrics
-from tillflow.http.problems import MEDIA_TYPE, FieldError, Problem
+from tillflow.http.problems import MEDIA_TYPE, FieldError, Problem, problem_response
 from tillflow.http.services import Services
 from tillflow.http.watch import ReportWatch
 from tillflow.sale.service import Clock, utc_now
@@ -63,6 +63,8 @@ class TillflowAPI(FastAPI):
             components[model.__name__] = found
         for path in schema.get("paths", {}).values():
             for operation in path.values():
+                # any request may be one the server cannot parse (framing headers, methods)
+                operation.setdefault("responses", {}).setdefault("400", problem_response(400))
                 for status, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     if str(status).startswith(("4", "5")) and MEDIA_TYPE in content:

@@ -119,17 +119,21 @@ def problem(
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries documenting problem documents for ``statuses``."""
-    return {
-        status: {
-            "description": DESCRIPTIONS[status],
-            "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for status in statuses
-    }
+    return {status: problem_response(status) for status in statuses}
+
+
+def problem_response(status: int) -> dict[str, Any]:
+    """The OpenAPI response object of a problem document with ``status``. A 400 may also
+    come from the HTTP server itself, as plain text, for a request it cannot parse."""
+    content: dict[str, Any] = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    if status == 400:
+        content["text/plain"] = {"schema": {"type": "string"}}
+    return {"description": DESCRIPTIONS[status], "content": content}
 
 
 DESCRIPTIONS: Final = {
-    400: "The body is not valid JSON.",
+    400: "A request that cannot be parsed: JSON that is not valid (a problem document), or "
+    "HTTP the server itself cannot parse (plain text: bad framing headers, unknown methods).",
     401: "No token, or a token that is unknown or revoked.",
     403: "The token's role may not do this.",
     404: "Nothing at this path (or the product or checkout it names does not exist).",
