@@ -13,6 +13,8 @@ error                                          status  type (``urn:tillflow:prob
 body that is not JSON                          400     ``malformed-json``
 body that cannot be read (e.g. a number with   400     ``bad-request``
 more than 4,300 digits), bad Content-Length
+(HTTP the server cannot parse at all gets the
+server's own plain-text 400)
 missing / invalid / revoked token              401     ``unauthenticated``
 a role acting outside its rights               403     ``forbidden``
 unknown route; unknown product or checkout     404     ``not-found``, ``unknown-product``,
@@ -25,7 +27,8 @@ too many concurrent writers, retries exhausted 409     ``concurrency-conflict``
 body over the size limit                       413     ``body-too-large``
 body not sent as ``application/json``          415     ``unsupported-media-type``
 a field the shop cannot accept (wrong type,    422     ``invalid-field``
-missing, unknown, out of range, bad name);
+missing, unknown, out of range, bad name), an
+unknown query parameter;
 unknown or discontinued product in the body            ``unknown-product``,
                                                        ``product-discontinued``
 return of more than was bought                 422     ``return-exceeds-purchase``
@@ -34,7 +37,8 @@ the store is closing                           503     ``unavailable``
 
 Rule for things that do not exist: named in the URL path → 404 (the resource is not
 there); named in the body → 422 (the request refers to something unusable).
-Problem documents never echo the input's values, only field names and reasons.
+Problem documents name fields and reasons; they quote only ids that passed validation,
+never raw input, and are rendered as ASCII JSON, so no input can make one fail to render.
 """
 
 from __future__ import annotations
@@ -333,7 +337,7 @@ async def _http_error(request: Request, error: Exception) -> Response:
     slug, title = _HTTP.get(error.status_code, ("http-error", "HTTP error"))
     detail = error.detail if isinstance(error.detail, str) else title
     if error.status_code == 404 and detail == "Not Found":
-        detail = f"nothing at {request.method} {request.url.path}"
+        detail = "nothing at this path; the routes are listed at /docs"
     headers = dict(error.headers or {})
     if error.status_code == 405:
         headers["Allow"] = _allowed(request) or headers.get("Allow", "")
