@@ -48,8 +48,8 @@ async def test_a_checkout_answers_201_with_the_sale_as_recorded_and_its_receipt(
     }
     assert body["receipt"]["streams"] == {"checkout-c-1": 1}
     [position] = body["receipt"]["positions"].values()
-    [recorded] = shop.store.read(0, position - 1, position)
-    assert (recorded.stream, recorded.type) == ("checkout-c-1", "CheckedOut")
+    [event] = shop.store.read(0, position - 1, position)
+    assert (event.stream, event.type) == ("checkout-c-1", "CheckedOut")
     assert isinstance(body["receipt"]["token"], str)
     recorded = await shop.get("/checkouts/c-1", role=Role.TILL)
     assert recorded.json() == {"checkout": body["checkout"], "returns": []}
