@@ -1,5 +1,5 @@
 """``python -m bench``: run every case (or some groups, ``--only engine|shop|contenders|
-scaling``), print the tables, optionally write JSON and the Markdown section of
+scaling|http``), print the tables, optionally write JSON and the Markdown section of
 ``docs/BENCHMARKS.md``."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from rich.console import Console
 
 from bench.cases import CASES, FULL, QUICK, Context, Sizes
 from bench.contenders import CONTENDER_CASES, SCALING_CASES
+from bench.http_load import HTTP_CASES
 from bench.report import CaseResult, cases_grid, render, write_json, write_markdown
 from bench.shop_cases import SHOP_CASES
 
@@ -35,9 +36,11 @@ GROUPS: dict[str, Sequence[Case]] = {
     "shop": SHOP_CASES,
     "contenders": CONTENDER_CASES,
     "scaling": SCALING_CASES,
+    "http": HTTP_CASES,
 }
 """The engine against plain SQLite (cases 1–4), the whole shop (cases 5–8), the shop
-against the ``eventsourcing`` library and the machine's limits (9–10), scaling (11)."""
+against the ``eventsourcing`` library and the machine's limits (9–10), scaling (11),
+checkouts through a real ``tillflow serve`` over HTTP (12–13)."""
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:

@@ -64,6 +64,12 @@ class Sizes:
     """Case 11: tillflow runs of these many checkouts (one run each)..."""
     peer_scaling: tuple[int, ...]
     """...and the peer's (where it finishes in reasonable time)."""
+    http_clients: int = 64
+    """Case 12: concurrent keep-alive connections of the closed loop over HTTP..."""
+    http_seconds: float = 5.0
+    """...for this long; case 13: the open loop over HTTP..."""
+    http_latency_seconds: float = 10.0
+    """...for this long."""
 
     def scaled(self, factor: float) -> Sizes:
         """Every count times ``factor`` (at least 1); batch size, writers, the latency
@@ -88,6 +94,8 @@ class Sizes:
             contender_latency_seconds=self.contender_latency_seconds * factor,
             scaling=tuple(scale(count) for count in self.scaling),
             peer_scaling=tuple(scale(count) for count in self.peer_scaling),
+            http_seconds=self.http_seconds * factor,
+            http_latency_seconds=self.http_latency_seconds * factor,
         )
 
 
@@ -132,6 +140,8 @@ QUICK: Final = Sizes(
     stall_seconds=5.0,
     scaling=(2_000, 10_000),
     peer_scaling=(),
+    http_seconds=2.0,
+    http_latency_seconds=2.0,
 )
 """The memory case needs about a million events even here: the store's SQLite page cache
 (64 MiB per connection) keeps growing with the database until ~400k events, which a shorter
