@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Final
 
 import anyio
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -51,10 +51,10 @@ class ReportChange(BaseModel):
 
 
 async def report_stream(
-    services: Services, request: Request, stopping: anyio.Event
+    services: Services, stopping: anyio.Event
 ) -> AsyncIterator[ServerSentEvent]:
-    """The messages of one subscriber, until it goes away or the server stops (then a last
-    ``event: shutdown``, and the stream ends cleanly)."""
+    """The messages of one subscriber, until it goes away (the response cancels this) or
+    the server stops (then a last ``event: shutdown``, and the stream ends cleanly)."""
     sent: dict[str, ProductRowOut] = {}
     generation = services.watch.generation
     last_processors = 0.0
@@ -74,8 +74,6 @@ async def report_stream(
             yield ServerSentEvent(
                 data=processors_out(services).model_dump_json(), event="processors"
             )
-        if await request.is_disconnected():
-            return
         await asyncio.sleep(REPORT_INTERVAL)  # a rate limit: merge changes in between
         deadline = last_processors + PROCESSORS_INTERVAL
         while not stopping.is_set() and (left := deadline - time.monotonic()) > 0:
@@ -103,7 +101,6 @@ SSE_RESPONSE: Final[dict[int | str, dict[str, Any]]] = {
     response_class=EventSourceResponse,
 )
 async def follow_report(
-    request: Request,
     services: ServicesDep,
     access_token: Annotated[
         str | None,
@@ -112,7 +109,7 @@ async def follow_report(
 ) -> EventSourceResponse:
     stopping = anyio.Event()
     return EventSourceResponse(
-        report_stream(services, request, stopping),
+        report_stream(services, stopping),
         ping=PING,
         shutdown_event=stopping,
         shutdown_grace_period=SHUTDOWN_GRACE,
