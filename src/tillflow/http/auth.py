@@ -29,7 +29,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
-from tillflow.http.services import services
+from tillflow.http.services import services_of
 from tillflow.tokens import Role
 
 BEARER: Final = HTTPBearer(
@@ -90,7 +90,7 @@ class RoleGuard:
             raise _unauthenticated("a bearer token is required (Authorization: Bearer …)", False)
         if len(secret) > MOST_TOKEN_LENGTH:
             raise _unauthenticated("unknown token", True)
-        token = services(request).tokens.authenticate(secret)
+        token = services_of(request).tokens.authenticate(secret)
         if token is None:
             raise _unauthenticated("unknown token", True)
         if not token.active:

@@ -211,12 +211,9 @@ async def checkout(
 ) -> CheckoutRecorded:
     checkout_id = _key("checkout_id", body.checkout_id, idempotency_key)
     command = Checkout(checkout_id, body.till_id, _lines(body.lines), body.at)
-    receipt = await services.shop.sale.checkout_async(command)
+    receipt, recorded = await services.shop.sale.checkout_recorded_async(command)
     services.metrics.latency.appended(receipt)
-    [recorded] = services.store.read_stream(checkout_stream(checkout_id), 0, 1)
-    return CheckoutRecorded(
-        checkout=CheckedOutOut.of(recorded.decode(CheckedOut)), receipt=ReceiptOut.of(receipt)
-    )
+    return CheckoutRecorded(checkout=CheckedOutOut.of(recorded), receipt=ReceiptOut.of(receipt))
 
 
 @router.get(

@@ -29,12 +29,17 @@ class Services:
         return self.shop.store
 
 
-def services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     """The app's services (set by its lifespan)."""
     found = getattr(request.app.state, "services", None)
     if not isinstance(found, Services):  # pragma: no cover - only before start-up
         raise RuntimeError("the app is not started: run it under its lifespan")
     return found
+
+
+async def services(request: Request) -> Services:
+    """The dependency: ``async`` so that FastAPI does not hop to a worker thread for it."""
+    return services_of(request)
 
 
 ServicesDep = Annotated[Services, Depends(services)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import msgspec
@@ -29,6 +30,7 @@ class Catalog:
 
     version: int = 0
     products: dict[str, Product] = field(default_factory=dict)
+    looked_at: float = -1e9
 
     def apply(self, event: RecordedEvent) -> None:
         """Fold one catalog event in (events must come in version order)."""
@@ -56,4 +58,5 @@ class Catalog:
         when nothing changed."""
         for event in store.read_stream(CATALOG_STREAM, after_version=self.version):
             self.apply(event)
+        self.looked_at = time.monotonic()
         return self

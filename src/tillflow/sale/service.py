@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -48,6 +49,9 @@ from tillflow.sale.events import (
 
 Clock = Callable[[], datetime]
 CATALOG_RETRIES = 20
+CATALOG_FRESH_FOR = 0.2
+"""Seconds a checkout may be priced from the cached catalog (another process's reprice
+or discontinuation counts within this; changes through this service at once)."""
 
 
 def utc_now() -> datetime:
@@ -71,6 +75,17 @@ class SaleService:
     def catalog(self) -> Catalog:
         """The catalog as of now."""
         return self._catalog.refresh(self.store)
+
+    def _catalog_for(self, command: Checkout) -> Catalog:
+        """The catalog to price ``command`` with: re-read at most every
+        ``CATALOG_FRESH_FOR`` seconds (changes made through this service count at once),
+        and at once when the command names a product it does not know."""
+        catalog = self._catalog
+        if time.monotonic() - catalog.looked_at >= CATALOG_FRESH_FOR or any(
+            line.product_id not in catalog.products for line in command.lines
+        ):
+            catalog.refresh(self.store)
+        return catalog
 
     # -- catalog ---------------------------------------------------------------------------
 
@@ -116,12 +131,19 @@ class SaleService:
 
     async def checkout_async(self, command: Checkout) -> Receipt:
         """:meth:`checkout` without blocking the event loop (appends share commits)."""
-        event = checkout_event(decisions.decide_checkout(self.catalog(), command, self.clock()))
+        receipt, _ = await self.checkout_recorded_async(command)
+        return receipt
+
+    async def checkout_recorded_async(self, command: Checkout) -> tuple[Receipt, CheckedOut]:
+        """:meth:`checkout_async`, also returning the checkout as recorded (for a retry: as
+        it was first recorded, whatever the catalog says now)."""
+        decided = decisions.decide_checkout(self._catalog_for(command), command, self.clock())
         stream = checkout_stream(command.checkout_id)
         try:
-            return await self.store.append_async(stream, [event], NO_STREAM)
+            receipt = await self.store.append_async(stream, [checkout_event(decided)], NO_STREAM)
         except (ConcurrencyConflict, EventIdReused):
-            return self._repeat(command)
+            return self._repeat_recorded(command)
+        return receipt, decided
 
     def checkout_many(self, commands: Sequence[Checkout]) -> list[Receipt | TillflowError]:
         """Several checkouts sharing transactions; per command its receipt or its refusal."""
@@ -153,11 +175,15 @@ class SaleService:
         return results
 
     def _repeat(self, command: Checkout) -> Receipt:
+        return self._repeat_recorded(command)[0]
+
+    def _repeat_recorded(self, command: Checkout) -> tuple[Receipt, CheckedOut]:
         history = self.store.read_stream(checkout_stream(command.checkout_id), 0, 1)
         if not history:  # pragma: no cover - the conflict said the stream exists
             raise UnknownCheckout(command.checkout_id)
-        decisions.same_checkout(history[0].decode(CheckedOut), command)
-        return receipt_of(history)
+        recorded = history[0].decode(CheckedOut)
+        decisions.same_checkout(recorded, command)
+        return receipt_of(history), recorded
 
     # -- returns ---------------------------------------------------------------------------
 
