@@ -33,7 +33,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -117,6 +117,9 @@ class Spec:
     batches: int = 0
     batch_size: int = 0
     single_commits: int = 0
+    latency_only: bool = False
+    """tillflow: only the open-loop run (its own fresh process, after the throughput run's,
+    so that neither run's heap weighs on the other)."""
 
     @property
     def timeout(self) -> float:
@@ -201,6 +204,8 @@ def _cpu() -> float:
 
 
 def _tillflow(spec: Spec, progress: Progress) -> Outcome:
+    if spec.latency_only:
+        return _tillflow_latency(spec, progress)
     memory = spec.key == "tillflow-memory"
     separate = spec.key == "tillflow-sqlite-2"
     label = BY_KEY[spec.key].label
@@ -230,21 +235,49 @@ def _tillflow(spec: Spec, progress: Progress) -> Outcome:
         report=run.report or None,
         segments=[(segment.tills.checkouts, segment.seconds) for segment in run.segments],
     )
-    if run.status != "ok" or separate or not (spec.latency_rate and spec.latency_seconds):
-        return outcome
+    return outcome
+
+
+def _tillflow_latency(spec: Spec, progress: Progress) -> Outcome:
+    """The open-loop run (:func:`bench.shop.run_latency`, tills and shop in one process:
+    receipts come back to the sender's event loop)."""
+    label = BY_KEY[spec.key].label
     progress(f"{label}: open loop at {spec.latency_rate:,.0f}/s for {spec.latency_seconds:g}s")
     with _scratch(spec.directory) as directory:
         latency = asyncio.run(
             run_latency(
-                directory / "latency.db", spec.latency_rate, spec.latency_seconds, memory=memory
+                directory / "latency.db",
+                spec.latency_rate,
+                spec.latency_seconds,
+                memory=spec.key == "tillflow-memory",
             )
         )
-    outcome.latency_rate = spec.latency_rate
-    if latency.status != "ok":
-        outcome.status = latency.status
-        outcome.detail = f"open-loop run: {latency.detail}"
-    else:
+    outcome = Outcome(spec.key, latency.status, latency.detail, latency_rate=spec.latency_rate)
+    if latency.status == "ok":
         outcome.latency = latency.report
+    else:
+        outcome.detail = f"open-loop run: {latency.detail}"
+    return outcome
+
+
+LATENCY_APART: Final = ("tillflow-memory", "tillflow-sqlite-1")
+"""tillflow's contenders whose open-loop run is a process of its own (the tills in a 2nd
+process have none: an open loop needs the receipts in the sender's event loop)."""
+
+
+def run_contender(spec: Spec, progress: Progress) -> Outcome:
+    """One run of a contender: its process, and for tillflow a 2nd one for the open loop
+    (one outcome: the latencies, the larger peak RSS, the first problem)."""
+    if spec.key not in LATENCY_APART or not (spec.latency_rate and spec.latency_seconds):
+        return run_isolated(spec, progress)
+    outcome = run_isolated(replace(spec, latency_seconds=0.0), progress)
+    if outcome.status != "ok":
+        return outcome
+    latency = run_isolated(replace(spec, latency_only=True), progress)
+    outcome.peak_rss = max(outcome.peak_rss, latency.peak_rss)
+    outcome.latency, outcome.latency_rate = latency.latency, latency.latency_rate
+    if latency.status != "ok":
+        outcome.status, outcome.detail = latency.status, latency.detail
     return outcome
 
 
@@ -680,7 +713,7 @@ def _run_all(
             if spec is None:
                 continue
             context.progress(f"{what}, run {repeat + 1}/{context.repeats}: {contender.label}")
-            outcome = run_isolated(spec, context.progress)
+            outcome = run_contender(spec, context.progress)
             summaries.setdefault(contender.key, Summary(contender, [])).runs.append(outcome)
     return summaries
 
