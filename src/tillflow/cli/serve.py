@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import signal
+import sys
 from types import FrameType
 from typing import Annotated, Any
 
@@ -113,9 +115,19 @@ def serve(
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
             server_header=False,
         )
+        _tune_for_latency()
         uvicorn.Server(config).run()
     finally:
         store.close()
+
+
+def _tune_for_latency() -> None:
+    """A serving process: shorter GIL slices, so the event loop answers sooner while the
+    writer and processor threads work; and everything loaded so far frozen out of the
+    collector, so a full collection (measured 15–27 ms) does not stall requests."""
+    sys.setswitchinterval(0.001)
+    gc.collect()
+    gc.freeze()
 
 
 def worker(
