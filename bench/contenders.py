@@ -674,7 +674,8 @@ def contenders_grid(summaries: dict[str, Summary], sizes: Sizes, repeats: int) -
             "correct eventsourcing runner on the same kind of store (memory: POPO). × limit: "
             "over the bare asyncio pipeline (memory) or raw batched SQLite inserts in "
             "checkouts' worth of rows (SQLite). Latency: from each checkout's scheduled send "
-            "(open loop) to the report reflecting it, in a phase after the throughput run. "
+            "(open loop) to the report reflecting it, after the throughput run (tillflow: in a "
+            "process of its own; the peer: in the same system, at half its throughput). "
             "All SQLite runs: WAL, synchronous=FULL (tillflow durability full; the library's "
             "default)."
         ),
@@ -891,8 +892,8 @@ def scaling_grid(runs: dict[tuple[str, int], Outcome], sizes: Sizes) -> Grid:
         caption=(
             f"Flat: the larger run goes at ≥ {FLAT_RATE:g}× the smallest run's rate and spends "
             f"≤ {FLAT_CPU:g}× its CPU per checkout (CPU is what a shared machine disturbs "
-            f"least). {peer_note}: at its rate (hundreds of checkouts per second in memory, "
-            "under 200 on SQLite) 100k checkouts take minutes, 1M hours, per run."
+            f"least). {peer_note}: at its rate (about 500 checkouts per second in memory, 200 "
+            "on SQLite) 100k checkouts take minutes, 1M hours, per run."
         ),
     )
 
