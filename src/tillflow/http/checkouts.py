@@ -114,22 +114,7 @@ class CheckedOutOut(BaseModel):
 
     @classmethod
     def of(cls, event: CheckedOut) -> CheckedOutOut:
-        return cls(
-            checkout_id=event.checkout_id,
-            till_id=event.till_id,
-            at=event.at,
-            lines=[
-                CheckoutLineOut(
-                    product_id=line.product_id,
-                    name=line.name,
-                    quantity=line.quantity,
-                    unit_price=line.unit_price,
-                    line_total=line.line_total,
-                )
-                for line in event.lines
-            ],
-            total=event.total,
-        )
+        return cls.model_validate(event, from_attributes=True)
 
 
 class ReturnLineOut(BaseModel):
@@ -151,22 +136,7 @@ class ItemsReturnedOut(BaseModel):
 
     @classmethod
     def of(cls, event: ItemsReturned) -> ItemsReturnedOut:
-        return cls(
-            return_id=event.return_id,
-            checkout_id=event.checkout_id,
-            at=event.at,
-            lines=[
-                ReturnLineOut(
-                    product_id=line.product_id,
-                    name=line.name,
-                    quantity=line.quantity,
-                    unit_price=line.unit_price,
-                    refund=line.refund,
-                )
-                for line in event.lines
-            ],
-            refund_total=event.refund_total,
-        )
+        return cls.model_validate(event, from_attributes=True)
 
 
 class CheckoutRecorded(BaseModel):
