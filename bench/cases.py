@@ -57,7 +57,9 @@ class Sizes:
     peer_sqlite_checkouts: int
     """...and on SQLite (it runs ~100× slower)."""
     contender_latency_seconds: float
-    """Cases 9–10: an open-loop phase this long after each throughput run."""
+    """Cases 9–10: an open-loop phase this long after each throughput run..."""
+    latency_repeats: int
+    """...in the first this many repeats."""
     stall_seconds: float
     """A contender whose followers make no progress this long has stalled."""
     scaling: tuple[int, ...]
@@ -116,6 +118,7 @@ FULL: Final = Sizes(
     peer_checkouts=5_000,
     peer_sqlite_checkouts=2_000,
     contender_latency_seconds=5.0,
+    latency_repeats=1_000,
     stall_seconds=10.0,
     scaling=(10_000, 100_000, 1_000_000),
     peer_scaling=(10_000,),
@@ -137,6 +140,7 @@ QUICK: Final = Sizes(
     peer_checkouts=150,
     peer_sqlite_checkouts=60,
     contender_latency_seconds=0.3,
+    latency_repeats=1,
     stall_seconds=5.0,
     scaling=(2_000, 10_000),
     peer_scaling=(),

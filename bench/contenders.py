@@ -541,7 +541,11 @@ def _latency_text(summary: Summary) -> str:
     p50, p99 = summary.latency(0.5), summary.latency(0.99)
     if math.isnan(p50):
         return "—"
-    return f"{p50:.1f} / {p99:.1f} ms @ {summary.latency_rate:,.0f}/s"
+    measured = sum(1 for run in summary.good if run.latency)
+    runs = (
+        "" if measured == len(summary.runs) else f" ({measured} run{'s' if measured > 1 else ''})"
+    )
+    return f"{p50:.1f} / {p99:.1f} ms @ {summary.latency_rate:,.0f}/s{runs}"
 
 
 def _best(summaries: Sequence[Summary]) -> Summary | None:
@@ -704,13 +708,13 @@ def _spec(contender: Contender, sizes: Sizes, context: Context, **overrides: Any
 
 
 def _run_all(
-    context: Context, specs: Callable[[Contender], Spec | None], what: str
+    context: Context, specs: Callable[[Contender, int], Spec | None], what: str
 ) -> dict[str, Summary]:
     summaries: dict[str, Summary] = {}
     for repeat in range(context.repeats):
         order = CONTENDERS if repeat % 2 == 0 else tuple(reversed(CONTENDERS))
         for contender in order:
-            spec = specs(contender)
+            spec = specs(contender, repeat)
             if spec is None:
                 continue
             context.progress(f"{what}, run {repeat + 1}/{context.repeats}: {contender.label}")
@@ -722,7 +726,12 @@ def _run_all(
 def contenders(context: Context) -> list[CaseResult]:
     """Cases 9 and 10: every contender, ``repeats`` times; the table."""
     sizes = context.sizes
-    summaries = _run_all(context, lambda contender: _spec(contender, sizes, context), "contenders")
+
+    def spec(contender: Contender, repeat: int) -> Spec:
+        latency = sizes.contender_latency_seconds if repeat < sizes.latency_repeats else 0.0
+        return _spec(contender, sizes, context, latency_seconds=latency)
+
+    summaries = _run_all(context, spec, "contenders")
     context.tables["contenders"] = contenders_grid(summaries, sizes, context.repeats)
     context.tables_data["contenders"] = {key: summary.data() for key, summary in summaries.items()}
     references = References.of(summaries)
