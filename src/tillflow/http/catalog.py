@@ -39,12 +39,7 @@ class ProductOut(BaseModel):
 
     @classmethod
     def of(cls, product: Product) -> ProductOut:
-        return cls(
-            product_id=product.product_id,
-            name=product.name,
-            price=product.price,
-            discontinued=product.discontinued,
-        )
+        return cls.model_validate(product, from_attributes=True)
 
 
 class CatalogOut(BaseModel):

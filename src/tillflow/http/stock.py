@@ -57,12 +57,7 @@ class StockOut(BaseModel):
 
     @classmethod
     def of(cls, level: StockLevel) -> StockOut:
-        return cls(
-            product_id=level.product_id,
-            stock=level.stock,
-            short=level.short,
-            version=level.version,
-        )
+        return cls.model_validate(level, from_attributes=True)
 
 
 class StockChanged(BaseModel):
