@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
@@ -110,7 +110,7 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._remove_listener: object = None
+        self._remove_listener: Callable[[], None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -158,7 +158,7 @@ class Runtime:
         for executor in self._executors.values():
             executor.shutdown(wait=True)
         self._executors.clear()
-        if callable(self._remove_listener):
+        if self._remove_listener is not None:
             self._remove_listener()
             self._remove_listener = None
         for lanes in self.lanes.values():
