@@ -347,6 +347,18 @@ class EventStoreContract:
         assert store.stream_version("taken") == 1
         assert sum(store.head(lane) for lane in range(store.lane_count)) == 4
 
+    def test_append_many_refuses_a_malformed_request_alone(self, store: EventStore) -> None:
+        outcomes = store.append_many(
+            [
+                AppendRequest("a", [_event(1)]),
+                AppendRequest("", [_event(2)]),
+                AppendRequest("b", [_event(3)]),
+            ]
+        )
+        assert isinstance(outcomes[0], Receipt) and isinstance(outcomes[2], Receipt)
+        assert isinstance(outcomes[1], InvalidEvent) and outcomes[1].field == "stream"
+        assert sum(store.head(lane) for lane in range(store.lane_count)) == 2
+
     def test_one_id_twice_in_one_group_is_recorded_once(self, store: EventStore) -> None:
         event_id = id_from_key("till", "retry")
         same = [_event(1, event_id=event_id)]

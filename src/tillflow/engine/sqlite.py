@@ -28,7 +28,14 @@ from tillflow.engine.errors import (
 from tillflow.engine.group_commit import GroupCommitter
 from tillflow.engine.ids import emitter_prefix
 from tillflow.engine.recent import RecentEvents
-from tillflow.engine.sqlite_writer import COLUMNS, HEAD, AppendJob, CommitJob, SqliteWriter
+from tillflow.engine.sqlite_writer import (
+    COLUMNS,
+    HEAD,
+    AppendJob,
+    AppendManyJob,
+    CommitJob,
+    SqliteWriter,
+)
 from tillflow.engine.store import (
     AppendRequest,
     BatchEffects,
@@ -210,17 +217,23 @@ class SqliteEventStore(EventStore):
         return result
 
     def append_many(self, requests: Sequence[AppendRequest]) -> list[Receipt | TillflowError]:
-        """Every request is queued at once, so they share the writer's transactions."""
-        futures = [
-            self._submit(self._append_job(r.stream, r.events, r.expected_version)) for r in requests
-        ]
-        outcomes: list[Receipt | TillflowError] = []
-        for future in futures:
+        """Every request is queued as one job, so they share one transaction; each is
+        checked and refused on its own."""
+        refused: dict[int, TillflowError] = {}
+        appends: list[AppendJob] = []
+        for index, request in enumerate(requests):
             try:
-                outcomes.append(future.result())
+                appends.append(
+                    self._append_job(request.stream, request.events, request.expected_version)
+                )
             except TillflowError as refusal:
-                outcomes.append(refusal)
-        return outcomes
+                refused[index] = refusal
+        done: Iterator[Receipt | TillflowError] = iter(
+            self._submit(AppendManyJob(appends)).result() if appends else []
+        )
+        return [
+            refused[index] if index in refused else next(done) for index in range(len(requests))
+        ]
 
     def commit_batch(
         self,

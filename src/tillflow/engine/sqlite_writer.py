@@ -204,6 +204,38 @@ class AppendJob:
         return txn.insert(self.stream, self.events, self.encoded, self.expected_version, True)
 
 
+class AppendManyJob:
+    """Several callers' appends queued as one job (one future for the lot): each is checked
+    and refused on its own, exactly as if queued alone. Its result is, per append, its
+    receipt or its refusal."""
+
+    refuses_before_writing = True
+    __slots__ = ("appends",)
+
+    def __init__(self, appends: Sequence[AppendJob]) -> None:
+        self.appends = appends
+
+    def streams(self) -> list[str]:
+        return [append.stream for append in self.appends]
+
+    def explicit_ids(self) -> list[bytes]:
+        return [
+            event.id for append in self.appends for event in append.events if event.id is not None
+        ]
+
+    def __call__(self, txn: Txn) -> list[Receipt | TillflowError]:
+        outcomes: list[Receipt | TillflowError] = []
+        for append in self.appends:
+            head, written = txn.head, len(txn.rows)
+            try:
+                outcomes.append(append(txn))
+            except TillflowError as refusal:
+                txn.head = head
+                del txn.rows[written:]
+                outcomes.append(refusal)
+        return outcomes
+
+
 class CommitJob:
     """A processor batch: checkpoint compare-and-set, emitted events, view rows."""
 
@@ -274,7 +306,7 @@ class CommitJob:
         return Receipt(positions=positions, streams=streams)
 
 
-Job = AppendJob | CommitJob
+Job = AppendJob | AppendManyJob | CommitJob
 
 
 class SqliteWriter:
@@ -317,9 +349,11 @@ class SqliteWriter:
 
     def run_batch(self, jobs: Sequence[Callable[[Any], Any]]) -> list[Any]:
         """One transaction for ``jobs``; per job its result or a :class:`Failed`."""
-        typed: list[Job] = [job for job in jobs if isinstance(job, (AppendJob, CommitJob))]
+        typed: list[Job] = [
+            job for job in jobs if isinstance(job, (AppendJob, AppendManyJob, CommitJob))
+        ]
         if len(typed) != len(jobs):
-            raise TypeError("the SQLite writer runs AppendJob and CommitJob only")
+            raise TypeError("the SQLite writer runs AppendJob, AppendManyJob and CommitJob only")
         try:
             return self._run(typed, careful=False)
         except _RunCarefully:
@@ -363,7 +397,9 @@ class SqliteWriter:
         cut loses nothing (its effects and checkpoint go together, so it is simply redone),
         and the WAL is sequential, so the next fsync'd commit makes it durable anyway."""
         level = "OFF" if self._durability == "off" else "NORMAL"
-        if self._durability == "full" and any(isinstance(job, AppendJob) for job in jobs):
+        if self._durability == "full" and any(
+            isinstance(job, (AppendJob, AppendManyJob)) for job in jobs
+        ):
             level = "FULL"
         if level != self._synchronous:
             conn.execute(f"PRAGMA synchronous={level}")
