@@ -34,6 +34,7 @@ from tillflow.engine.sqlite_writer import (
     AppendJob,
     AppendManyJob,
     CommitJob,
+    Job,
     SqliteWriter,
 )
 from tillflow.engine.store import (
@@ -189,7 +190,7 @@ class SqliteEventStore(EventStore):
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _submit(self, job: AppendJob | CommitJob) -> concurrent.futures.Future[Any]:
+    def _submit(self, job: Job) -> concurrent.futures.Future[Any]:
         if self._closed:
             raise StoreClosed
         return self._committer.submit(job)
