@@ -39,13 +39,27 @@ from tillflow.sale.events import (
 
 
 def _aware(field: str, at: datetime | None, now: datetime) -> datetime:
+    """``at`` in UTC (``now`` when it is ``None``). Raises :class:`InvalidField` naming
+    ``field`` and the value when it is not a date and time, has no time zone, or falls
+    outside years 1–9999 once in UTC (``0001-01-01T00:30+01:00`` is year 0 in UTC)."""
     if at is None:
         return now
     if not isinstance(at, datetime):
         raise InvalidField(field, at, "must be a date and time")
-    if at.tzinfo is None:
+    try:
+        offset = at.utcoffset()
+    except (TypeError, ValueError) as error:  # a tzinfo that answers nonsense
+        raise InvalidField(
+            field, at.replace(tzinfo=None).isoformat(), f"its time zone gives no offset: {error}"
+        ) from error
+    if offset is None:
         raise InvalidField(field, at.isoformat(), "must carry a time zone (e.g. Z or +01:00)")
-    return at.astimezone(UTC)
+    try:
+        return at.astimezone(UTC)
+    except OverflowError as error:
+        raise InvalidField(
+            field, at.isoformat(), "out of range once in UTC (years 1 to 9999 only)"
+        ) from error
 
 
 def merged_lines(
