@@ -2,7 +2,8 @@
 
 ::
 
-    request ─► RequestMetrics (latency by route template) ─► BodyLimit (413 before parsing)
+    request ─► CheckoutFastPath: the plain POST /checkouts ─► Shop ─► store (201)
+            ─► RequestMetrics (latency by route template) ─► BodyLimit (413 before parsing)
             ─► GuardedRoute: bearer token → role (401 / 403) ─► route ─► Shop ─► store
                                                                  └─ errors → problems (RFC 9457)
 
@@ -10,6 +11,8 @@
                                                                          ├─► /events/report (SSE)
                                                                          └─► metrics (latency)
 
+:mod:`.fast_checkout` answers a till's well-formed checkout without the framework's
+per-request work and hands everything else to the route (the same answers either way).
 Routes, one module per resource: :mod:`.catalog`, :mod:`.checkouts` (and returns),
 :mod:`.stock`, :mod:`.report`, :mod:`.processors` (status, metrics, health),
 :mod:`.events` (server-sent events). Static files under ``static/`` are served at

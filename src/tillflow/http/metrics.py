@@ -154,6 +154,15 @@ class Metrics:
         )
         self.latency = LatencyTracker(self.checkout_to_report)
         self.registry.register(ProcessorCollector(self._statistics))
+        self._request_series: dict[tuple[str, str, int], Histogram] = {}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One request's latency under its method, route template and status."""
+        key = (method, route, status)
+        series = self._request_series.get(key)
+        if series is None:
+            series = self._request_series[key] = self.requests.labels(method, route, str(status))
+        series.observe(seconds)
 
     def _statistics(self) -> list[ProcessorStatistics]:
         return self.statistics()
@@ -191,5 +200,5 @@ class RequestMetrics:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope["method"] if scope["method"] in METHODS else "OTHER"
-            self.metrics.requests.labels(method, route, str(status)).observe(elapsed)
+            self.metrics.observe_request(method, route, status, elapsed)
             log.info("%s %s %d %.1f ms", method, route, status, elapsed * 1000)

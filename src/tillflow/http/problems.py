@@ -249,7 +249,7 @@ def _location(request: Request, field: str) -> Location:
     return "body"
 
 
-def _domain_problem(request: Request, error: TillflowError) -> Response:
+def domain_problem(request: Request, error: TillflowError) -> Response:
     if isinstance(error, InvalidField):
         location = _location(request, error.field.split(".")[0].split("[")[0])
         field = FieldError(field=error.field, reason=error.reason, location=location)
@@ -318,7 +318,7 @@ def _domain_problem(request: Request, error: TillflowError) -> Response:
 
 async def _tillflow_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, TillflowError)
-    return _domain_problem(request, error)
+    return domain_problem(request, error)
 
 
 _HTTP: Final = {
