@@ -4,6 +4,7 @@ store objects (as two processes would) sharing one file."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,52 @@ def test_reads_in_a_snapshot_see_one_committed_state_while_writers_go_on(
         after = (store.heads(), store.read_view("v", "k"))
     assert during == before
     assert after == ({0: 2}, b"2")
+
+
+def _hold_write_lock(path: Path) -> sqlite3.Connection:
+    """Another process's writer, as far as SQLite can tell: a connection in a write
+    transaction on the same file."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def test_an_append_waits_for_the_write_lock_another_writer_holds(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    store = SqliteEventStore(path, busy_timeout=10.0)
+    try:
+        store.append("s", [NewEvent("Noted", {"n": 0})])
+        other = _hold_write_lock(path)
+        pending = threading.Thread(
+            target=store.append, args=("s", [NewEvent("Noted", {"n": 1})]), daemon=True
+        )
+        pending.start()
+        pending.join(0.2)
+        assert pending.is_alive(), "the append went ahead while another writer held the lock"
+        assert store.head(0) == 1
+        other.execute("COMMIT")
+        other.close()
+        pending.join(5.0)
+        assert not pending.is_alive()
+        assert [event.payload() for event in store.read(0, 0)] == [{"n": 0}, {"n": 1}]
+        assert store.writer_statistics()["lock_wait_ms"] >= 200
+    finally:
+        store.close()
+
+
+def test_a_write_lock_never_released_fails_the_append_after_the_busy_timeout(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "shared.db"
+    store = SqliteEventStore(path, busy_timeout=0.3)
+    try:
+        other = _hold_write_lock(path)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            store.append("s", [NewEvent("Noted", {"n": 0})])
+        assert store.writer_statistics()["lock_wait_ms"] >= 300
+        other.execute("ROLLBACK")
+        other.close()
+        store.append("s", [NewEvent("Noted", {"n": 1})])  # the store is still usable
+        assert [event.payload() for event in store.read(0, 0)] == [{"n": 1}]
+    finally:
+        store.close()

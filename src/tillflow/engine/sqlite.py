@@ -117,7 +117,7 @@ class SqliteEventStore(EventStore):
         self.recent = RecentEvents(recent_events)
         _check_file(self.path)
         self._initialise()
-        self._writer = SqliteWriter(self._connect, self.recent, durability)
+        self._writer = SqliteWriter(self._connect, self.recent, durability, busy_timeout)
         self._committer = GroupCommitter(
             self._writer.run_batch,
             self._notify,
@@ -407,7 +407,10 @@ class SqliteEventStore(EventStore):
 
     def writer_statistics(self) -> dict[str, int]:
         """Transactions committed and jobs run by the writer thread (group commit at work)."""
-        return self._committer.statistics()
+        return {
+            **self._committer.statistics(),
+            "lock_wait_ms": round(self._writer.lock_wait * 1000),
+        }
 
     # -- lifecycle -------------------------------------------------------------------------
 
