@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import msgspec
@@ -24,39 +25,47 @@ class Product(msgspec.Struct, frozen=True):
     discontinued: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class Catalog:
-    """Products by id, as of ``version`` of the catalog stream."""
+    """Products by id, as of ``version`` of the catalog stream, read from the store at
+    ``looked_at`` (``time.monotonic()`` when the read began).
+
+    A value: nothing changes it after it is made (``products`` is never written to), so a
+    decision that holds one catalog prices every line from one state the stream really had,
+    whatever other threads refresh meanwhile. :meth:`refresh` makes a new one."""
 
     version: int = 0
-    products: dict[str, Product] = field(default_factory=dict)
+    products: Mapping[str, Product] = field(default_factory=dict)
     looked_at: float = -1e9
 
-    def apply(self, event: RecordedEvent) -> None:
-        """Fold one catalog event in (events must come in version order)."""
-        if event.type == "ProductAdded":
-            added = event.decode(ProductAdded)
-            self.products[added.product_id] = Product(added.product_id, added.name, added.price)
-        elif event.type == "ProductRenamed":
-            renamed = event.decode(ProductRenamed)
-            product = self.products[renamed.product_id]
-            self.products[renamed.product_id] = msgspec.structs.replace(product, name=renamed.name)
-        elif event.type == "ProductRepriced":
-            repriced = event.decode(ProductRepriced)
-            product = self.products[repriced.product_id]
-            self.products[repriced.product_id] = msgspec.structs.replace(
-                product, price=repriced.price
-            )
-        elif event.type == "ProductDiscontinued":
-            gone = event.decode(ProductDiscontinued)
-            product = self.products[gone.product_id]
-            self.products[gone.product_id] = msgspec.structs.replace(product, discontinued=True)
-        self.version = event.version
-
     def refresh(self, store: EventStore) -> Catalog:
-        """Fold in whatever the catalog stream recorded since ``version``; one cheap query
-        when nothing changed."""
-        for event in store.read_stream(CATALOG_STREAM, after_version=self.version):
-            self.apply(event)
-        self.looked_at = time.monotonic()
-        return self
+        """A new catalog: this one with whatever the catalog stream recorded since ``version``
+        folded in; one cheap query when nothing changed (the products are then shared).
+        Blocks for that query; ``self`` is left as it was."""
+        looked_at = time.monotonic()
+        events = store.read_stream(CATALOG_STREAM, after_version=self.version)
+        if not events:
+            return Catalog(self.version, self.products, looked_at)
+        products = dict(self.products)
+        for event in events:
+            _fold(products, event)
+        return Catalog(events[-1].version, products, looked_at)
+
+
+def _fold(products: dict[str, Product], event: RecordedEvent) -> None:
+    """Fold one catalog event into ``products`` (events must come in version order)."""
+    if event.type == "ProductAdded":
+        added = event.decode(ProductAdded)
+        products[added.product_id] = Product(added.product_id, added.name, added.price)
+    elif event.type == "ProductRenamed":
+        renamed = event.decode(ProductRenamed)
+        product = products[renamed.product_id]
+        products[renamed.product_id] = msgspec.structs.replace(product, name=renamed.name)
+    elif event.type == "ProductRepriced":
+        repriced = event.decode(ProductRepriced)
+        product = products[repriced.product_id]
+        products[repriced.product_id] = msgspec.structs.replace(product, price=repriced.price)
+    elif event.type == "ProductDiscontinued":
+        gone = event.decode(ProductDiscontinued)
+        product = products[gone.product_id]
+        products[gone.product_id] = msgspec.structs.replace(product, discontinued=True)

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -52,6 +54,8 @@ CATALOG_RETRIES = 20
 CATALOG_FRESH_FOR = 0.2
 """Seconds a checkout may be priced from the cached catalog (another process's reprice
 or discontinuation counts within this; changes through this service at once)."""
+STALE = float("-inf")
+"""``looked_at`` of a cached catalog that must be read again before the next checkout."""
 
 
 def utc_now() -> datetime:
@@ -64,41 +68,65 @@ def checkout_event(checked_out: CheckedOut) -> NewEvent:
 
 
 class SaleService:
-    """Sale's write side over one store. Thread-safe as the store is; the catalog cache is
-    refreshed from the store before each decision that needs it."""
+    """Sale's write side over one store. Thread-safe as the store is.
+
+    The catalog is cached as an immutable :class:`Catalog`: readers take the current one
+    without a lock (a decision prices every line from that one state); a refresh reads the
+    store under ``_refreshing``, one thread at a time, and then publishes a new catalog. A
+    thread that waited for another's refresh takes its result when that read began after
+    the thread asked (nothing it could have missed)."""
 
     def __init__(self, store: EventStore, clock: Clock = utc_now) -> None:
         self.store = store
         self.clock = clock
         self._catalog = Catalog()
+        self._refreshing = threading.Lock()
 
     def catalog(self) -> Catalog:
-        """The catalog as of now."""
-        return self._catalog.refresh(self.store)
+        """The catalog as of now: re-read from the store (one query; blocks behind a
+        refresh another thread is making)."""
+        return self._refreshed(time.monotonic())
+
+    def _refreshed(self, asked_at: float) -> Catalog:
+        """The catalog as read from the store by a read that began after ``asked_at``
+        (``time.monotonic()``): the cached one if another thread's refresh began since,
+        else a new one read here and published."""
+        with self._refreshing:
+            catalog = self._catalog
+            if catalog.looked_at <= asked_at:
+                catalog = catalog.refresh(self.store)
+                self._catalog = catalog
+            return catalog
 
     def _catalog_for(self, command: Checkout) -> Catalog:
-        """The catalog to price ``command`` with: re-read at most every
-        ``CATALOG_FRESH_FOR`` seconds (changes made through this service count at once),
-        and at once when the command names a product it does not know."""
-        catalog = self._catalog
-        if time.monotonic() - catalog.looked_at >= CATALOG_FRESH_FOR or any(
-            line.product_id not in catalog.products for line in command.lines
+        """The catalog to price ``command`` with: the cached one, without a lock, when it was
+        read less than ``CATALOG_FRESH_FOR`` seconds ago (changes made through this service
+        count at once) and knows every product the command names; else refreshed."""
+        catalog = self._catalog  # one read: the decision sees this state only
+        now = time.monotonic()
+        if now - catalog.looked_at < CATALOG_FRESH_FOR and all(
+            line.product_id in catalog.products for line in command.lines
         ):
-            catalog.refresh(self.store)
-        return catalog
+            return catalog
+        return self._refreshed(now)
 
     # -- catalog ---------------------------------------------------------------------------
 
     def _change_catalog(self, decide: Callable[[Catalog], object], event_type: str) -> Receipt:
+        """Decide on the catalog as of now and append, guarded by its version (a conflict
+        decides again); the cache is then marked stale, so the next checkout sees the change."""
         for _ in range(CATALOG_RETRIES):
             catalog = self.catalog()
             event = decide(catalog)
             try:
-                return self.store.append(
+                receipt = self.store.append(
                     CATALOG_STREAM, [NewEvent(event_type, event)], catalog.version
                 )
             except ConcurrencyConflict:
                 continue
+            with self._refreshing:  # after any refresh that began before the append
+                self._catalog = dataclasses.replace(self._catalog, looked_at=STALE)
+            return receipt
         raise ConcurrencyConflict(CATALOG_STREAM, self._catalog.version, -1)
 
     def add_product(self, command: AddProduct) -> Receipt:
