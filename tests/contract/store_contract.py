@@ -383,6 +383,36 @@ class EventStoreContract:
         assert all(receipt == receipts[0] for receipt in receipts)
         assert store.stream_version("checkout-1") == 3
 
+    def test_emitted_by_many_agrees_with_emitted_by_for_every_source(
+        self, store: EventStore
+    ) -> None:
+        store.append("in", [_event(n) for n in range(450)])  # more than one read's worth
+        sources = store.read_stream("in")
+        for processor, every in (("a", 3), ("b", 1)):
+            emitted = []
+            for number, source in enumerate(sources):
+                if number % every:
+                    continue
+                base = derived_id_base(processor, source.id)
+                events = [
+                    NewEvent(
+                        "Derived",
+                        {"n": number, "i": i},
+                        id=derived_id_at(base, i),
+                        causation_id=source.id,
+                    )
+                    for i in range(1 + number % 3)
+                ]
+                emitted.append(Emitted(f"out-{processor}", events))
+            store.commit_batch(processor, 0, 0, 450, BatchEffects(emitted))
+        many = store.emitted_by_many("a", sources)
+        assert set(many) == {source.id for source in sources}
+        for number, source in enumerate(sources):
+            assert many[source.id] == store.emitted_by("a", source)
+            expected = [] if number % 3 else [{"n": number, "i": i} for i in range(1 + number % 3)]
+            assert [event.payload() for event in many[source.id]] == expected
+        assert store.emitted_by_many("a", []) == {}
+
     def test_emitted_by_finds_exactly_one_processors_effects_of_one_event(
         self, store: EventStore
     ) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from tillflow.engine import (
@@ -211,3 +213,40 @@ def test_the_cross_batch_cache_is_emptied_when_a_batch_fails() -> None:
         lane.step()
     assert lane.cache == {1: "seen"}  # the committed prefix's pass only
     assert store.checkpoint("p", 0) == 1
+
+
+class _CountingJoins(MemoryEventStore):
+    """Counts how often the upstream effects are read, and for how many sources."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[int] = []
+
+    def emitted_by_many(
+        self, processor: str, sources: Sequence[RecordedEvent]
+    ) -> dict[bytes, list[RecordedEvent]]:
+        self.reads.append(len(sources))
+        return super().emitted_by_many(processor, sources)
+
+
+def test_a_handler_joining_each_event_to_upstream_effects_reads_them_once_per_batch() -> None:
+    store = _CountingJoins()
+    _append(store, *["A", "B"] * 20)
+
+    def upstream(event: RecordedEvent, session: Session) -> None:
+        for i in range(event.payload()["n"] % 3 + 1):
+            session.emit(f"out-{event.type}", "Derived", {"of": event.payload()["n"], "i": i})
+
+    joined: dict[int, list[dict[str, int]]] = {}
+
+    def downstream(event: RecordedEvent, session: Session) -> None:
+        effects = session.emitted_by("up")
+        assert effects == store.emitted_by("up", event)
+        joined[event.payload()["n"]] = [effect.payload() for effect in effects]
+
+    LaneProcessor(store, Processor("up", upstream), 0).step()
+    down = LaneProcessor(store, Processor("down", downstream, after=("up",), batch_size=50), 0)
+    assert down.step().handled == 40
+    assert store.reads == [20, 20]  # per type: the first "A" reads ahead for all 20, "B" too
+    assert joined[7] == [{"of": 7, "i": 0}, {"of": 7, "i": 1}]
+    assert len(joined) == 40

@@ -103,6 +103,11 @@ class FaultyStore(EventStore):
     def emitted_by(self, processor: str, source: RecordedEvent) -> list[RecordedEvent]:
         return self.inner.emitted_by(processor, source)
 
+    def emitted_by_many(
+        self, processor: str, sources: Sequence[RecordedEvent]
+    ) -> dict[bytes, list[RecordedEvent]]:
+        return self.inner.emitted_by_many(processor, sources)
+
     def get_event(self, event_id: bytes) -> RecordedEvent | None:
         return self.inner.get_event(event_id)
 

@@ -121,7 +121,7 @@ class LaneProcessor:
         self.waiting_on = None
         upto = min(limit, checkpoint + self.processor.batch_size)
         events = self.store.read(self.lane, checkpoint, upto, self.processor.types)
-        session = Session(self.store, self.name, cache=self.cache)
+        session = Session(self.store, self.name, cache=self.cache, batch=events)
         handler = self.processor.handler
         for index, event in enumerate(events):
             session.begin(event)
@@ -142,7 +142,7 @@ class LaneProcessor:
     ) -> None:
         self.cache.clear()  # it holds what the abandoned pass did
         if event.position - 1 > checkpoint:
-            session = Session(self.store, self.name, cache=self.cache)
+            session = Session(self.store, self.name, cache=self.cache, batch=done)
             for earlier in done:
                 session.begin(earlier)
                 self.processor.handler(earlier, session)

@@ -103,6 +103,10 @@ class Session:
     """Memory that outlives the batch (the processor's, in this process): emptied when a
     batch fails to commit and lost in a crash, so keep only what can be reloaded, and guard
     writes that depend on it (e.g. emit with ``expected_version``)."""
+    batch: list[RecordedEvent] = field(default_factory=list)
+    """The events of the batch being handled (set by the engine): what
+    :meth:`emitted_by` reads ahead for."""
+    _joined: dict[str, dict[bytes, list[RecordedEvent]]] = field(default_factory=dict)
 
     def begin(self, source: RecordedEvent) -> None:
         """Start handling ``source`` (called by the engine before each handler call)."""
@@ -157,6 +161,33 @@ class Session:
         else:
             emitted.append(Emitted(stream, [event], expected_version, checked=True))
         return event_id
+
+    # -- upstream effects ------------------------------------------------------------------
+
+    def emitted_by(
+        self, processor: str, source: RecordedEvent | None = None
+    ) -> list[RecordedEvent]:
+        """The events ``processor`` emitted while handling ``source`` (default: the event
+        being handled), as :meth:`EventStore.emitted_by` gives them.
+
+        The first ask reads them for every later event of the batch of the same type as
+        well, in one :meth:`EventStore.emitted_by_many`: a handler joining each event to an
+        upstream processor's effects (behind its barrier, so they are all committed) costs
+        a read per batch, not per event. Do not change the list returned."""
+        source = self.source if source is None else source
+        joined = self._joined.setdefault(processor, {})
+        found = joined.get(source.id)
+        if found is None:
+            ahead = [
+                event
+                for event in self.batch
+                if event.position > source.position
+                and event.type == source.type
+                and event.id not in joined
+            ]
+            joined.update(self.store.emitted_by_many(processor, [source, *ahead]))
+            found = joined[source.id]
+        return found
 
     # -- view rows -------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from tillflow.engine.errors import (
     TillflowError,
 )
 from tillflow.engine.group_commit import GroupCommitter
-from tillflow.engine.ids import emitter_prefix
+from tillflow.engine.ids import EMITTER_PREFIX, emitter_prefix
 from tillflow.engine.recent import RecentEvents
 from tillflow.engine.sqlite_writer import (
     COLUMNS,
@@ -85,6 +85,21 @@ CREATE TABLE views (
 """
 
 _SYNCHRONOUS: Final = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
+_RANGES_PER_READ: Final = 200
+_EMITTED_BY_MANY: Final = f"SELECT {COLUMNS} FROM events WHERE " + " OR ".join(
+    ["(id >= ? AND id <= ?)"] * _RANGES_PER_READ
+)
+_NO_PREFIX: Final = b"\xff" * EMITTER_PREFIX
+"""Pads a short chunk (what it matches, if anything, is dropped)."""
+
+
+def _id_range(prefix: bytes) -> tuple[bytes, bytes]:
+    """The least and greatest ids of one emitter prefix."""
+    return prefix + b"\x00\x00", prefix + b"\xff\xff"
+
+
+def _by_id(event: RecordedEvent) -> bytes:
+    return event.id
 
 
 class SqliteEventStore(EventStore):
@@ -351,9 +366,41 @@ class SqliteEventStore(EventStore):
                 return held
         rows = self._reader().execute(
             f"SELECT {COLUMNS} FROM events WHERE id >= ? AND id <= ? ORDER BY id",
-            (prefix + b"\x00\x00", prefix + b"\xff\xff"),
+            _id_range(prefix),
         )
         return [RecordedEvent(*row) for row in rows]
+
+    def emitted_by_many(
+        self, processor: str, sources: Sequence[RecordedEvent]
+    ) -> dict[bytes, list[RecordedEvent]]:
+        """From the ring where held, the rest with one statement per
+        :data:`_RANGES_PER_READ` sources: an ``OR`` of id ranges, which SQLite answers with
+        one seek of the id index per range."""
+        found: dict[bytes, list[RecordedEvent]] = {}
+        wanted: dict[bytes, bytes] = {}  # emitter prefix → source id
+        in_snapshot = getattr(self._local, "snapshot_depth", 0)
+        for source in sources:
+            prefix = emitter_prefix(processor, source.id)
+            held = None if in_snapshot else self.recent.emitted(prefix)
+            if held is not None:
+                found[source.id] = held
+            else:
+                wanted[prefix] = source.id
+                found[source.id] = []
+        prefixes = list(wanted)
+        reader = self._reader()
+        for start in range(0, len(prefixes), _RANGES_PER_READ):
+            chunk = prefixes[start : start + _RANGES_PER_READ]
+            chunk += [_NO_PREFIX] * (_RANGES_PER_READ - len(chunk))  # one statement, cached
+            bounds = [bound for prefix in chunk for bound in _id_range(prefix)]
+            for row in reader.execute(_EMITTED_BY_MANY, bounds):
+                event = RecordedEvent(*row)
+                source_id = wanted.get(event.id[:EMITTER_PREFIX])
+                if source_id is not None:  # not an id that merely matched the padding
+                    found[source_id].append(event)
+        for events in found.values():
+            events.sort(key=_by_id)
+        return found
 
     def find_by_causation(self, causation_id: bytes) -> list[RecordedEvent]:
         rows = self._reader().execute(

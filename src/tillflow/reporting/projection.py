@@ -199,7 +199,7 @@ class BarrierReport:
         session.put(views.totals, TOTALS_KEY, totals)
 
     def _sale(self, event: RecordedEvent, session: Session, totals: Totals) -> None:
-        effects = session.store.emitted_by(INVENTORY, event)
+        effects = session.emitted_by(INVENTORY, event)
         if not effects:
             raise MissingEffects(event)
         by_product: dict[str, list[RecordedEvent]] = defaultdict(list)
