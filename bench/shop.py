@@ -32,6 +32,9 @@ import heapq
 import math
 import multiprocessing
 import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -43,6 +46,8 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
+
+import psutil
 
 from bench.probes import CountingStore, Memory, cpu_spent, memory_now, thread_cpu
 from tillflow.engine import (
@@ -517,6 +522,8 @@ class ShopRun:
     ``"role: kind"`` → count."""
     start_memory: Memory | None = None
     tills_rss: int = 0
+    tills_writer: dict[str, int] = field(default_factory=dict)
+    """The tills' process's store writer while timed (like ``writer``)."""
     report: dict[str, Any] = field(default_factory=dict)
     """The report at the end (:func:`final_report`), for checks beyond :func:`verify`."""
 
@@ -605,10 +612,43 @@ async def verify(store: EventStore, tills: TillsHandle) -> list[str]:
     return problems
 
 
+class ReportingWorker:
+    """The report's processor in its own OS process, deployed as an operator would:
+    ``tillflow worker --run reporting`` on the shop's file. Stopped with SIGTERM."""
+
+    def __init__(self, path: Path) -> None:
+        executable = Path(sys.executable).with_name("tillflow")
+        command = [str(executable), "worker", "--run", REPORTING, "--database", str(path)]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        self.watched = psutil.Process(self.process.pid)
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds of the worker process so far (``all``: it is one role)."""
+        times = self.watched.cpu_times()
+        return {"all": times.user + times.system}
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15.0)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
 class _Timed:
     """The shop process's and the tills' counters at the start of the timed part."""
 
-    def __init__(self, store: EventStore, runtime: Runtime, tills: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        runtime: Runtime,
+        tills: dict[str, Any],
+        apart: ReportingWorker | None,
+    ) -> None:
+        self.apart = apart
+        self.apart_cpu = apart.cpu() if apart is not None else {}
         self.head = store.head(0)
         self.processors = _counters(runtime)
         self.writer = writer_statistics(store)
@@ -620,6 +660,8 @@ class _Timed:
         self, run: ShopRun, store: EventStore, runtime: Runtime, tills: dict[str, Any]
     ) -> None:
         run.cpu["shop"] = cpu_spent(self.cpu, thread_cpu())
+        if self.apart is not None:
+            run.cpu["reporting"] = cpu_spent(self.apart_cpu, self.apart.cpu())
         run.events = store.head(0) - self.head
         run.processors = {
             name: _minus(values, self.processors.get(name, {}))
@@ -631,8 +673,36 @@ class _Timed:
         if tills:
             run.cpu["tills"] = cpu_spent(self.tills["cpu"], tills["cpu"])
             run.tills_rss = tills["rss"]
+            run.tills_writer = _minus(tills["writer"], self.tills["writer"])
             if "statements" in tills:
                 run.statements["tills"] = _statements(tills["statements"], self.tills["statements"])
+
+
+def _place(
+    path: Path,
+    seed: int,
+    batch_size: int,
+    store_type: type[SqliteEventStore],
+    memory: bool,
+    separate: bool,
+    reporting_apart: bool,
+) -> tuple[EventStore, TillsHandle, ReportingWorker | None]:
+    """The shop's store, its tills and (if apart) the report's own process."""
+    if memory and separate:
+        raise ValueError("a memory store cannot be shared with a 2nd process")
+    if reporting_apart and not separate:
+        raise ValueError("the report's own process goes with the tills in theirs")
+    store: EventStore = (
+        MemoryEventStore(registry=REGISTRY)
+        if memory
+        else store_type(path, durability="full", registry=REGISTRY)
+    )
+    tills: TillsHandle = (
+        ProcessTills(path, seed, batch_size, store_type)
+        if separate
+        else ThreadTills(store, seed, batch_size)
+    )
+    return store, tills, ReportingWorker(path) if reporting_apart else None
 
 
 async def run_shop(
@@ -648,6 +718,7 @@ async def run_shop(
     store_type: type[SqliteEventStore] = SqliteEventStore,
     memory: bool = False,
     on_segment: Callable[[int, int], None] | None = None,
+    reporting_apart: bool = False,
 ) -> ShopRun:
     """Seed the shop, then time ``checkouts`` checkouts from the first append until the
     report reflects the last (``runtime.wait_for(receipt, ["reporting"])``), in
@@ -655,31 +726,24 @@ async def run_shop(
     them); then drain and verify, untimed.
 
     ``separate``: the tills run in their own OS process (:class:`ProcessTills`), else in a
-    thread of this one (:class:`ThreadTills`). ``store_type``: :class:`CountingStore` to
+    thread of this one (:class:`ThreadTills`). ``reporting_apart``: the report's processor
+    runs in a third process (:class:`ReportingWorker`), Inventory in this one (with
+    ``separate`` only). ``store_type``: :class:`CountingStore` to
     count statements (both processes). ``memory``: a :class:`MemoryEventStore` instead
     (``path`` unused; the tills in a thread). ``on_segment(done, checkouts)`` after each
     segment is in the report (progress).
     """
-    if memory and separate:
-        raise ValueError("a memory store cannot be shared with a 2nd process")
     segment = -(-checkouts // segments)
     wait = timeout if timeout is not None else max(60.0, segment / 1_000)
-    store: EventStore = (
-        MemoryEventStore(registry=REGISTRY)
-        if memory
-        else store_type(path, durability="full", registry=REGISTRY)
+    store, tills, apart = _place(
+        path, seed, batch_size, store_type, memory, separate, reporting_apart
     )
-    tills: TillsHandle = (
-        ProcessTills(path, seed, batch_size, store_type)
-        if separate
-        else ThreadTills(store, seed, batch_size)
-    )
-    run = ShopRun(tills.kind)
+    run = ShopRun(tills.kind if apart is None else "three processes")
     try:
-        async with Shop(store).runtime() as runtime:
+        async with Shop(store).runtime(run=[INVENTORY] if apart else None) as runtime:
             try:
                 await _settle_seeding(runtime, await tills.seed())
-                timed = _Timed(store, runtime, await tills.facts())
+                timed = _Timed(store, runtime, await tills.facts(), apart)
                 run.start_memory = memory_now()
                 started = time.perf_counter()
                 tills.start(checkouts, segment, window)
@@ -718,6 +782,8 @@ async def run_shop(
     finally:
         await tills.close()
         store.close()
+        if apart is not None:
+            apart.close()
     return run
 
 

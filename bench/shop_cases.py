@@ -4,8 +4,10 @@
 
     case                        what is timed                                target
     5 shop throughput           first append → report reflects the last      ≥ 20,000 checkouts/s
-                                checkout; tills in a thread (1 process) and
-                                in a 2nd OS process (2 processes)
+                                checkout; tills in a thread (1 process), in
+                                a 2nd OS process (2 processes), and the
+                                report's processor in a 3rd, started as
+                                ``tillflow worker --run reporting``
     6 latency, open loop        scheduled send → report reflects it,         p99 ≤ 20 ms
                                 1,000 checkouts/s
     7 memory                    shop process RSS after 1M checkouts          ≤ 200 MiB
@@ -25,7 +27,7 @@ import math
 from typing import Final
 
 from bench import raw
-from bench.cases import Context, _median, _sides, scratch
+from bench.cases import Context, _median, scratch
 from bench.report import CaseResult, mib, rate
 from bench.shop import (
     INVENTORY,
@@ -92,20 +94,30 @@ def _failed(runs: list[ShopRun]) -> str | None:
     return f"{len(bad)} of {len(runs)} runs {statuses}: {bad[0].detail}"
 
 
+PLACEMENTS: Final = {  # name: (where things run, tills apart, report apart)
+    "1 process": ("tills in a thread", False, False),
+    "2 processes": ("tills in a 2nd process", True, False),
+    "3 processes": ("tills in a 2nd process, the report in a 3rd (tillflow worker)", True, True),
+}
+
+
 def throughput(context: Context) -> list[CaseResult]:
-    """Case 5: both placements of the tills, alternating which goes first."""
+    """Case 5: every placement, the order rotating with each repeat."""
     count = context.sizes.shop_checkouts
     reference = raw_reference(context)
-    runs: dict[bool, list[ShopRun]] = {False: [], True: []}
+    runs: dict[str, list[ShopRun]] = {placement: [] for placement in PLACEMENTS}
+    names = list(PLACEMENTS)
     for repeat in range(context.repeats):
-        for separate in [side == "tillflow" for side in _sides(repeat)]:
-            where = "2 processes" if separate else "1 process"
-            context.progress(f"shop throughput ({where}), run {repeat + 1}/{context.repeats}")
+        turn = repeat % len(names)
+        for placement in names[turn:] + names[:turn]:
+            context.progress(f"shop throughput ({placement}), run {repeat + 1}/{context.repeats}")
             with scratch(context.directory) as path:
-                runs[separate].append(asyncio.run(run_shop(path, count, separate=separate)))
+                _, separate, apart = PLACEMENTS[placement]
+                shop = run_shop(path, count, separate=separate, reporting_apart=apart)
+                runs[placement].append(asyncio.run(shop))
     results = []
-    for separate, done in runs.items():
-        where = "tills in a 2nd process" if separate else "tills in a thread"
+    for placement, done in runs.items():
+        where = PLACEMENTS[placement][0]
         checkouts = _median([run.rate for run in done])
         events = _median([run.events / run.seconds for run in done if run.seconds])
         problem = _failed(done)
@@ -120,7 +132,7 @@ def throughput(context: Context) -> list[CaseResult]:
             figure, ratio, notes = "NOT TIMED", None, problem
         results.append(
             CaseResult(
-                case=f"5 shop, {'2 processes' if separate else '1 process'}",
+                case=f"5 shop, {placement}",
                 tillflow=figure,
                 reference=f"executemany {rate(reference, ' rows/s')}",
                 ratio=ratio,
