@@ -172,6 +172,42 @@ class Txn:
         self.rows.extend(rows)
         return Receipt(positions={0: position}, streams={stream: current + len(events)})
 
+    def queue_emitted(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        encoded: Sequence[bytes],
+        expected_version: int,
+    ) -> None:
+        """Check and queue a processor's emitted events (not careful: see :meth:`insert`).
+        No id checks: derived ids are new while the processor's checkpoint CAS holds, and
+        the single insert's unique index would catch the impossible."""
+        current = self.versions.get(stream)
+        if current is None:
+            current = self.version_of(stream)
+        if expected_version not in (ANY_VERSION, current):
+            raise ConcurrencyConflict(stream, expected_version, current)
+        position, now, rows = self.head, self.now, self.rows
+        for event, data in zip(events, encoded, strict=True):
+            position += 1
+            current += 1
+            rows.append(
+                (
+                    position,
+                    event.id or new_event_id(),
+                    stream,
+                    current,
+                    event.type,
+                    event.schema_version,
+                    data,
+                    now,
+                    event.causation_id,
+                    event.correlation_id,
+                )
+            )
+        self.head = position
+        self.versions[stream] = current
+
     def _repeat_of(
         self, stream: str, events: Sequence[NewEvent], encoded: Sequence[bytes]
     ) -> Receipt | None:
@@ -291,14 +327,15 @@ class CommitJob:
                 "VALUES (?, ?, ?, ?)",
                 (self.processor, self.lane, self.new, txn.now),
             )
-        positions: dict[int, int] = {}
-        streams: dict[str, int] = {}
-        for emitted, encoded in zip(self.effects.emitted, self.encoded, strict=True):
-            receipt = txn.insert(
-                emitted.stream, emitted.events, encoded, emitted.expected_version, False
-            )
-            positions.update(receipt.positions)
-            streams.update(receipt.streams)
+        emitted_all = self.effects.emitted
+        first = txn.head
+        for emitted, encoded in zip(emitted_all, self.encoded, strict=True):
+            if txn.careful:
+                txn.insert(emitted.stream, emitted.events, encoded, emitted.expected_version, False)
+            else:
+                txn.queue_emitted(emitted.stream, emitted.events, encoded, emitted.expected_version)
+        positions = {0: txn.head} if txn.head > first else {}
+        streams = {emitted.stream: txn.versions[emitted.stream] for emitted in emitted_all}
         views = self.effects.views
         upserts = [(view, key, value) for (view, key), value in views.items() if value]
         if upserts:
