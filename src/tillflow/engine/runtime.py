@@ -235,7 +235,8 @@ class Runtime:
                 await self._notify_progress()
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await wake.wait()
             delay = min(delay * self.poll.factor, self.poll.most)
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
@@ -290,7 +291,8 @@ class Runtime:
         Returns at once with status ``failed`` if a named processor, or one upstream of it,
         has stopped. Checkpoints are read from the store, so processors running in other
         processes count too. Processors that ignore the receipt's event types pass it as
-        they scan, so the wait cannot hang on them.
+        they scan, so the wait cannot hang on them. Cancelling the wait raises
+        ``CancelledError`` at once, whatever the processors are doing.
         """
         names = self._check_names(self.processors if processors is None else processors)
         started = time.monotonic()
@@ -316,17 +318,22 @@ class Runtime:
             delay = min(delay * self.poll.factor, self.poll.most)
 
     async def _wait_progress(self, seconds: float) -> None:
+        """Wait at most ``seconds`` for a processor to report progress. A cancellation is
+        never lost: ``asyncio.timeout``, not ``asyncio.wait_for``, which on Python 3.11
+        returns normally when cancelled in the turn that progress is reported."""
         if self._progress is None:
             await asyncio.sleep(seconds)
             return
         async with self._progress:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(), seconds)
+                async with asyncio.timeout(seconds):
+                    await self._progress.wait()
 
     async def drain(self, timeout: float = 60.0) -> None:
         """Wait until every processor has scanned everything on every lane, including the
         events processors emitted meanwhile. Raises :class:`ProcessorStopped` if one has
-        failed, :class:`DrainTimeout` (saying who is behind by how much) after ``timeout``.
+        failed, :class:`DrainTimeout` (saying who is behind by how much) after ``timeout``;
+        cancelling it raises ``CancelledError`` at once.
         """
         deadline = time.monotonic() + timeout
         delay = self.poll.first

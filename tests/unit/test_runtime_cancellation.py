@@ -1,0 +1,115 @@
+"""Cancelling a read-your-writes wait or a drain ends it at once with ``CancelledError`` —
+also when a processor reports progress in the same turn of the loop (Python 3.11's
+``asyncio.wait_for`` returns normally then, and the wait used to run on to its timeout)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from tillflow.engine import (
+    MemoryEventStore,
+    NewEvent,
+    PollBackoff,
+    Processor,
+    RecordedEvent,
+    Runtime,
+    Session,
+)
+
+LONG = 30.0
+"""The wait's own timeout and poll interval: far longer than the test may take."""
+PROMPT = 2.0
+"""How soon a cancelled wait must be over."""
+
+Wait = Callable[[Runtime], Coroutine[Any, Any, object]]
+
+
+@contextlib.asynccontextmanager
+async def _blocked_runtime() -> AsyncIterator[Runtime]:
+    """A runtime whose one processor is stuck in its first event until the block ends (so a
+    wait on it can only end by cancellation), polling only every ``LONG`` seconds."""
+    gate = threading.Event()
+
+    def blocked(event: RecordedEvent, session: Session) -> None:
+        gate.wait(LONG)
+
+    runtime = Runtime(
+        MemoryEventStore(),
+        [Processor("slow", blocked)],
+        poll=PollBackoff(first=LONG, factor=1.0, most=LONG),
+    )
+    async with runtime:
+        try:
+            yield runtime
+        finally:
+            gate.set()
+
+
+async def _parked(runtime: Runtime, waiting: asyncio.Task[object]) -> None:
+    """Until ``waiting`` waits for the processors' progress (a deadline, not a sleep)."""
+    progress = runtime._progress
+    assert progress is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PROMPT
+    while not progress._waiters:  # the condition's own queue of waiters
+        assert not waiting.done(), waiting
+        assert loop.time() < deadline, "the wait never waited for progress"
+        await asyncio.sleep(0)
+
+
+async def _wait_for_receipt(runtime: Runtime) -> object:
+    receipt = await runtime.append("s", [NewEvent("A")])
+    return await runtime.wait_for(receipt, ["slow"], timeout=LONG)
+
+
+async def _drain(runtime: Runtime) -> object:
+    await runtime.append("s", [NewEvent("A")])
+    await runtime.drain(timeout=LONG)
+    return None
+
+
+WAITS: dict[str, Wait] = {"wait_for": _wait_for_receipt, "drain": _drain}
+
+
+async def _cancelled_promptly(waiting: asyncio.Task[object]) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    done, _ = await asyncio.wait({waiting}, timeout=PROMPT)
+    elapsed = loop.time() - started
+    if not done:
+        waiting.cancel()  # clean up whatever this run's code does with a second cancel
+        await asyncio.wait({waiting}, timeout=PROMPT)
+    assert done, f"still waiting {elapsed:.1f}s after it was cancelled"
+    assert waiting.cancelled()
+    with pytest.raises(asyncio.CancelledError):
+        waiting.result()
+
+
+@pytest.mark.parametrize("wait", sorted(WAITS))
+async def test_a_cancelled_wait_ends_at_once_with_cancelled_error(
+    wait: str,
+) -> None:
+    async with _blocked_runtime() as runtime:
+        waiting = asyncio.create_task(WAITS[wait](runtime))
+        await _parked(runtime, waiting)
+        waiting.cancel()
+        await _cancelled_promptly(waiting)
+
+
+@pytest.mark.parametrize("wait", sorted(WAITS))
+async def test_a_wait_cancelled_as_a_processor_reports_progress_still_ends_at_once(
+    wait: str,
+) -> None:
+    async with _blocked_runtime() as runtime:
+        waiting = asyncio.create_task(WAITS[wait](runtime))
+        await _parked(runtime, waiting)
+        # what a processor's task does after each batch, then the cancellation, in one turn
+        await runtime._notify_progress()
+        waiting.cancel()
+        await _cancelled_promptly(waiting)
