@@ -11,6 +11,10 @@ variable               default         meaning
 ``TILLFLOW_PORT``      ``8000``        port (1..65535)
 ``TILLFLOW_LOG_LEVEL`` ``info``        ``critical``, ``error``, ``warning``, ``info``,
                                        ``debug``
+``TILLFLOW_WORKERS``   ``0``           HTTP worker processes of ``tillflow serve``
+                                       (0..64): 0 serves in one process; N ≥ 1 share
+                                       one socket and the processors run in the
+                                       supervising process
 =====================  ==============  ==================================================
 """
 
@@ -37,6 +41,7 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: LogLevel = "info"
+    workers: int = Field(default=0, ge=0, le=64)
 
     @field_validator("database")
     @classmethod
@@ -58,6 +63,7 @@ ENVIRONMENT_NAMES = {
     "host": "TILLFLOW_HOST",
     "port": "TILLFLOW_PORT",
     "log_level": "TILLFLOW_LOG_LEVEL",
+    "workers": "TILLFLOW_WORKERS",
 }
 
 

@@ -18,7 +18,13 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("TILLFLOW_DATABASE", "TILLFLOW_HOST", "TILLFLOW_PORT", "TILLFLOW_LOG_LEVEL"):
+    for name in (
+        "TILLFLOW_DATABASE",
+        "TILLFLOW_HOST",
+        "TILLFLOW_PORT",
+        "TILLFLOW_LOG_LEVEL",
+        "TILLFLOW_WORKERS",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -44,6 +50,15 @@ def test_the_environment_is_read_and_arguments_win(monkeypatch: pytest.MonkeyPat
     )
 
 
+def test_one_process_serves_unless_workers_are_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().workers == 0
+    monkeypatch.setenv("TILLFLOW_WORKERS", "3")
+    assert load_settings().workers == 3
+    assert load_settings(workers=1).workers == 1
+
+
 def test_settings_are_frozen() -> None:
     settings = load_settings()
     with pytest.raises(ValidationError):
@@ -57,6 +72,8 @@ def test_settings_are_frozen() -> None:
         ("TILLFLOW_PORT", "0", "TILLFLOW_PORT"),
         ("TILLFLOW_PORT", "65536", "TILLFLOW_PORT"),
         ("TILLFLOW_LOG_LEVEL", "loud", "TILLFLOW_LOG_LEVEL"),
+        ("TILLFLOW_WORKERS", "-1", "TILLFLOW_WORKERS"),
+        ("TILLFLOW_WORKERS", "65", "TILLFLOW_WORKERS"),
         ("TILLFLOW_DATABASE", "postgresql://db/shop", "PostgreSQL"),
         ("TILLFLOW_DATABASE", "  ", "TILLFLOW_DATABASE"),
     ],
@@ -80,6 +97,7 @@ def test_invalid_settings_are_one_line_naming_the_setting(
     [
         (["--port", "0"], "--port"),
         (["--log-level", "chatty"], "--log-level"),
+        (["--workers", "100"], "--workers"),
         (["--database", "postgres://db/shop"], "PostgreSQL"),
     ],
 )

@@ -1,5 +1,7 @@
 """Running the shop: ``serve`` (the HTTP API, with the processors in the same process by
-default) and ``worker`` (processors only, against a store another process serves)."""
+default; with ``--workers N``, N HTTP processes and the processors in the supervising one:
+:mod:`tillflow.cli.supervisor`) and ``worker`` (processors only, against a store another
+process serves)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import asyncio
 import copy
 import gc
 import signal
+import socket
 import sys
 from types import FrameType
 from typing import Annotated, Any
@@ -24,9 +27,10 @@ from tillflow.cli.common import (
     open_existing,
     statistics_table,
 )
-from tillflow.engine import Runtime, State, TillflowError
+from tillflow.cli.supervisor import Supervisor, listen, stop_all
+from tillflow.engine import EventStore, Runtime, State, TillflowError
 from tillflow.http import create_app
-from tillflow.settings import load_settings
+from tillflow.settings import Settings, load_settings
 from tillflow.shop import Shop
 from tillflow.tokens import TokenBook
 
@@ -78,32 +82,41 @@ def serve(
             "`tillflow worker` processes.",
         ),
     ] = True,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="HTTP worker processes (env TILLFLOW_WORKERS; 0: serve in this process). "
+            "N ≥ 1: N processes share the port and the SQLite file, and the processors run "
+            "in this supervising process.",
+        ),
+    ] = None,
+    socket_fd: Annotated[
+        int | None,
+        typer.Option(hidden=True, help="Serve this inherited listening socket (workers)."),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs), the live stream and /metrics. Every request
     needs a bearer token: make one with `tillflow token create`. Stops cleanly (exit 0)
     on SIGTERM or Ctrl-C."""
     try:
-        settings = load_settings(database=database, host=host, port=port, log_level=log_level)
+        settings = load_settings(
+            database=database, host=host, port=port, log_level=log_level, workers=workers
+        )
+        if settings.workers > 0 and socket_fd is None and settings.database.startswith("memory"):
+            raise ConfigurationError(
+                f"--workers {settings.workers}: HTTP workers share an SQLite file; a memory "
+                "store lives in one process"
+            )
         store = open_store(settings.database, registry=service_registry())
     except (ConfigurationError, TillflowError) as error:
         raise fail(str(error), 2) from None
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
     try:
-        tokens = TokenBook(store).tokens()
-        where = "in this process" if processors else "in `tillflow worker` processes"
-        console.print(
-            f"[bold]tillflow[/] serving http://{settings.host}:{settings.port} · database "
-            f"{settings.database} · processors {where} · dashboard at /dashboard · "
-            "API docs at /docs",
-            highlight=False,
-            soft_wrap=True,
-        )
-        if not any(token.active for token in tokens):
-            console.print(
-                "no tokens yet: make one with `tillflow token create --role manager --name NAME`",
-                highlight=False,
-            )
+        if settings.workers > 0 and socket_fd is None:
+            raise typer.Exit(_supervise(settings, store, processors))
+        if socket_fd is None:
+            _announce(settings, store, processors)
         app = create_app(settings, store=store, run_processors=processors)
         config = uvicorn.Config(
             app,
@@ -116,9 +129,51 @@ def serve(
             server_header=False,
         )
         _tune_for_latency()
-        uvicorn.Server(config).run()
+        server = uvicorn.Server(config)
+        if socket_fd is None:
+            server.run()
+        else:
+            server.run(sockets=[socket.socket(fileno=socket_fd)])
     finally:
         store.close()
+
+
+def _announce(settings: Settings, store: EventStore, processors: bool) -> None:
+    """The start-up line (and a hint when there is no token yet)."""
+    if settings.workers > 0:
+        where = "in this supervising process" if processors else "in `tillflow worker` processes"
+        how = f"{settings.workers} HTTP worker{'s' if settings.workers > 1 else ''} · "
+    else:
+        where = "in this process" if processors else "in `tillflow worker` processes"
+        how = ""
+    console.print(
+        f"[bold]tillflow[/] serving http://{settings.host}:{settings.port} · {how}database "
+        f"{settings.database} · processors {where} · dashboard at /dashboard · "
+        "API docs at /docs",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if not any(token.active for token in TokenBook(store).tokens()):
+        console.print(
+            "no tokens yet: make one with `tillflow token create --role manager --name NAME`",
+            highlight=False,
+        )
+
+
+def _supervise(settings: Settings, store: EventStore, processors: bool) -> int:
+    """``settings.workers`` HTTP workers on one socket, the processors here; the exit code."""
+    try:
+        listener = listen(settings.host, settings.port)
+    except OSError as error:
+        raise fail(f"cannot listen on {settings.host}:{settings.port}: {error}", 1) from None
+    _announce(settings, store, processors)
+    runtime = Shop(store).runtime() if processors else None
+    supervisor = Supervisor(settings, listener, settings.workers, runtime)
+    try:
+        supervisor.start()
+        return asyncio.run(supervisor.run())
+    finally:
+        stop_all(supervisor.workers)  # on any way out, no worker is left behind
 
 
 def _tune_for_latency() -> None:

@@ -1,0 +1,175 @@
+"""``tillflow serve --workers N`` (N ≥ 1): N HTTP processes on one listening socket, the
+shop's processors in the supervising process.
+
+::
+
+    tillflow serve --workers 2 ─┬─ listening socket (bound here, inherited by the workers)
+      (this process: Runtime,   ├─► worker 1: tillflow serve --no-processors --socket-fd FD
+       inventory → reporting)   └─► worker 2: tillflow serve --no-processors --socket-fd FD
+                                         all on one SQLite file
+
+Each HTTP worker is an ordinary ``tillflow serve --no-processors`` process (its own event
+loop, GIL and writer thread) serving the socket this process bound, so the kernel hands
+each new connection to one of them. Their appends and the processors' batches meet in
+the SQLite file, whose write lock serialises them. Read-your-writes and the live stream
+work from any worker: waits and the report watch read the processors' durable
+checkpoints from the file. ``/metrics`` and ``/processors`` answer from the worker that
+took the connection (processors show as ``elsewhere`` there); a processor failure is
+said here, on this process's output.
+
+SIGTERM or SIGINT stops the workers (each finishes its open requests) and then the
+processors; exit 0. A worker that exits on its own stops the rest; exit 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from typing import Final
+
+from tillflow.cli.common import errors
+from tillflow.engine import Runtime, State
+from tillflow.settings import Settings
+
+STOP_DEADLINE: Final = 15.0
+"""Seconds the workers get to stop after SIGTERM (their graceful shutdown is shorter)."""
+LOOK_EVERY: Final = 0.2
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` and listening, inheritable by child processes.
+    Raises ``OSError`` (e.g. the address is in use)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        sock.set_inheritable(True)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def worker_command(settings: Settings, fd: int) -> list[str]:
+    """The command line of one HTTP worker serving the socket ``fd``."""
+    return [
+        sys.executable,
+        "-m",
+        "tillflow",
+        "serve",
+        "--no-processors",
+        "--database",
+        settings.database,
+        "--host",
+        settings.host,
+        "--port",
+        str(settings.port),
+        "--log-level",
+        settings.log_level,
+        "--socket-fd",
+        str(fd),
+    ]
+
+
+class Supervisor:
+    """Starts ``count`` HTTP workers on ``listener`` and runs ``runtime`` (the processors,
+    or ``None``) until asked to stop or until a worker exits."""
+
+    def __init__(
+        self, settings: Settings, listener: socket.socket, count: int, runtime: Runtime | None
+    ) -> None:
+        self.settings = settings
+        self.listener = listener
+        self.count = count
+        self.runtime = runtime
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        """Start the workers; this process keeps no copy of the socket afterwards."""
+        fd = self.listener.fileno()
+        try:
+            for _ in range(self.count):
+                self.workers.append(
+                    subprocess.Popen(worker_command(self.settings, fd), pass_fds=(fd,))
+                )
+        finally:
+            self.listener.close()
+
+    async def run(self) -> int:
+        """Supervise until SIGTERM / SIGINT (0) or a worker's own exit (1); the workers are
+        stopped first, then the processors."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                if self.runtime is not None:
+                    await stack.enter_async_context(self.runtime)
+                code = await self._watch(stop)
+                codes = await asyncio.to_thread(stop_all, self.workers)
+        finally:
+            stop_all(self.workers)  # already stopped, unless something above raised
+        if code == 0 and any(codes):
+            errors.print(
+                f"[bold red]error:[/] HTTP workers stopped with exit codes {codes}",
+                highlight=False,
+            )
+            return 1
+        return code
+
+    async def _watch(self, stop: asyncio.Event) -> int:
+        said: set[str] = set()
+        while not stop.is_set():
+            for number, worker in enumerate(self.workers, start=1):
+                code = worker.poll()
+                if code is not None:
+                    errors.print(
+                        f"[bold red]error:[/] HTTP worker {number} (pid {worker.pid}) exited "
+                        f"with code {code}; stopping the others",
+                        highlight=False,
+                    )
+                    return 1
+            self._say_failures(said)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LOOK_EVERY):
+                    await stop.wait()
+        return 0
+
+    def _say_failures(self, said: set[str]) -> None:
+        """Print each failed processor once (the HTTP workers show processors as
+        ``elsewhere``: this output is where a failure is said)."""
+        if self.runtime is None:
+            return
+        for row in self.runtime.statistics():
+            if row.state == State.FAILED.value and row.processor not in said:
+                said.add(row.processor)
+                errors.print(
+                    f"[bold red]error:[/] processor {row.processor} failed: {row.error}",
+                    highlight=False,
+                )
+
+
+def stop_all(workers: Sequence[subprocess.Popen[bytes]]) -> list[int]:
+    """SIGTERM every running worker, wait up to :data:`STOP_DEADLINE` seconds in all, kill
+    what is left; their exit codes."""
+    for worker in workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_DEADLINE
+    codes = []
+    for worker in workers:
+        try:
+            codes.append(worker.wait(max(0.0, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            codes.append(worker.wait())
+    return codes
