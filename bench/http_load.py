@@ -370,22 +370,36 @@ class Server:
     tokens: dict[str, str]
     log: Path
     database: Path
+    helpers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    """Other server processes started beside ``process`` (a ``tillflow worker``)."""
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-2000:]
 
     def cpu(self) -> float:
-        times = psutil.Process(self.process.pid).cpu_times()
-        return times.user + times.system
+        """CPU seconds of every server process so far (children of ``serve`` included)."""
+        total = 0.0
+        for pid in [self.process.pid, *(helper.pid for helper in self.helpers)]:
+            try:
+                found = psutil.Process(pid)
+                for each in [found, *found.children(recursive=True)]:
+                    times = each.cpu_times()
+                    total += times.user + times.system
+            except psutil.NoSuchProcess:
+                continue
+        return total
 
     def auth(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
 
 @contextlib.contextmanager
-def serving(directory: Path | None) -> Iterator[Server]:
-    """``tillflow serve`` on a fresh SQLite file and a free port, with a token per role;
-    stopped with SIGTERM afterwards."""
+def serving(
+    directory: Path | None, options: tuple[str, ...] = (), worker: bool = False
+) -> Iterator[Server]:
+    """``tillflow serve [options]`` on a fresh SQLite file and a free port, with a token
+    per role (and, with ``worker``, a ``tillflow worker`` process beside it); stopped with
+    SIGTERM afterwards."""
     with tempfile.TemporaryDirectory(prefix="tillflow-bench-http-", dir=directory) as name:
         database = Path(name) / "shop.db"
         port = _free_port()
@@ -410,20 +424,29 @@ def serving(directory: Path | None) -> Iterator[Server]:
         log = Path(name) / "serve.log"
         with log.open("wb") as output:
             process = subprocess.Popen(
-                [TILLFLOW, "serve"], env=env, stdout=output, stderr=subprocess.STDOUT
+                [TILLFLOW, "serve", *options], env=env, stdout=output, stderr=subprocess.STDOUT
             )
-        server = Server(process, f"http://127.0.0.1:{port}", tokens, log, database)
+            helpers = []
+            if worker:
+                helpers.append(
+                    subprocess.Popen(
+                        [TILLFLOW, "worker"], env=env, stdout=output, stderr=subprocess.STDOUT
+                    )
+                )
+        server = Server(process, f"http://127.0.0.1:{port}", tokens, log, database, helpers)
         try:
             _wait_until_healthy(server)
             yield server
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+            for running in [process, *helpers]:
+                if running.poll() is None:
+                    running.send_signal(signal.SIGTERM)
+            for running in [process, *helpers]:
                 try:
-                    process.wait(DEADLINE)
+                    running.wait(DEADLINE)
                 except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(DEADLINE)
+                    running.kill()
+                    running.wait(DEADLINE)
 
 
 def _wait_until_healthy(server: Server) -> None:
@@ -579,7 +602,10 @@ def _check_report(server: Server, expected: Expected) -> tuple[float, str | None
     report = answer.json()
     waited = report["freshness"]["waited"]
     if expected.positions and waited != "reached":
-        return took, f"the report did not reach every 201's receipt ({waited}) in {DEADLINE:g} s"
+        return took, (
+            f"the report did not reach every 201's receipt ({waited}) in {DEADLINE:g} s"
+            f"{_failures(server)}"
+        )
     totals = report["totals"]
     seen = (totals["checkouts"], totals["units_sold"], totals["revenue"])
     wanted = (expected.checkouts, expected.units, expected.revenue)
@@ -588,6 +614,16 @@ def _check_report(server: Server, expected: Expected) -> tuple[float, str | None
             f"MISMATCH: the report has checkouts, units, revenue {seen}, the 201s say {wanted}"
         )
     return took, None
+
+
+def _failures(server: Server) -> str:
+    """What ``GET /processors`` says about failed processors (for a FAIL's detail)."""
+    try:
+        status = httpx.get(f"{server.url}/processors", headers=server.auth("viewer"), timeout=5)
+        failed = [row for row in status.json()["processors"] if row.get("state") == "failed"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
+        return f"; GET /processors: {error!r}"
+    return "".join(f"; {row['processor']} failed: {row.get('error')}" for row in failed)
 
 
 def run_phase(server: Server, mode: Mode, expected: Expected, seed: int, **knobs: float) -> Phase:
@@ -670,10 +706,14 @@ def http_run(
     open_seconds: float,
     seed: int = 1,
     profile: Path | None = None,
+    options: tuple[str, ...] = (),
+    worker: bool = False,
 ) -> HttpRun:
-    """One repeat: a fresh server, seeded; the closed loop, then the open loop. With
-    ``profile``, py-spy records the server during both phases (raw folded stacks)."""
-    with serving(directory) as server:
+    """One repeat: a fresh server (``tillflow serve [options]``, and with ``worker`` a
+    ``tillflow worker`` beside it), seeded; the closed loop, then the open loop. With
+    ``profile``, py-spy records the server's processes during both phases (raw folded
+    stacks; a worker's in ``<profile>.worker``)."""
+    with serving(directory, options, worker) as server:
         asyncio.run(_seed(server))
         expected = Expected()
         _, problem = _check_report(server, expected)
@@ -695,16 +735,23 @@ def _py_spy(server: Server, output: Path | None) -> Iterator[None]:
         yield
         return
     spy = str(Path(sys.executable).parent / "py-spy")
-    options = ["--threads", "--nonblocking", "--format", "raw", "--rate", "100"]
-    recorder = subprocess.Popen(
-        [spy, "record", *options, "--output", str(output), "--pid", str(server.process.pid)],
-        stdout=subprocess.DEVNULL,
-    )
+    options = ["--threads", "--subprocesses", "--nonblocking", "--format", "raw", "--rate", "100"]
+    targets = [(output, server.process.pid)]
+    targets += [(output.with_suffix(".worker"), helper.pid) for helper in server.helpers]
+    recorders = [
+        subprocess.Popen(
+            [spy, "record", *options, "--output", str(path), "--pid", str(pid)],
+            stdout=subprocess.DEVNULL,
+        )
+        for path, pid in targets
+    ]
     try:
         yield
     finally:
-        recorder.send_signal(signal.SIGINT)  # py-spy writes its output and stops
-        recorder.wait(DEADLINE)
+        for recorder in recorders:
+            recorder.send_signal(signal.SIGINT)  # py-spy writes its output and stops
+        for recorder in recorders:
+            recorder.wait(DEADLINE)
 
 
 # -- the cases ------------------------------------------------------------------------------
@@ -835,6 +882,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="open loop")
     parser.add_argument("--py-spy", type=Path, metavar="PATH", help="profile the server here")
     parser.add_argument("--dir", type=Path, metavar="DIR", help="where the database goes")
+    parser.add_argument(
+        "--serve-option",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="an option for `tillflow serve` (repeat; e.g. --serve-option=--workers=2)",
+    )
+    parser.add_argument(
+        "--worker", action="store_true", help="also run a `tillflow worker` process"
+    )
     arguments = parser.parse_args(argv)
     run = http_run(
         arguments.dir,
@@ -843,6 +900,8 @@ def main(argv: list[str] | None = None) -> None:
         arguments.rate,
         arguments.latency_seconds,
         profile=arguments.py_spy,
+        options=tuple(arguments.serve_option),
+        worker=arguments.worker,
     )
     for phase in (run.closed, run.opened):
         print(
