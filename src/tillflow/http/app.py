@@ -118,6 +118,9 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # the app's metrics are its own (/metrics); FastAPI's OpenTelemetry hooks would
+        # look up the global providers on every request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
