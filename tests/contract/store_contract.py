@@ -183,6 +183,30 @@ class EventStoreContract:
         assert also == first
         assert store.stream_version("s") == 2
 
+    def test_new_stream_appends_sharing_a_group_each_get_the_right_outcome(
+        self, store: EventStore
+    ) -> None:
+        kept = [_event(1, event_id=id_from_key("k", "kept"))]
+        original = store.append("s", kept, NO_STREAM)
+        store.append("taken", [_event(2)])
+        before = sum(store.head(lane) for lane in range(store.lane_count))
+        outcomes = store.append_many(
+            [
+                AppendRequest("fresh-1", [_event(3, event_id=id_from_key("k", "f1"))], NO_STREAM),
+                AppendRequest("s", kept, NO_STREAM),  # a retry
+                AppendRequest("new-elsewhere", kept, NO_STREAM),  # its id is s's
+                AppendRequest("taken", [_event(4)], NO_STREAM),
+                AppendRequest("fresh-2", [_event(5)], NO_STREAM),
+            ]
+        )
+        assert isinstance(outcomes[0], Receipt) and outcomes[0].streams == {"fresh-1": 1}
+        assert outcomes[1] == original
+        assert isinstance(outcomes[2], EventIdReused) and outcomes[2].field == "stream"
+        assert isinstance(outcomes[3], ConcurrencyConflict) and outcomes[3].actual == 1
+        assert isinstance(outcomes[4], Receipt) and outcomes[4].streams == {"fresh-2": 1}
+        assert sum(store.head(lane) for lane in range(store.lane_count)) == before + 2
+        assert store.stream_version("new-elsewhere") == 0
+
     def test_reused_id_with_different_content_is_refused(self, store: EventStore) -> None:
         event_id = id_from_key("k", "1")
         store.append("s", [_event(1, event_id=event_id)])

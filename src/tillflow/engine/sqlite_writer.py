@@ -5,7 +5,10 @@ checkpoint compare-and-set, emitted events, view rows). A group runs like this:
 
 1. ``BEGIN IMMEDIATE`` (the file's write lock), read the head;
 2. *prefetch* in a few statements what every job will ask: the versions of all streams the
-   group touches and which caller-given ids are already recorded;
+   group touches and which caller-given ids are already recorded — except for appends that
+   expect a new stream (``NO_STREAM``, e.g. a checkout): their streams are taken to be new
+   and their ids unused, which the unique indexes check at the insert for free (a stream
+   or id that exists after all trips them, and the careful re-run below sorts it out);
 3. run each job in Python, in order: it checks versions and ids, assigns positions and
    queues its rows — an append that is refused (conflict, reused id) writes nothing;
    a commit job runs in a savepoint (its checkpoint update and view rows are SQL);
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -36,7 +39,7 @@ from tillflow.engine.group_commit import Failed
 from tillflow.engine.ids import new_event_id
 from tillflow.engine.recent import RecentEvents
 from tillflow.engine.store import BatchEffects, repeat_receipt
-from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt, RecordedEvent
+from tillflow.engine.types import ANY_VERSION, NO_STREAM, NewEvent, Receipt, RecordedEvent
 
 COLUMNS: Final = (
     "id, stream, version, 0, position, type, schema_version, data, recorded_at, "
@@ -110,6 +113,13 @@ class Txn:
                     f"SELECT id FROM events WHERE id IN ({marks})", id_chunk
                 )
             )
+
+    def assume_new(self, streams: Iterable[str]) -> None:
+        """Take ``streams`` (not prefetched) to be new: version 0, checked at the insert."""
+        versions = self.versions
+        for stream in streams:
+            if stream not in versions:
+                versions[stream] = 0
 
     def insert(
         self,
@@ -238,9 +248,14 @@ class AppendJob:
         self.expected_version = expected_version
 
     def streams(self) -> list[str]:
-        return [self.stream]
+        return [] if self.expected_version == NO_STREAM else [self.stream]
+
+    def new_streams(self) -> list[str]:
+        return [self.stream] if self.expected_version == NO_STREAM else []
 
     def explicit_ids(self) -> list[bytes]:
+        if self.expected_version == NO_STREAM:
+            return []
         return [event.id for event in self.events if event.id is not None]
 
     def __call__(self, txn: Txn) -> Receipt:
@@ -259,12 +274,13 @@ class AppendManyJob:
         self.appends = appends
 
     def streams(self) -> list[str]:
-        return [append.stream for append in self.appends]
+        return [stream for append in self.appends for stream in append.streams()]
+
+    def new_streams(self) -> list[str]:
+        return [stream for append in self.appends for stream in append.new_streams()]
 
     def explicit_ids(self) -> list[bytes]:
-        return [
-            event.id for append in self.appends for event in append.events if event.id is not None
-        ]
+        return [event_id for append in self.appends for event_id in append.explicit_ids()]
 
     def __call__(self, txn: Txn) -> list[Receipt | TillflowError]:
         outcomes: list[Receipt | TillflowError] = []
@@ -303,6 +319,9 @@ class CommitJob:
 
     def streams(self) -> list[str]:
         return [emitted.stream for emitted in self.effects.emitted]
+
+    def new_streams(self) -> list[str]:
+        return []
 
     def explicit_ids(self) -> list[bytes]:
         return []
@@ -422,6 +441,7 @@ class SqliteWriter:
                     {stream for job in jobs for stream in job.streams()},
                     [event_id for job in jobs for event_id in job.explicit_ids()],
                 )
+                txn.assume_new(stream for job in jobs for stream in job.new_streams())
             outcomes = [self._run_isolated(job, txn) for job in jobs]
             if not careful and txn.rows:
                 try:
