@@ -11,17 +11,21 @@ since a browser's ``EventSource`` cannot send headers) sends:
 
 Comments (``: ping``) keep idle connections open. When the server stops, a last
 ``event: shutdown`` is sent and the stream ends cleanly (a browser reconnects by itself).
+The token is checked again every ``TOKEN_INTERVAL`` seconds, not only at connect: once it
+is revoked (by this process or another, e.g. ``tillflow token revoke``) a last
+``event: revoked`` (``{"reason": …}``) is sent and the stream ends; reconnecting gets 401.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Final
 
 import anyio
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -39,6 +43,8 @@ PROCESSORS_INTERVAL: Final = 1.0
 PING: Final = 15
 SHUTDOWN_GRACE: Final = 2.0
 """Seconds a stream has to end cleanly once the server is stopping."""
+TOKEN_INTERVAL: Final = 1.0
+"""Seconds between checks that a stream's token is still active."""
 
 
 class ReportChange(BaseModel):
@@ -50,16 +56,45 @@ class ReportChange(BaseModel):
     freshness: FreshnessOut
 
 
+def presented_token(request: Request) -> str:
+    """The token ``request`` was let in with (its guard has checked it): the bearer
+    header's, else ``?access_token=``'s."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        return header.strip().partition(" ")[2].strip()
+    return request.query_params.get("access_token", "")
+
+
+def token_refusal(services: Services, token: str) -> str | None:
+    """Why ``token`` may no longer follow the report (revoked, or unknown to the store),
+    or ``None`` while it may. Reads the token book (one cheap query when nothing changed)."""
+    found = services.tokens.authenticate(token)
+    if found is None:
+        return "the token is not known any more"
+    if not found.active:
+        return f"token {found.name!r} was revoked"
+    return None
+
+
 async def report_stream(
-    services: Services, stopping: anyio.Event
+    services: Services, stopping: anyio.Event, token: str
 ) -> AsyncIterator[ServerSentEvent]:
-    """The messages of one subscriber, until it goes away (the response cancels this) or
-    the server stops (then a last ``event: shutdown``, and the stream ends cleanly)."""
+    """The messages of one subscriber, until it goes away (the response cancels this), the
+    server stops (then a last ``event: shutdown``, and the stream ends cleanly) or
+    ``token`` is revoked (checked every ``TOKEN_INTERVAL`` seconds; then a last
+    ``event: revoked``, and the stream ends)."""
     sent: dict[str, ProductRowOut] = {}
     generation = services.watch.generation
     last_processors = 0.0
+    token_checked = time.monotonic()  # the guard checked it at connect
     full = True
     while not stopping.is_set():
+        if time.monotonic() - token_checked >= TOKEN_INTERVAL:
+            token_checked = time.monotonic()
+            refusal = token_refusal(services, token)
+            if refusal is not None:
+                yield ServerSentEvent(data=json.dumps({"reason": refusal}), event="revoked")
+                return
         report = report_out(services.store, services.shop.report.report())
         rows = [row for row in report.rows if sent.get(row.product_id) != row]
         if full or rows:
@@ -101,6 +136,7 @@ SSE_RESPONSE: Final[dict[int | str, dict[str, Any]]] = {
     response_class=EventSourceResponse,
 )
 async def follow_report(
+    request: Request,
     services: ServicesDep,
     access_token: Annotated[
         str | None,
@@ -109,7 +145,7 @@ async def follow_report(
 ) -> EventSourceResponse:
     stopping = anyio.Event()
     return EventSourceResponse(
-        report_stream(services, stopping),
+        report_stream(services, stopping, presented_token(request)),
         ping=PING,
         shutdown_event=stopping,
         shutdown_grace_period=SHUTDOWN_GRACE,
