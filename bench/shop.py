@@ -20,8 +20,9 @@ the pipeline stays full without the log running away from the processors, so a s
 late in a long run is measured under the same conditions as an early one.
 
 The tills' own work is in the timed part, as a till's would be: building each command
-(a fresh time-ordered id, a basket from a seeded pool) and feeding the truth, a few µs
-per checkout (their thread's CPU is reported apart from the shop's).
+(a fresh time-ordered id, a basket from a seeded pool) and counting what was accepted
+(their thread's CPU is reported apart from the shop's). The truth is folded from those
+counts once the timed part is over (:meth:`Tills.truth`).
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class ProducerFailed(Exception):
 @dataclass(frozen=True)
 class Basket:
     """What a till rings up, and what Sale must record for it (computed here from the
-    catalog the tills created, not read back from the store: it feeds the truth)."""
+    catalog the tills created, not read back from the store: the truth is made of it)."""
 
     lines: list[LineRequest]
     recorded: CheckedOut
@@ -154,8 +155,8 @@ class SegmentFacts:
 
 
 class Tills:
-    """The cashiers: they seed the shop, ring up checkouts with ``checkout_many`` and feed
-    the truth with what they issued. Synchronous; one thread at a time."""
+    """The cashiers: they seed the shop, ring up checkouts with ``checkout_many`` and count
+    what was accepted, for the truth. Synchronous; one thread at a time."""
 
     def __init__(self, store: EventStore, seed: int, batch_size: int = BATCH) -> None:
         self.store = store
@@ -163,7 +164,11 @@ class Tills:
         self.products = catalogue(seed)
         self.baskets = baskets(seed, self.products)
         self.batch_size = batch_size
-        self.truth = ShopTruth()
+        self.opening = ShopTruth()
+        """What the seeding received; the checkouts are added in :meth:`truth`."""
+        self.accepted = [0] * BASKETS
+        """Checkouts accepted, per basket (checkout ``n`` rings up basket ``n % BASKETS``)."""
+        self.last_position = 0
         self.issued = 0
 
     def seed(self) -> int:
@@ -180,7 +185,7 @@ class Tills:
             for receipt in pool.map(inventory.receive, deliveries):
                 position = max(position, receipt.positions[0])
         for product in self.products:
-            self.truth.received(product.product_id, STARTING_STOCK)
+            self.opening.received(product.product_id, STARTING_STOCK)
         return position
 
     def command(self, number: int) -> tuple[Checkout, CheckedOut]:
@@ -189,31 +194,36 @@ class Tills:
         command = Checkout(format_id(new_event_id()), f"till-{number % TILLS:02d}", basket.lines)
         return command, basket.recorded
 
-    def record(self, checked_out: CheckedOut, outcome: object, checkout_id: str) -> int:
-        """Feed the truth one accepted checkout; its position."""
+    def record(self, number: int, outcome: object, checkout_id: str) -> int:
+        """Count checkout ``number`` as accepted (a refusal fails the run); its position."""
         if not isinstance(outcome, Receipt):
             raise ProducerFailed(f"checkout {checkout_id} refused: {outcome!r}")
-        self.truth.checked_out(checked_out, outcome)
-        return outcome.positions[0]
+        self.accepted[number % BASKETS] += 1
+        position = outcome.positions[0]
+        self.last_position = max(self.last_position, position)
+        return position
+
+    def truth(self) -> ShopTruth:
+        """The truth from what was issued and accepted: the opening stock, then each
+        basket's recorded checkout times the number of times it was accepted (folded once
+        at the end, so the tills spend nothing on it while timed)."""
+        truth = ShopTruth()
+        for product_id, product in self.opening.products.items():
+            truth.received(product_id, product.received)
+        for basket, times in zip(self.baskets, self.accepted, strict=True):
+            truth.checked_out_times(basket.recorded, times, 0, self.last_position)
+        return truth
 
     def checkout_many(self, count: int) -> int:
         """Ring up ``count`` checkouts in one call; the last position they took."""
-        issued = [self.command(self.issued + offset) for offset in range(count)]
+        first = self.issued
+        commands = [self.command(first + offset)[0] for offset in range(count)]
         self.issued += count
-        outcomes = self.shop.sale.checkout_many([command for command, _ in issued])
+        outcomes = self.shop.sale.checkout_many(commands)
         position = 0
-        for (command, checked_out), outcome in zip(issued, outcomes, strict=True):
-            position = max(position, self.record(checked_out, outcome, command.checkout_id))
+        for number, (command, outcome) in enumerate(zip(commands, outcomes, strict=True), first):
+            position = max(position, self.record(number, outcome, command.checkout_id))
         return position
-
-    def settle(self, position: int) -> None:
-        """Keep the truth's memory flat: fold each product's movements up to ``position``
-        into its level. (:class:`ShopTruth` keeps one movement per line sold, for stock
-        counts that may come later; with no counts in this workload, folding them into
-        the level with ``counted(product, its stock now, {0: position})`` changes no figure.)
-        """
-        for product_id, product in list(self.truth.products.items()):
-            self.truth.counted(product_id, product.stock(), {0: position})
 
     def report_position(self) -> int:
         return self.store.checkpoint(REPORTING, 0)
@@ -247,7 +257,6 @@ class Tills:
             issued += size
             elapsed = time.perf_counter() - started
             facts = SegmentFacts(size, position, elapsed, held, transactions() - committed)
-            self.settle(position)
             on_segment(facts)
 
     def _hold(self, ahead: deque[int], window: int, timeout: float = 120.0) -> float:
@@ -267,7 +276,7 @@ class Tills:
 
     def violations(self) -> list[str]:
         """The report's rows and totals against the truth."""
-        return self.truth.violations(
+        return self.truth().violations(
             read_rows(self.store, REPORT_VIEWS), read_totals(self.store, REPORT_VIEWS)
         )
 
@@ -925,10 +934,10 @@ async def _open_loop(
     appended = [math.nan] * count
 
     async def one(index: int) -> None:
-        command, checked_out = tills.command(index)
+        command, _ = tills.command(index)
         receipt = await tills.shop.sale.checkout_async(command)
         appended[index] = loop.time()
-        reflections.expect(index, tills.record(checked_out, receipt, command.checkout_id))
+        reflections.expect(index, tills.record(index, receipt, command.checkout_id))
 
     # only the tasks still running are kept: a list of every finished task (and its
     # coroutine) would hand the garbage collector tens of thousands of objects to walk

@@ -47,6 +47,20 @@ class ShopTruth:
             product.revenue += line.line_total
             product.movements.append((lane, position, -line.quantity))
 
+    def checked_out_times(
+        self, checked_out: CheckedOut, times: int, lane: int = 0, position: int = 0
+    ) -> None:
+        """``checked_out`` accepted ``times`` over (a workload repeating baskets), the last
+        at ``position`` of ``lane`` (only a later stock count looks at it)."""
+        if times <= 0:
+            return
+        self.checkouts += times
+        for line in checked_out.lines:
+            product = self.products[line.product_id]
+            product.sold += line.quantity * times
+            product.revenue += line.line_total * times
+            product.movements.append((lane, position, -line.quantity * times))
+
     def returned(self, returned: ItemsReturned, receipt: Receipt) -> None:
         [(lane, position)] = receipt.positions.items()
         self.returns += 1
