@@ -76,6 +76,9 @@ def shop(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, int, dict
                 )
                 assert added.status_code == 201, added.text
         yield server, url, port, tokens
+        if server.poll() is None:
+            code, _, output = stop(server)
+            assert code == 0, output
 
 
 def test_both_workers_take_connections_and_the_report_reflects_every_checkout(
@@ -185,6 +188,23 @@ def test_a_worker_that_dies_stops_the_server_with_exit_code_1(
         time.sleep(0.05)
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass  # nobody listens any more
+
+
+def test_workers_stop_by_themselves_when_their_supervisor_is_killed(
+    shop: tuple[subprocess.Popen[str], str, int, dict[str, str]],
+) -> None:
+    server, _, port, _ = shop
+    workers = workers_of(server, 2)
+    server.kill()
+    server.wait(DEADLINE)
+    deadline = time.monotonic() + DEADLINE
+    while any(
+        worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE for worker in workers
+    ):
+        assert time.monotonic() < deadline, "a worker outlived its supervisor"
+        time.sleep(0.05)
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass  # the port is free again
 
 
 def test_workers_need_an_sqlite_file(tmp_path: Path) -> None:

@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import gc
+import os
 import signal
 import socket
 import sys
+import threading
+import time
 from types import FrameType
 from typing import Annotated, Any
 
@@ -36,6 +39,8 @@ from tillflow.tokens import TokenBook
 
 GRACEFUL_SHUTDOWN = 5
 """Seconds ``serve`` lets open requests and live streams finish once asked to stop."""
+ORPHAN_CHECK = 0.2
+"""Seconds between an HTTP worker's looks at whether its supervisor is still there."""
 
 
 def _log_config(level: str) -> dict[str, Any]:
@@ -98,6 +103,7 @@ def serve(
     """Serve the HTTP API (OpenAPI at /docs), the live stream and /metrics. Every request
     needs a bearer token: make one with `tillflow token create`. Stops cleanly (exit 0)
     on SIGTERM or Ctrl-C."""
+    supervisor = os.getppid()  # a worker's (with --socket-fd), before anything can stop it
     try:
         settings = load_settings(
             database=database, host=host, port=port, log_level=log_level, workers=workers
@@ -133,6 +139,7 @@ def serve(
         if socket_fd is None:
             server.run()
         else:
+            _stop_when_orphaned(server, supervisor)
             server.run(sockets=[socket.socket(fileno=socket_fd)])
     finally:
         store.close()
@@ -174,6 +181,20 @@ def _supervise(settings: Settings, store: EventStore, processors: bool) -> int:
         return asyncio.run(supervisor.run())
     finally:
         stop_all(supervisor.workers)  # on any way out, no worker is left behind
+
+
+def _stop_when_orphaned(server: uvicorn.Server, supervisor: int) -> None:
+    """An HTTP worker stops (gracefully) as soon as its supervisor is gone, however it went
+    (even SIGKILL): no worker is left holding the port."""
+
+    def watch() -> None:
+        while not server.should_exit:
+            if os.getppid() != supervisor or supervisor == 1:
+                server.should_exit = True
+                return
+            time.sleep(ORPHAN_CHECK)
+
+    threading.Thread(target=watch, name="tillflow:supervisor-watch", daemon=True).start()
 
 
 def _tune_for_latency() -> None:
