@@ -9,19 +9,23 @@
     13 HTTP latency, open loop    1,000 checkouts/s at scheduled send times:  p99 < 50 ms
                                   response − scheduled time
 
-Each repeat starts ``tillflow serve`` on a fresh SQLite file (durability ``full``: a 201
-means the checkout is committed and synced) on a free loopback port, creates a manager, a
-till and a viewer token with ``tillflow token create``, and seeds 200 products with a
-million units each through the API. The load comes from :data:`LOAD_PROCESSES` spawned
-processes, each a bare HTTP/1.1 keep-alive client on uvloop (a few tens of µs of CPU per
-request, where an ``httpx`` client costs several hundred: the load generator must not be
-what is measured); their CPU use is measured and shown. Each checkout has 1–5 lines and a
-unique, time-ordered id (``format_id(new_event_id())``).
+Each repeat starts ``tillflow serve --workers 1`` (:data:`SERVE_WORKERS`: the HTTP in a
+worker process, the processors in the supervising one) on a fresh SQLite file (durability
+``full``: a 201 means the checkout is committed and synced) on a free loopback port,
+creates a manager, a till and a viewer token with ``tillflow token create``, and seeds 200
+products with a million units each through the API. The load comes from
+:data:`LOAD_PROCESSES` spawned processes, each a bare HTTP/1.1 keep-alive client on uvloop (a
+few tens of µs of CPU per request, where an ``httpx`` client costs several hundred: the load
+generator must not be what is measured); their CPU use is measured and shown. Each checkout
+has 1–5 lines and a unique, time-ordered id (``format_id(new_event_id())``).
 
 After each phase the report must reflect every acknowledged checkout: ``GET /report`` with
 ``wait_for`` the receipt covering every 201's receipt must answer ``reached`` and its totals
 must equal the 201s' (checkouts, units, revenue). A phase with an error, a non-201 or a
 mismatch is a FAIL and its figures are shown as NOT TIMED.
+
+Case 12's reference, in the same repeat, is ``tillflow serve`` with everything in one
+process (closed loop only), on a fresh file of its own.
 
 The latency is measured from each request's scheduled send time (no coordinated omission:
 a request waiting for a free connection or a late send counts against the server).
@@ -64,6 +68,11 @@ from tillflow.receipt_tokens import decode_receipt, encode_receipt
 THROUGHPUT_TARGET: Final = 3_000.0
 LATENCY_TARGET_MS: Final = 50.0
 LATENCY_RATE: Final = 1_000.0
+SERVE_WORKERS: Final = 1
+"""The measured server is ``tillflow serve --workers SERVE_WORKERS``: HTTP worker processes
+beside the processors' (supervising) process. On this 2-core machine one worker does as
+well as two (they share the cores with the processors and the load); the reference is
+``tillflow serve`` in one process (the processors in it), measured in the same run."""
 LOAD_PROCESSES: Final = 2
 """Load generators (each its own OS process and event loop); the work is split evenly."""
 OPEN_LOOP_CONNECTIONS: Final = 64
@@ -695,7 +704,8 @@ def run_phase(server: Server, mode: Mode, expected: Expected, seed: int, **knobs
 @dataclass
 class HttpRun:
     closed: Phase
-    opened: Phase
+    opened: Phase | None
+    """``None`` when the run had no open loop."""
 
 
 def http_run(
@@ -710,7 +720,8 @@ def http_run(
     worker: bool = False,
 ) -> HttpRun:
     """One repeat: a fresh server (``tillflow serve [options]``, and with ``worker`` a
-    ``tillflow worker`` beside it), seeded; the closed loop, then the open loop. With
+    ``tillflow worker`` beside it), seeded; the closed loop, then the open loop (none if
+    ``open_seconds`` is 0). With
     ``profile``, py-spy records the server's processes during both phases (raw folded
     stacks; a worker's in ``<profile>.worker``)."""
     with serving(directory, options, worker) as server:
@@ -723,9 +734,11 @@ def http_run(
             closed = run_phase(
                 server, "closed", expected, seed, clients=clients, seconds=closed_seconds
             )
-            opened = run_phase(
-                server, "open", expected, seed + 50, rate=open_rate, seconds=open_seconds
-            )
+            opened = None
+            if open_seconds > 0:
+                opened = run_phase(
+                    server, "open", expected, seed + 50, rate=open_rate, seconds=open_seconds
+                )
         return HttpRun(closed, opened)
 
 
@@ -796,11 +809,14 @@ def _cpu_notes(phases: list[Phase]) -> str:
 def http(context: Context) -> list[CaseResult]:
     sizes = context.sizes
     runs: list[HttpRun] = []
+    references: list[HttpRun] = []
+    workers = ("--workers", str(SERVE_WORKERS))
     for repeat in range(context.repeats):
         context.progress(
-            f"HTTP load, run {repeat + 1}/{context.repeats}: {sizes.http_clients} clients for "
-            f"{sizes.http_seconds:g} s, then {LATENCY_RATE:,.0f}/s open loop for "
-            f"{sizes.http_latency_seconds:g} s"
+            f"HTTP load, run {repeat + 1}/{context.repeats}: tillflow serve --workers "
+            f"{SERVE_WORKERS}, {sizes.http_clients} clients for {sizes.http_seconds:g} s, then "
+            f"{LATENCY_RATE:,.0f}/s open loop for {sizes.http_latency_seconds:g} s; then "
+            f"tillflow serve in one process, {sizes.http_clients} clients"
         )
         runs.append(
             http_run(
@@ -810,10 +826,29 @@ def http(context: Context) -> list[CaseResult]:
                 LATENCY_RATE,
                 sizes.http_latency_seconds,
                 seed=repeat + 1,
+                options=workers,
+            )
+        )
+        references.append(
+            http_run(
+                context.directory,
+                sizes.http_clients,
+                sizes.http_seconds,
+                LATENCY_RATE,
+                0.0,
+                seed=repeat + 1,
             )
         )
     closed = [run.closed for run in runs]
-    opened = [run.opened for run in runs]
+    opened = [run.opened for run in runs if run.opened is not None]
+    alone = [run.closed for run in references]
+    alone_problem = _failed(alone)
+    alone_rate = _median([phase.rate for phase in alone])
+    reference = (
+        "one process: NOT TIMED"
+        if alone_problem is not None
+        else f"one process {rate(alone_rate, '/s')}"
+    )
 
     throughput_problem = _failed(closed)
     checkouts = _median([phase.rate for phase in closed])
@@ -829,15 +864,24 @@ def http(context: Context) -> list[CaseResult]:
     )
     if throughput_problem is not None:
         figure, notes = "NOT TIMED", throughput_problem
+    notes += (
+        f"; server: tillflow serve --workers {SERVE_WORKERS} (HTTP in {SERVE_WORKERS} "
+        "process(es), the processors in the supervising one); reference: tillflow serve, "
+        "everything in one process, same run"
+    )
+    if alone_problem is not None:
+        notes += f"; reference: {alone_problem}"
     throughput = CaseResult(
         case=f"12 HTTP checkouts, {sizes.http_clients} clients",
         tillflow=figure,
-        reference="—",
-        ratio=None,
+        reference=reference,
+        ratio=checkouts / alone_rate
+        if throughput_problem is None and alone_problem is None and alone_rate
+        else None,
         target=f"≥ {rate(THROUGHPUT_TARGET, '/s')}, 0 errors",
         passed=throughput_problem is None and checkouts >= THROUGHPUT_TARGET,
         notes=notes,
-        data=_phase_data(closed),
+        data={**_phase_data(closed), "one_process": _phase_data(alone)},
     )
 
     latency_problem = _failed(opened)
@@ -855,6 +899,7 @@ def http(context: Context) -> list[CaseResult]:
     )
     if latency_problem is not None:
         figure, notes = "NOT TIMED", latency_problem
+    notes += f"; server: tillflow serve --workers {SERVE_WORKERS}"
     latency = CaseResult(
         case=f"13 HTTP latency, {LATENCY_RATE:,.0f}/s open loop",
         tillflow=figure,
@@ -904,6 +949,8 @@ def main(argv: list[str] | None = None) -> None:
         worker=arguments.worker,
     )
     for phase in (run.closed, run.opened):
+        if phase is None:
+            continue
         print(
             f"{phase.mode:6} {phase.status}: {phase.ok:,} acknowledged in {phase.seconds:.1f} s "
             f"= {phase.rate:,.0f}/s, {phase.errors} errors; latency p50 "
