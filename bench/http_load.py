@@ -725,7 +725,10 @@ def http_run(
     ``profile``, py-spy records the server's processes during both phases (raw folded
     stacks; a worker's in ``<profile>.worker``)."""
     with serving(directory, options, worker) as server:
-        asyncio.run(_seed(server))
+        try:
+            asyncio.run(_seed(server))
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}; the server said: {server.output()}") from error
         expected = Expected()
         _, problem = _check_report(server, expected)
         if problem is not None:
@@ -955,7 +958,9 @@ def main(argv: list[str] | None = None) -> None:
             f"{phase.mode:6} {phase.status}: {phase.ok:,} acknowledged in {phase.seconds:.1f} s "
             f"= {phase.rate:,.0f}/s, {phase.errors} errors; latency p50 "
             f"{percentile(phase.latencies, 0.5):.1f} ms, p99 "
-            f"{percentile(phase.latencies, 0.99):.1f} ms; report drained "
+            f"{percentile(phase.latencies, 0.99):.1f} ms, max "
+            f"{max(phase.latencies, default=math.nan):.1f} ms (sends up to {phase.late:.1f} ms "
+            f"late); report drained "
             f"{phase.drain * 1000:.0f} ms after; server CPU "
             f"{phase.server_cpu / max(phase.ok, 1) * 1e6:.0f} µs/checkout; load generator "
             f"{phase.load_core:.0%} of a core per process; {phase.connections} connections "
