@@ -453,10 +453,7 @@ class SqliteWriter:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        self._recent.remember(
-            (RecordedEvent(row[1], row[2], row[3], 0, row[0], *row[4:]) for row in txn.rows),
-            whole_transaction=True,
-        )
+        self._recent.remember_rows(txn.rows)
         return outcomes
 
     def _connect(self) -> sqlite3.Connection:
