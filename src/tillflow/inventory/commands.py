@@ -1,4 +1,6 @@
-"""Inventory's commands: a manager receives deliveries and counts stock."""
+"""Inventory's commands: a manager receives deliveries and counts stock. Making one checks
+nothing: :class:`~tillflow.inventory.service.InventoryService` refuses a field of another
+type as :class:`~tillflow.errors.InvalidField` naming it, and writes nothing."""
 
 from __future__ import annotations
 

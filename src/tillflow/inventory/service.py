@@ -51,6 +51,7 @@ class InventoryService:
         """Record a delivery. Raises :class:`InvalidField`; a repeated ``delivery_id`` with
         the same product and quantity returns the original receipt, with other content it is
         a :class:`CheckoutConflict` naming the field."""
+        validation.of_type("command", command, ReceiveStock)
         product_id = validation.identifier("product_id", command.product_id)
         quantity = validation.quantity("quantity", command.quantity, validation.MAX_STOCK_QUANTITY)
         event_id = None
@@ -79,6 +80,7 @@ class InventoryService:
 
     def count(self, command: CountStock) -> Receipt:
         """Record a stock-take; raises :class:`InvalidField` for a count below zero."""
+        validation.of_type("command", command, CountStock)
         product_id = validation.identifier("product_id", command.product_id)
         counted = validation.whole_number(
             "counted", command.counted, 0, validation.MAX_STOCK_QUANTITY

@@ -1,4 +1,8 @@
-"""Sale's rules as pure functions: a command and what is known → the event, or a refusal."""
+"""Sale's rules as pure functions: a command and what is known → the event, or a refusal.
+
+A refusal is a :class:`~tillflow.engine.TillflowError` naming the field and the value whatever
+a caller passed — a value of another type, ``None``, a line that is no line, another command —
+never a ``TypeError`` or ``AttributeError`` from the rule itself."""
 
 from __future__ import annotations
 
@@ -45,7 +49,7 @@ def _aware(field: str, at: datetime | None, now: datetime) -> datetime:
     if at is None:
         return now
     if not isinstance(at, datetime):
-        raise InvalidField(field, at, "must be a date and time")
+        raise validation.invalid(field, at, "must be a date and time")
     try:
         offset = at.utcoffset()
     except (TypeError, ValueError) as error:  # a tzinfo that answers nonsense
@@ -66,9 +70,11 @@ def merged_lines(
     lines: Sequence[LineRequest], field: str = "lines", known: Container[str] = ()
 ) -> list[tuple[str, int]]:
     """Validate lines and merge repeats of a product (first-seen order). Ids in ``known``
-    (the catalog's) are valid by construction and skip the pattern check."""
+    (the catalog's) are valid by construction and skip the pattern check. A line is anything
+    with ``product_id`` and ``quantity`` (a :class:`LineRequest`). Raises
+    :class:`InvalidField` naming ``field`` or ``field[index]`` and what in it is wrong."""
     if not isinstance(lines, (list, tuple)):
-        raise InvalidField(field, lines, "must be a list of lines")
+        raise validation.invalid(field, lines, "must be a list of lines")
     if not lines:
         raise InvalidField(field, [], "must hold at least one line")
     if len(lines) > validation.MAX_LINES:
@@ -76,8 +82,13 @@ def merged_lines(
     merged: dict[str, int] = {}
     most = validation.MAX_QUANTITY
     for index, line in enumerate(lines):
-        product_id, quantity = line.product_id, line.quantity
-        if product_id not in known:
+        try:
+            product_id, quantity = line.product_id, line.quantity
+        except AttributeError as error:
+            raise validation.invalid(
+                f"{field}[{index}]", line, "must be a line (product_id and quantity)"
+            ) from error
+        if type(product_id) is not str or product_id not in known:  # unhashable: not looked up
             validation.identifier(f"{field}[{index}].product_id", product_id)
         if type(quantity) is not int or not 0 < quantity <= most:  # bool, float: refused
             validation.quantity(f"{field}[{index}].quantity", quantity)
@@ -103,6 +114,8 @@ def _sellable(catalog: Catalog, product_id: str, field: str) -> Product:
 
 def decide_checkout(catalog: Catalog, command: Checkout, now: datetime) -> CheckedOut:
     """The ``CheckedOut`` for ``command`` at catalog prices. Never refused for stock."""
+    if not isinstance(command, Checkout):
+        raise validation.invalid("command", command, "must be a Checkout")
     validation.identifier("checkout_id", command.checkout_id)
     validation.identifier("till_id", command.till_id)
     at = _aware("at", command.at, now)
@@ -138,6 +151,7 @@ def decide_return(
 ) -> ItemsReturned:
     """The ``ItemsReturned`` for ``command``: never more than bought, net of earlier returns.
     Refunds at the price paid."""
+    validation.of_type("command", command, ReturnItems)
     validation.identifier("return_id", command.return_id)
     at = _aware("at", command.at, now)
     bought = {line.product_id: line for line in checkout.lines}
@@ -166,15 +180,18 @@ def decide_return(
 
 
 def same_return(recorded: ItemsReturned, command: ReturnItems) -> None:
-    """Raise :class:`CheckoutConflict` unless ``command`` is a retry of ``recorded``."""
+    """Raise :class:`CheckoutConflict` unless ``command`` is a retry of ``recorded`` (its
+    ``at`` is not compared, but must be a valid time: :class:`InvalidField` otherwise)."""
     if recorded.checkout_id != command.checkout_id:
         raise CheckoutConflict("return_id", command.return_id, "checkout_id")
+    _aware("at", command.at, recorded.at)
     wanted = merged_lines(command.lines)
     if [(line.product_id, line.quantity) for line in recorded.lines] != wanted:
         raise CheckoutConflict("return_id", command.return_id, "lines")
 
 
 def decide_add(catalog: Catalog, command: AddProduct) -> ProductAdded:
+    validation.of_type("command", command, AddProduct)
     product_id = validation.identifier("product_id", command.product_id)
     if product_id in catalog.products:
         raise ProductExists(product_id)
@@ -189,15 +206,18 @@ def _existing(catalog: Catalog, product_id: str) -> Product:
 
 
 def decide_rename(catalog: Catalog, command: RenameProduct) -> ProductRenamed:
+    validation.of_type("command", command, RenameProduct)
     _existing(catalog, command.product_id)
     return ProductRenamed(command.product_id, validation.name("name", command.name))
 
 
 def decide_reprice(catalog: Catalog, command: RepriceProduct) -> ProductRepriced:
+    validation.of_type("command", command, RepriceProduct)
     _existing(catalog, command.product_id)
     return ProductRepriced(command.product_id, validation.price("price", command.price))
 
 
 def decide_discontinue(catalog: Catalog, command: DiscontinueProduct) -> ProductDiscontinuedEvent:
+    validation.of_type("command", command, DiscontinueProduct)
     _existing(catalog, command.product_id)
     return ProductDiscontinuedEvent(command.product_id)

@@ -101,13 +101,17 @@ class SaleService:
     def _catalog_for(self, command: Checkout) -> Catalog:
         """The catalog to price ``command`` with: the cached one, without a lock, when it was
         read less than ``CATALOG_FRESH_FOR`` seconds ago (changes made through this service
-        count at once) and knows every product the command names; else refreshed."""
+        count at once) and knows every product the command names; else refreshed (also for a
+        malformed command, which the decision then refuses)."""
         catalog = self._catalog  # one read: the decision sees this state only
         now = time.monotonic()
-        if now - catalog.looked_at < CATALOG_FRESH_FOR and all(
-            line.product_id in catalog.products for line in command.lines
-        ):
-            return catalog
+        try:
+            if now - catalog.looked_at < CATALOG_FRESH_FOR and all(
+                line.product_id in catalog.products for line in command.lines
+            ):
+                return catalog
+        except (AttributeError, TypeError):  # no lines, a line that is none, an unhashable id
+            pass
         return self._refreshed(now)
 
     # -- catalog ---------------------------------------------------------------------------
@@ -174,7 +178,11 @@ class SaleService:
         return receipt, decided
 
     def checkout_many(self, commands: Sequence[Checkout]) -> list[Receipt | TillflowError]:
-        """Several checkouts sharing transactions; per command its receipt or its refusal."""
+        """Several checkouts sharing transactions; per command its receipt or its refusal (a
+        malformed command is refused alone). Raises :class:`InvalidField` naming ``commands``
+        when ``commands`` is not a list or tuple."""
+        if not isinstance(commands, (list, tuple)):
+            raise validation.invalid("commands", commands, "must be a list of Checkout commands")
         catalog = self.catalog()
         now = self.clock()
         outcomes: list[Receipt | TillflowError | None] = []
@@ -218,6 +226,7 @@ class SaleService:
     def return_items(self, command: ReturnItems) -> Receipt:
         """Record units brought back. Raises :class:`UnknownCheckout`,
         :class:`ReturnExceedsPurchase`, :class:`InvalidField`, :class:`CheckoutConflict`."""
+        validation.of_type("command", command, ReturnItems)
         validation.identifier("return_id", command.return_id)
         validation.identifier("checkout_id", command.checkout_id)
         decisions.merged_lines(command.lines)
