@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tillflow.engine.errors import TillflowError
+from tillflow.engine.errors import TillflowError, shown
 
 
 class InvalidField(TillflowError):
@@ -12,8 +12,8 @@ class InvalidField(TillflowError):
         self.field = field
         self.value = value
         self.reason = reason
-        shown = value if not isinstance(value, str) or len(value) <= 60 else value[:57] + "..."
-        super().__init__(f"{field}={shown!r}: {reason}")
+        short = value if not isinstance(value, str) or len(value) <= 60 else value[:57] + "..."
+        super().__init__(f"{field}={shown(short)}: {reason}")
 
 
 class UnknownProduct(TillflowError):

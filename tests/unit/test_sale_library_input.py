@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tillflow.engine import EventStore, MemoryEventStore, Receipt, TillflowError
+from tillflow.engine import EventStore, InvalidEvent, MemoryEventStore, Receipt, TillflowError
 from tillflow.errors import (
     CheckoutConflict,
     InvalidField,
@@ -459,3 +459,12 @@ def test_a_retried_return_with_a_time_that_is_not_one_is_refused_naming_at() -> 
         shop.sale.return_items(ReturnItems("returned", "bought", [LineRequest("apple", 1)], 5))  # type: ignore[arg-type]
     assert (caught.value.field, caught.value.value) == ("at", 5)
     assert shop.written(before) == 0
+
+
+def test_an_error_about_a_number_python_cannot_print_still_has_a_message() -> None:
+    huge = 10**5000
+    field_error = InvalidField("quantity", huge, "too many")
+    assert field_error.value == huge
+    assert "quantity=<int of about 5001 digits>: too many" in str(field_error)
+    event_error = InvalidEvent("data", -huge, "not encodable")
+    assert "<int of about 5001 digits>" in str(event_error)

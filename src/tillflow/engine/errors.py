@@ -9,6 +9,17 @@ class TillflowError(Exception):
     """Base class of every error tillflow raises on purpose."""
 
 
+def shown(value: object) -> str:
+    """``repr(value)`` for an error message, never failing: an int past Python's 4,300-digit
+    limit (or anything whose ``repr`` raises) is described instead."""
+    try:
+        return repr(value)
+    except Exception:  # ValueError: the digit limit; or a failing __repr__
+        if isinstance(value, int):
+            return f"<int of about {int(abs(value).bit_length() * 0.30103) + 1} digits>"
+        return f"<{type(value).__name__} that cannot be printed>"
+
+
 class ConcurrencyConflict(TillflowError):
     """An append expected a stream version that is not the stream's current version."""
 
@@ -40,7 +51,7 @@ class InvalidEvent(TillflowError):
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(f"invalid event {field}={value!r}: {reason}")
+        super().__init__(f"invalid event {field}={shown(value)}: {reason}")
 
 
 class UnknownEventType(TillflowError):
