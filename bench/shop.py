@@ -626,8 +626,8 @@ class ReportingWorker:
     ``tillflow worker --run reporting`` on the shop's file. Stopped with SIGTERM."""
 
     def __init__(self, path: Path) -> None:
-        executable = Path(sys.executable).with_name("tillflow")
-        command = [str(executable), "worker", "--run", REPORTING, "--database", str(path)]
+        command = [sys.executable, "-m", "tillflow", "worker", "--run", REPORTING]
+        command += ["--database", str(path)]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         self.watched = psutil.Process(self.process.pid)
 

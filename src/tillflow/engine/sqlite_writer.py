@@ -58,7 +58,8 @@ _MOST_PAUSE: Final = 0.0005
 
 
 def _is_busy(error: sqlite3.OperationalError) -> bool:
-    return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY or "locked" in str(error)
+    """Whether ``error`` is another connection holding the lock (any extended busy code)."""
+    return error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class _RunCarefully(Exception):
@@ -147,24 +148,7 @@ class Txn:
             if len(set(explicit)) != len(explicit):
                 raise _RunCarefully
             self.new_ids.update(explicit)
-        position, now = self.head, self.now
-        rows = []
-        for index, (event, data) in enumerate(zip(events, encoded, strict=True)):
-            position += 1
-            rows.append(
-                (
-                    position,
-                    event.id or new_event_id(),
-                    stream,
-                    current + index + 1,
-                    event.type,
-                    event.schema_version,
-                    data,
-                    now,
-                    event.causation_id,
-                    event.correlation_id,
-                )
-            )
+        rows = self._rows(stream, events, encoded, current)
         if self.careful:
             self.conn.execute("SAVEPOINT ins")
             try:
@@ -177,10 +161,10 @@ class Txn:
                     raise
                 return repeat
             self.conn.execute("RELEASE ins")
-        self.head = position
+        self.head += len(rows)
         self.versions[stream] = current + len(events)
         self.rows.extend(rows)
-        return Receipt(positions={0: position}, streams={stream: current + len(events)})
+        return Receipt(positions={0: self.head}, streams={stream: current + len(events)})
 
     def queue_emitted(
         self,
@@ -197,26 +181,31 @@ class Txn:
             current = self.version_of(stream)
         if expected_version not in (ANY_VERSION, current):
             raise ConcurrencyConflict(stream, expected_version, current)
-        position, now, rows = self.head, self.now, self.rows
-        for event, data in zip(events, encoded, strict=True):
-            position += 1
-            current += 1
-            rows.append(
-                (
-                    position,
-                    event.id or new_event_id(),
-                    stream,
-                    current,
-                    event.type,
-                    event.schema_version,
-                    data,
-                    now,
-                    event.causation_id,
-                    event.correlation_id,
-                )
+        rows = self._rows(stream, events, encoded, current)
+        self.rows.extend(rows)
+        self.head += len(rows)
+        self.versions[stream] = current + len(rows)
+
+    def _rows(
+        self, stream: str, events: Sequence[NewEvent], encoded: Sequence[bytes], current: int
+    ) -> list[tuple[Any, ...]]:
+        """The rows of ``events`` appended to ``stream`` (at ``current``) after the head."""
+        head, now = self.head, self.now
+        return [
+            (
+                head + offset,
+                event.id or new_event_id(),
+                stream,
+                current + offset,
+                event.type,
+                event.schema_version,
+                data,
+                now,
+                event.causation_id,
+                event.correlation_id,
             )
-        self.head = position
-        self.versions[stream] = current
+            for offset, (event, data) in enumerate(zip(events, encoded, strict=True), start=1)
+        ]
 
     def _repeat_of(
         self, stream: str, events: Sequence[NewEvent], encoded: Sequence[bytes]
@@ -470,26 +459,22 @@ class SqliteWriter:
         processes taking turns (tills and processors) that idle time was a tenth of the
         run. The writer's connection has no busy timeout; this loop is its busy handler,
         with the same overall patience (the store's ``busy_timeout``)."""
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as error:
-            if not _is_busy(error):
-                raise
-        started = time.perf_counter()
-        deadline = started + self._busy_timeout
+        started: float | None = None
         pause = _FIRST_PAUSE
         while True:
-            time.sleep(pause)
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:
-                if not _is_busy(error) or time.perf_counter() >= deadline:
-                    self.lock_wait += time.perf_counter() - started
+                now = time.perf_counter()
+                started = now if started is None else started
+                if not _is_busy(error) or now - started >= self._busy_timeout:
+                    self.lock_wait += now - started
                     raise
+                time.sleep(pause)
                 pause = min(pause * 2, _MOST_PAUSE)
                 continue
-            self.lock_wait += time.perf_counter() - started
+            if started is not None:
+                self.lock_wait += time.perf_counter() - started
             return
 
     def _set_synchronous(self, conn: sqlite3.Connection, jobs: list[Job]) -> None:
