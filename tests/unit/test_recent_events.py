@@ -27,9 +27,10 @@ def test_rows_come_back_as_the_events_a_read_would_give() -> None:
     rows = [_row(position) for position in range(1, 5)]
     ring.remember_rows(rows)
     held = ring.span(0, 4)
+    assert held is not None
     assert held == [event_of_row(row) for row in rows]
-    assert all(isinstance(event, RecordedEvent) for event in held or [])
-    assert ring.span(1, 3) == held[1:3] if held else False
+    assert all(isinstance(event, RecordedEvent) for event in held)
+    assert ring.span(1, 3) == held[1:3]
     assert ring.span(0, 5) is None  # position 5 was never held
 
 
