@@ -57,3 +57,54 @@ def test_a_slot_that_moved_on_while_read_is_not_overwritten_by_the_old_event() -
     assert ring.span(0, 2) is None
     held = ring.span(1, 3)
     assert held is not None and [event.position for event in held] == [2, 3]
+
+
+def test_a_transaction_that_wraps_past_the_last_slot_is_held_whole() -> None:
+    ring = RecentEvents(5)
+    ring.remember_rows([_row(1), _row(2), _row(3)])
+    rows = [_row(position) for position in range(4, 9)]  # slots 4, 0, 1, 2, 3
+    ring.remember_rows(rows)
+    assert ring.span(3, 8) == [event_of_row(row) for row in rows]
+    assert ring.span(2, 8) is None  # position 3 was evicted by position 8
+
+
+def test_a_transaction_larger_than_the_ring_keeps_its_newest_rows_and_no_sets() -> None:
+    ring = RecentEvents(3)
+    source = new_event_id()
+    base = derived_id_base("inventory", source)
+    rows = [_row(position, derived_id_at(base, position), source) for position in range(1, 6)]
+    ring.remember_rows(rows)
+    assert ring.span(2, 5) == [event_of_row(row) for row in rows[2:]]
+    assert ring.span(1, 5) is None
+    # the set lost two of its events to the ring's size: never served as complete
+    assert ring.emitted(derived_id_at(base, 0)[:14]) is None
+
+
+def test_sets_are_found_in_every_transaction_held_and_dropped_with_their_transaction() -> None:
+    ring = RecentEvents(6)
+    prefixes = []
+    for first in (1, 3, 5, 7):  # four transactions of one source's two effects
+        source = new_event_id()
+        base = derived_id_base("inventory", source)
+        ring.remember_rows([_row(first + i, derived_id_at(base, i), source) for i in range(2)])
+        prefixes.append(derived_id_at(base, 0)[:14])
+    # newest position 8, six slots: positions 3..8 held, the transaction at 1..2 gone
+    assert ring.emitted(prefixes[0]) is None
+    for prefix, first in zip(prefixes[1:], (3, 5, 7), strict=True):
+        found = ring.emitted(prefix)
+        assert found is not None and [event.position for event in found] == [first, first + 1]
+    source = new_event_id()
+    base = derived_id_base("inventory", source)
+    ring.remember_rows([_row(9, derived_id_at(base, 0), source)])  # takes position 3's slot
+    assert ring.emitted(prefixes[1]) is None
+    assert ring.emitted(prefixes[2]) is not None
+    assert ring.emitted(derived_id_at(base, 0)[:14]) is not None
+
+
+def test_rows_of_scattered_positions_are_held_one_by_one() -> None:
+    ring = RecentEvents(8)
+    rows = [_row(2), _row(5)]
+    ring.remember_rows(rows)
+    assert ring.span(1, 2) == [event_of_row(rows[0])]
+    assert ring.span(4, 5) == [event_of_row(rows[1])]
+    assert ring.span(1, 5) is None

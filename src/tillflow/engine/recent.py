@@ -15,6 +15,7 @@ nobody reads back (tills, a processor whose dependants run elsewhere) pays nothi
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
@@ -35,17 +36,38 @@ def event_of_row(row: Row) -> RecordedEvent:
     return RecordedEvent(row[1], row[2], row[3], 0, row[0], *row[4:])
 
 
+class _Written:
+    """The rows of one writer transaction (contiguous positions), and the emitter prefixes
+    indexed from them (``None`` until an :meth:`RecentEvents.emitted` asks)."""
+
+    __slots__ = ("first", "last", "prefixes", "rows")
+
+    def __init__(self, rows: Sequence[Row]) -> None:
+        self.rows = rows
+        self.first: int = rows[0][_POSITION]
+        self.last: int = rows[-1][_POSITION]
+        self.prefixes: list[bytes] | None = None
+
+
 class RecentEvents:
     """Events of one lane by position, ``size`` slots. Thread-safe under the GIL: a slot is
     one list item, and every hit checks the event's position. A slot holds an event, or a
-    writer's row until someone reads it."""
+    writer's row until someone reads it.
+
+    Remembering a writer's transaction costs one slice assignment: the index of emitter
+    sets is built only when :meth:`emitted` is first asked, so a process nobody reads back
+    from pays no Python work per row (and keeps no container per row for the garbage
+    collector to walk). A transaction's rows, and their emitter sets, are dropped together
+    once a newer position has taken the slot of its first row."""
 
     def __init__(self, size: int = 65_536) -> None:
         if size < 1:
             raise ValueError("size must be ≥ 1")
         self.size = size
         self._slots: list[RecordedEvent | Row | None] = [None] * size
+        self._written: deque[_Written] = deque()
         self._by_emitter: dict[bytes, list[RecordedEvent | Row]] = {}
+        self._newest = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -55,42 +77,82 @@ class RecentEvents:
         their slots. Not indexed by emitter: a read need not hold every event of a set."""
         slots, size = self._slots, self.size
         batch = list(events)
+        if not batch:
+            return
         with self._lock:
             for event in batch:
-                slot = event.position % size
-                self._forget(slots[slot])
-                slots[slot] = event
+                slots[event.position % size] = event
+            self._newest = max(self._newest, batch[-1].position)
+            self._drop_evicted()
 
     def remember_rows(self, rows: Sequence[Row]) -> None:
-        """Keep the rows one transaction inserted, as rows. They are everything that
-        transaction recorded, so the events a processor emitted while handling one source
-        (they share the first 14 bytes of their derived ids, and are always committed
-        together) are indexed as a complete set; evicting any of them forgets the set."""
-        slots, size, by_emitter = self._slots, self.size, self._by_emitter
-        with self._lock:
-            for row in rows:
-                slot = row[_POSITION] % size
-                self._forget(slots[slot])
-                slots[slot] = row
-            if len(rows) <= size:  # else some evicted others
-                for row in rows:
-                    if row[_CAUSATION] is not None:
-                        by_emitter.setdefault(row[_ID][:EMITTER_PREFIX], []).append(row)
-
-    def _forget(self, old: RecordedEvent | Row | None) -> None:
-        """Drop the emitter set of an evicted slot's item (holding the lock)."""
-        if old is None:
+        """Keep the rows one transaction inserted (contiguous positions), as rows. They are
+        everything that transaction recorded, so the events a processor emitted while
+        handling one source (they share the first 14 bytes of their derived ids, and are
+        always committed together) form complete sets."""
+        count = len(rows)
+        if not count:
             return
-        if isinstance(old, tuple):
-            if old[_CAUSATION] is not None:
-                self._by_emitter.pop(old[_ID][:EMITTER_PREFIX], None)
-        elif old.causation_id is not None:
-            self._by_emitter.pop(old.id[:EMITTER_PREFIX], None)
+        first, last = rows[0][_POSITION], rows[-1][_POSITION]
+        size = self.size
+        with self._lock:
+            if last - first + 1 != count:  # not one transaction's rows: slot by slot
+                for row in rows:
+                    self._slots[row[_POSITION] % size] = row
+            else:
+                kept = rows[-size:] if count > size else rows
+                self._assign((last - len(kept) + 1) % size, kept)
+                self._written.append(_Written(rows))
+            self._newest = max(self._newest, last)
+            self._drop_evicted()  # a transaction larger than the ring goes at once
+
+    def _assign(self, start: int, rows: Sequence[Row]) -> None:
+        """Put ``rows`` in consecutive slots from ``start``, wrapping around (lock held)."""
+        room = self.size - start
+        if len(rows) <= room:
+            self._slots[start : start + len(rows)] = rows
+        else:
+            self._slots[start:] = rows[:room]
+            self._slots[: len(rows) - room] = rows[room:]
+
+    def _drop_evicted(self) -> None:
+        """Forget each transaction whose first row's slot a newer position has taken, and
+        its emitter sets (lock held)."""
+        written, by_emitter = self._written, self._by_emitter
+        oldest_held = self._newest - self.size
+        while written and written[0].first <= oldest_held:
+            gone = written.popleft()
+            for prefix in gone.prefixes or ():
+                found = by_emitter.get(prefix)
+                if found and _position(found[0]) <= gone.last:
+                    del by_emitter[prefix]
+
+    def _index_new(self) -> None:
+        """Index the emitter sets of the transactions not indexed yet (lock held)."""
+        pending: list[_Written] = []
+        for written in reversed(self._written):
+            if written.prefixes is not None:
+                break
+            pending.append(written)
+        by_emitter = self._by_emitter
+        for written in reversed(pending):
+            prefixes: list[bytes] = []
+            for row in written.rows:
+                if row[_CAUSATION] is not None:
+                    prefix = row[_ID][:EMITTER_PREFIX]
+                    found = by_emitter.get(prefix)
+                    if found is None:
+                        by_emitter[prefix] = [row]
+                        prefixes.append(prefix)
+                    else:
+                        found.append(row)
+            written.prefixes = prefixes
 
     def emitted(self, prefix: bytes) -> list[RecordedEvent] | None:
         """The complete set of remembered events whose ids start with ``prefix`` (one
         processor's effects of one source), or ``None`` if not held."""
         with self._lock:
+            self._index_new()
             found = self._by_emitter.get(prefix)
             if found is None:
                 return None
