@@ -183,27 +183,38 @@ def _latency_data(run: LatencyRun) -> dict[str, object]:
 
 
 def latency(context: Context) -> CaseResult:
-    """Case 6: one open-loop run."""
+    """Case 6: ``repeats`` open-loop runs; the run of median p99 is reported (every run's
+    p99 in the notes), and a run that is wrong or stalls fails the case."""
     sizes = context.sizes
-    context.progress(
-        f"shop latency, {sizes.shop_latency_rate:,.0f} checkouts/s open loop for "
-        f"{sizes.shop_latency_seconds:g}s"
-    )
-    with scratch(context.directory) as path:
-        run = asyncio.run(run_latency(path, sizes.shop_latency_rate, sizes.shop_latency_seconds))
+    runs: list[LatencyRun] = []
+    for repeat in range(context.repeats):
+        context.progress(
+            f"shop latency, {sizes.shop_latency_rate:,.0f} checkouts/s open loop for "
+            f"{sizes.shop_latency_seconds:g}s, run {repeat + 1}/{context.repeats}"
+        )
+        with scratch(context.directory) as path:
+            run = asyncio.run(
+                run_latency(path, sizes.shop_latency_rate, sizes.shop_latency_seconds)
+            )
+        runs.append(run)
+        if run.status != "ok":
+            break
     case = f"6 latency, {sizes.shop_latency_rate:,.0f}/s open loop"
     target = f"p99 ≤ {LATENCY_TARGET_MS:g} ms"
-    if run.status != "ok":
+    failed = next((run for run in runs if run.status != "ok"), None)
+    if failed is not None:
         return CaseResult(
             case=case,
-            tillflow=f"{run.status.upper()} (not timed)",
+            tillflow=f"{failed.status.upper()} (not timed)",
             reference="—",
             ratio=None,
             target=target,
             passed=False,
-            notes=run.detail,
-            data=_latency_data(run),
+            notes=f"run {len(runs)} of {context.repeats}: {failed.detail}",
+            data=_latency_data(failed),
         )
+    p99s = [percentile(run.report, 0.99) for run in runs]
+    run = sorted(runs, key=lambda each: percentile(each.report, 0.99))[len(runs) // 2]
     p50, p99 = percentile(run.report, 0.5), percentile(run.report, 0.99)
     batches = {name: values.get("batches", 0) for name, values in run.processors.items()}
     return CaseResult(
@@ -214,13 +225,15 @@ def latency(context: Context) -> CaseResult:
         target=target,
         passed=p99 <= LATENCY_TARGET_MS,
         notes=(
-            f"from the scheduled send; p50 / p99 / max: receipt {summary(run.append)}, "
-            f"inventory passed {summary(run.inventory)}, report {summary(run.report)}; "
-            f"{run.checkouts:,} checkouts, all verified; sends at most {run.late_send:.1f} ms "
-            f"late; {run.writer.get('batches', 0)} writer txns, inventory "
-            f"{batches.get(INVENTORY, 0)}, reporting {batches.get(REPORTING, 0)}; 1 run"
+            f"median of {len(runs)} runs by p99 (each run's p99: "
+            f"{' / '.join(f'{value:.1f}' for value in p99s)} ms); that run, from the scheduled "
+            f"send, p50 / p99 / max: receipt {summary(run.append)}, inventory passed "
+            f"{summary(run.inventory)}, report {summary(run.report)}; {run.checkouts:,} "
+            f"checkouts, all verified; sends at most {run.late_send:.1f} ms late; "
+            f"{run.writer.get('batches', 0)} writer txns, inventory "
+            f"{batches.get(INVENTORY, 0)}, reporting {batches.get(REPORTING, 0)}"
         ),
-        data=_latency_data(run),
+        data={**_latency_data(run), "p99_ms_per_run": p99s},
     )
 
 
