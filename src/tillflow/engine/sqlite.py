@@ -453,10 +453,12 @@ class SqliteEventStore(EventStore):
         return iter([(key, bytes(value)) for key, value in rows])
 
     def writer_statistics(self) -> dict[str, int]:
-        """Transactions committed and jobs run by the writer thread (group commit at work)."""
+        """Transactions committed and jobs run by the writer thread (group commit at work),
+        the time it waited for the file's write lock, and the WAL checkpoints it ran."""
         return {
             **self._committer.statistics(),
             "lock_wait_ms": round(self._writer.lock_wait * 1000),
+            "wal_checkpoints": self._writer.checkpoints,
         }
 
     # -- lifecycle -------------------------------------------------------------------------
