@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from tillflow.engine import RecordedEvent
 from tillflow.engine.ids import derived_id_at, derived_id_base, new_event_id
 from tillflow.engine.recent import RecentEvents, Row, event_of_row
@@ -108,3 +110,42 @@ def test_rows_of_scattered_positions_are_held_one_by_one() -> None:
     assert ring.span(1, 2) == [event_of_row(rows[0])]
     assert ring.span(4, 5) == [event_of_row(rows[1])]
     assert ring.span(1, 5) is None
+
+
+def _effects_of_one_source(first: int, count: int) -> tuple[bytes, list[Row]]:
+    source = new_event_id()
+    base = derived_id_base("inventory", source)
+    rows = [_row(first + i, derived_id_at(base, i), source) for i in range(count)]
+    return derived_id_at(base, 0)[:14], rows
+
+
+def test_many_small_transactions_leave_the_collector_few_containers_to_walk() -> None:
+    gc.collect()
+    before = len(gc.get_objects())
+    ring = RecentEvents(4096)
+    prefixes = []
+    for first in range(1, 4001, 2):  # 2,000 transactions of one source's two effects
+        prefix, rows = _effects_of_one_source(first, 2)
+        ring.remember_rows(rows)
+        prefixes.append(prefix)
+    found = ring.emitted(prefixes[-1])  # indexes every set held
+    assert found is not None and [event.position for event in found] == [3999, 4000]
+    assert ring.emitted(prefixes[0]) is not None
+    gc.collect()
+    # one container per transaction or per set would be ≥ 2,000 (it was ~4,000)
+    assert len(gc.get_objects()) - before < 100
+    assert ring.emitted(prefixes[1000]) is not None
+
+
+def test_a_transaction_is_never_split_between_chunks() -> None:
+    ring = RecentEvents(64)  # chunks of about 4 rows
+    sets = []
+    first = 1
+    for size in (3, 3, 5, 1, 2, 7):
+        prefix, rows = _effects_of_one_source(first, size)
+        ring.remember_rows(rows)
+        sets.append((prefix, [row[0] for row in rows]))
+        first += size
+    for prefix, positions in sets:
+        found = ring.emitted(prefix)
+        assert found is not None and [event.position for event in found] == positions
