@@ -81,6 +81,19 @@ def shop(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, int, dict
             assert code == 0, output
 
 
+def _check_out(client: httpx.Client, number: int, token: str) -> httpx.Response:
+    """Checkout ``number`` (two apples), the same body however often it is sent."""
+    return client.post(
+        "/checkouts",
+        json={
+            "checkout_id": f"c-{number}",
+            "till_id": f"till-{number % 3}",
+            "lines": [{"product_id": "apple", "quantity": 2}],
+        },
+        headers=bearer(token),
+    )
+
+
 def test_both_workers_take_connections_and_the_report_reflects_every_checkout(
     shop: tuple[subprocess.Popen[str], str, int, dict[str, str]],
 ) -> None:
@@ -100,28 +113,12 @@ def test_both_workers_take_connections_and_the_report_reflects_every_checkout(
         first: dict[int, bytes] = {}
         for number in range(40):
             client = clients[number % len(clients)]
-            sold = client.post(
-                "/checkouts",
-                json={
-                    "checkout_id": f"c-{number}",
-                    "till_id": f"till-{number % 3}",
-                    "lines": [{"product_id": "apple", "quantity": 2}],
-                },
-                headers=bearer(tokens["till"]),
-            )
+            sold = _check_out(client, number, tokens["till"])
             assert sold.status_code == 201, sold.text
             first[number] = sold.content
             receipt = receipt.merge(decode_receipt(sold.json()["receipt"]["token"]))
         for number in (0, 1):  # retries on other connections: the original answers
-            again = clients[(number + 1) % len(clients)].post(
-                "/checkouts",
-                json={
-                    "checkout_id": f"c-{number}",
-                    "till_id": f"till-{number % 3}",
-                    "lines": [{"product_id": "apple", "quantity": 2}],
-                },
-                headers=bearer(tokens["till"]),
-            )
+            again = _check_out(clients[(number + 1) % len(clients)], number, tokens["till"])
             assert (again.status_code, again.content) == (201, first[number])
         for client in clients[:2]:  # read-your-writes from any worker
             report = client.get(

@@ -40,7 +40,7 @@ CHUNK_ROWS: Final = 1024
 """Small transactions are kept together in chunks of about this many rows (at most a
 sixteenth of the ring, so that dropping a chunk drops few sets still in the ring)."""
 
-EmitterSet = tuple["RecordedEvent | Row", ...]
+EmitterSet = tuple[RecordedEvent | Row, ...]
 
 
 class _Chunk:
