@@ -19,6 +19,11 @@ from bench.report import CaseResult, Grid, mib, rate
 APPEND_RATIO_TARGET: Final = 0.5
 GROUP_COMMIT_TARGET: Final = 4.0
 CHAIN_TARGET: Final = 100_000.0
+FLAT_RATE: Final = 0.8
+"""Cost per checkout is flat when the later (or larger) run goes at ≥ 0.8× the first's
+rate..."""
+FLAT_CPU: Final = 1.25
+"""...and spends ≤ 1.25× its CPU per checkout."""
 
 Progress = Callable[[str], None]
 

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from bench import raw
-from bench.cases import Context, Progress, Sizes
+from bench.cases import FLAT_CPU, FLAT_RATE, Context, Progress, Sizes
 from bench.machine import asyncio_pipeline, bare_loop
 from bench.pos import PosReport, truth, violations, workload
 from bench.report import CaseResult, Cell, Column, Grid, mib, rate, ratio_text
@@ -50,10 +50,6 @@ LATENCY_RATE: Final = 1_000.0
 lower (half its own throughput) when it cannot sustain this."""
 PEER_TARGET: Final = 100.0
 ASYNCIO_TARGET: Final = 0.5
-FLAT_RATE: Final = 0.8
-"""Cost per checkout is flat when the largest run goes at ≥ 0.8× the smallest's rate..."""
-FLAT_CPU: Final = 1.25
-"""...and spends ≤ 1.25× its CPU per checkout."""
 SCALING_SEGMENTS: Final = 10
 
 Side = Literal["tillflow", "peer", "limit"]

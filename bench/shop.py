@@ -50,7 +50,14 @@ from typing import Any, Final, Literal, Protocol
 
 import psutil
 
-from bench.probes import CountingStore, Memory, cpu_spent, memory_now, thread_cpu
+from bench.probes import (
+    CountingStore,
+    Memory,
+    cpu_spent,
+    memory_now,
+    process_tree_cpu,
+    thread_cpu,
+)
 from tillflow.engine import (
     DrainTimeout,
     EventStore,
@@ -502,10 +509,18 @@ class Segment:
     """From the moment the previous segment was in the report (or the start) until this
     segment's last checkout is."""
     memory: Memory
+    cpu: float
+    """CPU seconds the shop's processes (this one, the tills', the report's) spent in the
+    same span."""
 
     @property
     def rate(self) -> float:
         return self.tills.checkouts / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_per_checkout(self) -> float:
+        """CPU µs per checkout of the segment, every process of the shop together."""
+        return self.cpu / self.tills.checkouts * 1e6 if self.tills.checkouts else 0.0
 
 
 @dataclass
@@ -754,6 +769,7 @@ async def run_shop(
                 await _settle_seeding(runtime, await tills.seed())
                 timed = _Timed(store, runtime, await tills.facts(), apart)
                 run.start_memory = memory_now()
+                cpu_mark = process_tree_cpu()
                 started = time.perf_counter()
                 tills.start(checkouts, segment, window)
                 mark = started
@@ -768,9 +784,11 @@ async def run_shop(
                             f"{outcome.behind}, {outcome.failures})"
                         )
                         break
-                    now = time.perf_counter()
-                    run.segments.append(Segment(facts, now - mark, memory_now()))
-                    mark = now
+                    now, cpu_now = time.perf_counter(), process_tree_cpu()
+                    run.segments.append(
+                        Segment(facts, now - mark, memory_now(), cpu_now - cpu_mark)
+                    )
+                    mark, cpu_mark = now, cpu_now
                     if on_segment is not None:
                         on_segment(run.checkouts, checkouts)
                 timed.finish(run, store, runtime, await tills.facts())
