@@ -44,6 +44,7 @@ from bench.machine import asyncio_pipeline, bare_loop
 from bench.pos import PosReport, truth, violations, workload
 from bench.report import CaseResult, Cell, Column, Grid, mib, rate, ratio_text
 from bench.shop import percentile, run_latency, run_shop
+from tillflow.collector import tune_collector
 
 LATENCY_RATE: Final = 1_000.0
 """Checkouts per second of the open-loop phases (issue 3's target rate); the peer's is
@@ -370,6 +371,7 @@ def _child(conn: Connection, spec: Spec) -> None:
     def progress(message: str) -> None:
         conn.send(("progress", message))
 
+    tune_collector()  # every contender's process alike, as `tillflow serve` and `worker` run
     try:
         outcome = measure(spec, progress)
         outcome.peak_rss = _peak(resource.RUSAGE_SELF)

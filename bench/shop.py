@@ -23,12 +23,18 @@ The tills' own work is in the timed part, as a till's would be: building each co
 (a fresh time-ordered id, a basket from a seeded pool) and counting what was accepted
 (their thread's CPU is reported apart from the shop's). The truth is folded from those
 counts once the timed part is over (:meth:`Tills.truth`).
+
+Every process of a run (the shop's, the tills', the report's ``tillflow worker``) has the
+garbage collector as ``tillflow serve`` and ``tillflow worker`` set it
+(:mod:`tillflow.collector`): a deployed shop's processes are those commands.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import gc
 import heapq
 import math
 import multiprocessing
@@ -40,13 +46,13 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, ParamSpec, Protocol, TypeVar
 
 import psutil
 
@@ -58,6 +64,7 @@ from bench.probes import (
     process_tree_cpu,
     thread_cpu,
 )
+from tillflow.collector import tune_collector
 from tillflow.engine import (
     DrainTimeout,
     EventStore,
@@ -77,6 +84,9 @@ from tillflow.reporting.truth import ShopTruth
 from tillflow.sale.commands import AddProduct, Checkout, LineRequest
 from tillflow.sale.events import CheckedOut, CheckoutLine
 from tillflow.shop import REGISTRY, Shop
+
+_Options = ParamSpec("_Options")
+_Result = TypeVar("_Result")
 
 PRODUCTS: Final = 200
 STARTING_STOCK: Final = 1_000_000
@@ -391,6 +401,7 @@ def tills_process(
 ) -> None:
     """The tills' process: answers the shop process's requests over ``conn``."""
     threading.current_thread().name = "bench-tills"
+    tune_collector()
     store = store_type(path, durability="full", registry=REGISTRY)
     tills = Tills(store, seed, batch_size)
 
@@ -729,6 +740,26 @@ def _place(
     return store, tills, ReportingWorker(path) if reporting_apart else None
 
 
+def with_tuned_collector(
+    run: Callable[_Options, Coroutine[Any, Any, _Result]],
+) -> Callable[_Options, Coroutine[Any, Any, _Result]]:
+    """Run ``run`` with the collector as ``tillflow serve`` and ``tillflow worker`` set it
+    (:func:`tillflow.collector.tune_collector`), as the processes of a deployed shop run;
+    the process's own setting back afterwards (the harness measures other things next)."""
+
+    @functools.wraps(run)
+    async def tuned(*args: _Options.args, **kwargs: _Options.kwargs) -> _Result:
+        before = gc.get_threshold()
+        tune_collector()
+        try:
+            return await run(*args, **kwargs)
+        finally:
+            gc.set_threshold(*before)
+
+    return tuned
+
+
+@with_tuned_collector
 async def run_shop(
     path: Path,
     checkouts: int,
@@ -985,6 +1016,7 @@ async def _open_loop(
     return scheduled, appended
 
 
+@with_tuned_collector
 async def run_latency(
     path: Path,
     rate: float,

@@ -15,6 +15,10 @@ variable               default         meaning
                                        (0..64): 0 serves in one process; N ≥ 1 share
                                        one socket and the processors run in the
                                        supervising process
+``TILLFLOW_GC_``       ``50000``       container allocations between two collections of
+``THRESHOLD``                          Python's youngest generation in every process
+                                       (0..10,000,000; 0 keeps Python's 700): see
+                                       :mod:`tillflow.collector`
 =====================  ==============  ==================================================
 """
 
@@ -26,6 +30,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tillflow.bootstrap import ConfigurationError
+from tillflow.collector import DEFAULT_THRESHOLD, MOST_THRESHOLD
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
@@ -42,6 +47,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: LogLevel = "info"
     workers: int = Field(default=0, ge=0, le=64)
+    gc_threshold: int = Field(default=DEFAULT_THRESHOLD, ge=0, le=MOST_THRESHOLD)
 
     @field_validator("database")
     @classmethod
@@ -64,6 +70,7 @@ ENVIRONMENT_NAMES = {
     "port": "TILLFLOW_PORT",
     "log_level": "TILLFLOW_LOG_LEVEL",
     "workers": "TILLFLOW_WORKERS",
+    "gc_threshold": "TILLFLOW_GC_THRESHOLD",
 }
 
 

@@ -150,7 +150,7 @@ def test_a_worker_processes_what_a_server_without_processors_records(tmp_path: P
             receipt = ring_up(client, manager, till)
             before = client.get("/processors", headers=bearer(viewer)).json()
             assert {row["state"] for row in before["processors"]} == {"elsewhere"}
-            with process([TILLFLOW, "worker"], env) as worker:
+            with process([TILLFLOW, "worker"], {**env, "TILLFLOW_GC_THRESHOLD": "12345"}) as worker:
                 report = client.get(
                     "/report", params={"wait_for": receipt, "timeout": 10}, headers=bearer(viewer)
                 )
@@ -159,5 +159,6 @@ def test_a_worker_processes_what_a_server_without_processors_records(tmp_path: P
                 worker_code, _, worker_output = stop(worker)
             assert worker_code == 0, worker_output
             assert "running inventory, reporting" in worker_output
+            assert "collector threshold 12,345" in worker_output  # the setting was applied
         server_code, _, output = stop(server)
     assert server_code == 0, output

@@ -142,3 +142,10 @@ def test_worker_refuses_an_unknown_processor(database: str) -> None:
     result = runner.invoke(app, ["worker", "--run", "ledger", "-d", database])
     assert result.exit_code == 2
     assert "ledger" in result.output
+
+
+@pytest.mark.parametrize("value", ["-1", "lots", "10000001"])
+def test_worker_refuses_a_collector_threshold_out_of_range(database: str, value: str) -> None:
+    result = runner.invoke(app, ["worker", "--gc-threshold", value, "-d", database])
+    assert result.exit_code == 2
+    assert "--gc-threshold" in result.output

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from tillflow.bootstrap import ConfigurationError
 from tillflow.cli import app
+from tillflow.collector import DEFAULT_THRESHOLD
 from tillflow.settings import load_settings
 
 runner = CliRunner()
@@ -24,6 +25,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "TILLFLOW_PORT",
         "TILLFLOW_LOG_LEVEL",
         "TILLFLOW_WORKERS",
+        "TILLFLOW_GC_THRESHOLD",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -59,6 +61,15 @@ def test_one_process_serves_unless_workers_are_asked_for(
     assert load_settings(workers=1).workers == 1
 
 
+def test_the_collector_threshold_defaults_to_tillflows_and_may_be_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().gc_threshold == DEFAULT_THRESHOLD
+    monkeypatch.setenv("TILLFLOW_GC_THRESHOLD", "0")
+    assert load_settings().gc_threshold == 0
+    assert load_settings(gc_threshold=20_000).gc_threshold == 20_000
+
+
 def test_settings_are_frozen() -> None:
     settings = load_settings()
     with pytest.raises(ValidationError):
@@ -74,6 +85,8 @@ def test_settings_are_frozen() -> None:
         ("TILLFLOW_LOG_LEVEL", "loud", "TILLFLOW_LOG_LEVEL"),
         ("TILLFLOW_WORKERS", "-1", "TILLFLOW_WORKERS"),
         ("TILLFLOW_WORKERS", "65", "TILLFLOW_WORKERS"),
+        ("TILLFLOW_GC_THRESHOLD", "-1", "TILLFLOW_GC_THRESHOLD"),
+        ("TILLFLOW_GC_THRESHOLD", "lots", "TILLFLOW_GC_THRESHOLD"),
         ("TILLFLOW_DATABASE", "postgresql://db/shop", "PostgreSQL"),
         ("TILLFLOW_DATABASE", "  ", "TILLFLOW_DATABASE"),
     ],
@@ -98,6 +111,7 @@ def test_invalid_settings_are_one_line_naming_the_setting(
         (["--port", "0"], "--port"),
         (["--log-level", "chatty"], "--log-level"),
         (["--workers", "100"], "--workers"),
+        (["--gc-threshold", "-5"], "--gc-threshold"),
         (["--database", "postgres://db/shop"], "PostgreSQL"),
     ],
 )

@@ -31,6 +31,7 @@ from tillflow.cli.common import (
     statistics_table,
 )
 from tillflow.cli.supervisor import Supervisor, listen, stop_all
+from tillflow.collector import DEFAULT_THRESHOLD, MOST_THRESHOLD, tune_collector
 from tillflow.engine import EventStore, Runtime, State, TillflowError
 from tillflow.http import create_app
 from tillflow.settings import Settings, load_settings
@@ -95,6 +96,13 @@ def serve(
             "in this supervising process.",
         ),
     ] = None,
+    gc_threshold: Annotated[
+        int | None,
+        typer.Option(
+            help="Container allocations between two young collections of Python's garbage "
+            "collector (env TILLFLOW_GC_THRESHOLD; 50000; 0 keeps Python's 700).",
+        ),
+    ] = None,
     socket_fd: Annotated[
         int | None,
         typer.Option(hidden=True, help="Serve this inherited listening socket (workers)."),
@@ -106,7 +114,12 @@ def serve(
     supervisor = os.getppid()  # a worker's (with --socket-fd), before anything can stop it
     try:
         settings = load_settings(
-            database=database, host=host, port=port, log_level=log_level, workers=workers
+            database=database,
+            host=host,
+            port=port,
+            log_level=log_level,
+            workers=workers,
+            gc_threshold=gc_threshold,
         )
         if settings.workers > 0 and socket_fd is None and settings.database.startswith("memory"):
             raise ConfigurationError(
@@ -118,6 +131,7 @@ def serve(
         raise fail(str(error), 2) from None
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
+    tune_collector(settings.gc_threshold)
     try:
         if settings.workers > 0 and socket_fd is None:
             raise typer.Exit(_supervise(settings, store, processors))
@@ -212,6 +226,16 @@ def worker(
         list[str] | None,
         typer.Option("--run", help="A processor to run (repeat the option); default: all of them."),
     ] = None,
+    gc_threshold: Annotated[
+        int,
+        typer.Option(
+            envvar="TILLFLOW_GC_THRESHOLD",
+            min=0,
+            max=MOST_THRESHOLD,
+            help="Container allocations between two young collections of Python's garbage "
+            "collector (env TILLFLOW_GC_THRESHOLD; 0 keeps Python's 700).",
+        ),
+    ] = DEFAULT_THRESHOLD,
 ) -> None:
     """Run the shop's processors (inventory, then reporting behind its barrier) against a
     store that `tillflow serve --no-processors` (or anything else) writes to. Stops
@@ -223,6 +247,7 @@ def worker(
             runtime = shop.runtime(run=run)
         except TillflowError as error:
             raise fail(str(error), 2) from None
+        tune_collector(gc_threshold)
         code = asyncio.run(_work(runtime))
     finally:
         store.close()
@@ -235,7 +260,11 @@ async def _work(runtime: Runtime) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     names = ", ".join(sorted(runtime.running))
-    console.print(f"[bold]tillflow worker[/]: running {names}", highlight=False)
+    console.print(
+        f"[bold]tillflow worker[/]: running {names} · collector threshold "
+        f"{gc.get_threshold()[0]:,}",
+        highlight=False,
+    )
     async with runtime:
         while not stop.is_set():
             failed = [

@@ -74,6 +74,8 @@ def worker_command(settings: Settings, fd: int) -> list[str]:
         str(settings.port),
         "--log-level",
         settings.log_level,
+        "--gc-threshold",
+        str(settings.gc_threshold),
         "--socket-fd",
         str(fd),
     ]
