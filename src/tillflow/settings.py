@@ -1,25 +1,24 @@
 """The server's configuration: read once at start-up from ``TILLFLOW_*`` environment
 variables (and command-line overrides) into a frozen :class:`Settings`.
 
-=====================  ==============  ==================================================
-variable               default         meaning
-=====================  ==============  ==================================================
-``TILLFLOW_DATABASE``  ``tillflow.db`` SQLite file path (``sqlite:///path`` too), or
-                                       ``memory``; ``postgresql://`` is reserved for the
-                                       scale-out backend and refused for now
-``TILLFLOW_HOST``      ``127.0.0.1``   address ``tillflow serve`` listens on
-``TILLFLOW_PORT``      ``8000``        port (1..65535)
-``TILLFLOW_LOG_LEVEL`` ``info``        ``critical``, ``error``, ``warning``, ``info``,
-                                       ``debug``
-``TILLFLOW_WORKERS``   ``0``           HTTP worker processes of ``tillflow serve``
-                                       (0..64): 0 serves in one process; N ≥ 1 share
-                                       one socket and the processors run in the
-                                       supervising process
-``TILLFLOW_GC_``       ``50000``       container allocations between two collections of
-``THRESHOLD``                          Python's youngest generation in every process
-                                       (0..10,000,000; 0 keeps Python's 700): see
-                                       :mod:`tillflow.collector`
-=====================  ==============  ==================================================
+=========================  ===============  ==================================================
+variable                   default          meaning
+=========================  ===============  ==================================================
+``TILLFLOW_DATABASE``      ``tillflow.db``  SQLite file path (``sqlite:///path`` too), or
+                                            ``memory``; ``postgresql://`` is reserved for the
+                                            scale-out backend and refused for now
+``TILLFLOW_HOST``          ``127.0.0.1``    address ``tillflow serve`` listens on
+``TILLFLOW_PORT``          ``8000``         port (1..65535)
+``TILLFLOW_LOG_LEVEL``     ``info``         ``critical``, ``error``, ``warning``, ``info``,
+                                            ``debug``
+``TILLFLOW_WORKERS``       ``0``            HTTP worker processes of ``tillflow serve``
+                                            (0..64): 0 serves in one process; N ≥ 1 share
+                                            one socket and the processors run in the
+                                            supervising process
+``TILLFLOW_GC_THRESHOLD``  ``50000``        container allocations between two collections of
+                                            Python's youngest generation (0..10,000,000; 0
+                                            keeps Python's 700): see :mod:`tillflow.collector`
+=========================  ===============  ==================================================
 """
 
 from __future__ import annotations

@@ -43,9 +43,9 @@ from tillflow.shop import REGISTRY
 
 NOON = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 HUGE = 10**5000
+"""An int Python will not print (more than 4,300 digits): a refusal must still name it."""
 SIGNALLING_NAN: Any = Decimal("sNaN")
 """A quantity that cannot even be compared (found by hypothesis in a CI run)."""
-"""An int Python will not print (more than 4,300 digits): a refusal must still name it."""
 
 
 def _power_of_ten(exponent: int) -> int:
