@@ -76,15 +76,15 @@ async def test_a_revoked_token_s_stream_ends_with_a_revoked_event_and_cannot_rec
                 assert {name for name, _ in rest[:-1]} <= {"report", "processors"}
                 assert ended_after < NOTICED_WITHIN, f"ended {ended_after:.1f}s after revoking"
 
-                # the manager's stream goes on past more than one token check
-                seen_after = 0
+                # the manager's stream goes on past more than one token check: it still
+                # delivers an event once two token intervals have passed since revoking
+                # (counting three `processors` events raced the 1 s cadence: 1.99999 s)
                 async for name, _ in kept_events:
                     assert name in ("report", "processors")
-                    if name == "processors":
-                        seen_after += 1
-                        if seen_after >= 3:
-                            break
-                assert time.monotonic() - revoked_at > 2 * TOKEN_INTERVAL
+                    if time.monotonic() - revoked_at > 2 * TOKEN_INTERVAL:
+                        break
+                else:
+                    raise AssertionError("the manager's stream ended")
 
             async with httpx.AsyncClient(base_url=server.url, timeout=DEADLINE) as client:
                 again = await client.get(
