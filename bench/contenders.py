@@ -44,7 +44,7 @@ from bench.machine import asyncio_pipeline, bare_loop
 from bench.pos import PosReport, truth, violations, workload
 from bench.report import CaseResult, Cell, Column, Grid, mib, rate, ratio_text
 from bench.shop import percentile, run_latency, run_shop
-from tillflow.collector import tune_collector
+from tillflow.service.collector import tune_collector
 
 LATENCY_RATE: Final = 1_000.0
 """Checkouts per second of the open-loop phases (issue 3's target rate); the peer's is

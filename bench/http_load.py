@@ -63,7 +63,7 @@ from bench.cases import Context, _median
 from bench.report import CaseResult, rate
 from bench.shop import percentile
 from tillflow.engine import Receipt, format_id, new_event_id
-from tillflow.receipt_tokens import decode_receipt, encode_receipt
+from tillflow.service.receipt_tokens import decode_receipt, encode_receipt
 
 THROUGHPUT_TARGET: Final = 3_000.0
 LATENCY_TARGET_MS: Final = 50.0

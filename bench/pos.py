@@ -19,7 +19,7 @@ from functools import cache
 from typing import Any, Final
 
 from bench.shop import BASKETS, STARTING_STOCK, Basket, baskets, catalogue
-from tillflow.sale.commands import AddProduct
+from tillflow.shop.sale.commands import AddProduct
 
 SEED: Final = 1
 

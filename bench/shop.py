@@ -26,7 +26,7 @@ counts once the timed part is over (:meth:`Tills.truth`).
 
 Every process of a run (the shop's, the tills', the report's ``tillflow worker``) has the
 garbage collector as ``tillflow serve`` and ``tillflow worker`` set it
-(:mod:`tillflow.collector`): a deployed shop's processes are those commands.
+(:mod:`tillflow.service.collector`): a deployed shop's processes are those commands.
 """
 
 from __future__ import annotations
@@ -64,7 +64,6 @@ from bench.probes import (
     process_tree_cpu,
     thread_cpu,
 )
-from tillflow.collector import tune_collector
 from tillflow.engine import (
     DrainTimeout,
     EventStore,
@@ -76,14 +75,15 @@ from tillflow.engine import (
     format_id,
     new_event_id,
 )
-from tillflow.inventory.commands import ReceiveStock
-from tillflow.reporting.audit import ConsistentCutAudit, read_rows, read_totals
-from tillflow.reporting.projection import NAME as REPORTING_NAME
-from tillflow.reporting.projection import REPORT_VIEWS
-from tillflow.reporting.truth import ShopTruth
-from tillflow.sale.commands import AddProduct, Checkout, LineRequest
-from tillflow.sale.events import CheckedOut, CheckoutLine
-from tillflow.shop import REGISTRY, Shop
+from tillflow.service.collector import tune_collector
+from tillflow.shop.assembly import REGISTRY, Shop
+from tillflow.shop.inventory.commands import ReceiveStock
+from tillflow.shop.reporting.audit import ConsistentCutAudit, read_rows, read_totals
+from tillflow.shop.reporting.projection import NAME as REPORTING_NAME
+from tillflow.shop.reporting.projection import REPORT_VIEWS
+from tillflow.shop.reporting.truth import ShopTruth
+from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest
+from tillflow.shop.sale.events import CheckedOut, CheckoutLine
 
 _Options = ParamSpec("_Options")
 _Result = TypeVar("_Result")
@@ -744,7 +744,7 @@ def with_tuned_collector(
     run: Callable[_Options, Coroutine[Any, Any, _Result]],
 ) -> Callable[_Options, Coroutine[Any, Any, _Result]]:
     """Run ``run`` with the collector as ``tillflow serve`` and ``tillflow worker`` set it
-    (:func:`tillflow.collector.tune_collector`), as the processes of a deployed shop run;
+    (:func:`tillflow.service.collector.tune_collector`), as the processes of a deployed shop run;
     the process's own setting back afterwards (the harness measures other things next)."""
 
     @functools.wraps(run)

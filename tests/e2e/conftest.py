@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 from tests.e2e.servers import Api
-from tillflow.bootstrap import service_registry
 from tillflow.engine import SqliteEventStore
 from tillflow.http import create_app
-from tillflow.tokens import Role, TokenBook
+from tillflow.service.access_tokens import Role, TokenBook
+from tillflow.service.bootstrap import service_registry
 
 PRODUCTS = {"apple": ("Apple", 120), "pear": ("Pear", 80), "milk": ("Milk 1 l", 99)}
 

@@ -14,7 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from tillflow.engine import EventStore
-from tillflow.tokens import Role
+from tillflow.service.access_tokens import Role
 
 
 @dataclass

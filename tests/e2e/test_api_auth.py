@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.servers import Api
-from tillflow.tokens import Role, TokenBook
+from tillflow.service.access_tokens import Role, TokenBook
 
 PROBLEM = "application/problem+json"
 CHECKOUT = {"checkout_id": "c-1", "till_id": "t", "lines": [{"product_id": "apple", "quantity": 1}]}

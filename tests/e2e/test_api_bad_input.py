@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.servers import Api
-from tillflow.tokens import Role
+from tillflow.service.access_tokens import Role
 
 JSON = {"Content-Type": "application/json"}
 PROBLEM = "application/problem+json"

@@ -4,7 +4,7 @@ lists. Each change answers with the product as it is now and a receipt."""
 from __future__ import annotations
 
 from tests.e2e.servers import Api
-from tillflow.tokens import Role
+from tillflow.service.access_tokens import Role
 
 
 async def test_a_manager_adds_renames_reprices_and_discontinues_a_product(api: Api) -> None:

@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from tillflow.bootstrap import service_registry
 from tillflow.engine import SqliteEventStore
 from tillflow.http import create_app
 from tillflow.http.checkouts import CheckoutIn
 from tillflow.http.fast_checkout import CheckoutFastPath, plain_checkout
-from tillflow.tokens import Role, TokenBook
+from tillflow.service.access_tokens import Role, TokenBook
+from tillflow.service.bootstrap import service_registry
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 LIMIT = 4096

@@ -21,13 +21,13 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.e2e.servers import ServerThread
-from tillflow.bootstrap import service_registry
 from tillflow.engine import SqliteEventStore
 from tillflow.http import create_app
-from tillflow.inventory.commands import ReceiveStock
-from tillflow.sale.commands import AddProduct, Checkout, LineRequest
-from tillflow.shop import Shop
-from tillflow.tokens import Role, TokenBook
+from tillflow.service.access_tokens import Role, TokenBook
+from tillflow.service.bootstrap import service_registry
+from tillflow.shop.assembly import Shop
+from tillflow.shop.inventory.commands import ReceiveStock
+from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest
 
 EXAMPLES = int(os.environ.get("TILLFLOW_FUZZ_EXAMPLES", "30"))
 """Examples per operation (raise it for a longer hunt: TILLFLOW_FUZZ_EXAMPLES=500)."""

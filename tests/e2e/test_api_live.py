@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 
 from tests.e2e.servers import Api, ServerThread
-from tillflow.bootstrap import service_registry
 from tillflow.engine import SqliteEventStore
 from tillflow.http import create_app
-from tillflow.tokens import Role, TokenBook
+from tillflow.service.access_tokens import Role, TokenBook
+from tillflow.service.bootstrap import service_registry
 
 DEADLINE = 10.0
 

@@ -15,11 +15,11 @@ import pytest
 
 from tests.e2e.servers import ServerThread
 from tests.e2e.test_api_live import next_report, sse_events
-from tillflow.bootstrap import service_registry
 from tillflow.engine import SqliteEventStore
 from tillflow.http import create_app
 from tillflow.http.events import PROCESSORS_INTERVAL, TOKEN_INTERVAL
-from tillflow.tokens import Role, TokenBook
+from tillflow.service.access_tokens import Role, TokenBook
+from tillflow.service.bootstrap import service_registry
 
 DEADLINE = 10.0
 NOTICED_WITHIN = TOKEN_INTERVAL + PROCESSORS_INTERVAL + 2.0

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from tests.e2e.servers import Api
-from tillflow.bootstrap import service_registry
 from tillflow.engine import SqliteEventStore
 from tillflow.http import create_app
-from tillflow.tokens import Role, TokenBook
+from tillflow.service.access_tokens import Role, TokenBook
+from tillflow.service.bootstrap import service_registry
 
 
 async def test_read_your_writes_the_report_waits_for_the_receipt_and_says_so(shop: Api) -> None:

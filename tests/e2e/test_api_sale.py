@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.e2e.servers import Api
-from tillflow.tokens import Role
+from tillflow.service.access_tokens import Role
 
 
 def sale(checkout_id: str | None = "c-1", **changes: Any) -> dict[str, Any]:

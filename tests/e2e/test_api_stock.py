@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.e2e.servers import Api
-from tillflow.tokens import Role
+from tillflow.service.access_tokens import Role
 
 
 async def test_a_delivery_answers_with_the_stock_after_it_and_a_retry_records_once(

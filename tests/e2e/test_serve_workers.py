@@ -32,7 +32,7 @@ from tests.e2e.test_serve_process import (
     wait_until_healthy,
 )
 from tillflow.engine import Receipt
-from tillflow.receipt_tokens import decode_receipt, encode_receipt
+from tillflow.service.receipt_tokens import decode_receipt, encode_receipt
 
 PRODUCTS = {"apple": 120, "pear": 80}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tillflow.demos.shop import CATALOG, ShopDemo, ShopDemoSettings, Snapshot
 from tillflow.engine import SqliteEventStore
-from tillflow.shop import REGISTRY
-from tillflow.shop_demo import CATALOG, ShopDemo, ShopDemoSettings, Snapshot
+from tillflow.shop.assembly import REGISTRY
 
 
 async def test_the_demo_matches_the_truth_with_oversells_deliveries_and_returns(

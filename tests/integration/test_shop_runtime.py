@@ -10,13 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tillflow.engine import EventStore, SqliteEventStore, format_id, new_event_id
-from tillflow.inventory.commands import CountStock, ReceiveStock
-from tillflow.reporting.audit import ConsistentCutAudit, IdentityAudit, read_rows, read_totals
-from tillflow.reporting.projection import REPORT_VIEWS
-from tillflow.reporting.truth import ShopTruth
-from tillflow.sale.commands import AddProduct, Checkout, LineRequest, ReturnItems
-from tillflow.sale.events import CheckedOut, ItemsReturned, checkout_stream
-from tillflow.shop import REGISTRY, Shop
+from tillflow.shop.assembly import REGISTRY, Shop
+from tillflow.shop.inventory.commands import CountStock, ReceiveStock
+from tillflow.shop.reporting.audit import ConsistentCutAudit, IdentityAudit, read_rows, read_totals
+from tillflow.shop.reporting.projection import REPORT_VIEWS
+from tillflow.shop.reporting.truth import ShopTruth
+from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest, ReturnItems
+from tillflow.shop.sale.events import CheckedOut, ItemsReturned, checkout_stream
 
 PRODUCTS = [f"p{n}" for n in range(8)]
 

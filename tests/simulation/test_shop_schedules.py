@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tillflow.engine.simulation import SimulationResult, simulate
-from tillflow.shop import REGISTRY
-from tillflow.shop_simulation import ShopScenario, explore_shop, simulate_shop
+from tillflow.demos.simulation import ShopScenario, explore_shop, simulate_shop
+from tillflow.shop.assembly import REGISTRY
+from tillflow.testing import SimulationResult, simulate
 
 BARRIER_SEEDS = 10_000
 CHUNKS = 4

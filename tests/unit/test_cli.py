@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tillflow.cli import app
-from tillflow.shop_demo import ShopDemo, Verdict
+from tillflow.demos.shop import ShopDemo, Verdict
 
 runner = CliRunner()
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tillflow.bootstrap import service_registry
 from tillflow.cli import app
 from tillflow.engine import SqliteEventStore
-from tillflow.receipt_tokens import decode_receipt
-from tillflow.sale.commands import AddProduct
-from tillflow.shop import Shop
-from tillflow.tokens import Role, TokenBook
+from tillflow.service.access_tokens import Role, TokenBook
+from tillflow.service.bootstrap import service_registry
+from tillflow.service.receipt_tokens import decode_receipt
+from tillflow.shop.assembly import Shop
+from tillflow.shop.sale.commands import AddProduct
 
 runner = CliRunner()
 

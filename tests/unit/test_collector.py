@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tillflow.collector import DEFAULT_THRESHOLD, MOST_THRESHOLD, tune_collector
+from tillflow.service.collector import DEFAULT_THRESHOLD, MOST_THRESHOLD, tune_collector
 
 
 @pytest.fixture(autouse=True)

@@ -13,14 +13,14 @@ from tillflow.engine import (
     Processor,
     RecordedEvent,
 )
-from tillflow.errors import CheckoutConflict, InvalidField
-from tillflow.inventory.commands import CountStock, ReceiveStock
-from tillflow.inventory.processor import inventory_processor
-from tillflow.inventory.service import InventoryService
-from tillflow.inventory.stock import StockLevel
-from tillflow.sale.commands import AddProduct, Checkout, LineRequest, ReturnItems
-from tillflow.sale.service import SaleService
-from tillflow.shop import REGISTRY
+from tillflow.shop.assembly import REGISTRY
+from tillflow.shop.errors import CheckoutConflict, InvalidField
+from tillflow.shop.inventory.commands import CountStock, ReceiveStock
+from tillflow.shop.inventory.processor import inventory_processor
+from tillflow.shop.inventory.service import InventoryService
+from tillflow.shop.inventory.stock import StockLevel
+from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest, ReturnItems
+from tillflow.shop.sale.service import SaleService
 
 
 @pytest.fixture

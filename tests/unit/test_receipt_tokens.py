@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tillflow.engine import Receipt
-from tillflow.errors import InvalidField
-from tillflow.receipt_tokens import decode_receipt, encode_receipt
+from tillflow.service.receipt_tokens import decode_receipt, encode_receipt
+from tillflow.shop.errors import InvalidField
 
 positions = st.dictionaries(st.integers(0, 999), st.integers(0, 10**15), min_size=1, max_size=16)
 

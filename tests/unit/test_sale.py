@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from tillflow.engine import EventStore, MemoryEventStore
-from tillflow.errors import (
+from tillflow.shop.assembly import REGISTRY
+from tillflow.shop.errors import (
     CheckoutConflict,
     InvalidField,
     ProductDiscontinued,
@@ -16,7 +17,7 @@ from tillflow.errors import (
     UnknownCheckout,
     UnknownProduct,
 )
-from tillflow.sale.commands import (
+from tillflow.shop.sale.commands import (
     AddProduct,
     Checkout,
     DiscontinueProduct,
@@ -25,9 +26,8 @@ from tillflow.sale.commands import (
     RepriceProduct,
     ReturnItems,
 )
-from tillflow.sale.events import CheckedOut, ItemsReturned, checkout_stream
-from tillflow.sale.service import SaleService
-from tillflow.shop import REGISTRY
+from tillflow.shop.sale.events import CheckedOut, ItemsReturned, checkout_stream
+from tillflow.shop.sale.service import SaleService
 
 NOON = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

@@ -12,17 +12,17 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tillflow.engine import EventStore, MemoryEventStore, RecordedEvent
-from tillflow.errors import ProductDiscontinued
-from tillflow.sale.commands import (
+from tillflow.shop.assembly import REGISTRY
+from tillflow.shop.errors import ProductDiscontinued
+from tillflow.shop.sale.commands import (
     AddProduct,
     Checkout,
     DiscontinueProduct,
     LineRequest,
     RepriceProduct,
 )
-from tillflow.sale.events import CATALOG_STREAM, CheckedOut, ProductAdded, ProductRepriced
-from tillflow.sale.service import SaleService
-from tillflow.shop import REGISTRY
+from tillflow.shop.sale.events import CATALOG_STREAM, CheckedOut, ProductAdded, ProductRepriced
+from tillflow.shop.sale.service import SaleService
 
 PRODUCTS = ["apple", "bread", "cheese"]
 CHECKOUTS = 1_500
@@ -108,7 +108,7 @@ class Hammer:
 def test_checkouts_from_many_threads_are_priced_from_one_real_catalog_state_while_repriced(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("tillflow.sale.service.CATALOG_FRESH_FOR", 0.0)  # refresh every time
+    monkeypatch.setattr("tillflow.shop.sale.service.CATALOG_FRESH_FOR", 0.0)  # refresh every time
     store = SlowCatalogReads(registry=REGISTRY)
     sale = SaleService(store)
     for index, product in enumerate(PRODUCTS):
@@ -162,7 +162,9 @@ def test_checkouts_from_many_threads_are_priced_from_one_real_catalog_state_whil
 def test_a_reprice_or_discontinuation_through_the_service_counts_for_the_next_checkout_at_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("tillflow.sale.service.CATALOG_FRESH_FOR", 3600.0)  # never stale by age
+    monkeypatch.setattr(
+        "tillflow.shop.sale.service.CATALOG_FRESH_FOR", 3600.0
+    )  # never stale by age
     sale = SaleService(MemoryEventStore(registry=REGISTRY))
     sale.add_product(AddProduct("apple", "Apple", 120))
     lines = [LineRequest("apple", 1)]

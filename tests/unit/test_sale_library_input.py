@@ -18,7 +18,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tillflow.engine import EventStore, InvalidEvent, MemoryEventStore, Receipt, TillflowError
-from tillflow.errors import (
+from tillflow.shop.assembly import REGISTRY
+from tillflow.shop.errors import (
     CheckoutConflict,
     InvalidField,
     ProductDiscontinued,
@@ -27,9 +28,9 @@ from tillflow.errors import (
     UnknownCheckout,
     UnknownProduct,
 )
-from tillflow.inventory.commands import CountStock, ReceiveStock
-from tillflow.inventory.service import InventoryService
-from tillflow.sale.commands import (
+from tillflow.shop.inventory.commands import CountStock, ReceiveStock
+from tillflow.shop.inventory.service import InventoryService
+from tillflow.shop.sale.commands import (
     AddProduct,
     Checkout,
     DiscontinueProduct,
@@ -38,8 +39,7 @@ from tillflow.sale.commands import (
     RepriceProduct,
     ReturnItems,
 )
-from tillflow.sale.service import SaleService
-from tillflow.shop import REGISTRY
+from tillflow.shop.sale.service import SaleService
 
 NOON = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 HUGE = 10**5000

@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tillflow.engine import EventStore, MemoryEventStore, Receipt, TillflowError
-from tillflow.errors import InvalidField
-from tillflow.sale.commands import AddProduct, Checkout, LineRequest, ReturnItems
-from tillflow.sale.events import CheckedOut, ItemsReturned, checkout_stream
-from tillflow.sale.service import SaleService
-from tillflow.shop import REGISTRY
+from tillflow.shop.assembly import REGISTRY
+from tillflow.shop.errors import InvalidField
+from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest, ReturnItems
+from tillflow.shop.sale.events import CheckedOut, ItemsReturned, checkout_stream
+from tillflow.shop.sale.service import SaleService
 
 NOON = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 PLUS_ONE = timezone(timedelta(hours=1))

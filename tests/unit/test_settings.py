@@ -9,10 +9,10 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from tillflow.bootstrap import ConfigurationError
 from tillflow.cli import app
-from tillflow.collector import DEFAULT_THRESHOLD
-from tillflow.settings import load_settings
+from tillflow.service.bootstrap import ConfigurationError
+from tillflow.service.collector import DEFAULT_THRESHOLD
+from tillflow.service.settings import load_settings
 
 runner = CliRunner()
 

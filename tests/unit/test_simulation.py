@@ -13,23 +13,25 @@ import msgspec
 import pytest
 
 from tillflow.engine import (
+    EventStore,
+    NewEvent,
+    Processor,
+    RecordedEvent,
+    Session,
+    UnknownProcessor,
+    id_from_key,
+)
+from tillflow.testing import (
     Action,
     Command,
     CommandInBatch,
     Crash,
     CrashInBatch,
-    EventStore,
     FailCommit,
-    NewEvent,
-    Processor,
-    RecordedEvent,
     Scenario,
-    Session,
     Step,
-    UnknownProcessor,
     Weights,
     explore,
-    id_from_key,
     shrink,
     simulate,
 )

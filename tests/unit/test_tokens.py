@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tillflow.bootstrap import service_registry
 from tillflow.engine import MemoryEventStore
-from tillflow.errors import InvalidField
-from tillflow.tokens import (
+from tillflow.service.access_tokens import (
     TOKENS_STREAM,
     Role,
     TokenBook,
@@ -16,6 +14,8 @@ from tillflow.tokens import (
     UnknownToken,
     hash_secret,
 )
+from tillflow.service.bootstrap import service_registry
+from tillflow.shop.errors import InvalidField
 
 
 @pytest.fixture

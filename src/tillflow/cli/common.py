@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tillflow.bootstrap import ConfigurationError, open_store, service_registry
 from tillflow.engine import EventStore, ProcessorStatistics, TillflowError
+from tillflow.service.bootstrap import ConfigurationError, open_store, service_registry
 
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)

@@ -14,16 +14,16 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from tillflow.bootstrap import ConfigurationError, open_store
 from tillflow.cli.common import console, errors, fail, money, statistics_table
+from tillflow.demos.engine import REGISTRY as ENGINE_REGISTRY
+from tillflow.demos.engine import DemoSettings
+from tillflow.demos.engine import run_demo as run_engine_demo
+from tillflow.demos.shop import ShopDemoSettings, Snapshot, Verdict, run_shop_demo
+from tillflow.demos.simulation import DESIGNS, Design, simulate_shop
 from tillflow.engine import ProcessorStatistics, TillflowError
-from tillflow.engine_demo import REGISTRY as ENGINE_REGISTRY
-from tillflow.engine_demo import DemoSettings
-from tillflow.engine_demo import run_demo as run_engine_demo
-from tillflow.reporting.rows import ProductRow
-from tillflow.shop import REGISTRY as SHOP_REGISTRY
-from tillflow.shop_demo import ShopDemoSettings, Snapshot, Verdict, run_shop_demo
-from tillflow.shop_simulation import DESIGNS, Design, simulate_shop
+from tillflow.service.bootstrap import ConfigurationError, open_store
+from tillflow.shop.assembly import REGISTRY as SHOP_REGISTRY
+from tillflow.shop.reporting.rows import ProductRow
 
 
 def _as_of(row: ProductRow) -> str:

@@ -12,11 +12,11 @@ import typer
 from rich.table import Table
 
 from tillflow import __version__
-from tillflow.bootstrap import ConfigurationError, open_store
 from tillflow.cli.common import DatabaseOption, console, fail, money, open_existing
 from tillflow.engine import TillflowError
 from tillflow.http.report import report_out
-from tillflow.reporting.queries import Report, ReportReader
+from tillflow.service.bootstrap import ConfigurationError, open_store
+from tillflow.shop.reporting.queries import Report, ReportReader
 
 
 def status(database: DatabaseOption = "tillflow.db") -> None:

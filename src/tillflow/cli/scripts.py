@@ -15,13 +15,13 @@ import typer
 
 from tillflow.cli.common import DatabaseOption, errors, fail, money, open_existing
 from tillflow.engine import TillflowError, format_id, new_event_id
-from tillflow.errors import UnknownProduct
-from tillflow.inventory.commands import ReceiveStock
-from tillflow.inventory.events import stock_stream
-from tillflow.receipt_tokens import encode_receipt
-from tillflow.sale.commands import Checkout, LineRequest
-from tillflow.sale.events import CheckedOut, checkout_stream
-from tillflow.shop import Shop
+from tillflow.service.receipt_tokens import encode_receipt
+from tillflow.shop.assembly import Shop
+from tillflow.shop.errors import UnknownProduct
+from tillflow.shop.inventory.commands import ReceiveStock
+from tillflow.shop.inventory.events import stock_stream
+from tillflow.shop.sale.commands import Checkout, LineRequest
+from tillflow.shop.sale.events import CheckedOut, checkout_stream
 
 
 def _line(text: str) -> LineRequest:

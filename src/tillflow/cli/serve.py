@@ -21,7 +21,6 @@ import typer
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
-from tillflow.bootstrap import ConfigurationError, open_store, service_registry
 from tillflow.cli.common import (
     DatabaseOption,
     console,
@@ -31,12 +30,13 @@ from tillflow.cli.common import (
     statistics_table,
 )
 from tillflow.cli.supervisor import Supervisor, listen, stop_all
-from tillflow.collector import DEFAULT_THRESHOLD, MOST_THRESHOLD, tune_collector
 from tillflow.engine import EventStore, Runtime, State, TillflowError
 from tillflow.http import create_app
-from tillflow.settings import Settings, load_settings
-from tillflow.shop import Shop
-from tillflow.tokens import TokenBook
+from tillflow.service.access_tokens import TokenBook
+from tillflow.service.bootstrap import ConfigurationError, open_store, service_registry
+from tillflow.service.collector import DEFAULT_THRESHOLD, MOST_THRESHOLD, tune_collector
+from tillflow.service.settings import Settings, load_settings
+from tillflow.shop.assembly import Shop
 
 GRACEFUL_SHUTDOWN = 5
 """Seconds ``serve`` lets open requests and live streams finish once asked to stop."""

@@ -35,7 +35,7 @@ from typing import Final
 
 from tillflow.cli.common import errors
 from tillflow.engine import Runtime, State
-from tillflow.settings import Settings
+from tillflow.service.settings import Settings
 
 STOP_DEADLINE: Final = 15.0
 """Seconds the workers get to stop after SIGTERM (their graceful shutdown is shorter)."""

@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tillflow.bootstrap import ConfigurationError, open_store, service_registry
 from tillflow.cli.common import DatabaseOption, console, errors, fail, open_existing
 from tillflow.engine import TillflowError
-from tillflow.tokens import Role, TokenBook
+from tillflow.service.access_tokens import Role, TokenBook
+from tillflow.service.bootstrap import ConfigurationError, open_store, service_registry
 
 app = typer.Typer(
     help="Bearer tokens for the HTTP API: till (checkouts, returns), manager (catalog, stock, "

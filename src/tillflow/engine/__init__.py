@@ -8,7 +8,8 @@
                               │          ▲ barrier = min(head, upstream checkpoints)
                               └── LaneProcessor(reporting, after=["inventory"]) ──commit──►
 
-Backends: :mod:`tillflow.engine.memory`, :mod:`tillflow.engine.sqlite`.
+Backends: :mod:`tillflow.engine.memory`, :mod:`tillflow.engine.sqlite`. Fault injection and
+the deterministic simulator are imported from :mod:`tillflow.testing`.
 """
 
 from tillflow.engine.errors import (
@@ -29,29 +30,12 @@ from tillflow.engine.errors import (
     UnknownProcessor,
 )
 from tillflow.engine.failure import FailurePolicy, RetryWithBackoff, StopOnFailure
-from tillflow.engine.faults import FaultyStore, SimulatedCommitFailure, SimulatedCrash
 from tillflow.engine.graph import validate_graph
 from tillflow.engine.ids import derived_event_id, format_id, id_from_key, new_event_id, parse_id
 from tillflow.engine.lane_processor import LaneProcessor, State, StepResult
 from tillflow.engine.memory import MemoryEventStore
 from tillflow.engine.processor import Handler, Processor, Session, processor
 from tillflow.engine.runtime import PollBackoff, Runtime, WaitOutcome
-from tillflow.engine.simulation import (
-    Action,
-    Command,
-    CommandInBatch,
-    Crash,
-    CrashInBatch,
-    FailCommit,
-    Scenario,
-    SimulationResult,
-    Step,
-    Violation,
-    Weights,
-    explore,
-    shrink,
-    simulate,
-)
 from tillflow.engine.sqlite import SqliteEventStore
 from tillflow.engine.statistics import ProcessorStatistics
 from tillflow.engine.store import (
@@ -67,15 +51,10 @@ from tillflow.engine.types import ANY_VERSION, NO_STREAM, NewEvent, Receipt, Rec
 __all__ = [
     "ANY_VERSION",
     "NO_STREAM",
-    "Action",
     "AppendRequest",
     "BatchEffects",
     "CheckpointConflict",
-    "Command",
-    "CommandInBatch",
     "ConcurrencyConflict",
-    "Crash",
-    "CrashInBatch",
     "DependencyCycle",
     "DrainTimeout",
     "DuplicateProcessor",
@@ -84,9 +63,7 @@ __all__ = [
     "EventIdReused",
     "EventRegistry",
     "EventStore",
-    "FailCommit",
     "FailurePolicy",
-    "FaultyStore",
     "Handler",
     "HandlerFailed",
     "InvalidEvent",
@@ -102,32 +79,22 @@ __all__ = [
     "RecordedEvent",
     "RetryWithBackoff",
     "Runtime",
-    "Scenario",
     "SchemaTooNew",
     "Session",
-    "SimulatedCommitFailure",
-    "SimulatedCrash",
-    "SimulationResult",
     "SqliteEventStore",
     "State",
-    "Step",
     "StepResult",
     "StopOnFailure",
     "StoreClosed",
     "TillflowError",
     "UnknownEventType",
     "UnknownProcessor",
-    "Violation",
     "WaitOutcome",
-    "Weights",
     "derived_event_id",
-    "explore",
     "format_id",
     "id_from_key",
     "new_event_id",
     "parse_id",
     "processor",
-    "shrink",
-    "simulate",
     "validate_graph",
 ]

@@ -17,7 +17,6 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from tillflow import __version__
-from tillflow.bootstrap import open_store, service_registry
 from tillflow.engine import EventStore
 from tillflow.http import catalog, checkouts, events, problems, processors, report, stock
 from tillflow.http.fast_checkout import CheckoutFastPath
@@ -26,10 +25,11 @@ from tillflow.http.metrics import Metrics, RequestMetrics
 from tillflow.http.problems import MEDIA_TYPE, FieldError, Problem, problem_response
 from tillflow.http.services import Services
 from tillflow.http.watch import ReportWatch
-from tillflow.sale.service import Clock, utc_now
-from tillflow.settings import Settings, load_settings
-from tillflow.shop import Shop
-from tillflow.tokens import TokenBook
+from tillflow.service.access_tokens import TokenBook
+from tillflow.service.bootstrap import open_store, service_registry
+from tillflow.service.settings import Settings, load_settings
+from tillflow.shop.assembly import Shop
+from tillflow.shop.sale.service import Clock, utc_now
 
 STATIC: Final = Path(__file__).parent / "static"
 

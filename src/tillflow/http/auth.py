@@ -30,7 +30,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
 from tillflow.http.services import services_of
-from tillflow.tokens import Role
+from tillflow.service.access_tokens import Role
 
 BEARER: Final = HTTPBearer(
     auto_error=False,

@@ -13,13 +13,18 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from tillflow.engine import Receipt
-from tillflow.errors import UnknownProduct
 from tillflow.http.auth import ANYONE, MANAGERS, GuardedRoute, require
 from tillflow.http.problems import problem_responses
 from tillflow.http.schemas import Identifier, Name, Price, ReceiptOut, RequestBody
 from tillflow.http.services import Services, ServicesDep
-from tillflow.sale.catalog import Product
-from tillflow.sale.commands import AddProduct, DiscontinueProduct, RenameProduct, RepriceProduct
+from tillflow.shop.errors import UnknownProduct
+from tillflow.shop.sale.catalog import Product
+from tillflow.shop.sale.commands import (
+    AddProduct,
+    DiscontinueProduct,
+    RenameProduct,
+    RepriceProduct,
+)
 
 router = APIRouter(prefix="/catalog", tags=["catalog"], route_class=GuardedRoute)
 

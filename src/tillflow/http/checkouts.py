@@ -18,15 +18,15 @@ from fastapi import APIRouter, Header, Path
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from tillflow import validation
 from tillflow.engine import id_from_key
-from tillflow.errors import InvalidField, UnknownCheckout
 from tillflow.http.auth import ANYONE, TILLS, GuardedRoute, require
 from tillflow.http.problems import problem_responses
 from tillflow.http.schemas import Identifier, Quantity, ReceiptOut, RequestBody, Timestamp
 from tillflow.http.services import ServicesDep
-from tillflow.sale.commands import Checkout, LineRequest, ReturnItems
-from tillflow.sale.events import CheckedOut, ItemsReturned, checkout_stream
+from tillflow.shop import validation
+from tillflow.shop.errors import InvalidField, UnknownCheckout
+from tillflow.shop.sale.commands import Checkout, LineRequest, ReturnItems
+from tillflow.shop.sale.events import CheckedOut, ItemsReturned, checkout_stream
 
 router = APIRouter(prefix="/checkouts", tags=["sale"], route_class=GuardedRoute)
 

@@ -31,14 +31,14 @@ import msgspec
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tillflow import validation
 from tillflow.engine import Receipt, TillflowError
 from tillflow.http.problems import domain_problem
 from tillflow.http.services import Services
-from tillflow.receipt_tokens import encode_receipt
-from tillflow.sale.commands import Checkout, LineRequest
-from tillflow.sale.events import CheckedOut
-from tillflow.tokens import Role
+from tillflow.service.access_tokens import Role
+from tillflow.service.receipt_tokens import encode_receipt
+from tillflow.shop import validation
+from tillflow.shop.sale.commands import Checkout, LineRequest
+from tillflow.shop.sale.events import CheckedOut
 
 log = logging.getLogger("tillflow.http")
 

@@ -57,7 +57,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from tillflow.engine import ConcurrencyConflict, StoreClosed, TillflowError
-from tillflow.errors import (
+from tillflow.shop.errors import (
     CheckoutConflict,
     InvalidField,
     ProductDiscontinued,

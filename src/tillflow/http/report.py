@@ -17,14 +17,14 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from tillflow.engine import EventStore
-from tillflow.errors import InvalidField, UnknownProduct
 from tillflow.http.auth import VIEWERS, GuardedRoute, require
 from tillflow.http.problems import problem_responses
 from tillflow.http.schemas import Identifier
 from tillflow.http.services import Services, ServicesDep
-from tillflow.receipt_tokens import PATTERN as RECEIPT_TOKEN_PATTERN
-from tillflow.receipt_tokens import decode_receipt
-from tillflow.reporting.queries import Report
+from tillflow.service.receipt_tokens import PATTERN as RECEIPT_TOKEN_PATTERN
+from tillflow.service.receipt_tokens import decode_receipt
+from tillflow.shop.errors import InvalidField, UnknownProduct
+from tillflow.shop.reporting.queries import Report
 
 router = APIRouter(prefix="/report", tags=["report"], route_class=GuardedRoute)
 

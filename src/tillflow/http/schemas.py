@@ -1,4 +1,4 @@
-"""Shared JSON shapes: strict input types whose rules are :mod:`tillflow.validation`'s own
+"""Shared JSON shapes: strict input types whose rules are :mod:`tillflow.shop.validation`'s own
 (the schema documents the same bounds, read from the same constants), and receipts.
 
 Money is integer minor units (cents); quantities are integers. No coercion: ``"5"`` and
@@ -25,10 +25,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from tillflow import validation
 from tillflow.engine import Receipt
-from tillflow.errors import InvalidField
-from tillflow.receipt_tokens import encode_receipt
+from tillflow.service.receipt_tokens import encode_receipt
+from tillflow.shop import validation
+from tillflow.shop.errors import InvalidField
 
 T = TypeVar("T")
 
@@ -40,7 +40,7 @@ class RequestBody(BaseModel):
 
 
 def _rule(check: Callable[[str, object], T]) -> AfterValidator:
-    """Run a :mod:`tillflow.validation` check; its reason becomes the field's reason."""
+    """Run a :mod:`tillflow.shop.validation` check; its reason becomes the field's reason."""
 
     def run(value: object) -> T:
         try:

@@ -10,8 +10,8 @@ from fastapi import Depends, Request
 from tillflow.engine import EventStore, Runtime
 from tillflow.http.metrics import Metrics
 from tillflow.http.watch import ReportWatch
-from tillflow.shop import Shop
-from tillflow.tokens import TokenBook
+from tillflow.service.access_tokens import TokenBook
+from tillflow.shop.assembly import Shop
 
 
 @dataclass

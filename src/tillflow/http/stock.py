@@ -15,16 +15,16 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from tillflow.engine import Receipt
-from tillflow.errors import InvalidField, UnknownProduct
 from tillflow.http.auth import MANAGERS, VIEWERS, GuardedRoute, require
 from tillflow.http.checkouts import IdempotencyKey
 from tillflow.http.problems import problem_responses
 from tillflow.http.report import FreshnessOut, ProductRowOut, ReadYourWrites, read_report
 from tillflow.http.schemas import Count, Identifier, ReceiptOut, RequestBody, StockQuantity
 from tillflow.http.services import Services, ServicesDep
-from tillflow.inventory.commands import CountStock, ReceiveStock
-from tillflow.inventory.events import stock_stream
-from tillflow.inventory.stock import StockLevel
+from tillflow.shop.errors import InvalidField, UnknownProduct
+from tillflow.shop.inventory.commands import CountStock, ReceiveStock
+from tillflow.shop.inventory.events import stock_stream
+from tillflow.shop.inventory.stock import StockLevel
 
 router = APIRouter(prefix="/stock", tags=["stock"], route_class=GuardedRoute)
 

@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from tillflow.engine import EventStore
-from tillflow.reporting.projection import NAME as REPORTING
+from tillflow.shop.reporting.projection import NAME as REPORTING
 
 ProgressListener = Callable[[dict[int, int]], None]
 

@@ -8,7 +8,7 @@ import re
 import unicodedata
 from typing import Final, TypeVar
 
-from tillflow.errors import InvalidField
+from tillflow.shop.errors import InvalidField
 
 T = TypeVar("T")
 

@@ -8,8 +8,8 @@ import time
 import msgspec
 
 from tillflow.engine import EventStore, Receipt, Runtime, WaitOutcome
-from tillflow.reporting.projection import NAME
-from tillflow.reporting.rows import PRODUCTS_VIEW, TOTALS_KEY, TOTALS_VIEW, ProductRow, Totals
+from tillflow.shop.reporting.projection import NAME
+from tillflow.shop.reporting.rows import PRODUCTS_VIEW, TOTALS_KEY, TOTALS_VIEW, ProductRow, Totals
 
 
 class Freshness(msgspec.Struct, frozen=True):

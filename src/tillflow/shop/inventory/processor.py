@@ -12,15 +12,15 @@ from __future__ import annotations
 import msgspec
 
 from tillflow.engine import Processor, RecordedEvent, Session
-from tillflow.inventory.events import (
+from tillflow.shop.inventory.events import (
     ProductReturned,
     ProductTaken,
     ShortfallResolved,
     StockShortfall,
     stock_stream,
 )
-from tillflow.inventory.stock import StockLevel
-from tillflow.sale.events import CheckoutLine, ItemsReturned
+from tillflow.shop.inventory.stock import StockLevel
+from tillflow.shop.sale.events import CheckoutLine, ItemsReturned
 
 NAME = "inventory"
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from tillflow.engine import EventStore, RecordedEvent
-from tillflow.sale.events import (
+from tillflow.shop.sale.events import (
     CATALOG_STREAM,
     ProductAdded,
     ProductDiscontinued,

@@ -17,7 +17,8 @@ variable                   default          meaning
                                             supervising process
 ``TILLFLOW_GC_THRESHOLD``  ``50000``        container allocations between two collections of
                                             Python's youngest generation (0..10,000,000; 0
-                                            keeps Python's 700): see :mod:`tillflow.collector`
+                                            keeps Python's 700): see
+                                            :mod:`tillflow.service.collector`
 =========================  ===============  ==================================================
 """
 
@@ -28,8 +29,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tillflow.bootstrap import ConfigurationError
-from tillflow.collector import DEFAULT_THRESHOLD, MOST_THRESHOLD
+from tillflow.service.bootstrap import ConfigurationError
+from tillflow.service.collector import DEFAULT_THRESHOLD, MOST_THRESHOLD
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 

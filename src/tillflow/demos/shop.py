@@ -40,14 +40,14 @@ from tillflow.engine import (
     format_id,
     new_event_id,
 )
-from tillflow.inventory.commands import ReceiveStock
-from tillflow.reporting.audit import ConsistentCutAudit, identity_violations
-from tillflow.reporting.projection import REPORT_VIEWS
-from tillflow.reporting.queries import Report
-from tillflow.reporting.truth import ShopTruth
-from tillflow.sale.commands import AddProduct, Checkout, LineRequest, ReturnItems
-from tillflow.sale.events import CheckedOut, CheckoutLine, ItemsReturned, ReturnLine
-from tillflow.shop import Shop
+from tillflow.shop.assembly import Shop
+from tillflow.shop.inventory.commands import ReceiveStock
+from tillflow.shop.reporting.audit import ConsistentCutAudit, identity_violations
+from tillflow.shop.reporting.projection import REPORT_VIEWS
+from tillflow.shop.reporting.queries import Report
+from tillflow.shop.reporting.truth import ShopTruth
+from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest, ReturnItems
+from tillflow.shop.sale.events import CheckedOut, CheckoutLine, ItemsReturned, ReturnLine
 
 
 @dataclass(frozen=True)

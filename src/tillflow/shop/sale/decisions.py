@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Container, Sequence
 from datetime import UTC, datetime
 
-from tillflow import validation
-from tillflow.errors import (
+from tillflow.shop import validation
+from tillflow.shop.errors import (
     CheckoutConflict,
     InvalidField,
     ProductDiscontinued,
@@ -18,8 +18,8 @@ from tillflow.errors import (
     ReturnExceedsPurchase,
     UnknownProduct,
 )
-from tillflow.sale.catalog import Catalog, Product
-from tillflow.sale.commands import (
+from tillflow.shop.sale.catalog import Catalog, Product
+from tillflow.shop.sale.commands import (
     AddProduct,
     Checkout,
     DiscontinueProduct,
@@ -28,7 +28,7 @@ from tillflow.sale.commands import (
     RepriceProduct,
     ReturnItems,
 )
-from tillflow.sale.events import (
+from tillflow.shop.sale.events import (
     CheckedOut,
     CheckoutLine,
     ItemsReturned,
@@ -37,7 +37,7 @@ from tillflow.sale.events import (
     ProductRepriced,
     ReturnLine,
 )
-from tillflow.sale.events import (
+from tillflow.shop.sale.events import (
     ProductDiscontinued as ProductDiscontinuedEvent,
 )
 

@@ -5,7 +5,6 @@ records ``ShortfallResolved`` right after it."""
 
 from __future__ import annotations
 
-from tillflow import validation
 from tillflow.engine import (
     ConcurrencyConflict,
     EventIdReused,
@@ -15,15 +14,16 @@ from tillflow.engine import (
     id_from_key,
 )
 from tillflow.engine.store import receipt_of
-from tillflow.errors import CheckoutConflict
-from tillflow.inventory.commands import CountStock, ReceiveStock
-from tillflow.inventory.events import (
+from tillflow.shop import validation
+from tillflow.shop.errors import CheckoutConflict
+from tillflow.shop.inventory.commands import CountStock, ReceiveStock
+from tillflow.shop.inventory.events import (
     ShortfallResolved,
     StockCounted,
     StockReceived,
     stock_stream,
 )
-from tillflow.inventory.stock import StockLevel
+from tillflow.shop.inventory.stock import StockLevel
 
 RETRIES = 50
 

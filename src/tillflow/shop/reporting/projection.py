@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import msgspec
 
 from tillflow.engine import Processor, RecordedEvent, Session, TillflowError, format_id
-from tillflow.inventory.events import (
+from tillflow.shop.inventory.events import (
     STOCK_STREAM_PREFIX,
     ProductReturned,
     ProductTaken,
@@ -31,7 +31,7 @@ from tillflow.inventory.events import (
     StockShortfall,
     stock_stream,
 )
-from tillflow.reporting.rows import (
+from tillflow.shop.reporting.rows import (
     PRODUCTS_VIEW,
     TOTALS_KEY,
     TOTALS_VIEW,
@@ -39,7 +39,7 @@ from tillflow.reporting.rows import (
     ProductRow,
     Totals,
 )
-from tillflow.sale.events import (
+from tillflow.shop.sale.events import (
     ProductAdded,
     ProductDiscontinued,
     ProductRenamed,

@@ -19,13 +19,13 @@ from __future__ import annotations
 import msgspec
 
 from tillflow.engine import Processor, RecordedEvent, Session
-from tillflow.inventory.events import (
+from tillflow.shop.inventory.events import (
     STOCK_STREAM_PREFIX,
     StockCounted,
     StockReceived,
     StockShortfall,
 )
-from tillflow.reporting.projection import (
+from tillflow.shop.reporting.projection import (
     CATALOG_TYPES,
     SUBSCRIBED,
     BarrierReport,
@@ -37,8 +37,8 @@ from tillflow.reporting.projection import (
     load_row,
     load_totals,
 )
-from tillflow.reporting.rows import TOTALS_KEY, AsOf, ProductRow, Totals
-from tillflow.sale.events import CheckedOut, ItemsReturned
+from tillflow.shop.reporting.rows import TOTALS_KEY, AsOf, ProductRow, Totals
+from tillflow.shop.sale.events import CheckedOut, ItemsReturned
 
 INVENTORY_TYPES = frozenset(
     {

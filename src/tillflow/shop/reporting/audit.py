@@ -13,9 +13,9 @@ from collections.abc import Iterable
 import msgspec
 
 from tillflow.engine import EventStore, RecordedEvent
-from tillflow.inventory.events import stock_stream
-from tillflow.reporting.projection import ReportViews
-from tillflow.reporting.rows import TOTALS_KEY, ProductRow, Totals
+from tillflow.shop.inventory.events import stock_stream
+from tillflow.shop.reporting.projection import ReportViews
+from tillflow.shop.reporting.rows import TOTALS_KEY, ProductRow, Totals
 
 
 class Figures(msgspec.Struct, frozen=True):

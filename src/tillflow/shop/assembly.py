@@ -14,13 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tillflow.engine import EventRegistry, EventStore, Processor, Runtime
-from tillflow.inventory.events import INVENTORY_EVENTS
-from tillflow.inventory.processor import inventory_processor
-from tillflow.inventory.service import InventoryService
-from tillflow.reporting.projection import reporting_processor
-from tillflow.reporting.queries import ReportReader
-from tillflow.sale.events import SALE_EVENTS
-from tillflow.sale.service import Clock, SaleService, utc_now
+from tillflow.shop.inventory.events import INVENTORY_EVENTS
+from tillflow.shop.inventory.processor import inventory_processor
+from tillflow.shop.inventory.service import InventoryService
+from tillflow.shop.reporting.projection import reporting_processor
+from tillflow.shop.reporting.queries import ReportReader
+from tillflow.shop.sale.events import SALE_EVENTS
+from tillflow.shop.sale.service import Clock, SaleService, utc_now
 
 REGISTRY = EventRegistry({**SALE_EVENTS, **INVENTORY_EVENTS})
 """Every event type the shop records, with its class."""

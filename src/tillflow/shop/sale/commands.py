@@ -1,7 +1,7 @@
 """Sale's commands: what a till or a manager asks for. Validated by the decisions in
-:mod:`tillflow.sale.decisions`, which name the field of any refusal. Making one checks
+:mod:`tillflow.shop.sale.decisions`, which name the field of any refusal. Making one checks
 nothing (msgspec checks types only when decoding): a field of another type is refused by
-the service as :class:`~tillflow.errors.InvalidField` naming it, and nothing is written."""
+the service as :class:`~tillflow.shop.errors.InvalidField` naming it, and nothing is written."""
 
 from __future__ import annotations
 

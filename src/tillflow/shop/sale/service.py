@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from tillflow import validation
 from tillflow.engine import (
     NO_STREAM,
     AppendRequest,
@@ -31,10 +30,11 @@ from tillflow.engine import (
     id_from_key,
 )
 from tillflow.engine.store import receipt_of
-from tillflow.errors import UnknownCheckout
-from tillflow.sale import decisions
-from tillflow.sale.catalog import Catalog
-from tillflow.sale.commands import (
+from tillflow.shop import validation
+from tillflow.shop.errors import UnknownCheckout
+from tillflow.shop.sale import decisions
+from tillflow.shop.sale.catalog import Catalog
+from tillflow.shop.sale.commands import (
     AddProduct,
     Checkout,
     DiscontinueProduct,
@@ -42,7 +42,7 @@ from tillflow.sale.commands import (
     RepriceProduct,
     ReturnItems,
 )
-from tillflow.sale.events import (
+from tillflow.shop.sale.events import (
     CATALOG_STREAM,
     CheckedOut,
     ItemsReturned,

@@ -12,8 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from tillflow.engine import Receipt
-from tillflow.reporting.rows import ProductRow, Totals
-from tillflow.sale.events import CheckedOut, ItemsReturned
+from tillflow.shop.reporting.rows import ProductRow, Totals
+from tillflow.shop.sale.events import CheckedOut, ItemsReturned
 
 
 @dataclass

@@ -9,7 +9,7 @@
 
 At the end the views are compared with the truth computed from the recorded deposits.
 ``tillflow engine-demo``; the smallest runnable use of the engine on its own (the shop demo,
-:mod:`tillflow.shop_demo`, is ``tillflow demo``).
+:mod:`tillflow.demos.shop`, is ``tillflow demo``).
 """
 
 from __future__ import annotations

@@ -27,9 +27,9 @@ from typing import Final
 
 import msgspec
 
-from tillflow import validation
 from tillflow.engine import ConcurrencyConflict, EventStore, NewEvent, TillflowError
-from tillflow.errors import InvalidField
+from tillflow.shop import validation
+from tillflow.shop.errors import InvalidField
 
 TOKENS_STREAM: Final = "auth-tokens"
 RETRIES: Final = 20

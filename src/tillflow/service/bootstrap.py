@@ -6,9 +6,9 @@ from pathlib import Path
 
 from tillflow.engine import Durability, EventRegistry, EventStore, MemoryEventStore
 from tillflow.engine.sqlite import SqliteEventStore
-from tillflow.inventory.events import INVENTORY_EVENTS
-from tillflow.sale.events import SALE_EVENTS
-from tillflow.tokens import TOKEN_EVENTS
+from tillflow.service.access_tokens import TOKEN_EVENTS
+from tillflow.shop.inventory.events import INVENTORY_EVENTS
+from tillflow.shop.sale.events import SALE_EVENTS
 
 
 def service_registry() -> EventRegistry:

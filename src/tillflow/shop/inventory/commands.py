@@ -1,6 +1,6 @@
 """Inventory's commands: a manager receives deliveries and counts stock. Making one checks
-nothing: :class:`~tillflow.inventory.service.InventoryService` refuses a field of another
-type as :class:`~tillflow.errors.InvalidField` naming it, and writes nothing."""
+nothing: :class:`~tillflow.shop.inventory.service.InventoryService` refuses a field of another
+type as :class:`~tillflow.shop.errors.InvalidField` naming it, and writes nothing."""
 
 from __future__ import annotations
 

@@ -15,18 +15,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from tillflow.engine import EventStore, Processor, TillflowError
-from tillflow.engine.simulation import SimulationResult, simulate
-from tillflow.inventory.commands import CountStock, ReceiveStock
-from tillflow.inventory.processor import inventory_processor
-from tillflow.inventory.service import InventoryService
-from tillflow.reporting.audit import (
+from tillflow.shop.assembly import REGISTRY
+from tillflow.shop.inventory.commands import CountStock, ReceiveStock
+from tillflow.shop.inventory.processor import inventory_processor
+from tillflow.shop.inventory.service import InventoryService
+from tillflow.shop.reporting.audit import (
     ConsistentCutAudit,
     EventualAudit,
     IdentityAudit,
     read_rows,
     read_totals,
 )
-from tillflow.reporting.designs import (
+from tillflow.shop.reporting.designs import (
     CHAIN_VIEWS,
     EVENTUAL_VIEWS,
     NAIVE_VIEWS,
@@ -36,9 +36,9 @@ from tillflow.reporting.designs import (
     naive_processor,
     trap_processor,
 )
-from tillflow.reporting.projection import REPORT_VIEWS, ReportViews, reporting_processor
-from tillflow.reporting.truth import ShopTruth
-from tillflow.sale.commands import (
+from tillflow.shop.reporting.projection import REPORT_VIEWS, ReportViews, reporting_processor
+from tillflow.shop.reporting.truth import ShopTruth
+from tillflow.shop.sale.commands import (
     AddProduct,
     Checkout,
     LineRequest,
@@ -46,9 +46,9 @@ from tillflow.sale.commands import (
     RepriceProduct,
     ReturnItems,
 )
-from tillflow.sale.events import CheckedOut, ItemsReturned, checkout_stream
-from tillflow.sale.service import SaleService
-from tillflow.shop import REGISTRY
+from tillflow.shop.sale.events import CheckedOut, ItemsReturned, checkout_stream
+from tillflow.shop.sale.service import SaleService
+from tillflow.testing import SimulationResult, simulate
 
 Design = Literal["barrier", "chain", "eventual", "naive", "trap"]
 DESIGNS: tuple[Design, ...] = ("barrier", "chain", "eventual", "naive", "trap")

@@ -13,7 +13,7 @@ import re
 from typing import Final
 
 from tillflow.engine import Receipt
-from tillflow.errors import InvalidField
+from tillflow.shop.errors import InvalidField
 
 _TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{1,4096}")
 _PAIR: Final = re.compile(r"(\d{1,6}):(\d{1,18})")
