@@ -4,10 +4,17 @@ Every failure prints its seed and trace; ``simulate_shop(design, seed)`` replays
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from tillflow.demos.simulation import ShopScenario, explore_shop, simulate_shop
+from tillflow.engine import EventStore, Processor, Receipt, RecordedEvent
+from tillflow.engine.store import receipt_of
 from tillflow.shop.assembly import REGISTRY
+from tillflow.shop.inventory import service as inventory_service
+from tillflow.shop.inventory.processor import inventory_processor
+from tillflow.shop.reporting.projection import NAME, SUBSCRIBED, BarrierReport
 from tillflow.testing import SimulationResult, simulate
 
 BARRIER_SEEDS = 10_000
@@ -68,3 +75,39 @@ def test_a_run_really_exercises_the_shop() -> None:
     assert "checkout" in trace and "receive" in trace and "count" in trace
     assert "return 1" in trace
     assert "handled" in trace
+
+
+class _ReportBlindToResolutions(ShopScenario):
+    """The shop's report without ``ShortfallResolved`` among its types: a delivery's or
+    count's row then stays as of the change, not of the resolution appended with it."""
+
+    def processors(self, store: EventStore) -> list[Processor]:
+        report = Processor(
+            NAME,
+            BarrierReport(),
+            types=SUBSCRIBED - {"ShortfallResolved"},
+            after=("inventory",),
+            batch_size=3,
+        )
+        return [inventory_processor(batch_size=2), report]
+
+
+def test_negative_control_a_row_left_behind_its_waited_for_receipt_is_caught() -> None:
+    for seed in range(200):
+        result = simulate(_ReportBlindToResolutions(), seed, 120, registry=REGISTRY)
+        if not result.ok:
+            assert "its row is as of version" in str(result), str(result)
+            return
+    pytest.fail("a report whose as-of lags a waited-for receipt passed 200 schedules")
+
+
+def test_negative_control_a_retry_answering_another_receipt_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def first_event_only(recorded: Sequence[RecordedEvent]) -> Receipt:
+        return receipt_of(recorded[:1])
+
+    monkeypatch.setattr(inventory_service, "receipt_of", first_event_only)
+    failures = explore_shop("barrier", range(200), stop_after=1)
+    assert failures, "a retry answering only its first event's receipt passed 200 schedules"
+    assert "retry of" in str(failures[0])

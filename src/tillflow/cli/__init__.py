@@ -4,7 +4,7 @@ check failed, 2 bad usage or configuration.
 ::
 
     tillflow serve | worker                  run the shop (cli.serve)
-    tillflow checkout | receive              write from scripts (cli.scripts)
+    tillflow checkout | receive | count      write from scripts (cli.scripts)
     tillflow report | status | version       look inside (cli.inspect)
     tillflow token create | revoke | list    bearer tokens (cli.tokens)
     tillflow demo | engine-demo | simulate   see it work (cli.demos)
@@ -28,6 +28,7 @@ app.command()(serve.serve)
 app.command()(serve.worker)
 app.command()(scripts.checkout)
 app.command()(scripts.receive)
+app.command()(scripts.count)
 app.command()(inspect.report)
 app.command()(inspect.status)
 app.add_typer(tokens.app, name="token")

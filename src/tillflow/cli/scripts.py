@@ -1,5 +1,5 @@
-"""Commands for scripts: ``checkout`` and ``receive`` write straight to the store file and
-print the receipt token on stdout (a summary goes to stderr), so a script can do::
+"""Commands for scripts: ``checkout``, ``receive`` and ``count`` write straight to the store
+file and print the receipt token on stdout (a summary goes to stderr), so a script can do::
 
     token=$(tillflow checkout --till till-1 apple=2 pear=1)
     curl -H "Authorization: Bearer $VIEWER" "http://127.0.0.1:8000/report?wait_for=$token"
@@ -9,16 +9,17 @@ Exit codes: 0 recorded, 1 refused by the shop (the reason on one line), 2 bad us
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
 from tillflow.cli.common import DatabaseOption, errors, fail, money, open_existing
-from tillflow.engine import TillflowError, format_id, new_event_id
+from tillflow.engine import Receipt, TillflowError, format_id, new_event_id
 from tillflow.service.receipt_tokens import encode_receipt
 from tillflow.shop.assembly import Shop
 from tillflow.shop.errors import UnknownProduct
-from tillflow.shop.inventory.commands import ReceiveStock
+from tillflow.shop.inventory.commands import CountStock, ReceiveStock
 from tillflow.shop.inventory.events import stock_stream
 from tillflow.shop.sale.commands import Checkout, LineRequest
 from tillflow.shop.sale.events import CheckedOut, checkout_stream
@@ -65,6 +66,30 @@ def checkout(
         store.close()
 
 
+def _change_stock(
+    database: str, product_id: str, what: str, record: Callable[[Shop], Receipt]
+) -> None:
+    """Record a stock change of a product in the catalog; print its receipt token."""
+    store = open_existing(database)
+    try:
+        shop = Shop(store)
+        try:
+            if product_id not in shop.sale.catalog().products:
+                raise UnknownProduct(product_id)
+            receipt = record(shop)
+        except TillflowError as refusal:
+            raise fail(f"refused: {refusal}", 1) from None
+        level = shop.inventory.level(product_id)
+        errors.print(
+            f"{what} recorded: stock now {level.stock:,} "
+            f"(version {receipt.streams[stock_stream(product_id)]})",
+            highlight=False,
+        )
+        typer.echo(encode_receipt(receipt))
+    finally:
+        store.close()
+
+
 def receive(
     product_id: Annotated[str, typer.Argument(help="The product delivered.")],
     quantity: Annotated[int, typer.Argument(help="Units delivered.")],
@@ -73,22 +98,30 @@ def receive(
     ] = None,
     database: DatabaseOption = "tillflow.db",
 ) -> None:
-    """Put a delivery on the shelf; print its receipt token."""
-    store = open_existing(database)
-    try:
-        shop = Shop(store)
-        try:
-            if product_id not in shop.sale.catalog().products:
-                raise UnknownProduct(product_id)
-            receipt = shop.inventory.receive(ReceiveStock(product_id, quantity, delivery_id))
-        except TillflowError as refusal:
-            raise fail(f"refused: {refusal}", 1) from None
-        level = shop.inventory.level(product_id)
-        errors.print(
-            f"delivery of {quantity:,} {product_id} recorded: stock now {level.stock:,} "
-            f"(version {receipt.streams[stock_stream(product_id)]})",
-            highlight=False,
-        )
-        typer.echo(encode_receipt(receipt))
-    finally:
-        store.close()
+    """Put a delivery on the shelf; print its receipt token. Running it again with the same
+    --delivery-id prints the same token and records nothing."""
+    command = ReceiveStock(product_id, quantity, delivery_id)
+    _change_stock(
+        database,
+        product_id,
+        f"delivery of {quantity:,} {product_id}",
+        lambda shop: shop.inventory.receive(command),
+    )
+
+
+def count(
+    product_id: Annotated[str, typer.Argument(help="The product counted.")],
+    counted: Annotated[int, typer.Argument(help="Units on the shelf, counted.")],
+    count_id: Annotated[
+        str | None,
+        typer.Option(help="Makes a retry harmless (the same id records once, never re-applied)."),
+    ] = None,
+    database: DatabaseOption = "tillflow.db",
+) -> None:
+    """Record a stock-take; print its receipt token. Running it again with the same
+    --count-id prints the same token and changes nothing (a count is absolute: without an
+    id, a retry would undo what happened since)."""
+    command = CountStock(product_id, counted, count_id)
+    _change_stock(
+        database, product_id, f"count of {product_id}", lambda shop: shop.inventory.count(command)
+    )

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from tillflow.engine import EventStore, Processor, TillflowError
+from tillflow.engine import EventStore, Processor, Receipt, TillflowError
 from tillflow.shop.assembly import REGISTRY
 from tillflow.shop.inventory.commands import CountStock, ReceiveStock
+from tillflow.shop.inventory.events import stock_stream
 from tillflow.shop.inventory.processor import inventory_processor
 from tillflow.shop.inventory.service import InventoryService
 from tillflow.shop.reporting.audit import (
@@ -76,6 +77,9 @@ class ShopScenario:
     returned: dict[str, dict[str, int]] = field(default_factory=dict)
     commands: int = 0
     clock: _Clock = field(default_factory=_Clock)
+    stock_changes: list[tuple[ReceiveStock | CountStock, Receipt]] = field(default_factory=list)
+    """Every delivery and count recorded, with the receipt its first call answered."""
+    broken_promises: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         views = self.views
@@ -97,6 +101,10 @@ class ShopScenario:
             "naive": NAIVE_VIEWS,
             "trap": TRAP_VIEWS,
         }[self.design]
+
+    @property
+    def report_name(self) -> str:
+        return "reporting" if self.design == "barrier" else f"reporting-{self.design}"
 
     @property
     def torn(self) -> int:
@@ -127,14 +135,18 @@ class ShopScenario:
         try:
             if roll < 0.42:
                 return self._checkout(rng, store, sale)
+            if roll < 0.70 and self.stock_changes and rng.random() < 0.15:
+                return self._retry_stock_change(rng, inventory)
             if roll < 0.60:
                 product_id, quantity = rng.choice(PRODUCTS), rng.randint(1, 6)
-                inventory.receive(ReceiveStock(product_id, quantity))
+                delivery = ReceiveStock(product_id, quantity, f"d{self.commands}")
+                self.stock_changes.append((delivery, inventory.receive(delivery)))
                 self.truth.received(product_id, quantity)
                 return f"receive {quantity} {product_id}"
             if roll < 0.70:
                 product_id, level = rng.choice(PRODUCTS), rng.randint(0, 6)
-                inventory.count(CountStock(product_id, level))
+                count = CountStock(product_id, level, f"n{self.commands}")
+                self.stock_changes.append((count, inventory.count(count)))
                 checkpoints = {
                     lane: store.checkpoint("inventory", lane) for lane in range(store.lane_count)
                 }
@@ -185,8 +197,46 @@ class ShopScenario:
         self.truth.returned(recorded.decode(ItemsReturned), receipt)
         return f"return 1 {line.product_id} of {command.checkout_id}"
 
+    def _retry_stock_change(self, rng: random.Random, inventory: InventoryService) -> str:
+        """A manager's client retries a delivery or count whose answer it lost: the retry
+        must answer exactly what the first call did and change nothing."""
+        command, first = rng.choice(self.stock_changes)
+        if isinstance(command, ReceiveStock):
+            again, key = inventory.receive(command), command.delivery_id
+        else:
+            again, key = inventory.count(command), command.count_id
+        if again != first:
+            self.broken_promises.append(f"retry of {key} answered {again}, first call {first}")
+        return f"retry {key} of {command.product_id}"
+
+    def _as_of_reaches_waited_receipts(self, store: EventStore) -> list[str]:
+        """Read-your-writes on a stock change: once the report has passed a delivery's or
+        count's receipt (what ``wait_for`` waits for), the product's row is as of at least
+        the stream version that receipt names."""
+        name = self.report_name
+        passed = {lane: store.checkpoint(name, lane) for lane in range(store.lane_count)}
+        rows = {row.product_id: row for row in read_rows(store, self.views)}
+        problems = []
+        for command, receipt in self.stock_changes:
+            if any(passed[lane] < position for lane, position in receipt.positions.items()):
+                continue
+            version = receipt.streams[stock_stream(command.product_id)]
+            row = rows.get(command.product_id)
+            seen = row.as_of.version if row is not None else 0
+            if seen < version:
+                problems.append(
+                    f"{name} has passed the receipt {receipt.positions} of a change to "
+                    f"stock-{command.product_id} at version {version}, but its row is as of "
+                    f"version {seen}"
+                )
+        return problems
+
     def check(self, store: EventStore) -> list[str]:
-        return [problem for audit in self.audits for problem in audit(store)]
+        problems = [problem for audit in self.audits for problem in audit(store)]
+        problems += self.broken_promises
+        if self.design in ("barrier", "chain"):
+            problems += self._as_of_reaches_waited_receipts(store)
+        return problems
 
     def check_final(self, store: EventStore) -> list[str]:
         rows = read_rows(store, self.views)

@@ -16,12 +16,12 @@ from starlette.concurrency import run_in_threadpool
 
 from tillflow.engine import Receipt
 from tillflow.http.auth import MANAGERS, VIEWERS, GuardedRoute, require
-from tillflow.http.checkouts import IdempotencyKey
+from tillflow.http.idempotency import IdempotencyKey, optional_key
 from tillflow.http.problems import problem_responses
 from tillflow.http.report import FreshnessOut, ProductRowOut, ReadYourWrites, read_report
 from tillflow.http.schemas import Count, Identifier, ReceiptOut, RequestBody, StockQuantity
 from tillflow.http.services import Services, ServicesDep
-from tillflow.shop.errors import InvalidField, UnknownProduct
+from tillflow.shop.errors import UnknownProduct
 from tillflow.shop.inventory.commands import CountStock, ReceiveStock
 from tillflow.shop.inventory.events import stock_stream
 from tillflow.shop.inventory.stock import StockLevel
@@ -45,6 +45,11 @@ class DeliveryIn(RequestBody):
 
 class CountIn(RequestBody):
     counted: Count = Field(description="Units on the shelf, counted.")
+    count_id: Identifier | None = Field(
+        default=None,
+        description="Makes a retry harmless: a count is absolute, so a retried stale count "
+        "would undo what happened since (or send an Idempotency-Key header).",
+    )
 
 
 class StockOut(BaseModel):
@@ -126,9 +131,7 @@ async def receive(
     idempotency_key: IdempotencyKey = None,
 ) -> StockChanged:
     _known(services, product_id)
-    delivery_id = body.delivery_id if body.delivery_id is not None else idempotency_key
-    if body.delivery_id is not None and idempotency_key not in (None, body.delivery_id):
-        raise InvalidField("delivery_id", body.delivery_id, "must equal the Idempotency-Key header")
+    delivery_id = optional_key("delivery_id", body.delivery_id, idempotency_key)
     command = ReceiveStock(product_id, body.quantity, delivery_id)
     receipt = await run_in_threadpool(services.shop.inventory.receive, command)
     return _changed(services, product_id, receipt)
@@ -141,9 +144,14 @@ async def receive(
     dependencies=[require(MANAGERS, "count stock")],
     responses=WRITE,
 )
-async def count(product_id: ProductId, body: CountIn, services: ServicesDep) -> StockChanged:
+async def count(
+    product_id: ProductId,
+    body: CountIn,
+    services: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
+) -> StockChanged:
     _known(services, product_id)
-    receipt = await run_in_threadpool(
-        services.shop.inventory.count, CountStock(product_id, body.counted)
-    )
+    count_id = optional_key("count_id", body.count_id, idempotency_key)
+    command = CountStock(product_id, body.counted, count_id)
+    receipt = await run_in_threadpool(services.shop.inventory.count, command)
     return _changed(services, product_id, receipt)

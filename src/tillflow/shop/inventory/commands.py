@@ -16,7 +16,10 @@ class ReceiveStock(msgspec.Struct, frozen=True):
 
 
 class CountStock(msgspec.Struct, frozen=True):
-    """A stock-take: the shelf holds ``counted`` units (≥ 0)."""
+    """A stock-take: the shelf holds ``counted`` units (≥ 0). A count is absolute, so a
+    retry of a stale one would undo what happened since: ``count_id``, when given, makes a
+    retry harmless (it answers the first count's receipt and changes nothing)."""
 
     product_id: str
     counted: int
+    count_id: str | None = None

@@ -32,6 +32,7 @@ class StockCounted(msgspec.Struct, frozen=True):
     difference: int
     stock_after: int
     short_after: int
+    count_id: str | None = None
 
 
 class ProductTaken(msgspec.Struct, frozen=True):

@@ -51,9 +51,10 @@ INVENTORY = "inventory"
 CATALOG_TYPES = frozenset(
     {"ProductAdded", "ProductRenamed", "ProductRepriced", "ProductDiscontinued"}
 )
-SUBSCRIBED = frozenset({"CheckedOut", "ItemsReturned", "StockReceived", "StockCounted"}) | (
-    CATALOG_TYPES
-)
+STOCK_COMMAND_TYPES = frozenset({"StockReceived", "StockCounted", "ShortfallResolved"})
+"""What Inventory's commands append to a product's stream: a delivery or count, and the
+``ShortfallResolved`` that follows one in the same append (so a row's as-of reaches it)."""
+SUBSCRIBED = frozenset({"CheckedOut", "ItemsReturned"}) | STOCK_COMMAND_TYPES | CATALOG_TYPES
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ class BarrierReport:
         totals = load_totals(session, views)
         if kind in ("CheckedOut", "ItemsReturned"):
             self._sale(event, session, totals)
-        else:  # a delivery or count: the product's stream up to it
+        else:  # a delivery, count or resolution: the product's stream up to it
             product_id = event.stream.removeprefix(STOCK_STREAM_PREFIX)
             catch_up(session, views, totals, product_id, [event], event.version)
         totals.as_of = AsOf(event.lane, event.position, event.recorded_at)

@@ -1,0 +1,139 @@
+"""Over HTTP, a keyed command's retry answers byte for byte what its first call answered —
+for every command that can write more than one event, through a restart of the server —
+and a read that waited for a stock change's receipt is as of at least that change."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.e2e.servers import Api
+from tillflow.engine import SqliteEventStore
+from tillflow.http import create_app
+from tillflow.service.access_tokens import Role, TokenBook
+from tillflow.service.bootstrap import service_registry
+
+MILK = {"product_id": "milk", "name": "Milk", "price": 99}
+BIG_SALE = {"checkout_id": "big", "till_id": "t", "lines": [{"product_id": "milk", "quantity": 12}]}
+
+
+@asynccontextmanager
+async def served(database: Path, tokens: dict[Role, str] | None = None) -> AsyncIterator[Api]:
+    """The app on ``database`` (processors running); new tokens unless given."""
+    with SqliteEventStore(database, registry=service_registry(), durability="off") as store:
+        if tokens is None:
+            book = TokenBook(store)
+            tokens = {role: book.create(f"{role.value}-1", role)[0] for role in Role}
+        app = create_app(store=store)
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://tillflow.test") as client,
+        ):
+            yield Api(client, store, tokens, app)
+
+
+async def _short_by_two(api: Api) -> httpx.Response:
+    """Milk in the catalog, 10 on the shelf, a checkout of 12: stock −2, 2 short."""
+    assert (await api.post("/catalog", MILK)).status_code == 201
+    assert (await api.post("/stock/milk/deliveries", {"quantity": 10})).status_code == 201
+    sold = await api.post("/checkouts", BIG_SALE, role=Role.TILL)
+    assert sold.status_code == 201, sold.text
+    waited = await api.get(
+        "/stock/shortfalls", params={"wait_for": sold.json()["receipt"]["token"]}
+    )
+    assert [row["open_shortfall"] for row in waited.json()["shortfalls"]] == [2]
+    return sold
+
+
+async def _row_after(api: Api, reply: httpx.Response) -> dict[str, Any]:
+    token = reply.json()["receipt"]["token"]
+    read = await api.get("/report/products/milk", params={"wait_for": token, "timeout": 30})
+    assert read.json()["freshness"]["waited"] == "reached", read.text
+    row: dict[str, Any] = read.json()["row"]
+    return row
+
+
+async def _stock_change_is_retry_safe(
+    tmp_path: Path, path: str, body: dict[str, Any], key: str, resolved_by: str
+) -> None:
+    database = tmp_path / "shop.db"
+    async with served(database) as api:
+        await _short_by_two(api)
+        first = await api.post(path, body)
+        assert first.status_code == 201, first.text
+        assert first.json()["stock"]["version"] == 5  # 10 in, taken, short, change, resolved
+        assert first.json()["receipt"]["streams"] == {"stock-milk": 5}
+        again = await api.post(path, body)
+        assert again.content == first.content
+        by_header = {name: value for name, value in body.items() if not name.endswith("_id")}
+        keyed = await api.post(path, by_header, headers={"Idempotency-Key": key})
+        assert keyed.content == first.content
+        row = await _row_after(api, first)
+        assert row["as_of"]["version"] >= 5, f"{resolved_by}: the row is as of {row['as_of']}"
+        assert row["open_shortfall"] == 0
+        tokens = api.tokens
+    async with served(database, tokens) as restarted:
+        after_restart = await restarted.post(path, body)
+        assert after_restart.content == first.content
+
+
+async def test_a_delivery_that_clears_a_shortfall_answers_the_same_bytes_on_every_retry(
+    tmp_path: Path,
+) -> None:
+    await _stock_change_is_retry_safe(
+        tmp_path, "/stock/milk/deliveries", {"quantity": 5, "delivery_id": "d-1"}, "d-1", "delivery"
+    )
+
+
+async def test_a_count_that_clears_a_shortfall_answers_the_same_bytes_on_every_retry(
+    tmp_path: Path,
+) -> None:
+    await _stock_change_is_retry_safe(
+        tmp_path, "/stock/milk/counts", {"counted": 4, "count_id": "n-1"}, "n-1", "count"
+    )
+
+
+async def test_a_retried_count_is_not_applied_again_after_the_shelf_moved_on(
+    tmp_path: Path,
+) -> None:
+    async with served(tmp_path / "shop.db") as api:
+        await _short_by_two(api)
+        first = await api.post("/stock/milk/counts", {"counted": 4, "count_id": "n-1"})
+        assert (await api.post("/stock/milk/deliveries", {"quantity": 6})).status_code == 201
+        again = await api.post("/stock/milk/counts", {"counted": 4, "count_id": "n-1"})
+        assert again.content == first.content
+        level = await api.get("/stock/milk", role=Role.MANAGER)
+        assert level.json()["stock"] == 10
+        other = await api.post("/stock/milk/counts", {"counted": 3, "count_id": "n-1"})
+        assert other.status_code == 409
+        assert other.json()["errors"][0]["field"] == "count_id"
+
+
+async def test_a_checkout_causing_a_shortfall_and_a_return_clearing_it_answer_the_same_bytes(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "shop.db"
+    back = {"return_id": "r-1", "lines": [{"product_id": "milk", "quantity": 3}]}
+    async with served(database) as api:
+        sold = await _short_by_two(api)
+        assert (await api.post("/checkouts", BIG_SALE, role=Role.TILL)).content == sold.content
+        returned = await api.post("/checkouts/big/returns", back, role=Role.TILL)
+        assert returned.status_code == 201, returned.text
+        row = await _row_after(api, returned)
+        assert row["open_shortfall"] == 0
+        assert (await api.post("/checkouts/big/returns", back, role=Role.TILL)).content == (
+            returned.content
+        )
+        tokens = api.tokens
+    async with served(database, tokens) as restarted:
+        assert (await restarted.post("/checkouts", BIG_SALE, role=Role.TILL)).content == (
+            sold.content
+        )
+        assert (await restarted.post("/checkouts/big/returns", back, role=Role.TILL)).content == (
+            returned.content
+        )
