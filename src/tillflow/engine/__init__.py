@@ -32,6 +32,7 @@ from tillflow.engine.errors import (
 from tillflow.engine.failure import FailurePolicy, RetryWithBackoff, StopOnFailure
 from tillflow.engine.graph import validate_graph
 from tillflow.engine.ids import derived_event_id, format_id, id_from_key, new_event_id, parse_id
+from tillflow.engine.keyed import recorded_command, with_key
 from tillflow.engine.lane_processor import LaneProcessor, State, StepResult
 from tillflow.engine.memory import MemoryEventStore
 from tillflow.engine.processor import Handler, Processor, Session, processor
@@ -96,5 +97,7 @@ __all__ = [
     "new_event_id",
     "parse_id",
     "processor",
+    "recorded_command",
     "validate_graph",
+    "with_key",
 ]
