@@ -102,12 +102,10 @@ class HandlerFailed(TillflowError):
         self.position = position
         self.event_id = event_id
         self.event_type = event_type
-        super().__init__(
-            f"processor {processor!r} failed on {event_type} {event_id} "
-            f"(lane {lane}, position {position}): {self.__cause__!r}"
-        )
+        super().__init__(processor, lane, position, event_id, event_type)
 
     def __str__(self) -> str:
+        """Names the handler's error, which ``raise ... from`` sets after ``__init__``."""
         return (
             f"processor {self.processor!r} failed on {self.event_type} {self.event_id} "
             f"(lane {self.lane}, position {self.position}): {self.__cause__!r}"

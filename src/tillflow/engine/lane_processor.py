@@ -73,9 +73,9 @@ class LaneProcessor:
         self.failed_event: RecordedEvent | None = None
         self.attempts = 0
         self.failures = 0
+        """Batches that failed (a handler raising, the store failing), ever."""
         self.cache: dict[object, object] = {}
         """Handler memory that outlives a batch; emptied whenever a batch fails to commit."""
-        """Batches that failed (a handler raising, the store failing), ever."""
         self.scanned_total = 0
         self.handled_total = 0
         self.batches = 0

@@ -39,8 +39,6 @@ default), ``normal`` (survives a process crash, may lose the last commits on pow
 CommitListener = Callable[[], None]
 """Called (from the writing thread) after every commit that recorded events or checkpoints."""
 
-DELETED = None
-
 
 @dataclass(slots=True)
 class Emitted:
@@ -82,9 +80,6 @@ class EventRegistry:
         self._types: dict[str, type | None] = (
             dict(types) if isinstance(types, Mapping) else dict.fromkeys(types)
         )
-
-    def register(self, name: str, as_type: type | None = None) -> None:
-        self._types[name] = as_type
 
     def __contains__(self, name: object) -> bool:
         return name in self._types
