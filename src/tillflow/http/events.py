@@ -4,8 +4,10 @@
 since a browser's ``EventSource`` cannot send headers) sends:
 
 * ``event: report`` — ``{"full": true, rows, totals, freshness}`` at once, then whenever
-  the report's checkpoint moves, ``{"full": false, rows: <only the rows that changed>,
-  totals, freshness}``; at most ``4`` a second (changes in between are merged);
+  any of it changed, ``{"full": false, rows: <only the rows that changed, maybe none>,
+  totals, freshness}``: a checkpoint move that changes no row and a head the report has
+  not reached yet are sent too (within about a second), so the freshness a subscriber
+  shows is never left behind; at most ``4`` a second (changes in between are merged);
 * ``event: processors`` — ``{processors, heads}`` (as ``GET /processors``) about once a
   second.
 
@@ -84,6 +86,7 @@ async def report_stream(
     ``token`` is revoked (checked every ``TOKEN_INTERVAL`` seconds; then a last
     ``event: revoked``, and the stream ends)."""
     sent: dict[str, ProductRowOut] = {}
+    told: tuple[TotalsOut, FreshnessOut] | None = None
     generation = services.watch.generation
     last_processors = 0.0
     token_checked = time.monotonic()  # the guard checked it at connect
@@ -97,12 +100,15 @@ async def report_stream(
                 return
         report = report_out(services.store, services.shop.report.report())
         rows = [row for row in report.rows if sent.get(row.product_id) != row]
-        if full or rows:
+        # the freshness counts too: the report passes events that change no row (Inventory's
+        # own, a token created) and the log moves while the report stands still
+        if full or rows or (report.totals, report.freshness) != told:
             change = ReportChange(
                 full=full, rows=rows, totals=report.totals, freshness=report.freshness
             )
             yield ServerSentEvent(data=change.model_dump_json(), event="report", id=str(generation))
             sent.update((row.product_id, row) for row in rows)
+            told = (report.totals, report.freshness)
             full = False
         if time.monotonic() - last_processors >= PROCESSORS_INTERVAL:
             last_processors = time.monotonic()
