@@ -1,4 +1,5 @@
-"""The other designs of DESIGN.md, runnable and checked by the same simulator.
+"""The other report designs of docs/design.md ("Report designs the simulator compares"),
+runnable and checked by the same simulator.
 
 * **chain** — the report is fed only by Inventory's events (Sale → Inventory → Inventory's
   events → report): no barrier needed, every row a consistent cut; but a till's receipt
@@ -8,7 +9,7 @@
   says truthfully how fresh each half is, but a row can show a sale whose stock effect is not
   in its stock yet (a torn checkout) — the documented trade-off.
 * **trap** — the report behind the barrier that forgets to catch a product's stream up
-  (DESIGN.md, "A trap on the way to consistent cuts"); a second negative control.
+  (docs/design.md, "A trap on the way to consistent cuts"); a second negative control.
 * **naive** — the negative control: no barrier and its own stock arithmetic on
   ``CheckedOut``, copying Inventory's level on deliveries and counts. The simulator must
   catch it.
@@ -211,7 +212,7 @@ TRAP_VIEWS = ReportViews("trap.products", "trap.totals")
 
 
 class TrapReport(BarrierReport):
-    """The trap of DESIGN.md, kept as a second negative control: behind the barrier, but it
+    """The trap of docs/design.md, kept as a second negative control: behind the barrier, but it
     applies a checkout's effects as it finds them, without first catching up the product's
     stream — so a delivery Inventory recorded in between (later in the log) is in the stock
     it copies but not in its ``received``."""
