@@ -147,11 +147,17 @@ async def test_metrics_show_processors_checkout_to_report_latency_and_routes(sho
     assert (await shop.get("/report", params={"wait_for": token})).json()["freshness"][
         "waited"
     ] == "reached"
-    await shop.app.state.services.watch.look()
-    response = await shop.get("/metrics")
-    assert response.status_code == 200
+    # the report's watch observes the latency when it sees the checkpoint move (at once
+    # on a commit, else within its poll): wait for all three, with a deadline
+    async with asyncio.timeout(10):
+        while True:
+            response = await shop.get("/metrics")
+            assert response.status_code == 200
+            text = response.text
+            if sample(text, "tillflow_checkout_to_report_seconds_count") >= 3:
+                break
+            await asyncio.sleep(0.02)
     assert response.headers["content-type"].startswith("text/plain")
-    text = response.text
     head = shop.store.head(0)
     assert sample(text, "tillflow_processor_head", processor="reporting", lane="0") <= head
     assert sample(text, "tillflow_processor_checkpoint", processor="inventory", lane="0") > 0

@@ -6,7 +6,8 @@
   ``…_batches_total``, ``…_scanned_total``, ``…_handled_total``, ``…_failures_total``
   (mean batch size = rate(scanned) / rate(batches));
 * ``tillflow_checkout_to_report_seconds``: for checkouts appended through this server,
-  from the acknowledgement of the append until the reporting checkpoint passed it;
+  from the acknowledgement of the append until the reporting checkpoint passed it (``0``
+  when the report passed it first: under load it can, before the request goes on);
 * ``tillflow_http_request_duration_seconds`` by method, route template (never the raw
   path: bounded cardinality) and status.
 """
@@ -17,6 +18,7 @@ import heapq
 import logging
 import time
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -96,10 +98,22 @@ class ProcessorCollector(Collector):
         yield states
 
 
+_PASSED_AT_START: ContextVar[dict[int, int] | None] = ContextVar(
+    "tillflow_passed_at_request_start", default=None
+)
+"""What the report had passed, per lane, when the current request began (set by
+:class:`RequestMetrics` for writes)."""
+
+
 class LatencyTracker:
     """Checkouts appended through this server, by lane and position, until the report's
     checkpoint passes them; then their latency is observed. Bounded: past
-    ``MOST_TRACKED`` pending, the oldest are dropped. Used from the event loop only."""
+    ``MOST_TRACKED`` pending, the oldest are dropped. Used from the event loop only.
+
+    A checkout the report passed before the request that acknowledges it began is a
+    replay (a retry answered with the original receipt) and is not counted again; one it
+    passed while that request ran is new and counted with latency ``0`` (a retry racing
+    its original may be counted twice)."""
 
     def __init__(self, histogram: Histogram) -> None:
         self.histogram = histogram
@@ -108,11 +122,15 @@ class LatencyTracker:
         self.size = 0
 
     def appended(self, receipt: Receipt, at: float | None = None) -> None:
-        """A checkout was acknowledged (``at``: ``time.monotonic()``, default now)."""
+        """A checkout was acknowledged (``at``: ``time.monotonic()``, default now). Outside
+        a request the report's progress so far stands for the request's start."""
         at = time.monotonic() if at is None else at
+        before = _PASSED_AT_START.get()
         for lane, position in receipt.positions.items():
             if position <= self.passed.get(lane, 0):
-                continue  # a replayed checkout the report passed long ago
+                if before is not None and position > before.get(lane, 0):
+                    self.histogram.observe(0.0)  # the report was there first
+                continue  # else a replayed checkout the report passed before
             heapq.heappush(self.pending.setdefault(lane, []), (position, at))
             self.size += 1
         while self.size > MOST_TRACKED:
@@ -187,6 +205,9 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500
+        # a POST may acknowledge a checkout: what the report had passed before it began
+        passed = dict(self.metrics.latency.passed) if scope["method"] == "POST" else None
+        request_start = _PASSED_AT_START.set(passed)
 
         async def observe_status(message: Message) -> None:
             nonlocal status
@@ -197,6 +218,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, observe_status)
         finally:
+            _PASSED_AT_START.reset(request_start)
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope["method"] if scope["method"] in METHODS else "OTHER"
