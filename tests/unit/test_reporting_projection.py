@@ -73,6 +73,7 @@ class Bench:
         self.stock = InventoryService(self.store)
         self.views = views
         report = report if report is not None else reporting_processor(batch_size=1)
+        assert report.batch_size == 1, "report_steps looks at the row after each position"
         inventory = inventory if inventory is not None else inventory_processor()
         self.inventory_lanes = [LaneProcessor(self.store, inventory, n) for n in range(lanes)]
         self.report_lanes = [LaneProcessor(self.store, report, n) for n in range(lanes)]
