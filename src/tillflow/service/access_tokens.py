@@ -158,7 +158,8 @@ class TokenBook:
     def create(self, name: str, role: Role | str) -> tuple[str, AccessToken]:
         """Record a new token; returns the secret (show it once, it is not kept) and the
         record. Raises :class:`InvalidField` for a bad name or role,
-        :class:`TokenNameTaken` when the name has an active token."""
+        :class:`TokenNameTaken` when the name has an active token, and the last
+        :class:`ConcurrencyConflict` when ``RETRIES`` appends in a row lost their race."""
         validation.identifier("name", name)
         try:
             chosen = Role(role)
@@ -166,6 +167,7 @@ class TokenBook:
             raise InvalidField(
                 "role", role, f"must be one of {', '.join(r.value for r in Role)}"
             ) from None
+        conflict: ConcurrencyConflict | None = None
         for _ in range(RETRIES):
             self.refresh()
             if self._active(name) is not None:
@@ -174,15 +176,18 @@ class TokenBook:
             created = TokenCreated(name, chosen.value, hash_secret(secret), self.clock())
             try:
                 self.store.append(TOKENS_STREAM, [NewEvent("TokenCreated", created)], self.version)
-            except ConcurrencyConflict:
+            except ConcurrencyConflict as lost:
+                conflict = lost
                 continue
             return secret, AccessToken(name, chosen, created.hash, created.created_at)
-        raise ConcurrencyConflict(TOKENS_STREAM, self.version, -1)
+        assert conflict is not None  # RETRIES > 0: every round lost a race
+        raise conflict  # the last one: what was expected, what was found
 
     def revoke(self, name: str) -> AccessToken:
         """Revoke the active token named ``name``; returns it as revoked. Raises
         :class:`UnknownToken` if there is none."""
         validation.identifier("name", name)
+        conflict: ConcurrencyConflict | None = None
         for _ in range(RETRIES):
             self.refresh()
             token = self._active(name)
@@ -191,7 +196,9 @@ class TokenBook:
             revoked = TokenRevoked(name, token.hash, self.clock())
             try:
                 self.store.append(TOKENS_STREAM, [NewEvent("TokenRevoked", revoked)], self.version)
-            except ConcurrencyConflict:
+            except ConcurrencyConflict as lost:
+                conflict = lost
                 continue
             return msgspec.structs.replace(token, revoked_at=revoked.revoked_at)
-        raise ConcurrencyConflict(TOKENS_STREAM, self.version, -1)
+        assert conflict is not None  # RETRIES > 0: every round lost a race
+        raise conflict  # the last one: what was expected, what was found

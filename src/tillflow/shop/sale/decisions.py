@@ -52,7 +52,7 @@ def _aware(field: str, at: datetime | None, now: datetime) -> datetime:
         raise validation.invalid(field, at, "must be a date and time")
     try:
         offset = at.utcoffset()
-    except (TypeError, ValueError) as error:  # a tzinfo that answers nonsense
+    except (TypeError, ValueError, ArithmeticError) as error:  # a tzinfo answering nonsense
         raise InvalidField(
             field, at.replace(tzinfo=None).isoformat(), f"its time zone gives no offset: {error}"
         ) from error

@@ -118,7 +118,9 @@ class SaleService:
 
     def _change_catalog(self, decide: Callable[[Catalog], object], event_type: str) -> Receipt:
         """Decide on the catalog as of now and append, guarded by its version (a conflict
-        decides again); the cache is then marked stale, so the next checkout sees the change."""
+        decides again); the cache is then marked stale, so the next checkout sees the change.
+        After ``CATALOG_RETRIES`` conflicts, raises the last :class:`ConcurrencyConflict`."""
+        conflict: ConcurrencyConflict | None = None
         for _ in range(CATALOG_RETRIES):
             catalog = self.catalog()
             event = decide(catalog)
@@ -126,12 +128,14 @@ class SaleService:
                 receipt = self.store.append(
                     CATALOG_STREAM, [NewEvent(event_type, event)], catalog.version
                 )
-            except ConcurrencyConflict:
+            except ConcurrencyConflict as lost:
+                conflict = lost
                 continue
             with self._refreshing:  # after any refresh that began before the append
                 self._catalog = dataclasses.replace(self._catalog, looked_at=STALE)
             return receipt
-        raise ConcurrencyConflict(CATALOG_STREAM, self._catalog.version, -1)
+        assert conflict is not None  # CATALOG_RETRIES > 0: every round lost a race
+        raise conflict
 
     def add_product(self, command: AddProduct) -> Receipt:
         return self._change_catalog(lambda c: decisions.decide_add(c, command), "ProductAdded")
@@ -151,15 +155,27 @@ class SaleService:
 
     # -- checkouts -------------------------------------------------------------------------
 
+    def _decide(self, command: Checkout) -> CheckedOut:
+        """The one pricing rule of every checkout path: ``command`` decided on the catalog
+        :meth:`_catalog_for` gives it, at the service's clock."""
+        return decisions.decide_checkout(self._catalog_for(command), command, self.clock())
+
     def checkout(self, command: Checkout) -> Receipt:
         """Record a sale; see the module docstring. Raises :class:`InvalidField`,
         :class:`UnknownProduct`, :class:`ProductDiscontinued`, :class:`CheckoutConflict`."""
-        event = checkout_event(decisions.decide_checkout(self.catalog(), command, self.clock()))
-        stream = checkout_stream(command.checkout_id)
+        return self.checkout_recorded(command)[0]
+
+    def checkout_recorded(self, command: Checkout) -> tuple[Receipt, CheckedOut]:
+        """:meth:`checkout`, also returning the checkout as recorded (for a retry: as it was
+        first recorded, whatever the catalog says now)."""
+        decided = self._decide(command)
         try:
-            return self.store.append(stream, [event], NO_STREAM)
+            receipt = self.store.append(
+                checkout_stream(command.checkout_id), [checkout_event(decided)], NO_STREAM
+            )
         except (ConcurrencyConflict, EventIdReused):
-            return self._repeat(command)
+            return self._repeat_recorded(command)
+        return receipt, decided
 
     async def checkout_async(self, command: Checkout) -> Receipt:
         """:meth:`checkout` without blocking the event loop (appends share commits)."""
@@ -167,29 +183,29 @@ class SaleService:
         return receipt
 
     async def checkout_recorded_async(self, command: Checkout) -> tuple[Receipt, CheckedOut]:
-        """:meth:`checkout_async`, also returning the checkout as recorded (for a retry: as
-        it was first recorded, whatever the catalog says now)."""
-        decided = decisions.decide_checkout(self._catalog_for(command), command, self.clock())
-        stream = checkout_stream(command.checkout_id)
+        """:meth:`checkout_recorded` without blocking the event loop: the same decision, the
+        same append, the same answer to a retry."""
+        decided = self._decide(command)
         try:
-            receipt = await self.store.append_async(stream, [checkout_event(decided)], NO_STREAM)
+            receipt = await self.store.append_async(
+                checkout_stream(command.checkout_id), [checkout_event(decided)], NO_STREAM
+            )
         except (ConcurrencyConflict, EventIdReused):
             return self._repeat_recorded(command)
         return receipt, decided
 
     def checkout_many(self, commands: Sequence[Checkout]) -> list[Receipt | TillflowError]:
         """Several checkouts sharing transactions; per command its receipt or its refusal (a
-        malformed command is refused alone). Raises :class:`InvalidField` naming ``commands``
-        when ``commands`` is not a list or tuple."""
+        malformed command is refused alone), each decided as :meth:`checkout` decides it.
+        Raises :class:`InvalidField` naming ``commands`` when ``commands`` is not a list or
+        tuple."""
         if not isinstance(commands, (list, tuple)):
             raise validation.invalid("commands", commands, "must be a list of Checkout commands")
-        catalog = self.catalog()
-        now = self.clock()
         outcomes: list[Receipt | TillflowError | None] = []
         requests: list[AppendRequest] = []
         for command in commands:
             try:
-                event = checkout_event(decisions.decide_checkout(catalog, command, now))
+                event = checkout_event(self._decide(command))
             except TillflowError as refusal:
                 outcomes.append(refusal)
                 continue
@@ -225,17 +241,19 @@ class SaleService:
 
     def return_items(self, command: ReturnItems) -> Receipt:
         """Record units brought back. Raises :class:`UnknownCheckout`,
-        :class:`ReturnExceedsPurchase`, :class:`InvalidField`, :class:`CheckoutConflict`."""
+        :class:`ReturnExceedsPurchase`, :class:`InvalidField`, :class:`CheckoutConflict`;
+        after ``CATALOG_RETRIES`` lost races for the checkout's stream, the last
+        :class:`ConcurrencyConflict` (what was expected and what was found)."""
         validation.of_type("command", command, ReturnItems)
         validation.identifier("return_id", command.return_id)
         validation.identifier("checkout_id", command.checkout_id)
         decisions.merged_lines(command.lines)
         event_id = id_from_key("return", command.return_id)
+        conflict: ConcurrencyConflict | None = None
         for _ in range(CATALOG_RETRIES):
-            previous = self.store.get_event(event_id)
-            if previous is not None:
-                decisions.same_return(previous.decode(ItemsReturned), command)
-                return receipt_of([previous])
+            repeated = self._recorded_return(event_id, command)
+            if repeated is not None:
+                return repeated
             history = self.store.read_stream(checkout_stream(command.checkout_id))
             if not history or history[0].type != "CheckedOut":
                 raise UnknownCheckout(command.checkout_id)
@@ -249,6 +267,21 @@ class SaleService:
                     [NewEvent("ItemsReturned", returned, id=event_id)],
                     history[-1].version,
                 )
-            except (ConcurrencyConflict, EventIdReused):
-                continue
-        raise ConcurrencyConflict(checkout_stream(command.checkout_id), -1, -1)
+            except ConcurrencyConflict as lost:
+                conflict = lost
+            except EventIdReused:
+                pass  # the same return id was recorded meanwhile: the next check answers it
+        repeated = self._recorded_return(event_id, command)  # a race lost to this very return
+        if repeated is not None:
+            return repeated
+        assert conflict is not None  # every round that did not return lost a race
+        raise conflict
+
+    def _recorded_return(self, event_id: bytes, command: ReturnItems) -> Receipt | None:
+        """The original receipt when ``command`` repeats a recorded return (``event_id``),
+        else ``None``. Raises :class:`CheckoutConflict` if it repeats it with other content."""
+        previous = self.store.get_event(event_id)
+        if previous is None:
+            return None
+        decisions.same_return(previous.decode(ItemsReturned), command)
+        return receipt_of([previous])
