@@ -12,3 +12,11 @@ class TestMemoryStoreOneLane(EventStoreContract):
 class TestMemoryStoreFourLanes(EventStoreContract):
     def make_store(self, registry: EventRegistry | None = None) -> EventStore:
         return MemoryEventStore(lane_count=4, registry=registry)
+
+
+class TestMemoryStorePacked(EventStoreContract):
+    """Every event but the newest two packed, three to a window: the packed paths of
+    :class:`tillflow.engine.lane_log.LaneLog` under the whole contract."""
+
+    def make_store(self, registry: EventRegistry | None = None) -> EventStore:
+        return MemoryEventStore(lane_count=3, registry=registry, hot=2, window=3)

@@ -1,22 +1,34 @@
-"""In-memory backend: for tests, the simulator and benchmarks. Same contract as SQLite,
-nothing durable. Any number of lanes."""
+"""In-memory backend: for tests, the simulator, benchmarks and embedded use. Same contract
+as SQLite, nothing durable. Any number of lanes.
+
+Compact: each lane is a :class:`LaneLog` (recent events as objects, older ones packed in
+compressed blocks) and the indexes hold ints, not objects: ids in an :class:`IdIndex`,
+streams as rows of their lane, causation as references (``row * lane_count + lane``).
+A stream or a causation with one event holds a plain int, with more an ``array``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import threading
 import time
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import Final, TypeAlias
 
 from tillflow.engine.errors import (
     CheckpointConflict,
     ConcurrencyConflict,
     StoreClosed,
+    TillflowError,
 )
+from tillflow.engine.id_index import IdIndex
 from tillflow.engine.ids import new_event_id
+from tillflow.engine.lane_log import HOT_EVENTS, WINDOW_EVENTS, LaneLog
 from tillflow.engine.lanes import lane_of
 from tillflow.engine.store import (
+    AppendRequest,
     BatchEffects,
     CommitListener,
     CommitListeners,
@@ -29,20 +41,44 @@ from tillflow.engine.store import (
 )
 from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt, RecordedEvent
 
+_Refs: TypeAlias = "int | array[int]"
+"""One int, or an ``array('Q')`` of them in commit order."""
+_NO_REFS: Final[tuple[int, ...]] = ()
+
+
+def _refs(found: _Refs | None) -> Sequence[int]:
+    if found is None:
+        return _NO_REFS
+    return (found,) if isinstance(found, int) else found
+
 
 class MemoryEventStore(EventStore):
-    """Everything in dictionaries behind one lock; commits are atomic (validate, then apply)."""
+    """Everything in memory behind one lock; commits are atomic (validate, then apply).
 
-    def __init__(self, lane_count: int = 1, registry: EventRegistry | None = None) -> None:
+    ``hot`` and ``window`` tune each lane's :class:`LaneLog` (how many recent events stay
+    objects, how many are packed at a time); the defaults suit every use.
+    """
+
+    def __init__(
+        self,
+        lane_count: int = 1,
+        registry: EventRegistry | None = None,
+        *,
+        hot: int = HOT_EVENTS,
+        window: int = WINDOW_EVENTS,
+    ) -> None:
         if lane_count < 1:
             raise ValueError("lane_count must be ≥ 1")
         self.lane_count = lane_count
         self.registry = registry
         self._lock = threading.RLock()
-        self._lanes: list[list[RecordedEvent]] = [[] for _ in range(lane_count)]
-        self._streams: dict[str, list[RecordedEvent]] = defaultdict(list)
-        self._by_id: dict[bytes, RecordedEvent] = {}
-        self._by_causation: dict[bytes, list[RecordedEvent]] = defaultdict(list)
+        self._lanes = [LaneLog(hot, window) for _ in range(lane_count)]
+        self._streams: dict[str, _Refs] = {}
+        """Stream → its rows (in its lane), in version order."""
+        self._ids = IdIndex()
+        """Id → reference (``row * lane_count + lane``)."""
+        self._by_causation: dict[bytes, _Refs] = {}
+        """Causation id → references of the events it caused, in commit order."""
         self._checkpoints: dict[tuple[str, int], int] = {}
         self._views: dict[str, dict[str, bytes]] = defaultdict(dict)
         self._listeners = CommitListeners()
@@ -62,6 +98,23 @@ class MemoryEventStore(EventStore):
             receipt = self._apply([plan], time.time())
         self._notify()
         return receipt
+
+    def append_many(self, requests: Sequence[AppendRequest]) -> list[Receipt | TillflowError]:
+        """Every request under one lock hold and one notification (one commit to the
+        listeners), each checked and refused on its own, as SQLite shares a transaction."""
+        outcomes: list[Receipt | TillflowError] = []
+        now = time.time()
+        with self._lock:
+            self._check_open()
+            for request in requests:
+                try:
+                    validate_append(request.stream, request.events, self.registry)
+                    plan = self._plan(request.stream, request.events, request.expected_version, {})
+                    outcomes.append(plan if isinstance(plan, Receipt) else self._apply([plan], now))
+                except TillflowError as refusal:
+                    outcomes.append(refusal)
+        self._notify()
+        return outcomes
 
     def commit_batch(
         self,
@@ -105,7 +158,9 @@ class MemoryEventStore(EventStore):
         """Validate one append against current state; return what to record, or the original
         receipt when it is an exact repeat. ``pending_versions`` carries versions planned
         earlier in the same transaction."""
-        current = pending_versions.get(stream, len(self._streams.get(stream, ())))
+        current = pending_versions.get(stream)
+        if current is None:
+            current = self._version(stream)
         encoded = [encode_data(event) for event in events]
         repeat = self._repeat_of(stream, events, encoded)
         if repeat is not None:
@@ -113,40 +168,73 @@ class MemoryEventStore(EventStore):
         if expected_version not in (ANY_VERSION, current):
             raise ConcurrencyConflict(stream, expected_version, current)
         pending_versions[stream] = current + len(events)
-        return _Plan(stream, list(events), encoded, current)
+        return _Plan(stream, events, encoded, current)
 
     def _repeat_of(
         self, stream: str, events: Sequence[NewEvent], encoded: Sequence[bytes]
     ) -> Receipt | None:
-        return repeat_receipt(stream, events, encoded, self._by_id.get)
+        return repeat_receipt(stream, events, encoded, self._get_event)
 
     def _apply(self, plans: list[_Plan], now: float) -> Receipt:
         recorded: list[RecordedEvent] = []
+        lane_count, lanes, streams = self.lane_count, self._lanes, self._streams
+        add_id, caused = self._ids.add, self._by_causation
         for plan in plans:
-            lane = lane_of(plan.stream, self.lane_count)
-            log = self._lanes[lane]
-            history = self._streams[plan.stream]
-            for index, (event, data) in enumerate(zip(plan.events, plan.encoded, strict=True)):
+            stream = plan.stream
+            lane = lane_of(stream, lane_count)
+            log = lanes[lane]
+            version = plan.base_version
+            for event, data in zip(plan.events, plan.encoded, strict=True):
+                row = len(log)
+                version += 1
                 record = RecordedEvent(
-                    id=event.id or new_event_id(),
-                    stream=plan.stream,
-                    version=plan.base_version + index + 1,
-                    lane=lane,
-                    position=len(log) + 1,
-                    type=event.type,
-                    schema_version=event.schema_version,
-                    data=data,
-                    recorded_at=now,
-                    causation_id=event.causation_id,
-                    correlation_id=event.correlation_id,
+                    event.id or new_event_id(),
+                    stream,
+                    version,
+                    lane,
+                    row + 1,
+                    event.type,
+                    event.schema_version,
+                    data,
+                    now,
+                    event.causation_id,
+                    event.correlation_id,
                 )
                 log.append(record)
-                history.append(record)
-                self._by_id[record.id] = record
-                if record.causation_id is not None:
-                    self._by_causation[record.causation_id].append(record)
                 recorded.append(record)
+                rows = streams.get(stream)
+                if rows is None:
+                    streams[stream] = row
+                elif type(rows) is int:
+                    streams[stream] = array("Q", (rows, row))
+                else:
+                    rows.append(row)  # type: ignore[union-attr]
+                ref = row * lane_count + lane
+                add_id(record.id, ref)
+                cause = event.causation_id
+                if cause is not None:
+                    refs = caused.get(cause)
+                    if refs is None:
+                        caused[cause] = ref
+                    elif type(refs) is int:
+                        caused[cause] = array("Q", (refs, ref))
+                    else:
+                        refs.append(ref)  # type: ignore[union-attr]
         return receipt_of(recorded)
+
+    def _version(self, stream: str) -> int:
+        rows = self._streams.get(stream)
+        if rows is None:
+            return 0
+        return 1 if isinstance(rows, int) else len(rows)
+
+    def _at(self, ref: int) -> RecordedEvent:
+        row, lane = divmod(ref, self.lane_count)
+        return self._lanes[lane].get(row)
+
+    def _get_event(self, event_id: bytes) -> RecordedEvent | None:
+        ref = self._ids.get(event_id)
+        return None if ref is None else self._at(ref)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -163,8 +251,7 @@ class MemoryEventStore(EventStore):
     ) -> list[RecordedEvent]:
         with self._lock:
             log = self._lanes[lane]
-            end = len(log) if upto is None else min(upto, len(log))
-            window = log[max(after, 0) : max(end, 0)]
+            window = log.slice(after, len(log) if upto is None else upto)
         if types is not None:
             wanted = frozenset(types)
             window = [event for event in window if event.type in wanted]
@@ -174,21 +261,26 @@ class MemoryEventStore(EventStore):
         self, stream: str, after_version: int = 0, upto_version: int | None = None
     ) -> list[RecordedEvent]:
         with self._lock:
-            return list(self._streams.get(stream, ())[max(after_version, 0) : upto_version])
+            rows = _refs(self._streams.get(stream))[max(after_version, 0) : upto_version]
+            return self._lanes[lane_of(stream, self.lane_count)].of_stream(stream, rows)
 
     def last_event(self, stream: str) -> RecordedEvent | None:
         with self._lock:
-            history = self._streams.get(stream)
-            return history[-1] if history else None
+            rows = _refs(self._streams.get(stream))
+            if not rows:
+                return None
+            return self._lanes[lane_of(stream, self.lane_count)].get(rows[-1])
 
     def stream_version(self, stream: str) -> int:
         with self._lock:
-            return len(self._streams.get(stream, ()))
+            return self._version(stream)
 
     def find_by_causation(self, causation_id: bytes) -> list[RecordedEvent]:
         with self._lock:
-            found = list(self._by_causation.get(causation_id, ()))
-        return sorted(found, key=lambda event: (event.lane, event.position))
+            refs = _refs(self._by_causation.get(causation_id))
+            if self.lane_count > 1:  # commit order; the port wants lane, then position
+                refs = sorted(refs, key=lambda ref: (ref % self.lane_count, ref))
+            return [self._at(ref) for ref in refs]
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -196,7 +288,15 @@ class MemoryEventStore(EventStore):
             yield
 
     def get_event(self, event_id: bytes) -> RecordedEvent | None:
-        return self._by_id.get(event_id)
+        with self._lock:
+            return self._get_event(event_id)
+
+    def settle(self) -> None:
+        """Finish packing what is due (packing otherwise runs in the background): for
+        measuring the store's size. Changes nothing that can be read."""
+        with self._lock:
+            for log in self._lanes:
+                log.settle()
 
     def checkpoint(self, processor: str, lane: int) -> int:
         return self._checkpoints.get((processor, lane), 0)
@@ -237,7 +337,7 @@ class _Plan:
     __slots__ = ("base_version", "encoded", "events", "stream")
 
     def __init__(
-        self, stream: str, events: list[NewEvent], encoded: list[bytes], base_version: int
+        self, stream: str, events: Sequence[NewEvent], encoded: list[bytes], base_version: int
     ) -> None:
         self.stream = stream
         self.events = events

@@ -1,0 +1,249 @@
+"""One lane of the memory store: recent events as objects, older ones packed.
+
+The newest events (at least ``hot`` of them) stay :class:`RecordedEvent` objects, so the
+processors reading behind the head get them without any decoding. Older events are packed
+``window`` at a time into compressed msgpack blocks (~60 bytes per shop event instead of
+~700 as objects): within a window, a stream with at least :data:`OWN_BLOCK` events gets a
+block of its own, the rest share one. So reading a long stream from its start decodes that
+stream's blocks only, not the whole log, and reading the lane in order decodes each window
+once. A few decoded windows and blocks are kept.
+
+Packing runs in a short-lived thread of its own (zlib lets go of the interpreter lock while
+it compresses, ~1.3 µs per event); the packed window replaces its objects at a later append
+once ready. Until then the objects serve every read: nothing is visible twice or missing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import zlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Final
+
+import msgspec
+
+from tillflow.engine.types import RecordedEvent
+
+HOT_EVENTS: Final = 65_536
+WINDOW_EVENTS: Final = 8192
+OWN_BLOCK: Final = 8
+"""Events of one stream within a window that earn it a block of its own."""
+DECODED_WINDOWS: Final = 2
+DECODED_BLOCKS: Final = 16
+COMPRESSION_LEVEL: Final = 1
+
+_encoder: Final = msgspec.msgpack.Encoder()
+_decoder: Final = msgspec.msgpack.Decoder(list[RecordedEvent])
+
+
+def _pack(events: list[RecordedEvent]) -> bytes:
+    return zlib.compress(_encoder.encode(events), COMPRESSION_LEVEL)
+
+
+def _unpack(block: bytes) -> list[RecordedEvent]:
+    return _decoder.decode(zlib.decompress(block))
+
+
+class _Window:
+    """``window`` consecutive rows, packed: ``blocks[own[stream]]`` holds every event of a
+    stream with a block of its own (version order), ``blocks[-1]`` the others (row order)."""
+
+    __slots__ = ("blocks", "own")
+
+    def __init__(self, blocks: list[bytes], own: dict[str, int]) -> None:
+        self.blocks = blocks
+        self.own = own
+
+
+class _Packing:
+    """One window being packed by a thread; ``window`` once done."""
+
+    __slots__ = ("thread", "window")
+
+    def __init__(self, events: list[RecordedEvent]) -> None:
+        self.window: _Window | None = None
+        self.thread = threading.Thread(
+            target=self._run, args=(events,), name="tillflow:pack", daemon=True
+        )
+        self.thread.start()
+
+    def _run(self, events: list[RecordedEvent]) -> None:
+        self.window = _pack_window(events)
+
+
+def _pack_window(events: list[RecordedEvent]) -> _Window:
+    """Group ``events`` (one window, row order) into blocks: a stream's own, and the rest."""
+    groups: dict[str, list[RecordedEvent]] = {}
+    for event in events:
+        group = groups.get(event.stream)
+        if group is None:
+            groups[event.stream] = [event]
+        else:
+            group.append(event)
+    blocks: list[bytes] = []
+    own: dict[str, int] = {}
+    shared: list[RecordedEvent] = []
+    for stream, group in groups.items():
+        if len(group) >= OWN_BLOCK:
+            own[stream] = len(blocks)
+            blocks.append(_pack(group))
+        else:
+            shared += group
+    shared.sort(key=_position)
+    blocks.append(_pack(shared))
+    return _Window(blocks, own)
+
+
+class LaneLog:
+    """The events of one lane by row (row = position - 1). Not thread-safe (the store
+    holds its lock).
+
+    Contract: :meth:`get`, :meth:`slice` and :meth:`of_stream` return the events
+    :meth:`append` was given, in row order, whether they are still objects or packed.
+    """
+
+    __slots__ = (
+        "_blocks",
+        "_hot",
+        "_hot_limit",
+        "_packed",
+        "_packing",
+        "_wholes",
+        "_window",
+        "_windows",
+    )
+
+    def __init__(self, hot: int = HOT_EVENTS, window: int = WINDOW_EVENTS) -> None:
+        if hot < 0 or window < 1:
+            raise ValueError("hot must be ≥ 0 and window ≥ 1")
+        self._hot: list[RecordedEvent] = []
+        self._hot_limit = hot
+        self._window = window
+        self._windows: list[_Window] = []
+        self._packed = 0
+        """Rows packed into :attr:`_windows` (a multiple of the window)."""
+        self._wholes: OrderedDict[int, list[RecordedEvent]] = OrderedDict()
+        """Decoded windows, in row order."""
+        self._blocks: OrderedDict[tuple[int, int], list[RecordedEvent]] = OrderedDict()
+        """Decoded blocks by (window, block)."""
+        self._packing: _Packing | None = None
+
+    def __len__(self) -> int:
+        return self._packed + len(self._hot)
+
+    def append(self, event: RecordedEvent) -> None:
+        """Add the next row; once more than ``hot`` + a window are objects, the oldest
+        window is packed (in a thread; installed by a later call once ready)."""
+        hot = self._hot
+        hot.append(event)
+        if len(hot) >= self._hot_limit + self._window:
+            packing = self._packing
+            if packing is None:
+                self._packing = _Packing(hot[: self._window])
+            elif packing.window is not None:
+                self._install(packing.window)
+
+    def settle(self) -> None:
+        """Pack every window due, waiting for each (measurements, tests)."""
+        while True:
+            packing = self._packing
+            if packing is not None:
+                packing.thread.join()
+                if packing.window is None:  # the thread failed (and said so): stay objects
+                    return
+                self._install(packing.window)
+            if len(self._hot) < self._hot_limit + self._window:
+                return
+            self._packing = _Packing(self._hot[: self._window])
+
+    def _install(self, window: _Window) -> None:
+        self._windows.append(window)
+        del self._hot[: self._window]
+        self._packed += self._window
+        self._packing = None
+
+    def get(self, row: int) -> RecordedEvent:
+        """The event at ``row`` (0 ≤ row < len)."""
+        if row >= self._packed:
+            return self._hot[row - self._packed]
+        number, offset = divmod(row, self._window)
+        return self._whole(number)[offset]
+
+    def slice(self, start: int, end: int) -> list[RecordedEvent]:
+        """The events of rows ``start`` ≤ row < ``end``, clipped to what exists."""
+        start, end = max(start, 0), min(end, len(self))
+        if start >= end:
+            return []
+        packed = self._packed
+        if start >= packed:
+            return self._hot[start - packed : end - packed]
+        found: list[RecordedEvent] = []
+        row, stop = start, min(end, packed)
+        while row < stop:
+            number, offset = divmod(row, self._window)
+            taken = self._whole(number)[offset : offset + stop - row]
+            found += taken
+            row += len(taken)
+        if end > packed:
+            found += self._hot[: end - packed]
+        return found
+
+    def of_stream(self, stream: str, rows: Sequence[int]) -> list[RecordedEvent]:
+        """The events of ``stream`` at ``rows`` (ascending, all of that stream)."""
+        found: list[RecordedEvent] = []
+        packed, size = self._packed, self._window
+        index = 0
+        while index < len(rows) and rows[index] < packed:
+            number = rows[index] // size
+            end = bisect.bisect_left(rows, (number + 1) * size, index)
+            wanted = set(rows[index:end])
+            window = self._windows[number]
+            block = window.own.get(stream, len(window.blocks) - 1)
+            found += [
+                event
+                for event in self._block(number, block)
+                if event.position - 1 in wanted and event.stream == stream
+            ]
+            index = end
+        found += [self._hot[row - packed] for row in rows[index:]]
+        return found
+
+    def _whole(self, number: int) -> list[RecordedEvent]:
+        wholes = self._wholes
+        events = wholes.get(number)
+        if events is not None:
+            wholes.move_to_end(number)
+            return events
+        events = []
+        for block in self._windows[number].blocks:
+            events += _unpack(block)
+        events.sort(key=_position)
+        wholes[number] = events
+        if len(wholes) > DECODED_WINDOWS:
+            wholes.popitem(last=False)
+        return events
+
+    def _block(self, number: int, block: int) -> list[RecordedEvent]:
+        whole = self._wholes.get(number)
+        if whole is not None:
+            return whole
+        blocks, key = self._blocks, (number, block)
+        events = blocks.get(key)
+        if events is not None:
+            blocks.move_to_end(key)
+            return events
+        events = _unpack(self._windows[number].blocks[block])
+        blocks[key] = events
+        if len(blocks) > DECODED_BLOCKS:
+            blocks.popitem(last=False)
+        return events
+
+    def packed_bytes(self) -> int:
+        """Bytes of the packed blocks (for measurements)."""
+        return sum(len(block) for window in self._windows for block in window.blocks)
+
+
+def _position(event: RecordedEvent) -> int:
+    return event.position
