@@ -5,14 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.e2e.servers import Api
-from tillflow.engine import SqliteEventStore
-from tillflow.http import create_app
-from tillflow.service.access_tokens import Role, TokenBook
-from tillflow.service.bootstrap import service_registry
+from tests.e2e.servers import Api, served
 
 PRODUCTS = {"apple": ("Apple", 120), "pear": ("Pear", 80), "milk": ("Milk 1 l", 99)}
 
@@ -20,18 +15,8 @@ PRODUCTS = {"apple": ("Apple", 120), "pear": ("Pear", 80), "milk": ("Milk 1 l", 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     """The app over ASGI (processors running), with a till, a manager and a viewer token."""
-    with SqliteEventStore(
-        tmp_path / "shop.db", registry=service_registry(), durability="off"
-    ) as store:
-        book = TokenBook(store)
-        tokens = {role: book.create(f"{role.value}-1", role)[0] for role in Role}
-        app = create_app(store=store)
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://tillflow.test") as client,
-        ):
-            yield Api(client, store, tokens, app)
+    async with served(tmp_path / "shop.db") as api:
+        yield api
 
 
 @pytest.fixture

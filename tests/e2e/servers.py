@@ -6,15 +6,20 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from tillflow.engine import EventStore
-from tillflow.service.access_tokens import Role
+from tillflow.engine import EventStore, SqliteEventStore
+from tillflow.http import create_app
+from tillflow.service.access_tokens import Role, TokenBook
+from tillflow.service.bootstrap import service_registry
 
 
 @dataclass
@@ -46,6 +51,23 @@ class Api:
     ) -> httpx.Response:
         headers = {**self.auth(role), **kwargs.pop("headers", {})}
         return await self.client.post(path, json=body, headers=headers, **kwargs)
+
+
+@asynccontextmanager
+async def served(database: Path, tokens: dict[Role, str] | None = None) -> AsyncIterator[Api]:
+    """The app over ASGI on the SQLite file ``database``, processors running, with a token
+    per role (new ones, unless ``tokens`` from an earlier serving of the file are given)."""
+    with SqliteEventStore(database, registry=service_registry(), durability="off") as store:
+        if tokens is None:
+            book = TokenBook(store)
+            tokens = {role: book.create(f"{role.value}-1", role)[0] for role in Role}
+        app = create_app(store=store)
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://tillflow.test") as client,
+        ):
+            yield Api(client, store, tokens, app)
 
 
 def free_socket() -> socket.socket:

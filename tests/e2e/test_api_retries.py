@@ -4,37 +4,16 @@ and a read that waited for a stock change's receipt is as of at least that chang
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.e2e.servers import Api
-from tillflow.engine import SqliteEventStore
-from tillflow.http import create_app
-from tillflow.service.access_tokens import Role, TokenBook
-from tillflow.service.bootstrap import service_registry
+from tests.e2e.servers import Api, served
+from tillflow.service.access_tokens import Role
 
 MILK = {"product_id": "milk", "name": "Milk", "price": 99}
 BIG_SALE = {"checkout_id": "big", "till_id": "t", "lines": [{"product_id": "milk", "quantity": 12}]}
-
-
-@asynccontextmanager
-async def served(database: Path, tokens: dict[Role, str] | None = None) -> AsyncIterator[Api]:
-    """The app on ``database`` (processors running); new tokens unless given."""
-    with SqliteEventStore(database, registry=service_registry(), durability="off") as store:
-        if tokens is None:
-            book = TokenBook(store)
-            tokens = {role: book.create(f"{role.value}-1", role)[0] for role in Role}
-        app = create_app(store=store)
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://tillflow.test") as client,
-        ):
-            yield Api(client, store, tokens, app)
 
 
 async def _short_by_two(api: Api) -> httpx.Response:
