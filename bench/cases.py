@@ -77,6 +77,9 @@ class Sizes:
     """...for this long; case 13: the open loop over HTTP..."""
     http_latency_seconds: float = 10.0
     """...for this long."""
+    store_footprint_checkouts: tuple[int, int] = (30_000, 60_000)
+    """Case 15: the memory store's heap growth between these checkouts (the first past
+    its hot window of recent events)."""
 
     def scaled(self, factor: float) -> Sizes:
         """Every count times ``factor`` (at least 1); batch size, writers, the latency
@@ -103,6 +106,10 @@ class Sizes:
             peer_scaling=tuple(scale(count) for count in self.peer_scaling),
             http_seconds=self.http_seconds * factor,
             http_latency_seconds=self.http_latency_seconds * factor,
+            store_footprint_checkouts=(
+                scale(self.store_footprint_checkouts[0]),
+                scale(self.store_footprint_checkouts[1]),
+            ),
         )
 
 
@@ -151,6 +158,7 @@ QUICK: Final = Sizes(
     peer_scaling=(),
     http_seconds=2.0,
     http_latency_seconds=2.0,
+    store_footprint_checkouts=(20_000, 26_000),
 )
 """The memory case needs about a million events even here: the store's SQLite page cache
 (64 MiB per connection) keeps growing with the database until ~400k events, which a shorter

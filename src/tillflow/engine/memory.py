@@ -162,9 +162,11 @@ class MemoryEventStore(EventStore):
         if current is None:
             current = self._version(stream)
         encoded = [encode_data(event) for event in events]
-        repeat = self._repeat_of(stream, events, encoded)
-        if repeat is not None:
-            return repeat
+        known = self._ids.get
+        if any(event.id is not None and known(event.id) is not None for event in events):
+            repeat = self._repeat_of(stream, events, encoded)  # the rule: store.py's
+            if repeat is not None:
+                return repeat
         if expected_version not in (ANY_VERSION, current):
             raise ConcurrencyConflict(stream, expected_version, current)
         pending_versions[stream] = current + len(events)

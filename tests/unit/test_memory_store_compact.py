@@ -1,0 +1,255 @@
+"""The memory store's compact storage: what it costs per event, that packing changes nothing
+that can be read (also while it happens), and one notification per ``append_many``."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import tracemalloc
+from collections.abc import Iterator
+
+import msgspec
+import pytest
+
+from tillflow.engine import (
+    AppendRequest,
+    BatchEffects,
+    Emitted,
+    MemoryEventStore,
+    NewEvent,
+    RecordedEvent,
+    id_from_key,
+    new_event_id,
+)
+from tillflow.engine.id_index import IdIndex
+from tillflow.engine.ids import derived_event_id, format_id
+
+BYTES_PER_EVENT = 300
+PRODUCTS = 200
+
+
+def _checkout_data(number: int) -> dict[str, object]:
+    """About the size and shape of the shop's ``CheckedOut`` (~400 bytes of JSON)."""
+    lines = [
+        {
+            "product_id": f"p{(number * 7 + line) % PRODUCTS:03d}",
+            "name": f"Product {(number * 7 + line) % PRODUCTS}",
+            "quantity": 1 + line,
+            "unit_price": 100 + number % 900,
+            "line_total": (1 + line) * (100 + number % 900),
+        }
+        for line in range(3)
+    ]
+    return {"till_id": f"till-{number % 16:02d}", "lines": lines, "total": 123_456}
+
+
+def _taken_data(number: int, line: int, checkout_id: str) -> dict[str, object]:
+    """About the size and shape of the shop's ``ProductTaken`` (~170 bytes of JSON)."""
+    return {
+        "product_id": f"p{(number * 7 + line) % PRODUCTS:03d}",
+        "checkout_id": checkout_id,
+        "quantity": 1 + line,
+        "unit_price": 100 + number % 900,
+        "line_total": (1 + line) * (100 + number % 900),
+        "stock_after": 1_000_000 - number,
+        "short_after": 0,
+        "line": line,
+    }
+
+
+def _ring_up(store: MemoryEventStore, first: int, count: int) -> None:
+    """``count`` checkouts as the shop records them: a ``CheckedOut`` on its own stream
+    (``append_many``), then Inventory's three ``ProductTaken`` on product streams, caused
+    by it, with derived ids (``commit_batch``)."""
+    ids = [id_from_key("checkout", str(first + index)) for index in range(count)]
+    requests = [
+        AppendRequest(
+            f"checkout-{format_id(ids[index])}",
+            [NewEvent("CheckedOut", _checkout_data(first + index), id=ids[index])],
+            0,
+        )
+        for index in range(count)
+    ]
+    store.append_many(requests)
+    effects = BatchEffects()
+    for index, source in enumerate(ids):
+        for line in range(3):
+            effects.emitted.append(
+                Emitted(
+                    f"stock-p{((first + index) * 7 + line) % PRODUCTS:03d}",
+                    [
+                        NewEvent(
+                            "ProductTaken",
+                            _taken_data(first + index, line, format_id(source)),
+                            id=derived_event_id("inventory", source, line),
+                            causation_id=source,
+                            correlation_id=source,
+                        )
+                    ],
+                    checked=True,
+                )
+            )
+    checkpoint = store.checkpoint("inventory", 0)
+    store.commit_batch("inventory", 0, checkpoint, checkpoint + 1, effects)
+
+
+def _traced_bytes_per_event(store: MemoryEventStore, checkouts: int) -> float:
+    tracemalloc.start()
+    try:
+        gc.collect()
+        before, events = tracemalloc.get_traced_memory()[0], store.head(0)
+        for first in range(0, checkouts, 500):
+            _ring_up(store, first, 500)
+        store.settle()
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    return grown / (store.head(0) - events)
+
+
+def test_a_stored_event_costs_at_most_300_bytes() -> None:
+    """20,000 shop-like events (5,000 checkouts) past a small hot window: everything the
+    store allocated for them (packed blocks, indexes, the hot objects) over their count."""
+    store = MemoryEventStore(hot=1024, window=2048)
+    per_event = _traced_bytes_per_event(store, 5_000)
+    assert store.head(0) == 20_000
+    assert per_event <= BYTES_PER_EVENT, f"{per_event:.0f} bytes per stored event"
+
+
+def test_events_kept_as_objects_cost_more_than_the_bound() -> None:
+    """Negative control: the same events all kept as objects (nothing packed) are over
+    the bound, so the bound measures the packing."""
+    store = MemoryEventStore(hot=1_000_000)
+    assert _traced_bytes_per_event(store, 5_000) > BYTES_PER_EVENT
+
+
+def _everything(store: MemoryEventStore) -> list[object]:
+    """What a reader can see: the lane, a long and a short stream, lookups by id and
+    causation."""
+    lane = store.read(0, 0)
+    checkouts = [event for event in lane if event.type == "CheckedOut"]
+    return [
+        lane,
+        store.read(0, 5, 4_000, types={"ProductTaken"}, limit=700),
+        store.read_stream("stock-p007"),
+        store.read_stream("stock-p007", 3, 9),
+        store.read_stream(checkouts[3].stream),
+        store.last_event("stock-p011"),
+        store.stream_version("stock-p011"),
+        [store.get_event(event.id) for event in lane[::97]],
+        [store.find_by_causation(event.id) for event in checkouts[::31]],
+        store.get_event(id_from_key("nowhere", "nothing")),
+    ]
+
+
+def test_packing_changes_nothing_that_can_be_read() -> None:
+    packed = MemoryEventStore(hot=64, window=128)
+    plain = MemoryEventStore(hot=1_000_000)
+    for store in (packed, plain):
+        for first in range(0, 1_000, 250):
+            _ring_up(store, first, 250)
+    packed.settle()
+    assert packed.head(0) == plain.head(0) == 4_000
+    seen, expected = _everything(packed), _everything(plain)
+    for got, wanted in zip(seen, expected, strict=True):
+        assert _without_times(got) == _without_times(wanted)
+
+
+def _without_times(value: object) -> object:
+    """Two stores record at different times; everything else must agree."""
+    if isinstance(value, RecordedEvent):
+        return msgspec.structs.replace(value, recorded_at=0.0)
+    if isinstance(value, list):
+        return [_without_times(item) for item in value]
+    return value
+
+
+def dense_problem(events: list[RecordedEvent]) -> str | None:
+    """Why ``events`` (a whole lane as read) is not positions 1..n in order, if it is not."""
+    for index, event in enumerate(events, 1):
+        if event.position != index:
+            return f"position {event.position} at index {index}"
+    return None
+
+
+def test_reads_while_packing_see_every_event_once() -> None:
+    """A reader reads the whole lane and a long stream over and over while a writer appends
+    and windows are packed (and installed) behind it: every read is dense."""
+    store = MemoryEventStore(hot=16, window=32)
+    stop = threading.Event()
+    problems: list[str] = []
+    reads = 0
+
+    def read() -> None:
+        nonlocal reads
+        while not stop.is_set():
+            problem = dense_problem(store.read(0, 0))
+            versions = [event.version for event in store.read_stream("stock-p000")]
+            if versions != list(range(1, len(versions) + 1)):
+                problem = f"stock-p000 versions {versions[:5]}..."
+            if problem:
+                problems.append(problem)
+            reads += 1
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for first in range(0, 3_000, 50):
+            _ring_up(store, first, 50)
+    finally:
+        stop.set()
+        reader.join()
+    assert problems == []
+    assert reads > 0
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        [1, 2, 2, 3],  # an event seen twice (a window installed while its objects stayed)
+        [1, 3, 4],  # an event missing (objects dropped before the window was installed)
+    ],
+)
+def test_the_density_check_catches_a_torn_read(broken: list[int]) -> None:
+    """Negative control of the race test: reads torn either way are caught."""
+    events = [
+        RecordedEvent(new_event_id(), "s", position, 0, position, "E", 1, b"{}", 0.0, None, None)
+        for position in broken
+    ]
+    assert dense_problem(events) is not None
+
+
+def test_append_many_is_one_commit_for_the_listeners() -> None:
+    store = MemoryEventStore()
+    calls: list[None] = []
+    store.add_commit_listener(lambda: calls.append(None))
+    outcomes = store.append_many(
+        [AppendRequest(f"s-{index}", [NewEvent("E", {"n": index})]) for index in range(50)]
+    )
+    assert len(outcomes) == 50
+    assert len(calls) == 1
+
+
+def _ids(count: int) -> Iterator[bytes]:
+    for number in range(count):
+        yield id_from_key("test", str(number))
+
+
+def test_the_id_index_finds_every_id_through_its_growth() -> None:
+    index = IdIndex()
+    for ref, event_id in enumerate(_ids(5_000)):
+        index.add(event_id, ref * 3 + 1)
+    assert len(index) == 5_000
+    assert [index.get(event_id) for event_id in _ids(5_000)] == [
+        ref * 3 + 1 for ref in range(5_000)
+    ]
+    assert index.get(id_from_key("other", "0")) is None
+
+
+def test_the_id_index_takes_references_past_32_bits() -> None:
+    index = IdIndex()
+    first, second = id_from_key("big", "1"), id_from_key("big", "2")
+    index.add(first, 7)
+    index.add(second, 2**40)
+    assert (index.get(first), index.get(second)) == (7, 2**40)
