@@ -6,6 +6,11 @@ The backend supplies ``run_batch(jobs) -> outcomes``: it opens a transaction, ru
 job in isolation and commits. This module only queues, hands out futures and owns the
 thread. Results for asyncio callers are delivered with one call into each event loop per
 group, not one per job (each cross-thread call costs a system call).
+
+The queue is bounded (backpressure): once ``max_queued`` jobs wait for the writer, an
+appender waits for room — a thread blocks, a coroutine awaits — and appenders get room in
+the order they arrived, so a flood of appenders holds the queue at its bound instead of
+growing it without limit.
 """
 
 from __future__ import annotations
@@ -16,11 +21,14 @@ import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from tillflow.engine.errors import StoreClosed
 
 Job = Callable[[Any], Any]
+
+DEFAULT_MAX_QUEUED: Final = 16_384
+"""Jobs that may wait for the writer by default: four full transactions of 4,096."""
 
 
 class Failed:
@@ -39,11 +47,31 @@ If it raises, every job of the batch fails with that error."""
 _Waiter = concurrent.futures.Future[Any] | asyncio.Future[Any]
 
 
+def require_count(setting: str, value: object) -> None:
+    """Raise ``ValueError`` naming ``setting`` unless ``value`` is an int of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{setting} must be an integer of at least 1: {value!r}")
+
+
+class _Entry:
+    """An appender waiting for room: its job, the future of its result, and how to wake
+    it (``None``: a thread, woken through the room condition)."""
+
+    __slots__ = ("admitted", "job", "waiter", "wake")
+
+    def __init__(self, job: Job, waiter: _Waiter, wake: asyncio.Future[None] | None) -> None:
+        self.job = job
+        self.waiter = waiter
+        self.wake = wake
+        self.admitted = False
+
+
 class GroupCommitter:
     """A queue of write jobs and the one thread that commits them in groups.
 
     :meth:`submit` is thread-safe and returns a ``concurrent.futures.Future``;
-    :meth:`submit_async` returns an ``asyncio.Future`` of the running loop. At most
+    :meth:`submit_async` returns an ``asyncio.Future`` of the running loop. Both wait
+    while ``max_queued`` jobs are queued; then each job runs exactly once. At most
     ``max_jobs`` jobs share a transaction.
     """
 
@@ -54,15 +82,25 @@ class GroupCommitter:
         name: str = "tillflow-writer",
         max_jobs: int = 4096,
         after_delivery: Callable[[], None] | None = None,
+        max_queued: int = DEFAULT_MAX_QUEUED,
     ) -> None:
         """``after_delivery``: housekeeping run once the callers of a group have their
-        results, before the next group starts (e.g. a WAL checkpoint)."""
+        results, before the next group starts (e.g. a WAL checkpoint). ``max_queued``: the
+        queue's bound (≥ 1; :data:`DEFAULT_MAX_QUEUED`); ``ValueError`` otherwise."""
+        require_count("max_jobs", max_jobs)
+        require_count("max_queued", max_queued)
         self._run_batch = run_batch
         self._on_committed = on_committed
         self._after_delivery = after_delivery
         self._max_jobs = max_jobs
+        self._max_queued = max_queued
         self._queue: deque[tuple[Job, _Waiter]] = deque()
-        self._ready = threading.Condition()
+        self._waiting: deque[_Entry] = deque()
+        """Appenders waiting for room, oldest first; only ever non-empty while the queue
+        is full (each group the writer takes makes room for the oldest at once)."""
+        lock = threading.Lock()
+        self._ready = threading.Condition(lock)
+        self._room = threading.Condition(lock)
         self._closing = False
         self._batches = 0
         self._jobs = 0
@@ -70,30 +108,81 @@ class GroupCommitter:
         self._thread.start()
 
     def submit(self, job: Job) -> concurrent.futures.Future[Any]:
-        """Queue ``job``; its future resolves once the transaction holding it committed."""
+        """Queue ``job``, blocking while the queue is full; the future resolves once the
+        transaction holding it committed. Raises :class:`StoreClosed` after :meth:`close`."""
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._enqueue(job, future)
+        with self._room:
+            if self._try_enqueue(job, future):
+                return future
+            entry = _Entry(job, future, None)
+            self._waiting.append(entry)
+            while not entry.admitted:
+                self._room.wait()
         return future
 
-    def submit_async(self, job: Job) -> asyncio.Future[Any]:
-        """Queue ``job`` from a coroutine; await the returned future."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._enqueue(job, future)
+    async def submit_async(self, job: Job) -> asyncio.Future[Any]:
+        """Queue ``job`` from a coroutine, awaiting room while the queue is full; await the
+        returned future for the result. Raises :class:`StoreClosed` after :meth:`close`.
+        Cancelled while awaiting room, the job is not run; once queued, it runs."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._room:
+            if self._try_enqueue(job, future):
+                return future
+            wake: asyncio.Future[None] = loop.create_future()
+            entry = _Entry(job, future, wake)
+            self._waiting.append(entry)
+        try:
+            await wake
+        except asyncio.CancelledError:
+            with self._room:
+                if not entry.admitted:
+                    self._waiting.remove(entry)
+            future.cancel()  # nobody will read it: its outcome is dropped
+            raise
         return future
 
-    def _enqueue(self, job: Job, waiter: _Waiter) -> None:
-        with self._ready:
-            if self._closing:
-                raise StoreClosed
-            self._queue.append((job, waiter))
-            self._ready.notify()
+    def _try_enqueue(self, job: Job, waiter: _Waiter) -> bool:
+        """Queue ``job`` if there is room; call with the lock held. (Appenders only wait
+        while the queue is full, so one that finds room overtakes nobody.)"""
+        if self._closing:
+            raise StoreClosed
+        if len(self._queue) >= self._max_queued:
+            return False
+        self._queue.append((job, waiter))
+        self._ready.notify()
+        return True
+
+    def _admit(self) -> list[asyncio.Future[None]]:
+        """Move the oldest waiting appenders into the room there is; call with the lock
+        held. Threads are woken here; the coroutines' wake futures are returned, to be
+        resolved in their loops once the lock is released."""
+        woken: list[asyncio.Future[None]] = []
+        threads = False
+        while self._waiting and len(self._queue) < self._max_queued:
+            entry = self._waiting.popleft()
+            entry.admitted = True
+            self._queue.append((entry.job, entry.waiter))
+            if entry.wake is None:
+                threads = True
+            else:
+                woken.append(entry.wake)
+        if threads:
+            self._room.notify_all()
+        return woken
 
     def statistics(self) -> dict[str, int]:
-        """Transactions committed, jobs run, jobs waiting."""
-        return {"batches": self._batches, "jobs": self._jobs, "queued": len(self._queue)}
+        """Transactions committed, jobs run, jobs queued, appenders waiting for room."""
+        return {
+            "batches": self._batches,
+            "jobs": self._jobs,
+            "queued": len(self._queue),
+            "waiting": len(self._waiting),
+        }
 
     def close(self) -> None:
-        """Finish every queued job, then stop the thread. Idempotent."""
+        """Refuse new jobs (:class:`StoreClosed`); finish every queued job and every job
+        waiting for room, then stop the thread. Idempotent."""
         with self._ready:
             self._closing = True
             self._ready.notify()
@@ -109,6 +198,9 @@ class GroupCommitter:
                     return
                 count = min(len(self._queue), self._max_jobs)
                 batch = [self._queue.popleft() for _ in range(count)]
+                woken = self._admit() if self._waiting else []
+            if woken:
+                _wake(woken)
             committed = True
             try:
                 outcomes = self._run_batch([job for job, _ in batch])
@@ -137,6 +229,22 @@ class GroupCommitter:
         for loop, resolved in by_loop.items():
             with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
                 loop.call_soon_threadsafe(_resolve, resolved)
+
+
+def _wake(woken: list[asyncio.Future[None]]) -> None:
+    """Tell the coroutines among the appenders just given room, one call per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for wake in woken:
+        by_loop.setdefault(wake.get_loop(), []).append(wake)
+    for loop, wakes in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
+            loop.call_soon_threadsafe(_set_all, wakes)
+
+
+def _set_all(wakes: list[asyncio.Future[None]]) -> None:
+    for wake in wakes:
+        if not wake.done():  # else the appender was cancelled after it was given room
+            wake.set_result(None)
 
 
 def _resolve(resolved: list[tuple[asyncio.Future[Any], Any]]) -> None:

@@ -25,7 +25,7 @@ from tillflow.engine.errors import (
     StoreClosed,
     TillflowError,
 )
-from tillflow.engine.group_commit import GroupCommitter
+from tillflow.engine.group_commit import DEFAULT_MAX_QUEUED, GroupCommitter, require_count
 from tillflow.engine.ids import EMITTER_PREFIX, emitter_prefix
 from tillflow.engine.recent import RecentEvents
 from tillflow.engine.sqlite_writer import (
@@ -107,6 +107,8 @@ class SqliteEventStore(EventStore):
 
     Raises :class:`NotATillflowDatabase` if the file is not a tillflow database and
     :class:`SchemaTooNew` if a newer tillflow wrote it; neither touches the file.
+    ``max_queued_writes`` bounds the writes waiting for the writer thread; beyond it,
+    writers wait for room (see :mod:`tillflow.engine.group_commit`).
     """
 
     def __init__(
@@ -116,9 +118,11 @@ class SqliteEventStore(EventStore):
         registry: EventRegistry | None = None,
         busy_timeout: float = 30.0,
         recent_events: int = 65_536,
+        max_queued_writes: int = DEFAULT_MAX_QUEUED,
     ) -> None:
         if durability not in _SYNCHRONOUS:
             raise ValueError(f"durability must be one of {sorted(_SYNCHRONOUS)}: {durability!r}")
+        require_count("max_queued_writes", max_queued_writes)
         self.path = str(path)
         self.lane_count = 1
         self.registry = registry
@@ -138,6 +142,7 @@ class SqliteEventStore(EventStore):
             self._notify,
             after_delivery=self._writer.maybe_checkpoint,
             name=f"tillflow-writer:{Path(self.path).name}",
+            max_queued=max_queued_writes,
         )
 
     # -- connections and schema ------------------------------------------------------------
@@ -229,7 +234,8 @@ class SqliteEventStore(EventStore):
         job = self._append_job(stream, events, expected_version)
         if self._closed:
             raise StoreClosed
-        result: Receipt = await self._committer.submit_async(job)
+        queued = await self._committer.submit_async(job)  # awaits room while the queue is full
+        result: Receipt = await queued
         return result
 
     def append_many(self, requests: Sequence[AppendRequest]) -> list[Receipt | TillflowError]:
