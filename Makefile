@@ -8,7 +8,7 @@ CHROMIUM := /usr/bin/chromium
 # apt-get as root (CI is root); through sudo otherwise.
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean postgres-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,14 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-test: lint | $(CHROMIUM)
+# Debian's PostgreSQL server, for the PostgreSQL tests (tests/postgres_cluster.py starts a
+# private cluster with initdb and pg_ctl), only when no initdb is installed.
+postgres-server:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
+test: lint | $(CHROMIUM) postgres-server
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

@@ -1,0 +1,18 @@
+"""The PostgreSQL backend (psycopg 3): :class:`PostgresEventStore`.
+
+Modules: :mod:`~tillflow.engine.postgres.schema` (tables, versions, lane count),
+:mod:`~tillflow.engine.postgres.writer` (lane writers, processor batches),
+:mod:`~tillflow.engine.postgres.store` (the port: reads, pool, lifecycle).
+"""
+
+from tillflow.engine.postgres.errors import DatabaseUnavailable, LaneCountMismatch
+from tillflow.engine.postgres.schema import DEFAULT_LANES, SCHEMA_VERSION
+from tillflow.engine.postgres.store import PostgresEventStore
+
+__all__ = [
+    "DEFAULT_LANES",
+    "SCHEMA_VERSION",
+    "DatabaseUnavailable",
+    "LaneCountMismatch",
+    "PostgresEventStore",
+]

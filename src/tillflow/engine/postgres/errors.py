@@ -1,0 +1,30 @@
+"""Errors only the PostgreSQL backend raises (the others are the engine's own)."""
+
+from __future__ import annotations
+
+from tillflow.engine.errors import TillflowError
+
+
+class DatabaseUnavailable(TillflowError):
+    """The PostgreSQL server could not be reached or failed the request (connection refused,
+    bad URL, lock timeout, server shutdown). Nothing of the failed request was committed
+    unless it said so: a write either committed whole or not at all."""
+
+    def __init__(self, database: str, reason: str) -> None:
+        self.database = database
+        self.reason = reason
+        super().__init__(f"{database}: {reason}")
+
+
+class LaneCountMismatch(TillflowError):
+    """The store was opened with a lane count other than the one the database was created
+    with; lanes are fixed for the life of a database (a stream's lane is a hash of its id)."""
+
+    def __init__(self, database: str, found: int, requested: int) -> None:
+        self.database = database
+        self.found = found
+        self.requested = requested
+        super().__init__(
+            f"{database} was created with {found} lanes, not {requested}: open it with "
+            f"lanes={found} (or leave the lane count out)"
+        )

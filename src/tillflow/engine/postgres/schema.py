@@ -1,0 +1,126 @@
+"""The PostgreSQL schema: created and versioned by the store, in the connection's current
+schema (``search_path``), one transaction under a transaction-level advisory lock so that
+processes opening a new database together create it once.
+
+``tillflow_schema`` is the mark of a tillflow database: one row with the schema version
+and the lane count, both fixed when the database is created. ``lanes`` holds one head row
+per lane: appenders lock it and move it in the appending transaction, which is what makes
+positions dense per lane in commit order.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from tillflow.engine.errors import NotATillflowDatabase, SchemaTooNew
+from tillflow.engine.postgres.errors import LaneCountMismatch
+
+SCHEMA_VERSION: Final = 1
+DEFAULT_LANES: Final = 16
+MOST_LANES: Final = 1024
+_CREATING_LOCK: Final = 0x54494C4C  # "TILL": held while one process creates the schema
+
+_DDL: Final = (
+    """CREATE TABLE tillflow_schema (
+        singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        version    integer NOT NULL,
+        lane_count integer NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    )""",
+    """CREATE TABLE lanes (
+        lane integer PRIMARY KEY,
+        head bigint  NOT NULL
+    )""",
+    """CREATE TABLE events (
+        lane           integer NOT NULL,
+        position       bigint  NOT NULL,
+        id             bytea   NOT NULL UNIQUE,
+        stream         text COLLATE "C" NOT NULL,
+        version        bigint  NOT NULL,
+        type           text    NOT NULL,
+        schema_version integer NOT NULL,
+        data           bytea   NOT NULL,
+        recorded_at    double precision NOT NULL,
+        causation_id   bytea,
+        correlation_id bytea,
+        PRIMARY KEY (lane, position),
+        UNIQUE (stream, version)
+    )""",
+    "CREATE INDEX events_by_causation ON events (causation_id) WHERE causation_id IS NOT NULL",
+    """CREATE TABLE checkpoints (
+        processor  text COLLATE "C" NOT NULL,
+        lane       integer NOT NULL,
+        position   bigint  NOT NULL,
+        updated_at double precision NOT NULL,
+        PRIMARY KEY (processor, lane)
+    )""",
+    """CREATE TABLE views (
+        view  text COLLATE "C" NOT NULL,
+        key   text COLLATE "C" NOT NULL,
+        value bytea NOT NULL,
+        PRIMARY KEY (view, key)
+    )""",
+)
+
+
+def describe(url: str) -> str:
+    """The database named by ``url`` for messages: user, host, port and name, never the
+    password."""
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.Error:
+        return "the PostgreSQL database (unparsable URL)"
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    host = str(parts.get("host") or "localhost")
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"postgresql://{user}{host}{port}/{parts.get('dbname') or ''}"
+
+
+def initialise(conn: psycopg.Connection[Any], database: str, lanes: int | None) -> int:
+    """Create the schema in an empty database, or check an existing one; the lane count.
+
+    ``lanes``: the lane count wanted (``None``: the database's, or :data:`DEFAULT_LANES`
+    when creating). Raises :class:`NotATillflowDatabase` (tables of something else),
+    :class:`SchemaTooNew`, :class:`LaneCountMismatch`; none of them writes anything.
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATING_LOCK,))
+        marked = _fetch(conn, "SELECT to_regclass('tillflow_schema') IS NOT NULL")
+        if not marked:
+            tables = _fetch(
+                conn,
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm')",
+            )
+            if tables:
+                raise NotATillflowDatabase(
+                    database, f"its schema holds {tables} tables or views, none of them tillflow's"
+                )
+            count = DEFAULT_LANES if lanes is None else lanes
+            for statement in _DDL:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO tillflow_schema (version, lane_count) VALUES (%s, %s)",
+                (SCHEMA_VERSION, count),
+            )
+            conn.execute(
+                "INSERT INTO lanes SELECT g, 0 FROM generate_series(0, %s - 1) g", (count,)
+            )
+            return count
+        row = conn.execute("SELECT version, lane_count FROM tillflow_schema").fetchone()
+        if row is None:
+            raise NotATillflowDatabase(database, "its tillflow_schema table is empty")
+        version, found = int(row[0]), int(row[1])
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(database, version, SCHEMA_VERSION)
+        if lanes is not None and lanes != found:
+            raise LaneCountMismatch(database, found, lanes)
+        return found
+
+
+def _fetch(conn: psycopg.Connection[Any], sql: str) -> Any:
+    row = conn.execute(sql).fetchone()
+    return None if row is None else row[0]

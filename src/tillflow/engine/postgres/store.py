@@ -1,0 +1,409 @@
+"""The PostgreSQL backend: lanes dense by construction, group commit per lane.
+
+A fixed number of lanes, chosen when the database is created (default 16, stored in the
+schema; opening it with another count is refused with :class:`LaneCountMismatch`). A
+stream's lane is :func:`tillflow.engine.lanes.lane_of` of its id. Appends go to their
+lane's group committer (one thread and, while it writes, one pooled connection per lane
+in use); processor batches commit from the calling thread. How positions stay dense:
+:mod:`tillflow.engine.postgres.writer`.
+
+Every session sets ``idle_in_transaction_session_timeout`` and ``lock_timeout``, so an
+abandoned transaction cannot hold a lane's head row for long. Reads see committed data
+only; :meth:`PostgresEventStore.snapshot` pins one ``REPEATABLE READ`` snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import Any, Final
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from tillflow.engine.errors import StoreClosed, TillflowError
+from tillflow.engine.group_commit import GroupCommitter
+from tillflow.engine.ids import EMITTER_PREFIX, emitter_prefix
+from tillflow.engine.lanes import lane_of
+from tillflow.engine.postgres.errors import DatabaseUnavailable
+from tillflow.engine.postgres.schema import MOST_LANES, describe, initialise
+from tillflow.engine.postgres.writer import (
+    COLUMNS,
+    VERSIONS,
+    Append,
+    AppendJob,
+    LaneWriter,
+    commit_batch,
+)
+from tillflow.engine.store import (
+    AppendRequest,
+    BatchEffects,
+    CommitListener,
+    CommitListeners,
+    EventRegistry,
+    EventStore,
+    encode_data,
+    validate_append,
+)
+from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt, RecordedEvent
+
+_EMITTED_BY_MANY: Final = (
+    f"SELECT {COLUMNS} FROM events e JOIN unnest(%s::bytea[], %s::bytea[]) r(lo, hi) "
+    "ON e.id BETWEEN r.lo AND r.hi"
+)
+
+
+def _id_range(prefix: bytes) -> tuple[bytes, bytes]:
+    """The least and greatest ids of one emitter prefix."""
+    return prefix + b"\x00\x00", prefix + b"\xff\xff"
+
+
+class PostgresEventStore(EventStore):
+    """The scale-out store on a PostgreSQL database named by ``url`` (``postgresql://…``).
+
+    ``lanes``: the lane count to create the database with, or to insist on (``None``: the
+    database's own, 16 for a new one). Opening raises :class:`DatabaseUnavailable` (cannot
+    connect, bad URL), :class:`NotATillflowDatabase` (tables of something else),
+    :class:`SchemaTooNew`, :class:`LaneCountMismatch`; none of them writes anything.
+    ``max_connections`` bounds the pool; ``lock_timeout`` and ``idle_timeout`` (seconds)
+    are set on every session.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        lanes: int | None = None,
+        registry: EventRegistry | None = None,
+        *,
+        max_connections: int = 24,
+        connect_timeout: float = 10.0,
+        lock_timeout: float = 30.0,
+        idle_timeout: float = 60.0,
+    ) -> None:
+        if lanes is not None and (
+            isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= MOST_LANES
+        ):
+            raise ValueError(f"lanes must be an integer from 1 to {MOST_LANES}: {lanes!r}")
+        self.database = describe(url)
+        self.registry = registry
+        self._settings = {
+            "lock_timeout": f"{round(lock_timeout * 1000)}ms",
+            "idle_in_transaction_session_timeout": f"{round(idle_timeout * 1000)}ms",
+        }
+        try:
+            with psycopg.connect(
+                url, autocommit=True, connect_timeout=max(1, round(connect_timeout))
+            ) as conn:
+                self._configure(conn)
+                self.lane_count = initialise(conn, self.database, lanes)
+        except psycopg.Error as error:
+            raise DatabaseUnavailable(self.database, _reason(error)) from error
+        self._pool: ConnectionPool[Any] = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_connections,
+            kwargs={"autocommit": True, "connect_timeout": max(1, round(connect_timeout))},
+            configure=self._configure,
+            name=f"tillflow:{self.database}",
+            timeout=connect_timeout,
+            open=False,
+        )
+        self._pool.open(wait=False)
+        self._local = threading.local()
+        self._listeners = CommitListeners()
+        self._committers: dict[int, GroupCommitter] = {}
+        self._committers_lock = threading.Lock()
+        self._closed = False
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        for name, value in self._settings.items():
+            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _committer(self, lane: int) -> GroupCommitter:
+        if self._closed:
+            raise StoreClosed
+        committer = self._committers.get(lane)
+        if committer is None:
+            with self._committers_lock:
+                if self._closed:
+                    raise StoreClosed
+                committer = self._committers.get(lane)
+                if committer is None:
+                    writer = LaneWriter(self._pool, lane, self.lane_count)
+                    committer = GroupCommitter(
+                        self._guarded(writer.run_batch),
+                        self._listeners.notify,
+                        name=f"tillflow-pg-lane-{lane}",
+                    )
+                    self._committers[lane] = committer
+        return committer
+
+    def _guarded(self, run: Callable[[Any], list[Any]]) -> Callable[[Any], list[Any]]:
+        """``run`` with driver errors raised as :class:`DatabaseUnavailable`."""
+
+        def guarded(jobs: Any) -> list[Any]:
+            try:
+                return run(jobs)
+            except psycopg.Error as error:
+                raise DatabaseUnavailable(self.database, _reason(error)) from error
+
+        return guarded
+
+    def _append(self, stream: str, events: Sequence[NewEvent], expected_version: int) -> Append:
+        validate_append(stream, events, self.registry)
+        frozen = list(events)
+        return Append(stream, frozen, [encode_data(event) for event in frozen], expected_version)
+
+    def append(
+        self, stream: str, events: Sequence[NewEvent], expected_version: int = ANY_VERSION
+    ) -> Receipt:
+        job = AppendJob([self._append(stream, events, expected_version)], many=False)
+        result: Receipt = self._committer(lane_of(stream, self.lane_count)).submit(job).result()
+        return result
+
+    async def append_async(
+        self, stream: str, events: Sequence[NewEvent], expected_version: int = ANY_VERSION
+    ) -> Receipt:
+        job = AppendJob([self._append(stream, events, expected_version)], many=False)
+        queued = self._committer(lane_of(stream, self.lane_count)).submit(job)
+        result: Receipt = await asyncio.wrap_future(queued)
+        return result
+
+    def append_many(self, requests: Sequence[AppendRequest]) -> list[Receipt | TillflowError]:
+        """One job per lane, so the requests of a lane share its next transaction; each is
+        checked and refused on its own."""
+        outcomes: list[Receipt | TillflowError | None] = [None] * len(requests)
+        by_lane: dict[int, list[tuple[int, Append]]] = {}
+        for index, request in enumerate(requests):
+            try:
+                append = self._append(request.stream, request.events, request.expected_version)
+            except TillflowError as refusal:
+                outcomes[index] = refusal
+                continue
+            lane = lane_of(request.stream, self.lane_count)
+            by_lane.setdefault(lane, []).append((index, append))
+        queued = [
+            (members, self._committer(lane).submit(AppendJob([a for _, a in members], True)))
+            for lane, members in by_lane.items()
+        ]
+        for members, future in queued:
+            for (index, _), outcome in zip(members, future.result(), strict=True):
+                outcomes[index] = outcome
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def commit_batch(
+        self,
+        processor: str,
+        lane: int,
+        expected_checkpoint: int,
+        new_checkpoint: int,
+        effects: BatchEffects,
+    ) -> Receipt:
+        encoded = []
+        for emitted in effects.emitted:
+            if not emitted.checked:
+                validate_append(emitted.stream, emitted.events, self.registry)
+            encoded.append([encode_data(event) for event in emitted.events])
+        self._check_open()
+        try:
+            receipt = commit_batch(
+                self._pool,
+                self.lane_count,
+                processor,
+                lane,
+                expected_checkpoint,
+                new_checkpoint,
+                effects,
+                encoded,
+            )
+        except psycopg.Error as error:
+            raise DatabaseUnavailable(self.database, _reason(error)) from error
+        self._listeners.notify()
+        return receipt
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._check_open()
+        held: psycopg.Connection[tuple[Any, ...]] | None = getattr(self._local, "snapshot", None)
+        try:
+            if held is not None:
+                return held.execute(sql, params).fetchall()
+            with self._pool.connection() as conn:
+                rows: list[tuple[Any, ...]] = conn.execute(sql, params).fetchall()
+                return rows
+        except psycopg.Error as error:
+            raise DatabaseUnavailable(self.database, _reason(error)) from error
+
+    def _events(self, sql: str, params: Sequence[Any] = ()) -> list[RecordedEvent]:
+        return [RecordedEvent(*row) for row in self._rows(sql, params)]
+
+    def head(self, lane: int) -> int:
+        rows = self._rows("SELECT head FROM lanes WHERE lane = %s", (lane,))
+        return int(rows[0][0]) if rows else 0
+
+    def heads(self) -> dict[int, int]:
+        return {int(lane): int(head) for lane, head in self._rows("SELECT lane, head FROM lanes")}
+
+    def read(
+        self,
+        lane: int,
+        after: int,
+        upto: int | None = None,
+        types: Collection[str] | None = None,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        sql = f"SELECT {COLUMNS} FROM events WHERE lane = %s AND position > %s"
+        params: list[Any] = [lane, after]
+        if upto is not None:
+            sql += " AND position <= %s"
+            params.append(upto)
+        if types is not None:
+            names = list(types)
+            if not names:
+                return []
+            sql += " AND type = ANY(%s::text[])"
+            params.append(names)
+        sql += " ORDER BY position"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        return self._events(sql, params)
+
+    def read_stream(
+        self, stream: str, after_version: int = 0, upto_version: int | None = None
+    ) -> list[RecordedEvent]:
+        return self._events(
+            f"SELECT {COLUMNS} FROM events WHERE stream = %s AND version > %s "
+            "AND version <= %s ORDER BY version",
+            (stream, after_version, upto_version if upto_version is not None else 2**62),
+        )
+
+    def last_event(self, stream: str) -> RecordedEvent | None:
+        found = self._events(
+            f"SELECT {COLUMNS} FROM events WHERE stream = %s ORDER BY version DESC LIMIT 1",
+            (stream,),
+        )
+        return found[0] if found else None
+
+    def stream_version(self, stream: str) -> int:
+        [(_, version)] = self._rows(VERSIONS, ([stream],))
+        return int(version or 0)
+
+    def find_by_causation(self, causation_id: bytes) -> list[RecordedEvent]:
+        return self._events(
+            f"SELECT {COLUMNS} FROM events WHERE causation_id = %s ORDER BY lane, position",
+            (causation_id,),
+        )
+
+    def emitted_by(self, processor: str, source: RecordedEvent) -> list[RecordedEvent]:
+        return self._events(
+            f"SELECT {COLUMNS} FROM events WHERE id BETWEEN %s AND %s ORDER BY id",
+            _id_range(emitter_prefix(processor, source.id)),
+        )
+
+    def emitted_by_many(
+        self, processor: str, sources: Sequence[RecordedEvent]
+    ) -> dict[bytes, list[RecordedEvent]]:
+        """One statement: the id ranges of every source's emitter prefix, joined."""
+        wanted = {emitter_prefix(processor, source.id): source.id for source in sources}
+        found: dict[bytes, list[RecordedEvent]] = {source.id: [] for source in sources}
+        if not wanted:
+            return found
+        ranges = [_id_range(prefix) for prefix in wanted]
+        lows, highs = [low for low, _ in ranges], [high for _, high in ranges]
+        for event in self._events(_EMITTED_BY_MANY + " ORDER BY e.id", (lows, highs)):
+            found[wanted[event.id[:EMITTER_PREFIX]]].append(event)
+        return found
+
+    def get_event(self, event_id: bytes) -> RecordedEvent | None:
+        found = self._events(f"SELECT {COLUMNS} FROM events WHERE id = %s", (event_id,))
+        return found[0] if found else None
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One ``REPEATABLE READ`` read-only transaction on a connection of this thread's
+        own until the block ends (nested blocks share it)."""
+        if getattr(self._local, "snapshot", None) is not None:
+            yield
+            return
+        self._check_open()
+        try:
+            conn = self._pool.getconn()
+        except psycopg.Error as error:
+            raise DatabaseUnavailable(self.database, _reason(error)) from error
+        try:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            self._local.snapshot = conn
+            try:
+                yield
+            finally:
+                self._local.snapshot = None
+                conn.execute("COMMIT")
+        except psycopg.Error as error:
+            raise DatabaseUnavailable(self.database, _reason(error)) from error
+        finally:
+            self._pool.putconn(conn)
+
+    # -- checkpoints and views -------------------------------------------------------------
+
+    def checkpoint(self, processor: str, lane: int) -> int:
+        rows = self._rows(
+            "SELECT position FROM checkpoints WHERE processor = %s AND lane = %s",
+            (processor, lane),
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def checkpoints(self) -> dict[str, dict[int, int]]:
+        result: dict[str, dict[int, int]] = {}
+        for processor, lane, position in self._rows(
+            "SELECT processor, lane, position FROM checkpoints"
+        ):
+            result.setdefault(processor, {})[int(lane)] = int(position)
+        return result
+
+    def read_view(self, view: str, key: str) -> bytes | None:
+        rows = self._rows("SELECT value FROM views WHERE view = %s AND key = %s", (view, key))
+        return bytes(rows[0][0]) if rows else None
+
+    def view_rows(self, view: str) -> Iterator[tuple[str, bytes]]:
+        rows = self._rows("SELECT key, value FROM views WHERE view = %s ORDER BY key", (view,))
+        return iter([(str(key), bytes(value)) for key, value in rows])
+
+    def writer_statistics(self) -> dict[str, int]:
+        """Transactions committed and appends run by the lane writers (group commit at
+        work), summed over lanes."""
+        totals: dict[str, int] = {}
+        for committer in list(self._committers.values()):
+            for name, value in committer.statistics().items():
+                totals[name] = totals.get(name, 0) + value
+        return totals
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def add_commit_listener(self, listener: CommitListener) -> Callable[[], None]:
+        return self._listeners.add(listener)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed
+
+    def close(self) -> None:
+        """Finish every queued append, then close the lane writers and the pool."""
+        with self._committers_lock:
+            if self._closed:
+                return
+            self._closed = True
+            committers = list(self._committers.values())
+        for committer in committers:
+            committer.close()
+        self._pool.close()
+
+
+def _reason(error: psycopg.Error) -> str:
+    """The driver's message on one line."""
+    return " ".join(str(error).split()) or type(error).__name__

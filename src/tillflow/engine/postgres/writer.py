@@ -1,0 +1,368 @@
+"""The PostgreSQL writers: how appends and processor batches become transactions.
+
+Every transaction that records events first locks the head row of each lane it writes
+(``lanes``, ascending lane order), assigns positions after the head and moves the head in
+the same transaction, so the row stays locked until commit. Positions are therefore dense
+per lane and in commit order: a transaction that takes positions after another's waits for
+that one to commit (or roll back, which undoes its head move too). Readers need no gap logic.
+
+Appends are grouped per lane (one :class:`LaneWriter` per lane behind a group committer):
+
+- *fast path*, every append expecting a new stream (a checkout): move the head and insert
+  the rows in one pipelined round trip, taking the streams to be new and the ids unused;
+  the unique indexes check both, and a clash sends the group down the general path;
+- *general path*: lock the head, fetch the streams' versions and the recorded events of
+  the given ids (one round trip), decide each append in Python (a refusal writes nothing
+  of its own and touches no other append), then move the head, insert and commit (one
+  round trip);
+- a clash there (an id just recorded on another lane) re-runs each append alone.
+
+Nothing here sends ``NOTIFY``: waking readers is left to polling (or a listener outside).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+import psycopg
+import psycopg.errors
+from psycopg_pool import ConnectionPool
+
+from tillflow.engine.errors import (
+    CheckpointConflict,
+    ConcurrencyConflict,
+    EventIdReused,
+    TillflowError,
+)
+from tillflow.engine.group_commit import Failed
+from tillflow.engine.ids import format_id, new_event_id
+from tillflow.engine.lanes import lane_of
+from tillflow.engine.store import BatchEffects, receipt_of, repeat_receipt
+from tillflow.engine.types import ANY_VERSION, NO_STREAM, NewEvent, Receipt, RecordedEvent
+
+COLUMNS: Final = (
+    "id, stream, version, lane, position, type, schema_version, data, recorded_at, "
+    "causation_id, correlation_id"
+)
+_TARGET: Final = (
+    "INSERT INTO events (lane, position, id, stream, version, type, schema_version, data, "
+    "recorded_at, causation_id, correlation_id) "
+)
+_ARRAYS: Final = (
+    "unnest(%s::int[], %s::bigint[], %s::bytea[], %s::text[], %s::bigint[], %s::text[], "
+    "%s::int[], %s::bytea[], %s::float8[], %s::bytea[], %s::bytea[])"
+)
+_INSERT: Final = _TARGET + "SELECT * FROM " + _ARRAYS
+_INSERT_AFTER_HEAD: Final = (
+    _TARGET
+    + "SELECT u.lane, h.head - %s + u.rel, u.id, u.stream, u.version, u.type, u.sv, u.data, "
+    "u.at, u.cause, u.corr FROM (SELECT head FROM lanes WHERE lane = %s) h, "
+    + _ARRAYS
+    + " AS u(lane, rel, id, stream, version, type, sv, data, at, cause, corr)"
+)
+"""Positions relative to the head the same transaction just moved (the fast path)."""
+_BUMP: Final = "UPDATE lanes SET head = head + %s WHERE lane = %s RETURNING head"
+_LOCK: Final = "SELECT head FROM lanes WHERE lane = %s FOR UPDATE"
+_MOVE: Final = "UPDATE lanes SET head = %s WHERE lane = %s"
+VERSIONS: Final = (
+    "SELECT s, (SELECT max(version) FROM events WHERE stream = s) FROM unnest(%s::text[]) s"
+)
+"""One backward index seek per stream."""
+_BY_IDS: Final = f"SELECT {COLUMNS} FROM events WHERE id = ANY(%s::bytea[])"
+_CAS_FIRST: Final = (
+    "INSERT INTO checkpoints (processor, lane, position, updated_at) VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (processor, lane) DO UPDATE SET position = excluded.position, "
+    "updated_at = excluded.updated_at WHERE checkpoints.position = 0 RETURNING position"
+)
+_CAS: Final = (
+    "UPDATE checkpoints SET position = %s, updated_at = %s "
+    "WHERE processor = %s AND lane = %s AND position = %s RETURNING position"
+)
+_UPSERT_VIEW: Final = (
+    "INSERT INTO views (view, key, value) VALUES (%s, %s, %s) "
+    "ON CONFLICT (view, key) DO UPDATE SET value = excluded.value"
+)
+_DELETE_VIEW: Final = "DELETE FROM views WHERE view = %s AND key = %s"
+_ALONE_TRIES: Final = 3
+
+
+class Append:
+    """One caller's append, validated and encoded before it is queued."""
+
+    __slots__ = ("encoded", "events", "expected_version", "stream")
+
+    def __init__(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        encoded: Sequence[bytes],
+        expected_version: int,
+    ) -> None:
+        self.stream = stream
+        self.events = events
+        self.encoded = encoded
+        self.expected_version = expected_version
+
+
+class AppendJob:
+    """What the group committer queues: one append, or several (``many``) answered
+    together as a list of outcomes."""
+
+    __slots__ = ("appends", "many")
+
+    def __init__(self, appends: list[Append], many: bool) -> None:
+        self.appends = appends
+        self.many = many
+
+    def __call__(self, outcomes: list[Receipt | TillflowError]) -> Any:
+        """This job's result from the outcomes of its appends."""
+        if self.many:
+            return outcomes
+        [outcome] = outcomes
+        return Failed(outcome) if isinstance(outcome, TillflowError) else outcome
+
+
+class Plan:
+    """The events one transaction records, decided in Python once the heads are locked and
+    the versions and ids of the streams involved are known."""
+
+    __slots__ = ("heads", "known", "lane_count", "now", "records", "versions")
+
+    def __init__(
+        self,
+        heads: dict[int, int],
+        versions: dict[str, int],
+        known: dict[bytes, RecordedEvent],
+        lane_count: int,
+    ) -> None:
+        self.heads = heads
+        self.versions = versions
+        self.known = known
+        """Recorded events by id: fetched, plus those this plan records."""
+        self.lane_count = lane_count
+        self.now = time.time()
+        self.records: list[RecordedEvent] = []
+
+    def record(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        encoded: Sequence[bytes],
+        expected_version: int,
+    ) -> list[RecordedEvent]:
+        """Check the version and record ``events``; :class:`ConcurrencyConflict` if not."""
+        current = self.versions.get(stream) or 0
+        if expected_version not in (ANY_VERSION, current):
+            raise ConcurrencyConflict(stream, expected_version, current)
+        lane = lane_of(stream, self.lane_count)
+        head, now = self.heads[lane], self.now
+        recorded = [
+            RecordedEvent(
+                event.id or new_event_id(),
+                stream,
+                current + offset,
+                lane,
+                head + offset,
+                event.type,
+                event.schema_version,
+                data,
+                now,
+                event.causation_id,
+                event.correlation_id,
+            )
+            for offset, (event, data) in enumerate(zip(events, encoded, strict=True), start=1)
+        ]
+        self.heads[lane] = head + len(recorded)
+        self.versions[stream] = current + len(recorded)
+        self.records.extend(recorded)
+        return recorded
+
+    def append(self, append: Append) -> Receipt | TillflowError:
+        """One caller's append: its receipt (the original one for an exact repeat), or the
+        refusal; a refusal records nothing."""
+        try:
+            explicit = [event.id for event in append.events if event.id is not None]
+            if explicit and not self.known.keys().isdisjoint(explicit):
+                repeat = repeat_receipt(
+                    append.stream, append.events, append.encoded, self.known.get
+                )
+                if repeat is not None:
+                    return repeat
+            if len(set(explicit)) != len(explicit):
+                twice = next(i for i in explicit if explicit.count(i) > 1)
+                raise EventIdReused(format_id(twice), "batch")
+            recorded = self.record(
+                append.stream, append.events, append.encoded, append.expected_version
+            )
+        except TillflowError as refusal:
+            return refusal
+        for event in recorded:
+            self.known[event.id] = event
+        return receipt_of(recorded)
+
+    def columns(self) -> tuple[list[Any], ...]:
+        """The records as the insert's arrays (see :data:`_ARRAYS`)."""
+        rows = self.records
+        return (
+            [e.lane for e in rows],
+            [e.position for e in rows],
+            [e.id for e in rows],
+            [e.stream for e in rows],
+            [e.version for e in rows],
+            [e.type for e in rows],
+            [e.schema_version for e in rows],
+            [e.data for e in rows],
+            [e.recorded_at for e in rows],
+            [e.causation_id for e in rows],
+            [e.correlation_id for e in rows],
+        )
+
+
+class LaneWriter:
+    """Runs groups of appends to one lane (only ever from that lane's committer thread)."""
+
+    def __init__(self, pool: ConnectionPool[Any], lane: int, lane_count: int) -> None:
+        self._pool = pool
+        self._lane = lane
+        self._lane_count = lane_count
+
+    def run_batch(self, jobs: Sequence[AppendJob]) -> list[Any]:
+        """Per job its result; raises (failing every job) only when the database fails."""
+        appends = [append for job in jobs for append in job.appends]
+        outcomes = self._run(appends)
+        results: list[Any] = []
+        start = 0
+        for job in jobs:
+            results.append(job(outcomes[start : start + len(job.appends)]))
+            start += len(job.appends)
+        return results
+
+    def _run(self, appends: list[Append]) -> list[Receipt | TillflowError]:
+        if all(append.expected_version == NO_STREAM for append in appends):
+            try:
+                return self._fast(appends)
+            except psycopg.errors.UniqueViolation:
+                pass  # a stream or an id is not new after all: the general path decides
+        try:
+            return self._general(appends)
+        except psycopg.errors.UniqueViolation:
+            return [self._alone(append) for append in appends]
+
+    def _alone(self, append: Append) -> Receipt | TillflowError:
+        """One append in its own transaction: a clash with an id recorded since the fetch
+        is seen by the next fetch (the clashing transaction has committed)."""
+        for attempt in range(_ALONE_TRIES):
+            try:
+                return self._general([append])[0]
+            except psycopg.errors.UniqueViolation:
+                if attempt == _ALONE_TRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _fast(self, appends: list[Append]) -> list[Receipt | TillflowError]:
+        lane = self._lane
+        plan = Plan({lane: 0}, {}, {}, self._lane_count)
+        outcomes = [plan.append(append) for append in appends]
+        if not plan.records:
+            return outcomes
+        count = len(plan.records)
+        with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
+            moved = conn.execute(_BUMP, (count, lane))
+            conn.execute(_INSERT_AFTER_HEAD, (count, lane, *plan.columns()))
+        row = moved.fetchone()
+        assert row is not None
+        base = int(row[0]) - count
+        return [
+            Receipt({lane: base + outcome.positions[lane]}, outcome.streams)
+            if isinstance(outcome, Receipt)
+            else outcome
+            for outcome in outcomes
+        ]
+
+    def _general(self, appends: list[Append]) -> list[Receipt | TillflowError]:
+        lane = self._lane
+        streams = sorted({append.stream for append in appends})
+        ids = [event.id for append in appends for event in append.events if event.id]
+        with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
+            locked = conn.execute(_LOCK, (lane,))
+            versions = conn.execute(VERSIONS, (streams,))
+            known = conn.execute(_BY_IDS, (ids,)) if ids else None
+            row = locked.fetchone()
+            assert row is not None
+            plan = Plan(
+                {lane: int(row[0])},
+                {stream: int(version or 0) for stream, version in versions.fetchall()},
+                {} if known is None else _by_id(known.fetchall()),
+                self._lane_count,
+            )
+            outcomes = [plan.append(append) for append in appends]
+            if plan.records:
+                conn.execute(_MOVE, (plan.heads[lane], lane))
+                conn.execute(_INSERT, plan.columns())
+        return outcomes
+
+
+def commit_batch(
+    pool: ConnectionPool[Any],
+    lane_count: int,
+    processor: str,
+    lane: int,
+    expected: int,
+    new: int,
+    effects: BatchEffects,
+    encoded: Sequence[Sequence[bytes]],
+) -> Receipt:
+    """A processor batch in one transaction: checkpoint compare-and-set (first, so that a
+    stale batch stops there), the head rows of the lanes it emits to (ascending), its
+    events, its view rows. Raises :class:`CheckpointConflict` / :class:`ConcurrencyConflict`
+    with nothing written."""
+    emitted = effects.emitted
+    streams = sorted({item.stream for item in emitted})
+    lanes = sorted({lane_of(stream, lane_count) for stream in streams})
+    now = time.time()
+    with pool.connection() as conn, conn.pipeline(), conn.transaction():
+        if expected == 0:
+            moved = conn.execute(_CAS_FIRST, (processor, lane, new, now))
+        else:
+            moved = conn.execute(_CAS, (new, now, processor, lane, expected))
+        locked = [(each, conn.execute(_LOCK, (each,))) for each in lanes]
+        versions = conn.execute(VERSIONS, (streams,)) if streams else None
+        if moved.fetchone() is None:
+            actual = conn.execute(
+                "SELECT position FROM checkpoints WHERE processor = %s AND lane = %s",
+                (processor, lane),
+            ).fetchone()
+            raise CheckpointConflict(processor, lane, expected, 0 if actual is None else actual[0])
+        heads = {each: int(_first(cursor.fetchone())) for each, cursor in locked}
+        plan = Plan(
+            dict(heads),
+            {} if versions is None else {s: int(v or 0) for s, v in versions.fetchall()},
+            {},
+            lane_count,
+        )
+        for item, data in zip(emitted, encoded, strict=True):
+            plan.record(item.stream, item.events, data, item.expected_version)
+        grown = {each: plan.heads[each] for each in lanes if plan.heads[each] != heads[each]}
+        for each, head in grown.items():
+            conn.execute(_MOVE, (head, each))
+        if plan.records:
+            conn.execute(_INSERT, plan.columns())
+        upserts = [(view, key, value) for (view, key), value in effects.views.items() if value]
+        deletes = [(view, key) for (view, key), value in effects.views.items() if value is None]
+        with conn.cursor() as cursor:
+            if upserts:
+                cursor.executemany(_UPSERT_VIEW, upserts)
+            if deletes:
+                cursor.executemany(_DELETE_VIEW, deletes)
+    return Receipt(grown, {item.stream: plan.versions[item.stream] for item in emitted})
+
+
+def _first(row: tuple[Any, ...] | None) -> Any:
+    assert row is not None
+    return row[0]
+
+
+def _by_id(rows: Iterable[tuple[Any, ...]]) -> dict[bytes, RecordedEvent]:
+    return {bytes(row[0]): RecordedEvent(*row) for row in rows}
