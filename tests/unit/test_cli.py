@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.postgres_cluster import free_port
 from tillflow.cli import app
 from tillflow.demos.shop import ShopDemo, Verdict
 
@@ -114,9 +115,13 @@ def test_bad_option_values_are_usage_errors() -> None:
     assert result.exit_code == 2
 
 
-def test_postgres_url_is_refused_until_the_backend_exists(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["status", "--database", "postgresql://localhost/test"])
+def test_an_unreachable_postgres_server_is_one_line_and_exit_code_2() -> None:
+    url = f"postgresql://someone:s3cret@127.0.0.1:{free_port()}/test"
+    result = runner.invoke(app, ["status", "--database", url])
     assert result.exit_code == 2
+    assert "refused" in result.output
+    assert "s3cret" not in result.output
+    assert result.output.strip().count("\n") == 0, result.output
 
 
 def test_simulate_passes_the_barrier_design_and_catches_the_naive_one() -> None:

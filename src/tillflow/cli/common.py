@@ -10,7 +10,12 @@ from rich.console import Console
 from rich.table import Table
 
 from tillflow.engine import EventStore, ProcessorStatistics, TillflowError
-from tillflow.service.bootstrap import ConfigurationError, open_store, service_registry
+from tillflow.service.bootstrap import (
+    ConfigurationError,
+    is_server_url,
+    open_store,
+    service_registry,
+)
 
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
@@ -21,7 +26,7 @@ DatabaseOption = Annotated[
         "--database",
         "-d",
         envvar="TILLFLOW_DATABASE",
-        help="SQLite file path (env TILLFLOW_DATABASE).",
+        help="SQLite file path or postgresql:// URL (env TILLFLOW_DATABASE).",
     ),
 ]
 
@@ -35,7 +40,8 @@ def fail(message: str, code: int) -> typer.Exit:
 def open_existing(database: str) -> EventStore:
     """Open a store that must already exist (with every served event type registered);
     raises the ``typer.Exit`` of exit code 2 with one line if it cannot be opened."""
-    if database != "memory" and not Path(database.removeprefix("sqlite:///")).exists():
+    missing = not is_server_url(database) and not Path(database.removeprefix("sqlite:///")).exists()
+    if database != "memory" and missing:
         raise fail(f"database {database!r} does not exist", 2)
     try:
         return open_store(database, registry=service_registry())

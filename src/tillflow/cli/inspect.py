@@ -15,13 +15,13 @@ from tillflow import __version__
 from tillflow.cli.common import DatabaseOption, console, fail, money, open_existing
 from tillflow.engine import TillflowError
 from tillflow.http.report import report_out
-from tillflow.service.bootstrap import ConfigurationError, open_store
+from tillflow.service.bootstrap import ConfigurationError, is_server_url, open_store
 from tillflow.shop.reporting.queries import Report, ReportReader
 
 
 def status(database: DatabaseOption = "tillflow.db") -> None:
     """Show every processor's checkpoint, the head and the lag, from the store file."""
-    if database != "memory" and not Path(database).exists():
+    if database != "memory" and not is_server_url(database) and not Path(database).exists():
         raise fail(f"database {database!r} does not exist", 2)
     try:
         store = open_store(database)

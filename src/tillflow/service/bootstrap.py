@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tillflow.engine import Durability, EventRegistry, EventStore, MemoryEventStore
+from tillflow.engine.postgres import PostgresEventStore
 from tillflow.engine.sqlite import SqliteEventStore
 from tillflow.service.access_tokens import TOKEN_EVENTS
 from tillflow.shop.inventory.events import INVENTORY_EVENTS
@@ -20,23 +21,27 @@ class ConfigurationError(ValueError):
     """A setting that cannot be used; the message names it and says why."""
 
 
+def is_server_url(database: str) -> bool:
+    """Whether ``database`` names a PostgreSQL server (``postgresql://`` or ``postgres://``)
+    rather than a file."""
+    return database.startswith(("postgres://", "postgresql://"))
+
+
 def open_store(
     database: str,
     durability: Durability = "full",
     registry: EventRegistry | None = None,
 ) -> EventStore:
-    """Open the store named by ``database``: ``memory`` (or ``memory:N`` for N lanes), or a
-    path to an SQLite file (``sqlite:///path`` also accepted). PostgreSQL URLs are reserved
-    for the scale-out backend and refused for now."""
+    """Open the store named by ``database``: ``memory`` (or ``memory:N`` for N lanes), a
+    PostgreSQL URL (``postgresql://user@host/db``: the database's lanes, 16 for a new one),
+    or a path to an SQLite file (``sqlite:///path`` also accepted)."""
     if database == "memory" or database.startswith("memory:"):
         lanes_text = database.partition(":")[2] or "1"
         if not lanes_text.isdigit() or int(lanes_text) < 1:
             raise ConfigurationError(f"database {database!r}: lane count must be a number ≥ 1")
         return MemoryEventStore(lane_count=int(lanes_text), registry=registry)
-    if database.startswith(("postgres://", "postgresql://")):
-        raise ConfigurationError(
-            f"database {database!r}: the PostgreSQL backend is not available yet"
-        )
+    if is_server_url(database):
+        return PostgresEventStore(database, registry=registry, durability=durability)
     path = database.removeprefix("sqlite:///") if database.startswith("sqlite:///") else database
     if not path:
         raise ConfigurationError("database: empty path")

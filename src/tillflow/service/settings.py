@@ -4,9 +4,9 @@ variables (and command-line overrides) into a frozen :class:`Settings`.
 =========================  ===============  ==================================================
 variable                   default          meaning
 =========================  ===============  ==================================================
-``TILLFLOW_DATABASE``      ``tillflow.db``  SQLite file path (``sqlite:///path`` too), or
-                                            ``memory``; ``postgresql://`` is reserved for the
-                                            scale-out backend and refused for now
+``TILLFLOW_DATABASE``      ``tillflow.db``  SQLite file path (``sqlite:///path`` too),
+                                            ``memory``, or a PostgreSQL URL
+                                            (``postgresql://user@host:5432/db``)
 ``TILLFLOW_HOST``          ``127.0.0.1``    address ``tillflow serve`` listens on
 ``TILLFLOW_PORT``          ``8000``         port (1..65535)
 ``TILLFLOW_LOG_LEVEL``     ``info``         ``critical``, ``error``, ``warning``, ``info``,
@@ -53,9 +53,7 @@ class Settings(BaseSettings):
     @classmethod
     def _usable_database(cls, value: str) -> str:
         if not value.strip():
-            raise ValueError("must name an SQLite file or 'memory'")
-        if value.startswith(("postgres://", "postgresql://")):
-            raise ValueError("the PostgreSQL backend is not available yet; use an SQLite path")
+            raise ValueError("must name an SQLite file, a postgresql:// URL or 'memory'")
         return value
 
     @field_validator("log_level", mode="before")

@@ -42,6 +42,7 @@ from tillflow.engine.store import (
     BatchEffects,
     CommitListener,
     CommitListeners,
+    Durability,
     EventRegistry,
     EventStore,
     encode_data,
@@ -49,6 +50,9 @@ from tillflow.engine.store import (
 )
 from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt, RecordedEvent
 
+_SYNCHRONOUS_COMMIT: Final = {"full": "on", "normal": "off", "off": "off"}
+"""``normal`` and ``off``: a commit is acknowledged before its WAL is flushed, so a crash
+of the server (not only a power cut) may lose the last ones; never half of one."""
 _EMITTED_BY_MANY: Final = (
     f"SELECT {COLUMNS} FROM events e JOIN unnest(%s::bytea[], %s::bytea[]) r(lo, hi) "
     "ON e.id BETWEEN r.lo AND r.hi"
@@ -67,8 +71,8 @@ class PostgresEventStore(EventStore):
     database's own, 16 for a new one). Opening raises :class:`DatabaseUnavailable` (cannot
     connect, bad URL), :class:`NotATillflowDatabase` (tables of something else),
     :class:`SchemaTooNew`, :class:`LaneCountMismatch`; none of them writes anything.
-    ``max_connections`` bounds the pool; ``lock_timeout`` and ``idle_timeout`` (seconds)
-    are set on every session.
+    ``durability`` sets ``synchronous_commit`` (``full``: on). ``max_connections`` bounds
+    the pool; ``lock_timeout`` and ``idle_timeout`` (seconds) are set on every session.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class PostgresEventStore(EventStore):
         lanes: int | None = None,
         registry: EventRegistry | None = None,
         *,
+        durability: Durability = "full",
         max_connections: int = 24,
         connect_timeout: float = 10.0,
         lock_timeout: float = 30.0,
@@ -86,11 +91,16 @@ class PostgresEventStore(EventStore):
             isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= MOST_LANES
         ):
             raise ValueError(f"lanes must be an integer from 1 to {MOST_LANES}: {lanes!r}")
+        if durability not in _SYNCHRONOUS_COMMIT:
+            raise ValueError(
+                f"durability must be one of {sorted(_SYNCHRONOUS_COMMIT)}: {durability!r}"
+            )
         self.database = describe(url)
         self.registry = registry
         self._settings = {
             "lock_timeout": f"{round(lock_timeout * 1000)}ms",
             "idle_in_transaction_session_timeout": f"{round(idle_timeout * 1000)}ms",
+            "synchronous_commit": _SYNCHRONOUS_COMMIT[durability],
         }
         try:
             with psycopg.connect(
