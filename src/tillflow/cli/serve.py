@@ -8,12 +8,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import gc
-import os
 import signal
 import socket
 import sys
 import threading
-import time
 from types import FrameType
 from typing import Annotated, Any
 
@@ -29,7 +27,7 @@ from tillflow.cli.common import (
     open_existing,
     statistics_table,
 )
-from tillflow.cli.supervisor import Supervisor, listen, stop_all
+from tillflow.cli.supervisor import Supervisor, listen, stop_all, when_orphaned
 from tillflow.engine import EventStore, Runtime, State, TillflowError
 from tillflow.http import create_app
 from tillflow.service.access_tokens import TokenBook
@@ -40,8 +38,6 @@ from tillflow.shop.assembly import Shop
 
 GRACEFUL_SHUTDOWN = 5
 """Seconds ``serve`` lets open requests and live streams finish once asked to stop."""
-ORPHAN_CHECK = 0.2
-"""Seconds between an HTTP worker's looks at whether its supervisor is still there."""
 
 
 def _log_config(level: str) -> dict[str, Any]:
@@ -107,11 +103,14 @@ def serve(
         int | None,
         typer.Option(hidden=True, help="Serve this inherited listening socket (workers)."),
     ] = None,
+    lifeline_fd: Annotated[
+        int | None,
+        typer.Option(hidden=True, help="Stop when this inherited pipe ends (workers)."),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs), the live stream and /metrics. Every request
     needs a bearer token: make one with `tillflow token create`. Stops cleanly (exit 0)
     on SIGTERM or Ctrl-C."""
-    supervisor = os.getppid()  # a worker's (with --socket-fd), before anything can stop it
     try:
         settings = load_settings(
             database=database,
@@ -153,8 +152,7 @@ def serve(
         if socket_fd is None:
             server.run()
         else:
-            _stop_when_orphaned(server, supervisor)
-            server.run(sockets=[socket.socket(fileno=socket_fd)])
+            _serve_socket(server, socket_fd, lifeline_fd)
     finally:
         store.close()
 
@@ -195,20 +193,20 @@ def _supervise(settings: Settings, store: EventStore, processors: bool) -> int:
         return asyncio.run(supervisor.run())
     finally:
         stop_all(supervisor.workers)  # on any way out, no worker is left behind
+        supervisor.close()
 
 
-def _stop_when_orphaned(server: uvicorn.Server, supervisor: int) -> None:
-    """An HTTP worker stops (gracefully) as soon as its supervisor is gone, however it went
-    (even SIGKILL): no worker is left holding the port."""
-
-    def watch() -> None:
-        while not server.should_exit:
-            if os.getppid() != supervisor or supervisor == 1:
-                server.should_exit = True
-                return
-            time.sleep(ORPHAN_CHECK)
-
-    threading.Thread(target=watch, name="tillflow:supervisor-watch", daemon=True).start()
+def _serve_socket(server: uvicorn.Server, socket_fd: int, lifeline_fd: int | None) -> None:
+    """An HTTP worker: serve the inherited socket until asked to stop or, with a lifeline,
+    until the supervisor is gone (however it went, even SIGKILL): then the worker stops
+    listening at once and is gone within ``ORPHAN_GRACE`` seconds."""
+    stopped = threading.Event()
+    if lifeline_fd is not None:
+        when_orphaned(lifeline_fd, lambda: setattr(server, "should_exit", True), stopped)
+    try:
+        server.run(sockets=[socket.socket(fileno=socket_fd)])
+    finally:
+        stopped.set()
 
 
 def _tune_for_latency() -> None:

@@ -19,18 +19,26 @@ said here, on this process's output.
 
 SIGTERM or SIGINT stops the workers (each finishes its open requests) and then the
 processors; exit 0. A worker that exits on its own stops the rest; exit 1.
+
+Each worker holds the read end of a pipe whose write end only this process holds: when
+this process ends, however (even SIGKILL), the kernel closes it and every worker reads
+end-of-file at once (:func:`when_orphaned`). An orphaned worker stops listening and is
+gone within :data:`ORPHAN_GRACE` seconds, so no write is accepted a second after its
+supervisor died.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from tillflow.cli.common import errors
@@ -40,6 +48,11 @@ from tillflow.service.settings import Settings
 STOP_DEADLINE: Final = 15.0
 """Seconds the workers get to stop after SIGTERM (their graceful shutdown is shorter)."""
 LOOK_EVERY: Final = 0.2
+ORPHAN_GRACE: Final = 0.3
+"""Seconds an HTTP worker whose supervisor died gives the requests it has open before it
+exits regardless (their connections close unanswered): well inside the one second after
+which it promises to accept no write."""
+ORPHANED_EXIT: Final = 1
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -58,8 +71,9 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def worker_command(settings: Settings, fd: int) -> list[str]:
-    """The command line of one HTTP worker serving the socket ``fd``."""
+def worker_command(settings: Settings, fd: int, lifeline: int) -> list[str]:
+    """The command line of one HTTP worker serving the socket ``fd``, watching the pipe
+    ``lifeline`` for its supervisor's end."""
     return [
         sys.executable,
         "-m",
@@ -78,6 +92,8 @@ def worker_command(settings: Settings, fd: int) -> list[str]:
         str(settings.gc_threshold),
         "--socket-fd",
         str(fd),
+        "--lifeline-fd",
+        str(lifeline),
     ]
 
 
@@ -93,17 +109,30 @@ class Supervisor:
         self.count = count
         self.runtime = runtime
         self.workers: list[subprocess.Popen[bytes]] = []
+        self._lifeline: int | None = None
+        """The pipe's write end: held, never written, closed by the kernel at our end."""
 
     def start(self) -> None:
-        """Start the workers; this process keeps no copy of the socket afterwards."""
+        """Start the workers; this process keeps no copy of the socket afterwards, and the
+        only copy of the lifeline's write end (not inheritable: no worker gets it)."""
         fd = self.listener.fileno()
+        lifeline, self._lifeline = os.pipe()
         try:
             for _ in range(self.count):
                 self.workers.append(
-                    subprocess.Popen(worker_command(self.settings, fd), pass_fds=(fd,))
+                    subprocess.Popen(
+                        worker_command(self.settings, fd, lifeline), pass_fds=(fd, lifeline)
+                    )
                 )
         finally:
             self.listener.close()
+            os.close(lifeline)
+
+    def close(self) -> None:
+        """Let go of the lifeline (call once the workers are stopped). Idempotent."""
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
 
     async def run(self) -> int:
         """Supervise until SIGTERM / SIGINT (0) or a worker's own exit (1); the workers are
@@ -158,6 +187,28 @@ class Supervisor:
                     f"[bold red]error:[/] processor {row.processor} failed: {row.error}",
                     highlight=False,
                 )
+
+
+def when_orphaned(lifeline: int, stop: Callable[[], None], stopped: threading.Event) -> None:
+    """In an HTTP worker: once the pipe ``lifeline`` reads end-of-file (the supervisor has
+    ended), call ``stop`` (a graceful shutdown) and, unless ``stopped`` is set within
+    :data:`ORPHAN_GRACE` seconds, end the process there and then (exit code
+    :data:`ORPHANED_EXIT`). Watches from a daemon thread; returns at once."""
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):  # a broken pipe says the same as end-of-file
+            while os.read(lifeline, 1):
+                pass  # nothing is ever written; only the end counts
+        stop()
+        errors.print(
+            "[bold red]error:[/] the supervising process is gone; this HTTP worker stops",
+            highlight=False,
+        )
+        if not stopped.wait(ORPHAN_GRACE):
+            sys.stderr.flush()
+            os._exit(ORPHANED_EXIT)
+
+    threading.Thread(target=watch, name="tillflow:lifeline", daemon=True).start()
 
 
 def stop_all(workers: Sequence[subprocess.Popen[bytes]]) -> list[int]:

@@ -1,0 +1,206 @@
+"""An HTTP worker of ``tillflow serve --workers N`` whose supervisor is SIGKILLed stops
+accepting writes within :data:`PROMISE` seconds, also under load over open keep-alive
+connections: every checkout answered 2xx was answered no later than that after the kill.
+
+The load: client threads writing checkouts without pause, each on its keep-alive
+connection, and slow tills whose checkout is under way at the kill (headers and most of
+the body sent) and whose last bytes trickle in afterwards — a write the old graceful
+shutdown kept waiting for, and accepted, up to 5 s after the kill.
+
+Real processes, a real SIGKILL; the clients time each response against the kill. Only the
+promise is asserted: everything else waits on conditions with a generous deadline."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.e2e.test_serve_process import (
+    DEADLINE,
+    TILLFLOW,
+    bearer,
+    environment,
+    free_port,
+    process,
+    token,
+    wait_until_healthy,
+)
+from tests.e2e.test_serve_workers import workers_of
+
+PROMISE = 1.0
+"""Seconds after its supervisor's death by which a worker accepts no more writes."""
+WORKERS = 2
+CLIENTS = 24
+"""Client threads, each on its own keep-alive connection, writing without pause."""
+WARM = 5
+"""Checkouts each client has had accepted before the kill (the load is real)."""
+SLOW = 4
+"""Slow tills: checkouts under way at the kill."""
+TRICKLED = 20
+TRICKLE = 0.1
+"""A slow till sends the last ``TRICKLED`` bytes of its body one every ``TRICKLE`` seconds
+after the kill (the pace of a bad network, not a wait for anything)."""
+
+
+@dataclass
+class Answers:
+    """Each client's responses as (monotonic time received, status; 0: no response)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    seen: list[tuple[float, int]] = field(default_factory=list)
+    accepted: dict[int, int] = field(default_factory=dict)
+
+    def add(self, client: int, status: int) -> None:
+        received = time.monotonic()
+        with self.lock:
+            self.seen.append((received, status))
+            if 200 <= status < 300:
+                self.accepted[client] = self.accepted.get(client, 0) + 1
+
+    def warm(self) -> bool:
+        with self.lock:
+            fast = [self.accepted.get(number, 0) for number in range(CLIENTS)]
+            return min(fast) >= WARM
+
+
+def _checkout(number: int, sequence: int) -> dict[str, object]:
+    return {
+        "checkout_id": f"load-{number}-{sequence}",
+        "till_id": f"till-{number}",
+        "lines": [{"product_id": "apple", "quantity": 1}],
+    }
+
+
+def _write_until(url: str, till: str, number: int, answers: Answers, stop: threading.Event) -> None:
+    """Checkouts on one connection (reopened after an error) until ``stop``."""
+    sequence = 0
+    while not stop.is_set():
+        with httpx.Client(base_url=url, timeout=DEADLINE) as client:
+            while not stop.is_set():
+                sequence += 1
+                try:
+                    sold = client.post(
+                        "/checkouts", json=_checkout(number, sequence), headers=bearer(till)
+                    )
+                except httpx.TransportError:
+                    answers.add(number, 0)
+                    break
+                answers.add(number, sold.status_code)
+
+
+def _write_slowly(
+    port: int,
+    till: str,
+    number: int,
+    answers: Answers,
+    under_way: threading.Semaphore,
+    killed: threading.Event,
+) -> None:
+    """One checkout: all but its last bytes before the kill, those trickled after it."""
+    body = json.dumps(_checkout(number, 0)).encode()
+    head = (
+        f"POST /checkouts HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {till}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    status = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as sock:
+        sock.sendall(head + body[:-TRICKLED])
+        under_way.release()
+        if killed.wait(DEADLINE):
+            try:
+                for byte in body[-TRICKLED:]:
+                    time.sleep(TRICKLE)
+                    sock.sendall(bytes([byte]))
+                status_line = sock.makefile("rb").readline()  # b"HTTP/1.1 201 Created\r\n"
+                status = int(status_line.split()[1]) if status_line else 0
+            except OSError:
+                status = 0
+    answers.add(number, status)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[psutil.Process, list[psutil.Process], str, str]]:
+    """``tillflow serve --workers 2`` with apple in the catalog: the supervisor, its
+    workers, the URL and a till token."""
+    port = free_port()
+    env = environment(tmp_path / "shop.db", port)
+    manager, till = token(env, "manager", "m"), token(env, "till", "t")
+    url = f"http://127.0.0.1:{port}"
+    with process([TILLFLOW, "serve", "--workers", str(WORKERS)], env) as server:
+        wait_until_healthy(url, server)
+        added = httpx.post(
+            f"{url}/catalog",
+            json={"product_id": "apple", "name": "Apple", "price": 120},
+            headers=bearer(manager),
+            timeout=DEADLINE,
+        )
+        assert added.status_code == 201, added.text
+        workers = workers_of(server, WORKERS)
+        try:
+            yield psutil.Process(server.pid), workers, url, till
+        finally:
+            for worker in workers:  # whatever the test left running
+                if worker.is_running():
+                    worker.kill()
+
+
+def _gone(worker: psutil.Process) -> bool:
+    try:
+        return not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # it went between the two looks
+        return True
+
+
+def test_no_write_is_accepted_later_than_a_second_after_the_supervisor_is_killed(
+    served: tuple[psutil.Process, list[psutil.Process], str, str],
+) -> None:
+    supervisor, workers, url, till = served
+    port = int(url.rsplit(":", 1)[1])
+    answers = Answers()
+    stop, killed_event, under_way = threading.Event(), threading.Event(), threading.Semaphore(0)
+    clients = [
+        threading.Thread(target=_write_until, args=(url, till, number, answers, stop))
+        for number in range(CLIENTS)
+    ] + [
+        threading.Thread(
+            target=_write_slowly, args=(port, till, number, answers, under_way, killed_event)
+        )
+        for number in range(CLIENTS, CLIENTS + SLOW)
+    ]
+    for client in clients:
+        client.start()
+    try:
+        deadline = time.monotonic() + DEADLINE
+        for _ in range(SLOW):
+            assert under_way.acquire(timeout=DEADLINE), "a slow till never got going"
+        while not answers.warm():
+            assert time.monotonic() < deadline, f"the load never got going: {answers.accepted}"
+            time.sleep(0.01)
+        supervisor.kill()
+        killed = time.monotonic()
+        killed_event.set()
+        deadline = killed + DEADLINE
+        while not all(_gone(worker) for worker in workers):
+            assert time.monotonic() < deadline, "a worker outlived its supervisor"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        killed_event.set()
+        for client in clients:
+            client.join(DEADLINE)
+    late = sorted(
+        round(received - killed, 3)
+        for received, status in answers.seen
+        if 200 <= status < 300 and received - killed > PROMISE
+    )
+    assert not late, f"{len(late)} writes accepted more than {PROMISE}s after the kill: {late}"
