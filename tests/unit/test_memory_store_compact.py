@@ -23,6 +23,7 @@ from tillflow.engine import (
 )
 from tillflow.engine.id_index import IdIndex
 from tillflow.engine.ids import derived_event_id, format_id
+from tillflow.engine.lanes import lane_of
 
 BYTES_PER_EVENT = 300
 PRODUCTS = 200
@@ -127,14 +128,17 @@ def test_events_kept_as_objects_cost_more_than_the_bound() -> None:
 def _everything(store: MemoryEventStore) -> list[object]:
     """What a reader can see: the lane, a long and a short stream, lookups by id and
     causation."""
+    streams = [  # first: before a read of the lane has decoded whole windows
+        store.read_stream("stock-p007"),
+        store.read_stream("stock-p007", 3, 9),
+        store.read_stream(f"checkout-{format_id(id_from_key('checkout', '3'))}"),
+    ]
     lane = store.read(0, 0)
     checkouts = [event for event in lane if event.type == "CheckedOut"]
     return [
+        *streams,
         lane,
         store.read(0, 5, 4_000, types={"ProductTaken"}, limit=700),
-        store.read_stream("stock-p007"),
-        store.read_stream("stock-p007", 3, 9),
-        store.read_stream(checkouts[3].stream),
         store.last_event("stock-p011"),
         store.stream_version("stock-p011"),
         [store.get_event(event.id) for event in lane[::97]],
@@ -143,14 +147,21 @@ def _everything(store: MemoryEventStore) -> list[object]:
     ]
 
 
-def test_packing_changes_nothing_that_can_be_read() -> None:
-    packed = MemoryEventStore(hot=64, window=128)
+@pytest.mark.parametrize(
+    "window",
+    [
+        128,  # every product stream has fewer than OWN_BLOCK events per window: shared blocks
+        4096,  # each has ~15: blocks of their own
+    ],
+)
+def test_packing_changes_nothing_that_can_be_read(window: int) -> None:
+    packed = MemoryEventStore(hot=64, window=window)
     plain = MemoryEventStore(hot=1_000_000)
     for store in (packed, plain):
-        for first in range(0, 1_000, 250):
-            _ring_up(store, first, 250)
+        for first in range(0, 3_000, 500):
+            _ring_up(store, first, 500)
     packed.settle()
-    assert packed.head(0) == plain.head(0) == 4_000
+    assert packed.head(0) == plain.head(0) == 12_000
     seen, expected = _everything(packed), _everything(plain)
     for got, wanted in zip(seen, expected, strict=True):
         assert _without_times(got) == _without_times(wanted)
@@ -218,6 +229,25 @@ def test_the_density_check_catches_a_torn_read(broken: list[int]) -> None:
         for position in broken
     ]
     assert dense_problem(events) is not None
+
+
+def test_causation_is_found_in_lane_then_position_order() -> None:
+    """Effects committed into lanes 3, 2, 1, 0 (in that order) come back by lane."""
+    store = MemoryEventStore(lane_count=4)
+    source = store.append("source", [NewEvent("Happened", {})])
+    cause = store.read_stream("source")[0].id
+    streams: dict[int, str] = {}
+    for number in range(100):
+        streams.setdefault(lane_of(f"effect-{number}", 4), f"effect-{number}")
+    effects = BatchEffects()
+    for lane in (3, 2, 1, 0):
+        for _ in range(2):
+            event = NewEvent("Followed", {"lane": lane}, causation_id=cause)
+            effects.emitted.append(Emitted(streams[lane], [event]))
+    store.commit_batch("follower", 0, 0, source.positions[lane_of("source", 4)], effects)
+    found = [(event.lane, event.position) for event in store.find_by_causation(cause)]
+    assert found == sorted(found)
+    assert [lane for lane, _ in found] == [0, 0, 1, 1, 2, 2, 3, 3]
 
 
 def test_append_many_is_one_commit_for_the_listeners() -> None:
