@@ -5,11 +5,14 @@ PostgreSQL event stores do) and the same follower must catch it."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import itertools
 import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 
@@ -21,6 +24,7 @@ from tillflow.engine import (
     EventStore,
     NewEvent,
 )
+from tillflow.engine.lanes import lane_of
 from tillflow.engine.postgres import PostgresEventStore
 
 LANES = 16
@@ -205,3 +209,49 @@ def test_the_follower_catches_positions_taken_from_a_sequence(postgres_url: str)
     final = everything(postgres_url)
     assert follower.late(final), "a sequence writer's late commits went unnoticed"
     assert gaps(final, None), "a sequence writer's rollbacks left no gap"
+
+
+def stream_on(lane: int, prefix: str) -> str:
+    """A stream name whose lane is ``lane``."""
+    return next(
+        f"{prefix}-{n}" for n in itertools.count() if lane_of(f"{prefix}-{n}", LANES) == lane
+    )
+
+
+def test_a_batch_locks_its_lanes_in_ascending_order(postgres_url: str) -> None:
+    """A processor batch emitting to lanes 9 and 2 (in that order) while another session
+    holds lane 2: it must wait for lane 2 *before* taking lane 9, else two batches taking
+    the same lanes in other orders deadlock."""
+    low, high = stream_on(2, "low"), stream_on(9, "high")
+    with PostgresEventStore(postgres_url, lanes=LANES) as store:
+        with psycopg.connect(postgres_url) as holder, psycopg.connect(postgres_url) as prober:
+            holder.execute("SELECT head FROM lanes WHERE lane = 2 FOR UPDATE")
+            effects = BatchEffects(
+                [Emitted(high, [NewEvent("Derived")]), Emitted(low, [NewEvent("Derived")])]
+            )
+            waiting = concurrent.futures.ThreadPoolExecutor(1)
+            committed = waiting.submit(store.commit_batch, "p", 0, 0, 1, effects)
+            try:
+                eventually_waiting_on_a_lock(prober, postgres_url.rsplit("/", 1)[1])
+                prober.execute("SET lock_timeout = '100ms'")
+                prober.execute("SELECT head FROM lanes WHERE lane = 9 FOR UPDATE")  # free
+                prober.rollback()
+            finally:
+                holder.rollback()
+                waiting.shutdown()
+        receipt = committed.result(timeout=20)
+        assert receipt.positions == {2: 1, 9: 1}
+
+
+def eventually_waiting_on_a_lock(conn: psycopg.Connection[Any], database: str) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        [(waiting,)] = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
+            (database,),
+        ).fetchall()
+        conn.rollback()
+        if waiting:
+            return
+        assert time.monotonic() < deadline, "the batch never waited for lane 2"
+        time.sleep(0.01)

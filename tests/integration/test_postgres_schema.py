@@ -4,6 +4,7 @@ stuck transaction cannot hold a lane's head for long."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from collections.abc import Callable
 from typing import Any
@@ -101,10 +102,15 @@ def test_a_held_head_row_times_out_the_append_which_writes_nothing(postgres_url:
     with PostgresEventStore(postgres_url, lanes=1, lock_timeout=0.2) as store:
         with psycopg.connect(postgres_url) as holder:
             holder.execute("SELECT head FROM lanes WHERE lane = 0 FOR UPDATE")
-            with pytest.raises(DatabaseUnavailable) as caught:
-                store.append("s", [NewEvent("Happened")])
-            assert "lock timeout" in str(caught.value)
-            holder.rollback()
+            waiting = concurrent.futures.ThreadPoolExecutor(1)
+            appended = waiting.submit(store.append, "s", [NewEvent("Happened")])
+            try:
+                error = appended.exception(timeout=20)  # without lock_timeout: still waiting
+            finally:
+                holder.rollback()
+                waiting.shutdown()
+        assert isinstance(error, DatabaseUnavailable), error
+        assert "lock timeout" in str(error)
         assert store.heads() == {0: 0}
         assert store.stream_version("s") == 0
         store.append("s", [NewEvent("Happened")])  # the control: free again, it goes through
