@@ -17,7 +17,7 @@ from tillflow.engine.postgres import DatabaseUnavailable, PostgresEventStore
 def test_a_store_survives_a_server_crash_and_restart() -> None:
     with running_cluster() as cluster:
         url = cluster.create_database()
-        with PostgresEventStore(url, lanes=4, connect_timeout=2) as store:
+        with PostgresEventStore(url, lanes=4, connect_timeout=2, pool_timeout=2) as store:
             acknowledged: list[Receipt] = [
                 store.append(f"before-{n}", [NewEvent("Happened")], NO_STREAM) for n in range(20)
             ]

@@ -72,7 +72,9 @@ class PostgresEventStore(EventStore):
     connect, bad URL), :class:`NotATillflowDatabase` (tables of something else),
     :class:`SchemaTooNew`, :class:`LaneCountMismatch`; none of them writes anything.
     ``durability`` sets ``synchronous_commit`` (``full``: on). ``max_connections`` bounds
-    the pool; ``lock_timeout`` and ``idle_timeout`` (seconds) are set on every session.
+    the pool; a request waits up to ``pool_timeout`` seconds for a connection (all busy, or
+    the server away) before :class:`DatabaseUnavailable`. ``lock_timeout`` and
+    ``idle_timeout`` (seconds) are set on every session.
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class PostgresEventStore(EventStore):
         durability: Durability = "full",
         max_connections: int = 24,
         connect_timeout: float = 10.0,
+        pool_timeout: float = 30.0,
         lock_timeout: float = 30.0,
         idle_timeout: float = 60.0,
     ) -> None:
@@ -117,7 +120,7 @@ class PostgresEventStore(EventStore):
             kwargs={"autocommit": True, "connect_timeout": max(1, round(connect_timeout))},
             configure=self._configure,
             name=f"tillflow:{self.database}",
-            timeout=connect_timeout,
+            timeout=pool_timeout,
             open=False,
         )
         self._pool.open(wait=False)
@@ -348,16 +351,17 @@ class PostgresEventStore(EventStore):
             raise DatabaseUnavailable(self.database, _reason(error)) from error
         try:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            self._local.snapshot = conn
-            try:
-                yield
-            finally:
-                self._local.snapshot = None
-                conn.execute("COMMIT")
         except psycopg.Error as error:
-            raise DatabaseUnavailable(self.database, _reason(error)) from error
-        finally:
             self._pool.putconn(conn)
+            raise DatabaseUnavailable(self.database, _reason(error)) from error
+        self._local.snapshot = conn
+        try:
+            yield
+        finally:
+            self._local.snapshot = None
+            with contextlib.suppress(psycopg.Error):  # read only: a lost session lost nothing
+                conn.execute("ROLLBACK")
+            self._pool.putconn(conn)  # the pool discards a broken connection
 
     # -- checkpoints and views -------------------------------------------------------------
 
