@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -235,3 +236,34 @@ def test_the_store_has_a_bounded_writer_by_default(tmp_path: Path) -> None:
     chosen = SqliteEventStore(tmp_path / "other.db", durability="off", max_queued_writes=7)
     with chosen:
         assert chosen._committer._max_queued == 7
+
+
+class Interrupted(Exception):
+    """What the test's signal handler raises in a blocked appender."""
+
+
+def test_an_appender_interrupted_while_blocked_for_room_runs_nothing(writer: Writer) -> None:
+    commits, _ = committer(writer)
+    queued = [commits.submit(job(0))]
+    assert writer.holding.wait(DEADLINE), "the writer never started"
+    while commits.statistics()["queued"] < BOUND:
+        queued.append(commits.submit(job(len(queued))))
+
+    def interrupt(signum: int, frame: object) -> None:
+        if commits.statistics()["waiting"] == 1:  # blocked in submit: interrupt it there
+            raise Interrupted
+        signal.setitimer(signal.ITIMER_REAL, 0.01)  # not yet blocked: look again
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.01)
+        with pytest.raises(Interrupted):
+            commits.submit(job("interrupted"))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert commits.statistics()["waiting"] == 0
+    writer.open()
+    commits.close()
+    assert [future.result(DEADLINE) for future in queued] == list(range(len(queued)))
+    assert writer.ran == list(range(len(queued)))  # the interrupted job never ran

@@ -109,15 +109,21 @@ class GroupCommitter:
 
     def submit(self, job: Job) -> concurrent.futures.Future[Any]:
         """Queue ``job``, blocking while the queue is full; the future resolves once the
-        transaction holding it committed. Raises :class:`StoreClosed` after :meth:`close`."""
+        transaction holding it committed. Raises :class:`StoreClosed` after :meth:`close`.
+        Interrupted while blocked (e.g. ``KeyboardInterrupt``), the job is not run."""
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         with self._room:
             if self._try_enqueue(job, future):
                 return future
             entry = _Entry(job, future, None)
             self._waiting.append(entry)
-            while not entry.admitted:
-                self._room.wait()
+            try:
+                while not entry.admitted:
+                    self._room.wait()
+            except BaseException:
+                if not entry.admitted:  # wait() holds the lock again, also when raising
+                    self._waiting.remove(entry)
+                raise
         return future
 
     async def submit_async(self, job: Job) -> asyncio.Future[Any]:
