@@ -14,16 +14,20 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from starlette.responses import Response
 
 from tillflow.engine import SqliteEventStore
-from tillflow.http import create_app
-from tillflow.http.checkouts import CheckoutIn
-from tillflow.http.fast_checkout import CheckoutFastPath, plain_checkout
+from tillflow.http import create_app, fast_checkout
+from tillflow.http.checkouts import CheckoutIn, CheckoutRecorded, ring_up
+from tillflow.http.fast_checkout import plain_checkout
+from tillflow.http.services import Services
 from tillflow.service.access_tokens import Role, TokenBook
 from tillflow.service.bootstrap import service_registry
+from tillflow.shop.sale.commands import Checkout
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 LIMIT = 4096
@@ -41,7 +45,8 @@ def _clock() -> datetime:
 class Twin:
     """One app: its client and its tokens by role (plus a revoked till token)."""
 
-    def __init__(self, client: httpx.AsyncClient, tokens: dict[str, str]) -> None:
+    def __init__(self, app: FastAPI, client: httpx.AsyncClient, tokens: dict[str, str]) -> None:
+        self.app = app
         self.client = client
         self.tokens = tokens
 
@@ -84,7 +89,7 @@ async def _twin(path: Path, fast: bool) -> AsyncIterator[Twin]:
                 assert added.status_code == 201, added.text
             gone = await client.post("/catalog/gone/discontinue", headers=manager)
             assert gone.status_code == 200, gone.text
-            yield Twin(client, tokens)
+            yield Twin(app, client, tokens)
 
 
 @pytest.fixture
@@ -139,6 +144,12 @@ REQUESTS: list[tuple[str, bytes, str | None, dict[str, str], str]] = [
     ("malformed JSON", b'{"checkout_id": "c-9",', "till", {}, ""),
     ("not an object", b"[1, 2]", "till", {}, ""),
     ("NaN", body(checkout_id="c-9", lines=[line(quantity=float("nan"))]), "till", {}, ""),
+    ("Infinity", body(checkout_id="c-9", lines=[line(quantity=float("inf"))]), "till", {}, ""),
+    ("-Infinity", body(checkout_id="c-9", lines=[line(quantity=-float("inf"))]), "till", {}, ""),
+    ("NaN, unknown field", body(checkout_id="c-9", coupon=float("nan")), "till", {}, ""),
+    ("empty", b"", "till", {}, ""),
+    ("whitespace", b" \n", "till", {}, ""),
+    ("1e400", body(checkout_id="c-9", lines=[line(quantity=1e400)]), "till", {}, ""),
     ("huge number", b'{"quantity": ' + b"9" * 5000 + b"}", "till", {}, ""),
     ("over the limit", body(checkout_id="c-9", till_id="t" * LIMIT), "till", {}, ""),
     ("no token", body(checkout_id="c-10"), None, {}, ""),
@@ -175,18 +186,18 @@ async def test_only_the_plain_case_takes_the_fast_path(
 ) -> None:
     fast, _ = twins
     taken: list[str] = []
-    checkout = CheckoutFastPath._checkout
 
-    async def spy(*args: Any) -> int:
-        taken.append(args[-1].checkout_id)
-        return await checkout(*args)
+    async def spy(services: Services, command: Checkout) -> Response:
+        taken.append(command.checkout_id)
+        return await ring_up(services, command)
 
-    monkeypatch.setattr(CheckoutFastPath, "_checkout", staticmethod(spy))
+    monkeypatch.setattr(fast_checkout, "ring_up", spy)
     statuses = {}
     for name, sent, role, headers, query in REQUESTS:
         statuses[name] = (await fast.send(sent, role, headers, query)).status_code
-    # the plain ones, their retries and conflicts, and the domain's refusals of plain bodies
-    assert taken == ["c-1", "c-1", "c-1", "c-1", "c-2", "c-3", "c-4", "c-5", "c-12"]
+    # the plain ones (a time included: the route's model parses it), their retries and
+    # conflicts, and the domain's refusals of bodies the model accepts
+    assert taken == ["c-1", "c-1", "c-1", "c-1", "c-2", "c-3", "c-4", "c-5", "c-6", "c-12"]
     assert statuses["plain"] == statuses["plain, second"] == 201
     assert statuses["the same id, another till"] == 409
     assert statuses["unknown product"] == statuses["discontinued product"] == 422
@@ -268,3 +279,41 @@ def test_what_the_fast_path_takes_for_plain_the_route_accepts_as_the_same_checko
 )
 def test_plain_bodies_are_taken(accepted: dict[str, Any]) -> None:
     assert plain_checkout(json.dumps(accepted).encode()) is not None
+
+
+async def test_the_201_is_exactly_the_documented_checkout_recorded(
+    twins: tuple[Twin, Twin],
+) -> None:
+    for twin in twins:
+        response = await twin.send(body(checkout_id="c-20"), "till", {}, "")
+        assert response.status_code == 201, response.text
+        assert response.headers["content-type"] == "application/json"
+        documented = CheckoutRecorded.model_validate_json(response.content)
+        assert response.json() == documented.model_dump(mode="json")  # no field more or less
+        assert [line.product_id for line in documented.checkout.lines] == ["apple", "pear"]
+        assert documented.checkout.total == 2 * 120 + 80
+
+
+@pytest.mark.parametrize("path", [0, 1], ids=["fast", "route"])
+async def test_a_checkout_the_report_passed_first_counts_in_its_latency_on_both_paths(
+    twins: tuple[Twin, Twin], monkeypatch: pytest.MonkeyPatch, path: int
+) -> None:
+    """The report's watch may pass a checkout between its append and the request's next
+    line; the request metrics (around the fast path too) still count it, once."""
+    twin = twins[path]
+    services = twin.app.state.services
+    sale = services.shop.sale
+    record = sale.checkout_recorded_async
+
+    async def passed_first(command: Checkout) -> Any:
+        receipt, recorded = await record(command)
+        services.metrics.latency.progressed(dict(receipt.positions))  # as the watch does
+        return receipt, recorded
+
+    monkeypatch.setattr(sale, "checkout_recorded_async", passed_first)
+    registry = services.metrics.registry
+    before = registry.get_sample_value("tillflow_checkout_to_report_seconds_count") or 0
+    response = await twin.send(body(checkout_id="c-30"), "till", {}, "")
+    assert response.status_code == 201, response.text
+    after = registry.get_sample_value("tillflow_checkout_to_report_seconds_count")
+    assert after == before + 1

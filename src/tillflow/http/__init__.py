@@ -2,8 +2,9 @@
 
 ::
 
-    request ─► CheckoutFastPath: the plain POST /checkouts ─► Shop ─► store (201)
-            ─► RequestMetrics (latency by route template) ─► BodyLimit (413 before parsing)
+    request ─► RequestMetrics (latency by route template)
+            ─► CheckoutFastPath: the plain POST /checkouts, by the route's rules (201)
+            ─► BodyLimit (413 before parsing)
             ─► GuardedRoute: bearer token → role (401 / 403) ─► route ─► Shop ─► store
                                                                  └─ errors → problems (RFC 9457)
 
@@ -12,7 +13,8 @@
                                                                          └─► metrics (latency)
 
 :mod:`.fast_checkout` answers a till's well-formed checkout without the framework's
-per-request work and hands everything else to the route (the same answers either way).
+per-request work, through the route's own guard, model and reply, and hands everything
+else to the route.
 Routes, one module per resource: :mod:`.catalog`, :mod:`.checkouts` (and returns),
 :mod:`.stock`, :mod:`.report`, :mod:`.processors` (status, metrics, health),
 :mod:`.events` (server-sent events). Static files under ``static/`` are served at

@@ -136,7 +136,7 @@ def create_app(
         return RedirectResponse("/dashboard/")
 
     app.add_middleware(BodyLimit, limit=body_limit)
-    app.add_middleware(RequestMetrics, metrics=metrics)
-    if fast_checkouts:
+    if fast_checkouts:  # inside the request metrics, outside the body limit's layer
         app.add_middleware(CheckoutFastPath, limit=body_limit)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     return app

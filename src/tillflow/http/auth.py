@@ -30,6 +30,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
 from tillflow.http.services import services_of
+from tillflow.http.strict_json import refuse_json_constants
 from tillflow.service.access_tokens import Role
 
 BEARER: Final = HTTPBearer(
@@ -61,6 +62,15 @@ def _unauthenticated(detail: str, invalid: bool) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": challenge})
 
 
+def _first_header(request: Request, name: bytes) -> str | None:
+    """The first header called ``name`` (lower case), as ``request.headers.get`` gives it,
+    without building the headers' mapping (the guard runs on every request)."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
 class RoleGuard:
     """A dependency requiring a valid token of one of ``roles`` to ``action``."""
 
@@ -70,7 +80,7 @@ class RoleGuard:
         self.query_token = query_token
 
     def _secret(self, request: Request) -> str | None:
-        header = request.headers.get("authorization")
+        header = _first_header(request, b"authorization")
         if header is not None:
             scheme, _, secret = header.strip().partition(" ")
             if scheme.lower() != "bearer" or not secret.strip():
@@ -129,8 +139,9 @@ def _query_names(dependant: Dependant) -> set[str]:
 
 
 class GuardedRoute(APIRoute):
-    """A route that checks its :class:`RoleGuard` before FastAPI reads the body, and
-    refuses query parameters it does not declare (as bodies refuse unknown fields)."""
+    """A route that checks its :class:`RoleGuard` before FastAPI reads the body, refuses
+    query parameters it does not declare (as bodies refuse unknown fields), and refuses a
+    JSON body holding ``NaN`` or infinity as malformed (400), as JSON does."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -140,6 +151,7 @@ class GuardedRoute(APIRoute):
             if isinstance(dependency.dependency, RoleGuard)
         ]
         declared = _query_names(self.dependant)
+        takes_body = self.body_field is not None
 
         async def guarded(request: Request) -> Response:
             for guard in guards:
@@ -152,6 +164,8 @@ class GuardedRoute(APIRoute):
                         for name in unknown
                     ]
                 )
+            if takes_body:
+                await refuse_json_constants(request)
             return await handler(request)
 
         return guarded

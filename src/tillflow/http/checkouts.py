@@ -7,24 +7,34 @@ till and lines again answers **201 with the same body** (nothing new is recorded
 recorded prices stand, whatever the catalog says by then). The same key with a different
 till, lines or time is 409 ``idempotency-conflict``. Returns work the same way with
 ``return_id`` (or the header).
+
+Every rule of ``POST /checkouts`` is here, once: who may ring up (:data:`RING_UP`), what a
+valid checkout is (:class:`CheckoutIn`, :func:`checkout_command`), which price applies (the
+sale service's one checkout decision) and what the reply looks like (:func:`ring_up`).
+:mod:`tillflow.http.fast_checkout` calls the same four and only skips the framework.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Final
 
-from fastapi import APIRouter, Header, Path
+import msgspec
+from fastapi import APIRouter, Depends, Path
+from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from tillflow.engine import id_from_key
-from tillflow.http.auth import ANYONE, TILLS, GuardedRoute, require
+from tillflow.engine import Receipt, id_from_key
+from tillflow.http.auth import ANYONE, TILLS, GuardedRoute, RoleGuard, require
+from tillflow.http.idempotency import IdempotencyKey, required_key
 from tillflow.http.problems import problem_responses
 from tillflow.http.schemas import Identifier, Quantity, ReceiptOut, RequestBody, Timestamp
-from tillflow.http.services import ServicesDep
+from tillflow.http.services import Services, ServicesDep
+from tillflow.service.receipt_tokens import encode_receipt
 from tillflow.shop import validation
-from tillflow.shop.errors import InvalidField, UnknownCheckout
+from tillflow.shop.errors import UnknownCheckout
 from tillflow.shop.sale.commands import Checkout, LineRequest, ReturnItems
 from tillflow.shop.sale.events import CheckedOut, ItemsReturned, checkout_stream
 
@@ -33,14 +43,9 @@ router = APIRouter(prefix="/checkouts", tags=["sale"], route_class=GuardedRoute)
 CheckoutId = Annotated[
     Identifier, Path(description="The checkout's id.", openapi_examples={"c-1": {"value": "c-1"}})
 ]
-IdempotencyKey = Annotated[
-    Identifier | None,
-    Header(
-        alias="Idempotency-Key",
-        description="The idempotency key, when the body does not carry the id.",
-    ),
-]
 WRITE = problem_responses(400, 401, 403, 404, 409, 413, 415, 422)
+RING_UP: Final = RoleGuard(TILLS, "ring up checkouts")
+"""Who may ring up a checkout: the route's guard, and the fast path's."""
 
 
 class LineIn(RequestBody):
@@ -154,36 +159,69 @@ class CheckoutHistory(BaseModel):
     returns: list[ItemsReturnedOut]
 
 
-def _key(field: str, in_body: str | None, in_header: str | None) -> str:
-    if in_body is not None and in_header is not None and in_body != in_header:
-        raise InvalidField(
-            field, in_body, "must equal the Idempotency-Key header when both are sent"
-        )
-    key = in_body if in_body is not None else in_header
-    if key is None:
-        raise InvalidField(field, None, "required (or send an Idempotency-Key header)")
-    return key
-
-
 def _lines(lines: list[LineIn]) -> list[LineRequest]:
     return [LineRequest(line.product_id, line.quantity) for line in lines]
+
+
+def checkout_command(body: CheckoutIn, idempotency_key: str | None) -> Checkout:
+    """The command a valid body (and ``Idempotency-Key`` header) asks for. Raises
+    :class:`InvalidField` naming ``checkout_id`` when no key or two different keys are sent."""
+    checkout_id = required_key("checkout_id", body.checkout_id, idempotency_key)
+    return Checkout(checkout_id, body.till_id, _lines(body.lines), body.at)
+
+
+class _ReceiptReply(msgspec.Struct):
+    token: str
+    positions: dict[int, int]
+    streams: dict[str, int]
+
+
+class _CheckoutReply(msgspec.Struct):
+    """:class:`CheckoutRecorded`'s shape (``CheckedOut`` has ``CheckedOutOut``'s fields),
+    encoded without building pydantic models (~3 µs instead of ~28)."""
+
+    checkout: CheckedOut
+    receipt: _ReceiptReply
+
+
+_REPLY: Final = msgspec.json.Encoder()
+
+
+def checkout_reply(recorded: CheckedOut, receipt: Receipt) -> Response:
+    """The 201 of ``POST /checkouts``: the checkout as recorded and its receipt, shaped as
+    :class:`CheckoutRecorded` (what the OpenAPI document states)."""
+    out = _ReceiptReply(encode_receipt(receipt), dict(receipt.positions), dict(receipt.streams))
+    return Response(
+        _REPLY.encode(_CheckoutReply(recorded, out)), 201, media_type="application/json"
+    )
+
+
+async def ring_up(services: Services, command: Checkout) -> Response:
+    """Record ``command`` through the sale service and answer 201 (a retry: the original
+    checkout). Raises the service's refusals (:class:`~tillflow.engine.TillflowError`)."""
+    receipt, recorded = await services.shop.sale.checkout_recorded_async(command)
+    services.metrics.latency.appended(receipt)
+    return checkout_reply(recorded, receipt)
 
 
 @router.post(
     "",
     status_code=201,
     summary="Ring up a checkout (idempotent)",
-    dependencies=[require(TILLS, "ring up checkouts")],
+    dependencies=[Depends(RING_UP)],
     responses=WRITE,
+    response_model=CheckoutRecorded,
 )
 async def checkout(
     body: CheckoutIn, services: ServicesDep, idempotency_key: IdempotencyKey = None
-) -> CheckoutRecorded:
-    checkout_id = _key("checkout_id", body.checkout_id, idempotency_key)
-    command = Checkout(checkout_id, body.till_id, _lines(body.lines), body.at)
-    receipt, recorded = await services.shop.sale.checkout_recorded_async(command)
-    services.metrics.latency.appended(receipt)
-    return CheckoutRecorded(checkout=CheckedOutOut.of(recorded), receipt=ReceiptOut.of(receipt))
+) -> Response:
+    return await ring_up(services, checkout_command(body, idempotency_key))
+
+
+CHECKOUT_ROUTE: Final = next(
+    route for route in router.routes if isinstance(route, APIRoute) and route.endpoint is checkout
+)
+"""The ``POST /checkouts`` route (its template labels the fast path's requests too)."""
 
 
 @router.get(
@@ -219,7 +257,7 @@ async def return_items(
     services: ServicesDep,
     idempotency_key: IdempotencyKey = None,
 ) -> ReturnRecorded:
-    return_id = _key("return_id", body.return_id, idempotency_key)
+    return_id = required_key("return_id", body.return_id, idempotency_key)
     command = ReturnItems(return_id, checkout_id, _lines(body.lines), body.at)
     receipt = await run_in_threadpool(services.shop.sale.return_items, command)
     recorded = services.store.get_event(id_from_key("return", return_id))

@@ -10,7 +10,8 @@ Status codes (the HTTP layer is the only place where errors become them):
 =============================================  ======  =========================
 error                                          status  type (``urn:tillflow:problem:…``)
 =============================================  ======  =========================
-body that is not JSON                          400     ``malformed-json``
+body that is not JSON (``NaN``, ``Infinity``,  400     ``malformed-json``
+``-Infinity`` included; only whitespace)
 body that cannot be read (e.g. a number with   400     ``bad-request``
 more than 4,300 digits), bad Content-Length
 (HTTP the server cannot parse at all gets the
@@ -28,7 +29,8 @@ body over the size limit                       413     ``body-too-large``
 body not sent as ``application/json``          415     ``unsupported-media-type``
 a field the shop cannot accept (wrong type,    422     ``invalid-field``
 missing, unknown, out of range, bad name), an
-unknown query parameter;
+unknown query parameter, an empty body where
+one is required (``body``: required);
 unknown or discontinued product in the body            ``unknown-product``,
                                                        ``product-discontinued``
 return of more than was bought                 422     ``return-exceeds-purchase``
@@ -191,7 +193,8 @@ def _field_errors(raw: Sequence[Any]) -> list[FieldError]:
     return errors
 
 
-def _is_json(content_type: str | None) -> bool:
+def is_json(content_type: str | None) -> bool:
+    """Whether ``content_type`` is JSON as FastAPI reads it (``application/json``, ``…+json``)."""
     if not content_type:
         return False
     message = Message()
@@ -220,7 +223,7 @@ async def _validation_failed(request: Request, error: Exception) -> Response:
         "transfer-encoding" in request.headers
     )
     body_errors = any(tuple(item.get("loc", ()))[:1] == ("body",) for item in raw)
-    if body_errors and has_body and not _is_json(request.headers.get("content-type")):
+    if body_errors and has_body and not is_json(request.headers.get("content-type")):
         return problem(
             415,
             "unsupported-media-type",

@@ -1,0 +1,91 @@
+"""The store's own refusals over HTTP, with the checkout fast path and without: a write
+that keeps losing its race (:class:`ConcurrencyConflict`) is 409 ``concurrency-conflict``
+and a store that is closing (:class:`StoreClosed`) is 503 ``unavailable`` — never a 2xx,
+never a 500."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.servers import Api
+from tillflow.engine import ConcurrencyConflict, SqliteEventStore, StoreClosed, TillflowError
+from tillflow.http import create_app
+from tillflow.service.access_tokens import Role, TokenBook
+from tillflow.service.bootstrap import service_registry
+
+CHECKOUT = {
+    "checkout_id": "c-2",
+    "till_id": "till-1",
+    "lines": [{"product_id": "apple", "quantity": 1}],
+}
+# (path, role, body, the sale service's method the route calls)
+WRITES: dict[str, tuple[str, Role, dict[str, Any], str]] = {
+    "checkout": ("/checkouts", Role.TILL, CHECKOUT, "checkout_recorded_async"),
+    "return": (
+        "/checkouts/c-1/returns",
+        Role.TILL,
+        {"return_id": "r-1", "lines": [{"product_id": "apple", "quantity": 1}]},
+        "return_items",
+    ),
+    "add product": (
+        "/catalog",
+        Role.MANAGER,
+        {"product_id": "tea", "name": "Tea", "price": 5},
+        "add_product",
+    ),
+}
+ERRORS: dict[str, tuple[Callable[[], TillflowError], int, str]] = {
+    "conflict": (lambda: ConcurrencyConflict("checkout-c-2", 3, 4), 409, "concurrency-conflict"),
+    "closed": (StoreClosed, 503, "unavailable"),
+}
+
+
+@pytest.fixture(params=[True, False], ids=["fast", "route"])
+async def shop(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
+    """An app with the checkout fast path, or without; apple in the catalog, checkout c-1."""
+    with SqliteEventStore(
+        tmp_path / "shop.db", registry=service_registry(), durability="off"
+    ) as store:
+        book = TokenBook(store)
+        tokens = {role: book.create(f"{role.value}-1", role)[0] for role in Role}
+        app = create_app(store=store, fast_checkouts=request.param)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://tillflow.test"
+            ) as client,
+        ):
+            api = Api(client, store, tokens, app)
+            added = await api.post("/catalog", {"product_id": "apple", "name": "Apple", "price": 1})
+            assert added.status_code == 201, added.text
+            sold = await api.post("/checkouts", {**CHECKOUT, "checkout_id": "c-1"}, Role.TILL)
+            assert sold.status_code == 201, sold.text
+            yield api
+
+
+@pytest.mark.parametrize("error", sorted(ERRORS))
+@pytest.mark.parametrize("write", sorted(WRITES))
+async def test_a_store_refusal_is_answered_with_its_status(
+    shop: Api, monkeypatch: pytest.MonkeyPatch, write: str, error: str
+) -> None:
+    path, role, body, method = WRITES[write]
+    make, status, slug = ERRORS[error]
+
+    def refuse(*args: object) -> Any:
+        raise make()
+
+    async def refuse_async(*args: object) -> Any:
+        raise make()
+
+    sale = shop.app.state.services.shop.sale
+    monkeypatch.setattr(sale, method, refuse_async if method.endswith("_async") else refuse)
+    response = await shop.post(path, body, role)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert (problem["status"], problem["type"]) == (status, f"urn:tillflow:problem:{slug}")
