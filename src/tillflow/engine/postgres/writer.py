@@ -9,8 +9,9 @@ that one to commit (or roll back, which undoes its head move too). Readers need 
 Appends are grouped per lane (one :class:`LaneWriter` per lane behind a group committer):
 
 - *fast path*, every append expecting a new stream (a checkout): move the head and insert
-  the rows in one pipelined round trip, taking the streams to be new and the ids unused;
-  the unique indexes check both, and a clash sends the group down the general path;
+  the rows in one statement (one round trip, its own transaction), taking the streams to be
+  new and the ids unused; the unique indexes check both, and a clash (which undoes the head
+  move with the rest) sends the group down the general path;
 - *general path*: lock the head, fetch the streams' versions and the recorded events of
   the given ids (one round trip), decide each append in Python (a refusal writes nothing
   of its own and touches no other append), then move the head, insert and commit (one
@@ -55,15 +56,18 @@ _ARRAYS: Final = (
     "%s::int[], %s::bytea[], %s::float8[], %s::bytea[], %s::bytea[])"
 )
 _INSERT: Final = _TARGET + "SELECT * FROM " + _ARRAYS
-_INSERT_AFTER_HEAD: Final = (
-    _TARGET
+_APPEND_AFTER_HEAD: Final = (
+    "WITH h AS (UPDATE lanes SET head = head + %s WHERE lane = %s RETURNING head), "
+    "i AS ("
+    + _TARGET
     + "SELECT u.lane, h.head - %s + u.rel, u.id, u.stream, u.version, u.type, u.sv, u.data, "
-    "u.at, u.cause, u.corr FROM (SELECT head FROM lanes WHERE lane = %s) h, "
+    "u.at, u.cause, u.corr FROM h, "
     + _ARRAYS
-    + " AS u(lane, rel, id, stream, version, type, sv, data, at, cause, corr)"
+    + " AS u(lane, rel, id, stream, version, type, sv, data, at, cause, corr)) "
+    "SELECT head FROM h"
 )
-"""Positions relative to the head the same transaction just moved (the fast path)."""
-_BUMP: Final = "UPDATE lanes SET head = head + %s WHERE lane = %s RETURNING head"
+"""The fast path in one statement, so one transaction of its own (autocommit): move the
+head, insert after the old head, return the new one. A unique clash undoes both."""
 _LOCK: Final = "SELECT head FROM lanes WHERE lane = %s FOR UPDATE"
 _MOVE: Final = "UPDATE lanes SET head = %s WHERE lane = %s"
 VERSIONS: Final = (
@@ -268,10 +272,10 @@ class LaneWriter:
         if not plan.records:
             return outcomes
         count = len(plan.records)
-        with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
-            moved = conn.execute(_BUMP, (count, lane))
-            conn.execute(_INSERT_AFTER_HEAD, (count, lane, *plan.columns()))
-        row = moved.fetchone()
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                _APPEND_AFTER_HEAD, (count, lane, count, *plan.columns()), binary=True
+            ).fetchone()
         assert row is not None
         base = int(row[0]) - count
         return [
