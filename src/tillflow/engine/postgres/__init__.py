@@ -2,7 +2,8 @@
 
 Modules: :mod:`~tillflow.engine.postgres.schema` (tables, versions, lane count),
 :mod:`~tillflow.engine.postgres.writer` (lane writers, processor batches),
-:mod:`~tillflow.engine.postgres.store` (the port: reads, pool, lifecycle).
+:mod:`~tillflow.engine.postgres.reads` (every query, snapshots),
+:mod:`~tillflow.engine.postgres.store` (the port: pool, group committers, lifecycle).
 """
 
 from tillflow.engine.postgres.errors import DatabaseUnavailable, LaneCountMismatch

@@ -15,9 +15,8 @@ only; :meth:`PostgresEventStore.snapshot` pins one ``REPEATABLE READ`` snapshot.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import psycopg
@@ -25,13 +24,11 @@ from psycopg_pool import ConnectionPool
 
 from tillflow.engine.errors import StoreClosed, TillflowError
 from tillflow.engine.group_commit import GroupCommitter
-from tillflow.engine.ids import EMITTER_PREFIX, emitter_prefix
 from tillflow.engine.lanes import lane_of
 from tillflow.engine.postgres.errors import DatabaseUnavailable
+from tillflow.engine.postgres.reads import PostgresReads, reason
 from tillflow.engine.postgres.schema import MOST_LANES, describe, initialise
 from tillflow.engine.postgres.writer import (
-    COLUMNS,
-    VERSIONS,
     Append,
     AppendJob,
     LaneWriter,
@@ -48,23 +45,14 @@ from tillflow.engine.store import (
     encode_data,
     validate_append,
 )
-from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt, RecordedEvent
+from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt
 
 _SYNCHRONOUS_COMMIT: Final = {"full": "on", "normal": "off", "off": "off"}
 """``normal`` and ``off``: a commit is acknowledged before its WAL is flushed, so a crash
 of the server (not only a power cut) may lose the last ones; never half of one."""
-_EMITTED_BY_MANY: Final = (
-    f"SELECT {COLUMNS} FROM events e JOIN unnest(%s::bytea[], %s::bytea[]) r(lo, hi) "
-    "ON e.id BETWEEN r.lo AND r.hi"
-)
 
 
-def _id_range(prefix: bytes) -> tuple[bytes, bytes]:
-    """The least and greatest ids of one emitter prefix."""
-    return prefix + b"\x00\x00", prefix + b"\xff\xff"
-
-
-class PostgresEventStore(EventStore):
+class PostgresEventStore(PostgresReads, EventStore):
     """The scale-out store on a PostgreSQL database named by ``url`` (``postgresql://…``).
 
     ``lanes``: the lane count to create the database with, or to insist on (``None``: the
@@ -112,7 +100,7 @@ class PostgresEventStore(EventStore):
                 self._configure(conn)
                 self.lane_count = initialise(conn, self.database, lanes)
         except psycopg.Error as error:
-            raise DatabaseUnavailable(self.database, _reason(error)) from error
+            raise DatabaseUnavailable(self.database, reason(error)) from error
         self._pool: ConnectionPool[Any] = ConnectionPool(
             url,
             min_size=1,
@@ -162,7 +150,7 @@ class PostgresEventStore(EventStore):
             try:
                 return run(jobs)
             except psycopg.Error as error:
-                raise DatabaseUnavailable(self.database, _reason(error)) from error
+                raise DatabaseUnavailable(self.database, reason(error)) from error
 
         return guarded
 
@@ -234,159 +222,9 @@ class PostgresEventStore(EventStore):
                 encoded,
             )
         except psycopg.Error as error:
-            raise DatabaseUnavailable(self.database, _reason(error)) from error
+            raise DatabaseUnavailable(self.database, reason(error)) from error
         self._listeners.notify()
         return receipt
-
-    # -- reading ---------------------------------------------------------------------------
-
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        self._check_open()
-        held: psycopg.Connection[tuple[Any, ...]] | None = getattr(self._local, "snapshot", None)
-        try:
-            if held is not None:
-                return held.execute(sql, params).fetchall()
-            with self._pool.connection() as conn:
-                rows: list[tuple[Any, ...]] = conn.execute(sql, params).fetchall()
-                return rows
-        except psycopg.Error as error:
-            raise DatabaseUnavailable(self.database, _reason(error)) from error
-
-    def _events(self, sql: str, params: Sequence[Any] = ()) -> list[RecordedEvent]:
-        return [RecordedEvent(*row) for row in self._rows(sql, params)]
-
-    def head(self, lane: int) -> int:
-        rows = self._rows("SELECT head FROM lanes WHERE lane = %s", (lane,))
-        return int(rows[0][0]) if rows else 0
-
-    def heads(self) -> dict[int, int]:
-        return {int(lane): int(head) for lane, head in self._rows("SELECT lane, head FROM lanes")}
-
-    def read(
-        self,
-        lane: int,
-        after: int,
-        upto: int | None = None,
-        types: Collection[str] | None = None,
-        limit: int | None = None,
-    ) -> list[RecordedEvent]:
-        sql = f"SELECT {COLUMNS} FROM events WHERE lane = %s AND position > %s"
-        params: list[Any] = [lane, after]
-        if upto is not None:
-            sql += " AND position <= %s"
-            params.append(upto)
-        if types is not None:
-            names = list(types)
-            if not names:
-                return []
-            sql += " AND type = ANY(%s::text[])"
-            params.append(names)
-        sql += " ORDER BY position"
-        if limit is not None:
-            sql += " LIMIT %s"
-            params.append(limit)
-        return self._events(sql, params)
-
-    def read_stream(
-        self, stream: str, after_version: int = 0, upto_version: int | None = None
-    ) -> list[RecordedEvent]:
-        return self._events(
-            f"SELECT {COLUMNS} FROM events WHERE stream = %s AND version > %s "
-            "AND version <= %s ORDER BY version",
-            (stream, after_version, upto_version if upto_version is not None else 2**62),
-        )
-
-    def last_event(self, stream: str) -> RecordedEvent | None:
-        found = self._events(
-            f"SELECT {COLUMNS} FROM events WHERE stream = %s ORDER BY version DESC LIMIT 1",
-            (stream,),
-        )
-        return found[0] if found else None
-
-    def stream_version(self, stream: str) -> int:
-        [(_, version)] = self._rows(VERSIONS, ([stream],))
-        return int(version or 0)
-
-    def find_by_causation(self, causation_id: bytes) -> list[RecordedEvent]:
-        return self._events(
-            f"SELECT {COLUMNS} FROM events WHERE causation_id = %s ORDER BY lane, position",
-            (causation_id,),
-        )
-
-    def emitted_by(self, processor: str, source: RecordedEvent) -> list[RecordedEvent]:
-        return self._events(
-            f"SELECT {COLUMNS} FROM events WHERE id BETWEEN %s AND %s ORDER BY id",
-            _id_range(emitter_prefix(processor, source.id)),
-        )
-
-    def emitted_by_many(
-        self, processor: str, sources: Sequence[RecordedEvent]
-    ) -> dict[bytes, list[RecordedEvent]]:
-        """One statement: the id ranges of every source's emitter prefix, joined."""
-        wanted = {emitter_prefix(processor, source.id): source.id for source in sources}
-        found: dict[bytes, list[RecordedEvent]] = {source.id: [] for source in sources}
-        if not wanted:
-            return found
-        ranges = [_id_range(prefix) for prefix in wanted]
-        lows, highs = [low for low, _ in ranges], [high for _, high in ranges]
-        for event in self._events(_EMITTED_BY_MANY + " ORDER BY e.id", (lows, highs)):
-            found[wanted[event.id[:EMITTER_PREFIX]]].append(event)
-        return found
-
-    def get_event(self, event_id: bytes) -> RecordedEvent | None:
-        found = self._events(f"SELECT {COLUMNS} FROM events WHERE id = %s", (event_id,))
-        return found[0] if found else None
-
-    @contextlib.contextmanager
-    def snapshot(self) -> Iterator[None]:
-        """One ``REPEATABLE READ`` read-only transaction on a connection of this thread's
-        own until the block ends (nested blocks share it)."""
-        if getattr(self._local, "snapshot", None) is not None:
-            yield
-            return
-        self._check_open()
-        try:
-            conn = self._pool.getconn()
-        except psycopg.Error as error:
-            raise DatabaseUnavailable(self.database, _reason(error)) from error
-        try:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        except psycopg.Error as error:
-            self._pool.putconn(conn)
-            raise DatabaseUnavailable(self.database, _reason(error)) from error
-        self._local.snapshot = conn
-        try:
-            yield
-        finally:
-            self._local.snapshot = None
-            with contextlib.suppress(psycopg.Error):  # read only: a lost session lost nothing
-                conn.execute("ROLLBACK")
-            self._pool.putconn(conn)  # the pool discards a broken connection
-
-    # -- checkpoints and views -------------------------------------------------------------
-
-    def checkpoint(self, processor: str, lane: int) -> int:
-        rows = self._rows(
-            "SELECT position FROM checkpoints WHERE processor = %s AND lane = %s",
-            (processor, lane),
-        )
-        return int(rows[0][0]) if rows else 0
-
-    def checkpoints(self) -> dict[str, dict[int, int]]:
-        result: dict[str, dict[int, int]] = {}
-        for processor, lane, position in self._rows(
-            "SELECT processor, lane, position FROM checkpoints"
-        ):
-            result.setdefault(processor, {})[int(lane)] = int(position)
-        return result
-
-    def read_view(self, view: str, key: str) -> bytes | None:
-        rows = self._rows("SELECT value FROM views WHERE view = %s AND key = %s", (view, key))
-        return bytes(rows[0][0]) if rows else None
-
-    def view_rows(self, view: str) -> Iterator[tuple[str, bytes]]:
-        rows = self._rows("SELECT key, value FROM views WHERE view = %s ORDER BY key", (view,))
-        return iter([(str(key), bytes(value)) for key, value in rows])
 
     def writer_statistics(self) -> dict[str, int]:
         """Transactions committed and appends run by the lane writers (group commit at
@@ -402,10 +240,6 @@ class PostgresEventStore(EventStore):
     def add_commit_listener(self, listener: CommitListener) -> Callable[[], None]:
         return self._listeners.add(listener)
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreClosed
-
     def close(self) -> None:
         """Finish every queued append, then close the lane writers and the pool."""
         with self._committers_lock:
@@ -416,8 +250,3 @@ class PostgresEventStore(EventStore):
         for committer in committers:
             committer.close()
         self._pool.close()
-
-
-def _reason(error: psycopg.Error) -> str:
-    """The driver's message on one line."""
-    return " ".join(str(error).split()) or type(error).__name__
