@@ -171,3 +171,44 @@ async def test_a_wait_cancelled_at_any_moment_under_load_ends_cancelled() -> Non
             await asyncio.wait({writer}, timeout=PROMPT)
     assert cancelled >= ROUNDS // 10, f"only {cancelled} waits were cancelled while running"
     assert not swallowed, f"{len(swallowed)} of {cancelled} cancellations lost: {swallowed[:3]}"
+
+
+def _threads_named(prefix: str) -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name.startswith(prefix)]
+
+
+async def test_a_cancelled_stop_still_stops_and_leaves_no_thread_behind() -> None:
+    """``stop()`` cancelled while a batch is under way raises ``CancelledError`` (the caller
+    is cancelled) and still stops: once the batch ends, no task, thread or commit listener
+    of the runtime is left."""
+    inside, gate = threading.Event(), threading.Event()
+
+    def held(event: RecordedEvent, session: Session) -> None:
+        inside.set()
+        gate.wait(LONG)
+
+    store = MemoryEventStore()
+    runtime = Runtime(store, [Processor("held", held)])
+    await runtime.start()
+    try:
+        await runtime.append("s", [NewEvent("A")])
+        assert await asyncio.to_thread(inside.wait, LONG), "the batch never started"
+        stopping = asyncio.create_task(runtime.stop())
+        while not runtime._stopping:
+            await asyncio.sleep(0)
+        stopping.cancel()
+        done, _ = await asyncio.wait({stopping}, timeout=PROMPT)
+        assert done and stopping.cancelled(), stopping
+    finally:
+        gate.set()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LONG
+    while _threads_named("tillflow:held") or _tasks_named("tillflow:held"):
+        assert loop.time() < deadline, "a thread or task of the runtime was left behind"
+        await asyncio.sleep(0.01)
+    assert runtime._remove_listener is None
+    assert [row.state for row in runtime.statistics()] == ["stopped"]
+
+
+def _tasks_named(prefix: str) -> list[asyncio.Task[Any]]:
+    return [task for task in asyncio.all_tasks() if task.get_name().startswith(prefix)]

@@ -147,16 +147,27 @@ class Runtime:
                 )
 
     async def stop(self) -> None:
-        """Let running batches finish, stop every task, release threads. Idempotent."""
+        """Let running batches finish, stop every task, release threads. Idempotent.
+
+        Cancelled meanwhile, it still stops: no batch starts any more, a batch under way
+        ends in its thread, which then goes; and ``CancelledError`` is raised."""
         self._stopping = True
         for wake in self._wake:
             wake.set()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            if self._tasks:  # shielded: a cancelled stop leaves the tasks to end themselves
+                await asyncio.shield(asyncio.gather(*self._tasks, return_exceptions=True))
+        except asyncio.CancelledError:
+            self._release(wait=False)
+            raise
+        self._release(wait=True)
+
+    def _release(self, wait: bool) -> None:
+        """Let go of the threads (``wait``: for them to end) and the commit listener."""
         self._tasks.clear()
         self._wake.clear()
         for executor in self._executors.values():
-            executor.shutdown(wait=True)
+            executor.shutdown(wait=wait)
         self._executors.clear()
         if self._remove_listener is not None:
             self._remove_listener()
