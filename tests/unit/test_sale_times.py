@@ -124,12 +124,30 @@ class _DayLongOffset(tzinfo):
         return "day-long"
 
 
-@pytest.mark.parametrize("zone", [_NoOffset(), _DayLongOffset()], ids=["no-offset", "bad-offset"])
-def test_a_zone_without_a_valid_offset_is_refused_naming_at(zone: tzinfo) -> None:
+class _OverflowingOffset(tzinfo):
+    """A zone whose offset cannot be computed (its arithmetic overflows)."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return timedelta(days=10**9)  # OverflowError: days beyond what timedelta holds
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> str | None:
+        return "overflowing"
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+@pytest.mark.parametrize(
+    "zone",
+    [_NoOffset(), _DayLongOffset(), _OverflowingOffset()],
+    ids=["no-offset", "bad-offset", "overflowing-offset"],
+)
+def test_a_zone_without_a_valid_offset_is_refused_naming_at(zone: tzinfo, path: str) -> None:
     store, sale = _shop()
     heads = store.heads()
     with pytest.raises(InvalidField) as caught:
-        _checkout(sale, datetime(2026, 1, 1, 12, tzinfo=zone))
+        PATHS[path](sale, datetime(2026, 1, 1, 12, tzinfo=zone))
     assert caught.value.field == "at"
     assert caught.value.value == "2026-01-01T12:00:00"
     assert store.heads() == heads
