@@ -2,23 +2,33 @@
 (``python -m bench.postgres_lanes``).
 
 Starts its own PostgreSQL cluster (``initdb`` + ``pg_ctl`` in a temporary directory, as the
-tests do) with ``fsync`` and ``synchronous_commit`` on, prints its settings, then for each
-lane count runs ``--repeats`` rounds on a fresh database: 32 threads each appending
-one-event checkouts (a new stream each, ``NO_STREAM``) for ``--seconds``. Reports the
-median rate per lane count and its ratio to one lane.
+tests do) with ``synchronous_commit`` on (and ``fsync`` on unless ``--fsync off``), prints
+its settings, then for each lane count runs ``--repeats`` rounds on a fresh database, lane
+counts interleaved, 32 writers appending one-event checkouts (a new stream each,
+``NO_STREAM``) for ``--seconds``, in two arrangements:
+
+- ``threads``: 32 threads sharing one store, whose group commit per lane merges their
+  appends into one transaction per lane at a time;
+- ``processes``: 32 processes with a store each, as tills on many machines would be: nothing
+  merges their appends, only the lanes let their transactions overlap.
+
+Prints the median rate per lane count and its ratio to the first lane count.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
+import multiprocessing
 import os
 import platform
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
 from typing import Final
 
 from tests.postgres_cluster import running_cluster
@@ -46,34 +56,25 @@ class Round:
     """Appends per transaction."""
 
 
-def appends_per_second(url: str, lanes: int, seconds: float, separate: bool) -> Round:
-    """32 writers for ``seconds``, sharing one store (its group commit merges their appends)
-    or each with a store of its own (as 32 processes would be: only the lanes let their
-    transactions overlap)."""
-    PostgresEventStore(url, lanes=lanes).close()  # the schema, before the writers race
-    with contextlib.ExitStack() as stack:
-        if separate:
-            stores = [
-                PostgresEventStore(url, lanes=lanes, max_connections=2) for _ in range(WRITERS)
-            ]
-        else:
-            stores = [PostgresEventStore(url, lanes=lanes, max_connections=lanes + 8)] * WRITERS
-        for store in set(stores):
-            stack.callback(store.close)
+def _write_until(store: PostgresEventStore, writer: int, stop: Callable[[], bool]) -> int:
+    for number in itertools.count():
+        if stop():
+            return number
+        store.append(f"w{writer}-{number}", [NewEvent("CheckedOut", {"n": number})], NO_STREAM)
+    raise AssertionError("unreachable")
+
+
+def threads_round(url: str, lanes: int, seconds: float) -> Round:
+    """32 threads sharing one store for ``seconds``."""
+    store = PostgresEventStore(url, lanes=lanes, max_connections=lanes + 8)
+    try:
         counts = [0] * WRITERS
         start = threading.Barrier(WRITERS + 1)
         stop = threading.Event()
 
         def write(writer: int) -> None:
-            store = stores[writer]
             start.wait()
-            for number in itertools.count():
-                if stop.is_set():
-                    return
-                store.append(
-                    f"w{writer}-{number}", [NewEvent("CheckedOut", {"n": number})], NO_STREAM
-                )
-                counts[writer] += 1
+            counts[writer] = _write_until(store, writer, stop.is_set)
 
         threads = [threading.Thread(target=write, args=(n,)) for n in range(WRITERS)]
         for thread in threads:
@@ -85,12 +86,45 @@ def appends_per_second(url: str, lanes: int, seconds: float, separate: bool) -> 
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - began
-        assert sum(stores[0].heads().values()) == sum(counts)
-        jobs = batches = 0
-        for store in set(stores):
-            grouped = store.writer_statistics()
-            jobs, batches = jobs + grouped["jobs"], batches + grouped["batches"]
-        return Round(sum(counts) / elapsed, jobs / max(1, batches))
+        assert sum(store.heads().values()) == sum(counts)
+        grouped = store.writer_statistics()
+        return Round(sum(counts) / elapsed, grouped["jobs"] / max(1, grouped["batches"]))
+    finally:
+        store.close()
+
+
+def _process_writer(
+    url: str, writer: int, start: Barrier, seconds: float, done: Queue[int]
+) -> None:
+    store = PostgresEventStore(url, max_connections=2)
+    try:
+        start.wait()
+        until = time.monotonic() + seconds
+        done.put(_write_until(store, writer, lambda: time.monotonic() >= until))
+    finally:
+        store.close()
+
+
+def processes_round(url: str, lanes: int, seconds: float) -> Round:
+    """32 processes with a store each for ``seconds`` (from when all are ready)."""
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(WRITERS)
+    done: Queue[int] = context.Queue()
+    writers = [
+        context.Process(target=_process_writer, args=(url, writer, start, seconds, done))
+        for writer in range(WRITERS)
+    ]
+    for process in writers:
+        process.start()
+    counts = [done.get(timeout=seconds + 120) for _ in writers]
+    for process in writers:
+        process.join()
+    with PostgresEventStore(url, lanes=lanes) as store:
+        assert sum(store.heads().values()) == sum(counts)
+    return Round(sum(counts) / seconds, 1.0)
+
+
+ARRANGEMENTS: Final = {"threads": threads_round, "processes": processes_round}
 
 
 def main() -> None:
@@ -101,25 +135,29 @@ def main() -> None:
     parser.add_argument(
         "--fsync", choices=["on", "off"], default="on", help="off: no disk flush (not durable)"
     )
+    parser.add_argument(
+        "--only", choices=sorted(ARRANGEMENTS), action="append", help="one arrangement"
+    )
     options = parser.parse_args()
     with running_cluster({**SETTINGS, "fsync": options.fsync}) as cluster:
         shown = ", ".join(f"{name}={cluster.setting(name)}" for name in SHOWN)
-        print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs")
+        print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()}")
         print(f"server: {shown}")
         print(
-            f"{WRITERS} writer threads, one-event appends to new streams, "
-            f"{options.seconds:g} s per round, median of {options.repeats}"
+            f"{WRITERS} writers, one-event appends to new streams, {options.seconds:g} s "
+            f"per round, median of {options.repeats}"
         )
-        for separate in (False, True):
-            mode = "a store per writer" if separate else "one shared store"
+        for name in options.only or list(ARRANGEMENTS):
+            run = ARRANGEMENTS[name]
             rounds: dict[int, list[Round]] = {lanes: [] for lanes in options.lanes}
             for repeat in range(options.repeats):
                 for lanes in options.lanes:  # interleaved: drift hits every lane count alike
                     url = cluster.create_database()
-                    done = appends_per_second(url, lanes, options.seconds, separate)
+                    PostgresEventStore(url, lanes=lanes).close()  # the schema, made once
+                    done = run(url, lanes, options.seconds)
                     cluster.drop_database(url)
                     print(
-                        f"  {mode}, round {repeat + 1}: {lanes:>2} lanes "
+                        f"  {name}, round {repeat + 1}: {lanes:>2} lanes "
                         f"{done.rate:>9,.0f} appends/s, {done.group:.1f} per transaction"
                     )
                     rounds[lanes].append(done)
@@ -127,9 +165,10 @@ def main() -> None:
             for lanes, done_rounds in rounds.items():
                 median = statistics.median(done.rate for done in done_rounds)
                 print(
-                    f"{mode}: {lanes:>2} lanes {median:>9,.0f} appends/s "
+                    f"{name}: {lanes:>2} lanes {median:>9,.0f} appends/s "
                     f"({median / base:.2f}× {options.lanes[0]})"
                 )
+        print(f"load at the end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":
