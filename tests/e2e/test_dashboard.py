@@ -54,6 +54,7 @@ LAPTOP: ViewportSize = {"width": 1366, "height": 768}
 SHORT = re.compile(r"(^|\s)short(\s|$)")
 DEADLINE = 15.0
 PAGE_DEADLINE_MS = 10_000
+expect.set_options(timeout=PAGE_DEADLINE_MS)  # every page wait, not playwright's 5 s
 
 CATALOG = [
     # product id, name, price (cents), delivered
