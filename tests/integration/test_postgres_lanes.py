@@ -232,7 +232,7 @@ def test_a_batch_locks_its_lanes_in_ascending_order(postgres_url: str) -> None:
             waiting = concurrent.futures.ThreadPoolExecutor(1)
             committed = waiting.submit(store.commit_batch, "p", 0, 0, 1, effects)
             try:
-                eventually_waiting_on_a_lock(prober, postgres_url.rsplit("/", 1)[1])
+                eventually_waiting_on_a_lock(prober)
                 prober.execute("SET lock_timeout = '100ms'")
                 prober.execute("SELECT head FROM lanes WHERE lane = 9 FOR UPDATE")  # free
                 prober.rollback()
@@ -243,12 +243,12 @@ def test_a_batch_locks_its_lanes_in_ascending_order(postgres_url: str) -> None:
         assert receipt.positions == {2: 1, 9: 1}
 
 
-def eventually_waiting_on_a_lock(conn: psycopg.Connection[Any], database: str) -> None:
+def eventually_waiting_on_a_lock(conn: psycopg.Connection[Any]) -> None:
     deadline = time.monotonic() + 20
     while True:
         [(waiting,)] = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
-            (database,),
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
         ).fetchall()
         conn.rollback()
         if waiting:

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.postgres_cluster import PostgresCluster, free_port
+from tests.postgres_cluster import free_port
 from tillflow.engine import NewEvent, NotATillflowDatabase, SchemaTooNew
 from tillflow.engine.postgres import (
     SCHEMA_VERSION,
@@ -30,7 +30,9 @@ def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, .
 
 
 def tables(url: str) -> list[str]:
-    rows = query(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+    rows = query(
+        url, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"
+    )
     return [str(name) for (name,) in rows]
 
 
@@ -117,17 +119,12 @@ def test_a_held_head_row_times_out_the_append_which_writes_nothing(postgres_url:
         assert store.heads() == {0: 1}
 
 
-def test_an_abandoned_transaction_is_ended_by_the_server(
-    postgres_url: str, postgres_cluster: PostgresCluster
-) -> None:
-    name = postgres_url.rsplit("/", 1)[1]
-
+def test_an_abandoned_transaction_is_ended_by_the_server(postgres_url: str) -> None:
     def idle_in_transaction() -> int:
         [(count,)] = query(
-            postgres_cluster.url(),
+            postgres_url,
             "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = %s AND state = 'idle in transaction'",
-            (name,),
+            "WHERE datname = current_database() AND state = 'idle in transaction'",
         )
         return int(count)
 
