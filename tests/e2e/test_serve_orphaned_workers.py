@@ -15,6 +15,7 @@ deadline."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
@@ -210,7 +211,7 @@ def served(tmp_path: Path) -> Iterator[tuple[psutil.Process, list[psutil.Process
             yield psutil.Process(server.pid), workers, url, till
         finally:
             for worker in workers:  # whatever the test left running
-                if worker.is_running():
+                with contextlib.suppress(psutil.NoSuchProcess):  # it may go meanwhile
                     worker.kill()
 
 
