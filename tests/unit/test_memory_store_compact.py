@@ -185,12 +185,21 @@ def dense_problem(events: list[RecordedEvent]) -> str | None:
 
 
 def test_reads_while_packing_see_every_event_once() -> None:
-    """A reader reads the whole lane and a long stream over and over while a writer appends
-    and windows are packed (and installed) behind it: every read is dense."""
+    """A reader reads the whole lane and a long stream over and over, and another watches the
+    head, while a writer appends and windows are packed (and installed) behind them: every
+    read is dense and the head never goes back."""
     store = MemoryEventStore(hot=16, window=32)
     stop = threading.Event()
     problems: list[str] = []
     reads = 0
+
+    def watch_head() -> None:  # head is read without the store's lock
+        head = 0
+        while not stop.is_set():
+            now = store.head(0)
+            if now < head:
+                problems.append(f"head went back from {head} to {now}")
+            head = now
 
     def read() -> None:
         nonlocal reads
@@ -203,14 +212,16 @@ def test_reads_while_packing_see_every_event_once() -> None:
                 problems.append(problem)
             reads += 1
 
-    reader = threading.Thread(target=read)
-    reader.start()
+    readers = [threading.Thread(target=read), threading.Thread(target=watch_head)]
+    for reader in readers:
+        reader.start()
     try:
         for first in range(0, 3_000, 50):
             _ring_up(store, first, 50)
     finally:
         stop.set()
-        reader.join()
+        for reader in readers:
+            reader.join()
     assert problems == []
     assert reads > 0
 

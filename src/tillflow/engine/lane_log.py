@@ -108,6 +108,7 @@ class LaneLog:
         "_blocks",
         "_hot",
         "_hot_limit",
+        "_length",
         "_packed",
         "_packing",
         "_wholes",
@@ -119,6 +120,9 @@ class LaneLog:
         if hot < 0 or window < 1:
             raise ValueError("hot must be ≥ 0 and window ≥ 1")
         self._hot: list[RecordedEvent] = []
+        self._length = 0
+        """Rows: one attribute, so that a reader without the lock (the store's ``head``)
+        never sees a window between leaving the objects and joining the packed rows."""
         self._hot_limit = hot
         self._window = window
         self._windows: list[_Window] = []
@@ -131,13 +135,14 @@ class LaneLog:
         self._packing: _Packing | None = None
 
     def __len__(self) -> int:
-        return self._packed + len(self._hot)
+        return self._length
 
     def append(self, event: RecordedEvent) -> None:
         """Add the next row; once more than ``hot`` + a window are objects, the oldest
         window is packed (in a thread; installed by a later call once ready)."""
         hot = self._hot
         hot.append(event)
+        self._length += 1
         if len(hot) >= self._hot_limit + self._window:
             packing = self._packing
             if packing is None:
