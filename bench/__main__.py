@@ -1,6 +1,6 @@
 """``python -m bench``: run every case (or some groups, ``--only engine|shop|contenders|
-scaling|http|stores``), print the tables, optionally write JSON and the Markdown section of
-``docs/BENCHMARKS.md``."""
+scaling|http|stores|postgres``), print the tables, optionally write JSON and the Markdown
+section of ``docs/BENCHMARKS.md``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from rich.console import Console
 from bench.cases import CASES, FULL, QUICK, Context, Sizes
 from bench.contenders import CONTENDER_CASES, SCALING_CASES
 from bench.http_load import HTTP_CASES
+from bench.postgres_lanes import POSTGRES_CASES
 from bench.report import CaseResult, cases_grid, render, write_json, write_markdown
 from bench.shop_cases import SHOP_CASES
 from bench.stores import STORE_CASES
@@ -39,11 +40,12 @@ GROUPS: dict[str, Sequence[Case]] = {
     "scaling": SCALING_CASES,
     "http": HTTP_CASES,
     "stores": STORE_CASES,
+    "postgres": POSTGRES_CASES,
 }
 """The engine against plain SQLite (cases 1–4), the whole shop (cases 5–8), the shop
 against the ``eventsourcing`` library and the machine's limits (9–10), scaling (11),
 checkouts through a real ``tillflow serve`` over HTTP (12–13), the memory store against
-SQLite and its bytes per event (14–15)."""
+SQLite and its bytes per event (14–15), appends on PostgreSQL by lane count (16)."""
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:

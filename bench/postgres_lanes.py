@@ -12,7 +12,8 @@ counts interleaved, 32 writers appending one-event checkouts (a new stream each,
 - ``processes``: 32 processes with a store each, as tills on many machines would be: nothing
   merges their appends, only the lanes let their transactions overlap.
 
-Prints the median rate per lane count and its ratio to the first lane count.
+Prints the median rate per lane count and its ratio to the first lane count. The
+``processes`` arrangement is also case 16 of ``python -m bench`` (``--only postgres``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from typing import Final
 
 from tests.postgres_cluster import running_cluster
 
+from bench.cases import Context
+from bench.report import CaseResult, rate
 from tillflow.engine import NO_STREAM, NewEvent
 from tillflow.engine.postgres import PostgresEventStore
 
@@ -125,6 +128,44 @@ def processes_round(url: str, lanes: int, seconds: float) -> Round:
 
 
 ARRANGEMENTS: Final = {"threads": threads_round, "processes": processes_round}
+LANES_TARGET: Final = 3.0
+CASE_LANES: Final = (1, 4, 8, 16)
+CASE_SECONDS: Final = 4.0
+
+
+def lanes_case(context: Context) -> CaseResult:
+    """Case 16 of ``python -m bench`` (group ``postgres``): 32 writer processes, medians of
+    ``context.repeats`` rounds per lane count, 8 lanes against one."""
+    rates: dict[int, list[float]] = {lanes: [] for lanes in CASE_LANES}
+    with running_cluster({**SETTINGS, "fsync": "on"}) as cluster:
+        shown = {name: cluster.setting(name) for name in SHOWN}
+        for repeat in range(context.repeats):
+            for lanes in CASE_LANES:
+                context.progress(f"PostgreSQL lanes, run {repeat + 1}/{context.repeats}: {lanes}")
+                url = cluster.create_database()
+                PostgresEventStore(url, lanes=lanes).close()
+                rates[lanes].append(processes_round(url, lanes, CASE_SECONDS).rate)
+                cluster.drop_database(url)
+    medians = {lanes: statistics.median(done) for lanes, done in rates.items()}
+    ratio = medians[8] / medians[1]
+    return CaseResult(
+        case="16 PostgreSQL appends, 8 lanes vs 1",
+        tillflow=rate(medians[8], " appends/s"),
+        reference=f"1 lane {rate(medians[1], ' appends/s')}",
+        ratio=ratio,
+        target=f"≥ {LANES_TARGET:g}× one lane",
+        passed=ratio >= LANES_TARGET,
+        notes=(
+            f"32 writer processes, one-event checkouts, {CASE_SECONDS:g} s per run; "
+            + ", ".join(f"{lanes} lanes {rate(medians[lanes])}" for lanes in CASE_LANES)
+            + f"; server {shown['server_version'].split()[0]}, fsync {shown['fsync']}, "
+            f"synchronous_commit {shown['synchronous_commit']}; load {os.getloadavg()[0]:.1f}"
+        ),
+        data={"rates": {str(lanes): done for lanes, done in rates.items()}, "server": shown},
+    )
+
+
+POSTGRES_CASES: Final = [lanes_case]
 
 
 def main() -> None:
