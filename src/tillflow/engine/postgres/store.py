@@ -14,7 +14,6 @@ only; :meth:`PostgresEventStore.snapshot` pins one ``REPEATABLE READ`` snapshot.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -170,8 +169,9 @@ class PostgresEventStore(PostgresReads, EventStore):
         self, stream: str, events: Sequence[NewEvent], expected_version: int = ANY_VERSION
     ) -> Receipt:
         job = AppendJob([self._append(stream, events, expected_version)], many=False)
-        queued = self._committer(lane_of(stream, self.lane_count)).submit(job)
-        result: Receipt = await asyncio.wrap_future(queued)
+        committer = self._committer(lane_of(stream, self.lane_count))
+        queued = await committer.submit_async(job)  # awaits room while the queue is full
+        result: Receipt = await queued
         return result
 
     def append_many(self, requests: Sequence[AppendRequest]) -> list[Receipt | TillflowError]:
