@@ -64,7 +64,7 @@ def test_deliveries_and_counts_carry_the_level_after_them(
         ("StockReceived", {"product_id": "apple", "quantity": 10, "stock_after": 10,
                            "short_after": 0, "delivery_id": None}),
         ("StockCounted", {"product_id": "apple", "counted": 7, "difference": -3,
-                          "stock_after": 7, "short_after": 0}),
+                          "stock_after": 7, "short_after": 0, "count_id": None}),
     ]  # fmt: skip
 
 
