@@ -116,3 +116,15 @@ async def test_a_checkout_causing_a_shortfall_and_a_return_clearing_it_answer_th
         assert (await restarted.post("/checkouts/big/returns", back, role=Role.TILL)).content == (
             returned.content
         )
+
+
+async def test_a_checkout_retried_after_its_product_was_discontinued_gets_the_first_reply(
+    tmp_path: Path,
+) -> None:
+    async with served(tmp_path / "shop.db") as api:
+        sold = await _short_by_two(api)
+        assert (await api.post("/catalog/milk/discontinue")).status_code == 200
+        again = await api.post("/checkouts", BIG_SALE, role=Role.TILL)
+        assert again.content == sold.content
+        new = await api.post("/checkouts", {**BIG_SALE, "checkout_id": "new"}, role=Role.TILL)
+        assert new.status_code == 422

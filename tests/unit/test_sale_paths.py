@@ -13,7 +13,14 @@ import pytest
 
 from tillflow.engine import EventStore, MemoryEventStore, TillflowError
 from tillflow.shop.assembly import REGISTRY
-from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest, RepriceProduct
+from tillflow.shop.errors import CheckoutConflict, ProductDiscontinued
+from tillflow.shop.sale.commands import (
+    AddProduct,
+    Checkout,
+    DiscontinueProduct,
+    LineRequest,
+    RepriceProduct,
+)
 from tillflow.shop.sale.events import CheckedOut, checkout_stream
 from tillflow.shop.sale.service import SaleService
 
@@ -55,3 +62,31 @@ def test_every_path_prices_by_the_same_catalog_rule(
     SaleService(store).reprice_product(RepriceProduct("apple", 150))  # another process
     PATHS[path](till, Checkout("second", "till-1", [LineRequest("apple", 1)]))
     assert _price_paid(store, "second") == price
+
+
+def _answer(sale: SaleService, path: str, command: Checkout) -> object:
+    """What ``path`` answers: a receipt (or receipt and checkout), or the refusal."""
+    if path == "checkout_many":
+        [outcome] = sale.checkout_many([command])
+        return outcome
+    try:
+        return PATHS[path](sale, command)
+    except TillflowError as refusal:
+        return refusal
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_a_retry_after_its_product_was_discontinued_answers_the_original(path: str) -> None:
+    store = MemoryEventStore(registry=REGISTRY)
+    sale = SaleService(store)
+    sale.add_product(AddProduct("apple", "Apple", 120))
+    command = Checkout("first", "till-1", [LineRequest("apple", 2)])
+    first = sale.checkout_recorded(command)
+    sale.discontinue_product(DiscontinueProduct("apple"))
+    answered = _answer(sale, path, command)
+    expected = first if path.startswith("checkout_recorded") else first[0]
+    assert answered == expected
+    new = _answer(sale, path, Checkout("second", "till-1", [LineRequest("apple", 2)]))
+    assert isinstance(new, ProductDiscontinued), "a new checkout must still be refused"
+    other = _answer(sale, path, Checkout("first", "till-1", [LineRequest("apple", 3)]))
+    assert isinstance(other, CheckoutConflict)

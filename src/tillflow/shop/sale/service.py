@@ -31,7 +31,7 @@ from tillflow.engine import (
 )
 from tillflow.engine.store import receipt_of
 from tillflow.shop import validation
-from tillflow.shop.errors import UnknownCheckout
+from tillflow.shop.errors import ProductDiscontinued, UnknownCheckout, UnknownProduct
 from tillflow.shop.sale import decisions
 from tillflow.shop.sale.catalog import Catalog
 from tillflow.shop.sale.commands import (
@@ -155,10 +155,17 @@ class SaleService:
 
     # -- checkouts -------------------------------------------------------------------------
 
-    def _decide(self, command: Checkout) -> CheckedOut:
+    def _decide(self, command: Checkout) -> CheckedOut | tuple[Receipt, CheckedOut]:
         """The one pricing rule of every checkout path: ``command`` decided on the catalog
-        :meth:`_catalog_for` gives it, at the service's clock."""
-        return decisions.decide_checkout(self._catalog_for(command), command, self.clock())
+        :meth:`_catalog_for` gives it, at the service's clock — or, when the catalog refuses
+        a product the command names (discontinued or gone since) and the checkout was
+        already recorded, the retry's answer: the original receipt and checkout."""
+        try:
+            return decisions.decide_checkout(self._catalog_for(command), command, self.clock())
+        except (UnknownProduct, ProductDiscontinued):
+            if not self.store.stream_version(checkout_stream(command.checkout_id)):
+                raise
+            return self._repeat_recorded(command)
 
     def checkout(self, command: Checkout) -> Receipt:
         """Record a sale; see the module docstring. Raises :class:`InvalidField`,
@@ -169,6 +176,8 @@ class SaleService:
         """:meth:`checkout`, also returning the checkout as recorded (for a retry: as it was
         first recorded, whatever the catalog says now)."""
         decided = self._decide(command)
+        if isinstance(decided, tuple):
+            return decided
         try:
             receipt = self.store.append(
                 checkout_stream(command.checkout_id), [checkout_event(decided)], NO_STREAM
@@ -186,6 +195,8 @@ class SaleService:
         """:meth:`checkout_recorded` without blocking the event loop: the same decision, the
         same append, the same answer to a retry."""
         decided = self._decide(command)
+        if isinstance(decided, tuple):
+            return decided
         try:
             receipt = await self.store.append_async(
                 checkout_stream(command.checkout_id), [checkout_event(decided)], NO_STREAM
@@ -205,10 +216,14 @@ class SaleService:
         requests: list[AppendRequest] = []
         for command in commands:
             try:
-                event = checkout_event(self._decide(command))
+                decided = self._decide(command)
             except TillflowError as refusal:
                 outcomes.append(refusal)
                 continue
+            if isinstance(decided, tuple):
+                outcomes.append(decided[0])
+                continue
+            event = checkout_event(decided)
             outcomes.append(None)
             requests.append(AppendRequest(checkout_stream(command.checkout_id), [event], NO_STREAM))
         appended = iter(self.store.append_many(requests))
