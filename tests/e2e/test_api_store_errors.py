@@ -14,6 +14,7 @@ import pytest
 
 from tests.e2e.servers import Api
 from tillflow.engine import ConcurrencyConflict, SqliteEventStore, StoreClosed, TillflowError
+from tillflow.engine.postgres.errors import DatabaseUnavailable
 from tillflow.http import create_app
 from tillflow.service.access_tokens import Role, TokenBook
 from tillflow.service.bootstrap import service_registry
@@ -42,6 +43,11 @@ WRITES: dict[str, tuple[str, Role, dict[str, Any], str]] = {
 ERRORS: dict[str, tuple[Callable[[], TillflowError], int, str]] = {
     "conflict": (lambda: ConcurrencyConflict("checkout-c-2", 3, 4), 409, "concurrency-conflict"),
     "closed": (StoreClosed, 503, "unavailable"),
+    "database down": (
+        lambda: DatabaseUnavailable("postgresql://db/shop", "connection refused"),
+        503,
+        "unavailable",
+    ),
 }
 
 

@@ -156,6 +156,12 @@ class StoreClosed(TillflowError):
         super().__init__("the event store is closed")
 
 
+class StoreUnavailable(TillflowError):
+    """The store's database could not be reached or failed the request (a server that went
+    away, a lock held too long). What was not acknowledged may or may not have committed:
+    retry with the same idempotency key."""
+
+
 class DrainTimeout(TillflowError):
     """``drain()`` did not see every processor catch up within its timeout."""
 

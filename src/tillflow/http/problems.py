@@ -34,7 +34,8 @@ one is required (``body``: required);
 unknown or discontinued product in the body            ``unknown-product``,
                                                        ``product-discontinued``
 return of more than was bought                 422     ``return-exceeds-purchase``
-the store is closing                           503     ``unavailable``
+the store is closing, or its database is       503     ``unavailable``
+unavailable (retry with the same key)
 =============================================  ======  =========================
 
 Rule for things that do not exist: named in the URL path → 404 (the resource is not
@@ -58,7 +59,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from tillflow.engine import ConcurrencyConflict, StoreClosed, TillflowError
+from tillflow.engine import ConcurrencyConflict, StoreClosed, StoreUnavailable, TillflowError
 from tillflow.shop.errors import (
     CheckoutConflict,
     InvalidField,
@@ -315,6 +316,14 @@ def domain_problem(request: Request, error: TillflowError) -> Response:
         )
     if isinstance(error, StoreClosed):
         return problem(503, "unavailable", "Unavailable", "the server is shutting down")
+    if isinstance(error, StoreUnavailable):
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, error)
+        return problem(
+            503,
+            "unavailable",
+            "Unavailable",
+            "the database is unavailable; retry with the same idempotency key",
+        )
     log.error("unmapped error on %s %s: %r", request.method, request.url.path, error)
     return problem(500, "internal-error", "Internal error", "the server failed; see its log")
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from tillflow.engine.errors import TillflowError
+from tillflow.engine.errors import StoreUnavailable, TillflowError
 
 
-class DatabaseUnavailable(TillflowError):
+class DatabaseUnavailable(StoreUnavailable):
     """The PostgreSQL server could not be reached or failed the request (connection refused,
     bad URL, lock timeout, server shutdown). Nothing of the failed request was committed
     unless it said so: a write either committed whole or not at all."""
