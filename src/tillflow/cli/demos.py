@@ -21,7 +21,7 @@ from tillflow.demos.engine import run_demo as run_engine_demo
 from tillflow.demos.shop import ShopDemoSettings, Snapshot, Verdict, run_shop_demo
 from tillflow.demos.simulation import DESIGNS, Design, simulate_shop
 from tillflow.engine import ProcessorStatistics, TillflowError
-from tillflow.service.bootstrap import ConfigurationError, open_store
+from tillflow.service.bootstrap import ConfigurationError, describe_database, open_store
 from tillflow.shop.assembly import REGISTRY as SHOP_REGISTRY
 from tillflow.shop.reporting.rows import ProductRow
 
@@ -177,10 +177,14 @@ def demo(
         raise fail(str(error), 2) from None
     try:
         if any(store.heads().values()):
-            raise fail(f"database {path!r} already holds events: the demo needs a new file", 2)
+            raise fail(
+                f"database {describe_database(path)!r} already holds events: the demo needs a "
+                "new file",
+                2,
+            )
         console.print(
-            f"[bold]shop demo[/] · database: {path} · {tills} tills · {rate:,.0f} checkouts/s · "
-            f"{duration:g} s · seed {seed}",
+            f"[bold]shop demo[/] · database: {describe_database(path)} · {tills} tills · "
+            f"{rate:,.0f} checkouts/s · {duration:g} s · seed {seed}",
             highlight=False,
         )
         progress = Progress(
@@ -211,7 +215,8 @@ def demo(
         store.close()
     console.print()
     _print_verdict(verdict, settings)
-    console.print(f"database: {path}\n  look inside: tillflow status --database {path}")
+    shown = describe_database(path)
+    console.print(f"database: {shown}\n  look inside: tillflow status --database {shown}")
     if not verdict.matches:
         raise typer.Exit(1)
 
@@ -245,7 +250,10 @@ def engine_demo(
             TimeRemainingColumn(),
         )
         task = progress.add_task("writing", total=duration, appended=0)
-        console.print(f"database: {path}  writers: {writers}  rate: {rate:,.0f}/s  seed: {seed}")
+        console.print(
+            f"database: {describe_database(path)}  writers: {writers}  "
+            f"rate: {rate:,.0f}/s  seed: {seed}"
+        )
         with Live(console=console, refresh_per_second=8) as live:
 
             def tick(elapsed: float, appended: int, rows: list[ProcessorStatistics]) -> None:

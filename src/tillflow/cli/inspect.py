@@ -15,7 +15,12 @@ from tillflow import __version__
 from tillflow.cli.common import DatabaseOption, console, fail, money, open_existing
 from tillflow.engine import TillflowError
 from tillflow.http.report import report_out
-from tillflow.service.bootstrap import ConfigurationError, is_server_url, open_store
+from tillflow.service.bootstrap import (
+    ConfigurationError,
+    describe_database,
+    is_server_url,
+    open_store,
+)
 from tillflow.shop.reporting.queries import Report, ReportReader
 
 
@@ -29,7 +34,7 @@ def status(database: DatabaseOption = "tillflow.db") -> None:
         raise fail(str(error), 2) from None
     try:
         heads = store.heads()
-        table = Table(title=f"{database}: heads {heads}")
+        table = Table(title=f"{describe_database(database)}: heads {heads}")
         for column in ("processor", "lane", "checkpoint", "lag"):
             table.add_column(column, justify="left" if column == "processor" else "right")
         for name, lanes in sorted(store.checkpoints().items()):

@@ -11,7 +11,12 @@ from rich.table import Table
 from tillflow.cli.common import DatabaseOption, console, errors, fail, open_existing
 from tillflow.engine import TillflowError
 from tillflow.service.access_tokens import Role, TokenBook
-from tillflow.service.bootstrap import ConfigurationError, open_store, service_registry
+from tillflow.service.bootstrap import (
+    ConfigurationError,
+    describe_database,
+    open_store,
+    service_registry,
+)
 
 app = typer.Typer(
     help="Bearer tokens for the HTTP API: till (checkouts, returns), manager (catalog, stock, "
@@ -69,7 +74,7 @@ def list_tokens(database: DatabaseOption = "tillflow.db") -> None:
     """Every token ever created: name, role, when created and revoked (never the token)."""
     store = open_existing(database)
     try:
-        table = Table(title=f"tokens in {database}")
+        table = Table(title=f"tokens in {describe_database(database)}")
         for column in ("name", "role", "created", "revoked", "sha-256"):
             table.add_column(column)
         for token in TokenBook(store).tokens():

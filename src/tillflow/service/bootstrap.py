@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tillflow.engine import Durability, EventRegistry, EventStore, MemoryEventStore
 from tillflow.engine.postgres import PostgresEventStore
+from tillflow.engine.postgres.schema import describe
 from tillflow.engine.sqlite import SqliteEventStore
 from tillflow.service.access_tokens import TOKEN_EVENTS
 from tillflow.shop.inventory.events import INVENTORY_EVENTS
@@ -25,6 +26,12 @@ def is_server_url(database: str) -> bool:
     """Whether ``database`` names a PostgreSQL server (``postgresql://`` or ``postgres://``)
     rather than a file."""
     return database.startswith(("postgres://", "postgresql://"))
+
+
+def describe_database(database: str) -> str:
+    """``database`` as it may be shown (titles, log lines): a PostgreSQL URL without its
+    password; anything else as given."""
+    return describe(database) if is_server_url(database) else database
 
 
 def open_store(
