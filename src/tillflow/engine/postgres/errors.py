@@ -28,3 +28,19 @@ class LaneCountMismatch(TillflowError):
             f"{database} was created with {found} lanes, not {requested}: open it with "
             f"lanes={found} (or leave the lane count out)"
         )
+
+
+class LeaseLost(TillflowError):
+    """A batch was fenced out: its worker no longer holds the lease (processor group, lane)
+    at the epoch it committed under (taken over, expired or resigned). The transaction was
+    rolled back; nothing of the batch was written. Let the lane go."""
+
+    def __init__(self, processor: str, lane: int, owner: str, epoch: int) -> None:
+        self.processor = processor
+        self.lane = lane
+        self.owner = owner
+        self.epoch = epoch
+        super().__init__(
+            f"{owner!r} no longer holds the lease of {processor!r} on lane {lane} at epoch "
+            f"{epoch}: the batch was rolled back"
+        )

@@ -5,7 +5,9 @@ processes opening a new database together create it once.
 ``tillflow_schema`` is the mark of a tillflow database: one row with the schema version
 and the lane count, both fixed when the database is created. ``lanes`` holds one head row
 per lane: appenders lock it and move it in the appending transaction, which is what makes
-positions dense per lane in commit order.
+positions dense per lane in commit order. ``leases`` and ``workers`` (version 2) hold
+which worker owns each (processor group, lane) and which workers are alive; expiries are
+on the database clock. A version-1 database is migrated when opened.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from psycopg.conninfo import conninfo_to_dict
 from tillflow.engine.errors import NotATillflowDatabase, SchemaTooNew
 from tillflow.engine.postgres.errors import LaneCountMismatch
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 DEFAULT_LANES: Final = 16
 MOST_LANES: Final = 1024
 _CREATING_LOCK: Final = 0x54494C4C  # "TILL": held while one process creates the schema
@@ -64,6 +66,22 @@ _DDL: Final = (
         PRIMARY KEY (view, key)
     )""",
 )
+_LEASE_DDL: Final = (
+    """CREATE TABLE leases (
+        processor  text COLLATE "C" NOT NULL,
+        lane       integer NOT NULL,
+        owner      text,
+        epoch      bigint NOT NULL,
+        expires_at timestamptz NOT NULL,
+        PRIMARY KEY (processor, lane)
+    )""",
+    "CREATE INDEX leases_by_owner ON leases (owner) WHERE owner IS NOT NULL",
+    """CREATE TABLE workers (
+        worker     text COLLATE "C" PRIMARY KEY,
+        expires_at timestamptz NOT NULL
+    )""",
+)
+"""Added in version 2: leases per (processor group, lane) and worker heartbeats."""
 
 
 def describe(url: str) -> str:
@@ -84,7 +102,8 @@ def initialise(conn: psycopg.Connection[Any], database: str, lanes: int | None) 
 
     ``lanes``: the lane count wanted (``None``: the database's, or :data:`DEFAULT_LANES`
     when creating). Raises :class:`NotATillflowDatabase` (tables of something else),
-    :class:`SchemaTooNew`, :class:`LaneCountMismatch`; none of them writes anything.
+    :class:`SchemaTooNew`, :class:`LaneCountMismatch`; none of them writes anything. An
+    older schema is migrated (in the same transaction, so all or nothing).
     """
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATING_LOCK,))
@@ -100,7 +119,7 @@ def initialise(conn: psycopg.Connection[Any], database: str, lanes: int | None) 
                     database, f"its schema holds {tables} tables or views, none of them tillflow's"
                 )
             count = DEFAULT_LANES if lanes is None else lanes
-            for statement in _DDL:
+            for statement in (*_DDL, *_LEASE_DDL):
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO tillflow_schema (version, lane_count) VALUES (%s, %s)",
@@ -118,6 +137,10 @@ def initialise(conn: psycopg.Connection[Any], database: str, lanes: int | None) 
             raise SchemaTooNew(database, version, SCHEMA_VERSION)
         if lanes is not None and lanes != found:
             raise LaneCountMismatch(database, found, lanes)
+        if version < 2:
+            for statement in _LEASE_DDL:
+                conn.execute(statement)
+            conn.execute("UPDATE tillflow_schema SET version = %s", (SCHEMA_VERSION,))
         return found
 
 

@@ -25,6 +25,7 @@ from tillflow.engine.errors import StoreClosed, TillflowError
 from tillflow.engine.group_commit import GroupCommitter
 from tillflow.engine.lanes import lane_of
 from tillflow.engine.postgres.errors import DatabaseUnavailable
+from tillflow.engine.postgres.leases import Fence, Leases
 from tillflow.engine.postgres.reads import PostgresReads, reason
 from tillflow.engine.postgres.schema import MOST_LANES, describe, initialise
 from tillflow.engine.postgres.writer import (
@@ -116,6 +117,8 @@ class PostgresEventStore(PostgresReads, EventStore):
         self._committers: dict[int, GroupCommitter] = {}
         self._committers_lock = threading.Lock()
         self._closed = False
+        self.leases = Leases(self._pool)
+        """The lease and heartbeat tables (workers sharing lanes; see ``fence`` below)."""
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         for name, value in self._settings.items():
@@ -203,7 +206,12 @@ class PostgresEventStore(PostgresReads, EventStore):
         expected_checkpoint: int,
         new_checkpoint: int,
         effects: BatchEffects,
+        *,
+        fence: Fence | None = None,
     ) -> Receipt:
+        """The port's batch commit; with ``fence``, also only while that worker holds the
+        lease of (``processor``, ``lane``) at that epoch, by the database clock, checked
+        inside the committing transaction: else :class:`LeaseLost`, nothing written."""
         encoded = []
         for emitted in effects.emitted:
             if not emitted.checked:
@@ -220,6 +228,7 @@ class PostgresEventStore(PostgresReads, EventStore):
                 new_checkpoint,
                 effects,
                 encoded,
+                fence,
             )
         except psycopg.Error as error:
             raise DatabaseUnavailable(self.database, reason(error)) from error

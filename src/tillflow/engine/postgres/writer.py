@@ -40,6 +40,8 @@ from tillflow.engine.errors import (
 from tillflow.engine.group_commit import Failed
 from tillflow.engine.ids import format_id, new_event_id
 from tillflow.engine.lanes import lane_of
+from tillflow.engine.postgres.errors import LeaseLost
+from tillflow.engine.postgres.leases import FENCE, Fence
 from tillflow.engine.store import BatchEffects, receipt_of, repeat_receipt
 from tillflow.engine.types import ANY_VERSION, NO_STREAM, NewEvent, Receipt, RecordedEvent
 
@@ -317,22 +319,32 @@ def commit_batch(
     new: int,
     effects: BatchEffects,
     encoded: Sequence[Sequence[bytes]],
+    fence: Fence | None = None,
 ) -> Receipt:
-    """A processor batch in one transaction: checkpoint compare-and-set (first, so that a
-    stale batch stops there), the head rows of the lanes it emits to (ascending), its
-    events, its view rows. Raises :class:`CheckpointConflict` / :class:`ConcurrencyConflict`
-    with nothing written."""
+    """A processor batch in one transaction: the lease check when ``fence`` is given (the
+    lease row locked ``FOR SHARE``, so no takeover until this commits), the checkpoint
+    compare-and-set (first, so that a stale batch stops there), the head rows of the lanes
+    it emits to (ascending), its events, its view rows. Raises :class:`LeaseLost`,
+    :class:`CheckpointConflict` / :class:`ConcurrencyConflict` with nothing written."""
     emitted = effects.emitted
     streams = sorted({item.stream for item in emitted})
     lanes = sorted({lane_of(stream, lane_count) for stream in streams})
     now = time.time()
     with pool.connection() as conn, conn.pipeline(), conn.transaction():
+        fenced = (
+            None
+            if fence is None
+            else conn.execute(FENCE, (processor, lane, fence.owner, fence.epoch))
+        )
         if expected == 0:
             moved = conn.execute(_CAS_FIRST, (processor, lane, new, now))
         else:
             moved = conn.execute(_CAS, (new, now, processor, lane, expected))
         locked = [(each, conn.execute(_LOCK, (each,))) for each in lanes]
         versions = conn.execute(VERSIONS, (streams,)) if streams else None
+        if fenced is not None and fenced.fetchone() is None:
+            assert fence is not None
+            raise LeaseLost(processor, lane, fence.owner, fence.epoch)
         if moved.fetchone() is None:
             actual = conn.execute(
                 "SELECT position FROM checkpoints WHERE processor = %s AND lane = %s",

@@ -1,0 +1,147 @@
+"""Leases per (processor group, lane) and worker heartbeats, in SQL.
+
+A lease row has an owner (a worker id, ``NULL`` once resigned), an epoch incremented on
+every acquisition, and an expiry on the **database clock** (``clock_timestamp()``): no
+worker's clock is ever compared with another's. A lease is free when it has no owner or
+its expiry has passed; renewing extends only leases still unexpired. A fenced batch
+(:data:`FENCE`) locks its lease row ``FOR SHARE`` inside the committing transaction, so a
+takeover waits for that commit, and a worker that has lost the lease commits nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from psycopg_pool import ConnectionPool
+
+FENCE: Final = (
+    "SELECT 1 FROM leases WHERE processor = %s AND lane = %s AND owner = %s AND epoch = %s "
+    "AND expires_at > clock_timestamp() FOR SHARE"
+)
+"""The fence of a batch: one row while its worker holds the lease at its epoch."""
+_TTL: Final = "clock_timestamp() + %s * interval '1 second'"
+_ACQUIRE: Final = (
+    "INSERT INTO leases (processor, lane, owner, epoch, expires_at) "
+    f"VALUES (%s, %s, %s, 1, {_TTL}) "
+    "ON CONFLICT (processor, lane) DO UPDATE SET owner = excluded.owner, "
+    "epoch = leases.epoch + 1, expires_at = excluded.expires_at "
+    "WHERE leases.owner IS NULL OR leases.expires_at <= clock_timestamp() RETURNING epoch"
+)
+_RENEW: Final = (
+    f"UPDATE leases SET expires_at = {_TTL} "
+    "WHERE owner = %s AND expires_at > clock_timestamp() RETURNING processor, lane, epoch"
+)
+_RELEASE: Final = (
+    "UPDATE leases SET owner = NULL, expires_at = clock_timestamp() "
+    "WHERE processor = %s AND lane = %s AND owner = %s AND epoch = %s"
+)
+_RESIGN: Final = "UPDATE leases SET owner = NULL, expires_at = clock_timestamp() WHERE owner = %s"
+_HEARTBEAT: Final = (
+    f"INSERT INTO workers (worker, expires_at) VALUES (%s, {_TTL}) "
+    "ON CONFLICT (worker) DO UPDATE SET expires_at = excluded.expires_at"
+)
+_LIVE: Final = "SELECT count(*) FROM workers WHERE expires_at > clock_timestamp()"
+_ROWS: Final = (
+    "SELECT processor, lane, owner, epoch, expires_at, "
+    "extract(epoch FROM expires_at - clock_timestamp())::float8 FROM leases "
+    "ORDER BY processor, lane"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """What a worker commits a batch under: its id and the epoch of its lease."""
+
+    owner: str
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRow:
+    """One lease as operators see it; ``remaining``: seconds to expiry by the database
+    clock (negative once expired), ``owner`` ``None`` once resigned."""
+
+    processor: str
+    lane: int
+    owner: str | None
+    epoch: int
+    expires_at: datetime
+    remaining: float
+
+    @property
+    def held(self) -> bool:
+        return self.owner is not None and self.remaining > 0
+
+
+def fair_share(lanes: int, live_workers: int) -> int:
+    """How many lanes of a group each live worker aims at: ``ceil(lanes / live)``."""
+    if lanes < 0 or live_workers < 0:
+        raise ValueError(f"lanes and workers cannot be negative: {lanes}, {live_workers}")
+    return lanes if live_workers == 0 else math.ceil(lanes / live_workers)
+
+
+def _seconds(ttl: float) -> float:
+    if not (isinstance(ttl, int | float) and math.isfinite(ttl) and ttl > 0):
+        raise ValueError(f"a lease TTL must be a positive number of seconds: {ttl!r}")
+    return float(ttl)
+
+
+class Leases:
+    """The lease and heartbeat tables of one database, through the store's pool. Every
+    method is one autocommitted statement; times are the database's."""
+
+    def __init__(self, pool: ConnectionPool[Any]) -> None:
+        self._pool = pool
+
+    def acquire(self, processor: str, lane: int, owner: str, ttl: float) -> Fence | None:
+        """Take the lease if it is free (never held, resigned or expired): the new fence
+        (epoch one more than the last), else ``None``. Waits for a batch committing under
+        the lease to finish, so the checkpoint read after this is the last one."""
+        seconds = _seconds(ttl)
+        with self._pool.connection() as conn:
+            row = conn.execute(_ACQUIRE, (processor, lane, owner, seconds)).fetchone()
+        return None if row is None else Fence(owner, int(row[0]))
+
+    def renew(self, owner: str, ttl: float) -> dict[tuple[str, int], Fence]:
+        """Extend every unexpired lease of ``owner`` by ``ttl`` from now; the leases it
+        still holds. One missing from the answer is lost: stop committing on it."""
+        seconds = _seconds(ttl)
+        with self._pool.connection() as conn:
+            rows = conn.execute(_RENEW, (seconds, owner)).fetchall()
+        return {(str(p), int(lane)): Fence(owner, int(epoch)) for p, lane, epoch in rows}
+
+    def release(self, processor: str, lane: int, fence: Fence) -> bool:
+        """Hand the lease over at once (a batch boundary); ``False`` if it was already
+        lost."""
+        with self._pool.connection() as conn:
+            cursor = conn.execute(_RELEASE, (processor, lane, fence.owner, fence.epoch))
+            return int(cursor.rowcount) == 1
+
+    def resign(self, owner: str) -> int:
+        """Release every lease of ``owner`` and drop its heartbeat (SIGTERM): others take
+        the lanes without waiting for expiry. The number of leases released."""
+        with self._pool.connection() as conn, conn.transaction():
+            released = int(conn.execute(_RESIGN, (owner,)).rowcount)
+            conn.execute("DELETE FROM workers WHERE worker = %s", (owner,))
+        return released
+
+    def heartbeat(self, owner: str, ttl: float) -> None:
+        """Mark ``owner`` alive for ``ttl`` seconds from now."""
+        seconds = _seconds(ttl)
+        with self._pool.connection() as conn:
+            conn.execute(_HEARTBEAT, (owner, seconds))
+
+    def live_workers(self) -> int:
+        """Workers whose heartbeat has not expired."""
+        with self._pool.connection() as conn:
+            row = conn.execute(_LIVE).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def rows(self) -> list[LeaseRow]:
+        """Every lease, by group and lane."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(_ROWS).fetchall()
+        return [LeaseRow(str(p), int(ln), o, int(e), at, float(r)) for p, ln, o, e, at, r in rows]
