@@ -27,8 +27,10 @@ from tillflow.cli.common import (
     open_existing,
     statistics_table,
 )
+from tillflow.cli.leased import DEFAULT_TTL, keeping, lease_keeper
 from tillflow.cli.supervisor import Supervisor, listen, stop_all, when_orphaned
 from tillflow.engine import EventStore, Runtime, State, TillflowError
+from tillflow.engine.leasing import LeaseKeeper
 from tillflow.http import create_app
 from tillflow.service.access_tokens import TokenBook
 from tillflow.service.bootstrap import ConfigurationError, open_store, service_registry
@@ -234,10 +236,18 @@ def worker(
             "collector (env TILLFLOW_GC_THRESHOLD; 0 keeps Python's 700).",
         ),
     ] = DEFAULT_THRESHOLD,
+    lease_ttl: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="PostgreSQL: seconds a lane's lease lasts unless renewed (every third).",
+        ),
+    ] = DEFAULT_TTL,
 ) -> None:
     """Run the shop's processors (inventory, then reporting behind its barrier) against a
     store that `tillflow serve --no-processors` (or anything else) writes to. Stops
-    cleanly on SIGTERM or Ctrl-C; exits 1 if a processor fails."""
+    cleanly on SIGTERM or Ctrl-C; exits 1 if a processor fails. On PostgreSQL, any number
+    of workers share the lanes by leases (fair shares; SIGTERM hands them over at once)."""
     store = open_existing(database)
     try:
         shop = Shop(store)
@@ -246,13 +256,13 @@ def worker(
         except TillflowError as error:
             raise fail(str(error), 2) from None
         tune_collector(gc_threshold)
-        code = asyncio.run(_work(runtime))
+        code = asyncio.run(_work(runtime, lease_keeper(store, runtime, lease_ttl)))
     finally:
         store.close()
     raise typer.Exit(code)
 
 
-async def _work(runtime: Runtime) -> int:
+async def _work(runtime: Runtime, keeper: LeaseKeeper | None = None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -263,7 +273,7 @@ async def _work(runtime: Runtime) -> int:
         f"{gc.get_threshold()[0]:,}",
         highlight=False,
     )
-    async with runtime:
+    async with runtime, keeping(keeper):
         while not stop.is_set():
             failed = [
                 row

@@ -21,13 +21,14 @@ from __future__ import annotations
 import enum
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tillflow.engine.errors import CheckpointConflict, HandlerFailed
 from tillflow.engine.ids import format_id
 from tillflow.engine.processor import Processor, Session
-from tillflow.engine.store import EventStore
-from tillflow.engine.types import RecordedEvent
+from tillflow.engine.store import BatchEffects, EventStore
+from tillflow.engine.types import Receipt, RecordedEvent
 
 THROUGHPUT_WINDOW = 5.0  # seconds
 
@@ -60,6 +61,10 @@ class StepResult:
         return self.scanned > 0
 
 
+CommitBatch = Callable[[str, int, int, int, BatchEffects], Receipt]
+"""``EventStore.commit_batch``'s shape: processor, lane, expected, new checkpoint, effects."""
+
+
 class LaneProcessor:
     """One processor on one lane. Not thread-safe: one caller steps it at a time."""
 
@@ -82,6 +87,17 @@ class LaneProcessor:
         self.last_batch = 0
         self._checkpoint: int | None = None
         self._history: deque[tuple[float, int]] = deque()
+        self.leased = True
+        """Whether this runtime may step this lane (always, unless a lease keeper shares
+        the lanes among workers)."""
+        self.commit_batch: CommitBatch | None = None
+        """How batches commit: a lease keeper's fenced commit, or (``None``) the store's,
+        looked up at each commit."""
+
+    def forget(self) -> None:
+        """Drop the cached checkpoint and handler memory (the lane changed hands)."""
+        self._checkpoint = None
+        self.cache.clear()
 
     @property
     def name(self) -> str:
@@ -158,7 +174,8 @@ class LaneProcessor:
 
     def _commit(self, checkpoint: int, upto: int, session: Session, handled: int) -> None:
         try:
-            self.store.commit_batch(self.name, self.lane, checkpoint, upto, session.seal())
+            commit = self.commit_batch or self.store.commit_batch
+            commit(self.name, self.lane, checkpoint, upto, session.seal())
         except CheckpointConflict:
             self._checkpoint = None
             self.cache.clear()

@@ -199,6 +199,7 @@ class Session:
         if found is not _MISSING:
             return found
         raw = self.store.read_view(view, key)
+        self.effects.read.setdefault((view, key), raw)
         if raw is None:
             return None
         return (

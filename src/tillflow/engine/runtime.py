@@ -203,6 +203,8 @@ class Runtime:
         conflicts = 0
         while not self._stopping:
             wake.clear()
+            if await self._elsewhere(lane_processor, wake):
+                continue
             try:
                 result = await loop.run_in_executor(executor, lane_processor.step)
             except HandlerFailed as failure:
@@ -249,6 +251,17 @@ class Runtime:
                 async with asyncio.timeout(delay):
                     await wake.wait()
             delay = min(delay * self.poll.factor, self.poll.most)
+
+    async def _elsewhere(self, lane_processor: LaneProcessor, wake: asyncio.Event) -> bool:
+        """Whether another worker holds this lane for now (see ``LeaseKeeper``); if so,
+        wait a poll interval (or a wake-up) first."""
+        if lane_processor.leased:
+            return False
+        lane_processor.state = State.ELSEWHERE
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.poll.most):
+                await wake.wait()
+        return True
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         if seconds <= 0:

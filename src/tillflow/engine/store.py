@@ -67,6 +67,10 @@ class BatchEffects:
     emitted: list[Emitted] = field(default_factory=list)
     views: dict[tuple[str, str], bytes | None] = field(default_factory=dict)
     """(view, key) → encoded row, or ``None`` to delete the row."""
+    read: dict[tuple[str, str], bytes | None] = field(default_factory=dict)
+    """(view, key) → the committed row the batch read (``None``: absent). A store whose
+    lanes several workers share commits the batch only if every one is unchanged; a store
+    with one owner may ignore it."""
 
     def is_empty(self) -> bool:
         return not self.emitted and not self.views

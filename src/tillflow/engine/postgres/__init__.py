@@ -7,8 +7,9 @@ Modules: :mod:`~tillflow.engine.postgres.schema` (tables, versions, lane count),
 :mod:`~tillflow.engine.postgres.store` (the port: pool, group committers, lifecycle).
 """
 
+from tillflow.engine.leasing import Fence, fair_share
 from tillflow.engine.postgres.errors import DatabaseUnavailable, LaneCountMismatch, LeaseLost
-from tillflow.engine.postgres.leases import Fence, LeaseRow, Leases, fair_share
+from tillflow.engine.postgres.leases import LeaseRow, Leases
 from tillflow.engine.postgres.schema import DEFAULT_LANES, SCHEMA_VERSION
 from tillflow.engine.postgres.store import PostgresEventStore
 

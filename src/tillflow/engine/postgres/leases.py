@@ -17,6 +17,8 @@ from typing import Any, Final
 
 from psycopg_pool import ConnectionPool
 
+from tillflow.engine.leasing import Fence
+
 FENCE: Final = (
     "SELECT 1 FROM leases WHERE processor = %s AND lane = %s AND owner = %s AND epoch = %s "
     "AND expires_at > clock_timestamp() FOR SHARE"
@@ -52,14 +54,6 @@ _ROWS: Final = (
 
 
 @dataclass(frozen=True, slots=True)
-class Fence:
-    """What a worker commits a batch under: its id and the epoch of its lease."""
-
-    owner: str
-    epoch: int
-
-
-@dataclass(frozen=True, slots=True)
 class LeaseRow:
     """One lease as operators see it; ``remaining``: seconds to expiry by the database
     clock (negative once expired), ``owner`` ``None`` once resigned."""
@@ -74,13 +68,6 @@ class LeaseRow:
     @property
     def held(self) -> bool:
         return self.owner is not None and self.remaining > 0
-
-
-def fair_share(lanes: int, live_workers: int) -> int:
-    """How many lanes of a group each live worker aims at: ``ceil(lanes / live)``."""
-    if lanes < 0 or live_workers < 0:
-        raise ValueError(f"lanes and workers cannot be negative: {lanes}, {live_workers}")
-    return lanes if live_workers == 0 else math.ceil(lanes / live_workers)
 
 
 def _seconds(ttl: float) -> float:

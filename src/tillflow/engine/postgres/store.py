@@ -24,8 +24,9 @@ from psycopg_pool import ConnectionPool
 from tillflow.engine.errors import StoreClosed, TillflowError
 from tillflow.engine.group_commit import GroupCommitter
 from tillflow.engine.lanes import lane_of
+from tillflow.engine.leasing import Fence
 from tillflow.engine.postgres.errors import DatabaseUnavailable
-from tillflow.engine.postgres.leases import Fence, Leases
+from tillflow.engine.postgres.leases import Leases
 from tillflow.engine.postgres.reads import PostgresReads, reason
 from tillflow.engine.postgres.schema import MOST_LANES, describe, initialise
 from tillflow.engine.postgres.writer import (

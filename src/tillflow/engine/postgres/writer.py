@@ -40,8 +40,9 @@ from tillflow.engine.errors import (
 from tillflow.engine.group_commit import Failed
 from tillflow.engine.ids import format_id, new_event_id
 from tillflow.engine.lanes import lane_of
-from tillflow.engine.postgres.errors import LeaseLost
-from tillflow.engine.postgres.leases import FENCE, Fence
+from tillflow.engine.leasing import Fence
+from tillflow.engine.postgres.errors import LeaseLost, ViewRowChanged
+from tillflow.engine.postgres.leases import FENCE
 from tillflow.engine.store import BatchEffects, receipt_of, repeat_receipt
 from tillflow.engine.types import ANY_VERSION, NO_STREAM, NewEvent, Receipt, RecordedEvent
 
@@ -91,6 +92,20 @@ _UPSERT_VIEW: Final = (
     "ON CONFLICT (view, key) DO UPDATE SET value = excluded.value"
 )
 _DELETE_VIEW: Final = "DELETE FROM views WHERE view = %s AND key = %s"
+_ABSENT: Final = "SELECT NOT EXISTS (SELECT 1 FROM views WHERE view = %s AND key = %s)"
+_UNCHANGED: Final = "SELECT true FROM views WHERE view = %s AND key = %s AND value = %s FOR SHARE"
+_INSERT_NEW_VIEW: Final = (
+    "INSERT INTO views (view, key, value) VALUES (%s, %s, %s) "
+    "ON CONFLICT (view, key) DO NOTHING RETURNING true"
+)
+_UPDATE_SEEN_VIEW: Final = (
+    "UPDATE views SET value = %s WHERE view = %s AND key = %s AND value = %s RETURNING true"
+)
+_DELETE_SEEN_VIEW: Final = (
+    "DELETE FROM views WHERE view = %s AND key = %s AND value = %s RETURNING true"
+)
+"""Rows a batch read are written (or checked) only if still as read: workers sharing a
+group's lanes may both touch a row that spans lanes (a total)."""
 _ALONE_TRIES: Final = 3
 
 
@@ -324,8 +339,9 @@ def commit_batch(
     """A processor batch in one transaction: the lease check when ``fence`` is given (the
     lease row locked ``FOR SHARE``, so no takeover until this commits), the checkpoint
     compare-and-set (first, so that a stale batch stops there), the head rows of the lanes
-    it emits to (ascending), its events, its view rows. Raises :class:`LeaseLost`,
-    :class:`CheckpointConflict` / :class:`ConcurrencyConflict` with nothing written."""
+    it emits to (ascending), its events, its view rows (those it read only if unchanged,
+    in key order). Raises :class:`LeaseLost`, :class:`CheckpointConflict` /
+    :class:`ConcurrencyConflict` / :class:`ViewRowChanged` with nothing written."""
     emitted = effects.emitted
     streams = sorted({item.stream for item in emitted})
     lanes = sorted({lane_of(stream, lane_count) for stream in streams})
@@ -365,14 +381,44 @@ def commit_batch(
             conn.execute(_MOVE, (head, each))
         if plan.records:
             conn.execute(_INSERT, plan.columns())
-        upserts = [(view, key, value) for (view, key), value in effects.views.items() if value]
-        deletes = [(view, key) for (view, key), value in effects.views.items() if value is None]
+        checked = [
+            (address, conn.execute(*_guard(address, seen, effects.views)))
+            for address, seen in sorted(effects.read.items())
+        ]
+        blind = {a: v for a, v in effects.views.items() if a not in effects.read}
+        upserts = [(view, key, value) for (view, key), value in blind.items() if value]
+        deletes = [(view, key) for (view, key), value in blind.items() if value is None]
         with conn.cursor() as cursor:
             if upserts:
                 cursor.executemany(_UPSERT_VIEW, upserts)
             if deletes:
                 cursor.executemany(_DELETE_VIEW, deletes)
+        for (view, key), cursor in checked:
+            if not _first_or_false(cursor.fetchone()):
+                raise ViewRowChanged(processor, view, key)
     return Receipt(grown, {item.stream: plan.versions[item.stream] for item in emitted})
+
+
+def _guard(
+    address: tuple[str, str], seen: bytes | None, writes: dict[tuple[str, str], bytes | None]
+) -> tuple[str, tuple[Any, ...]]:
+    """The statement that writes a row the batch read (or only checks it) provided it is
+    still what the batch read; it returns ``true`` then, nothing or ``false`` if not."""
+    view, key = address
+    if address not in writes or (seen is None and writes[address] is None):
+        if seen is None:
+            return _ABSENT, (view, key)
+        return _UNCHANGED, (view, key, seen)
+    new = writes[address]
+    if seen is None:
+        return _INSERT_NEW_VIEW, (view, key, new)
+    if new is None:
+        return _DELETE_SEEN_VIEW, (view, key, seen)
+    return _UPDATE_SEEN_VIEW, (new, view, key, seen)
+
+
+def _first_or_false(row: tuple[Any, ...] | None) -> bool:
+    return row is not None and bool(row[0])
 
 
 def _first(row: tuple[Any, ...] | None) -> Any:

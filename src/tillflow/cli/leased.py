@@ -1,0 +1,52 @@
+"""`tillflow worker` on PostgreSQL: the lanes shared with the other workers by leases."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+from tillflow.engine import EventStore, Runtime
+from tillflow.engine.lane_processor import CommitBatch
+from tillflow.engine.leasing import Fence, LeaseKeeper
+from tillflow.engine.postgres import PostgresEventStore
+
+DEFAULT_TTL = 10.0
+
+
+def worker_id() -> str:
+    """This process's id among workers: host, pid and a random part (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def lease_keeper(store: EventStore, runtime: Runtime, ttl: float) -> LeaseKeeper | None:
+    """A keeper of this worker's share of the lanes of the processors ``runtime`` runs, on
+    a store that leases lanes (PostgreSQL); ``None`` on the others (one owner: all lanes)."""
+    if not isinstance(store, PostgresEventStore):
+        return None
+
+    def fenced(fence: Fence) -> CommitBatch:
+        return functools.partial(store.commit_batch, fence=fence)
+
+    lanes = {name: runtime.lanes[name] for name in runtime.running}
+    return LeaseKeeper(store.leases, worker_id(), lanes, ttl, fenced)
+
+
+@contextlib.asynccontextmanager
+async def keeping(keeper: LeaseKeeper | None) -> AsyncIterator[None]:
+    """Keep the leases while the block runs; resign them all (at once) when it ends."""
+    if keeper is None:
+        yield
+        return
+    stop = asyncio.Event()
+    task = asyncio.create_task(keeper.keep(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+        await asyncio.to_thread(keeper.resign)

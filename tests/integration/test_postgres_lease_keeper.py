@@ -1,0 +1,123 @@
+"""The worker side of leases, in one process: fair shares handed over between keepers,
+batches committed under the keeper's fence, lanes not held never stepped, and view rows
+that span lanes guarded when two workers share a group's lanes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tillflow.cli.leased import lease_keeper
+from tillflow.engine import BatchEffects, MemoryEventStore, NewEvent, State
+from tillflow.engine.leasing import LeaseKeeper
+from tillflow.engine.postgres import LeaseLost, PostgresEventStore
+from tillflow.engine.postgres.errors import ViewRowChanged
+from tillflow.engine.runtime import Runtime
+from tillflow.shop.assembly import REGISTRY, Shop
+
+LANES = 4
+TTL = 30.0
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def store(postgres_url: str) -> Iterator[PostgresEventStore]:
+    opened = PostgresEventStore(postgres_url, lanes=LANES, registry=REGISTRY)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def keeper(store: PostgresEventStore) -> tuple[LeaseKeeper, Runtime]:
+    runtime = Shop(store).runtime()
+    found = lease_keeper(store, runtime, TTL)
+    assert found is not None
+    return found, runtime
+
+
+def leased(runtime: Runtime) -> dict[str, list[int]]:
+    return {name: [lp.lane for lp in lanes if lp.leased] for name, lanes in runtime.lanes.items()}
+
+
+def test_keepers_share_the_lanes_and_hand_the_surplus_over(store: PostgresEventStore) -> None:
+    first, first_runtime = keeper(store)
+    second, second_runtime = keeper(store)
+    first.tick()  # alone: every lane, of both groups (co-partitioned)
+    assert sorted(first.held) == list(range(LANES))
+    assert leased(first_runtime) == {"inventory": [0, 1, 2, 3], "reporting": [0, 1, 2, 3]}
+    assert leased(second_runtime) == {"inventory": [], "reporting": []}
+    second.tick()  # two live workers now: a share of 2, none free yet
+    assert second.held == {}
+    first.tick()  # hands its surplus over
+    assert len(first.held) == 2
+    second.tick()
+    assert sorted([*first.held, *second.held]) == list(range(LANES))
+    assert set(leased(second_runtime)["reporting"]) == set(second.held)
+    assert set(leased(first_runtime)["inventory"]).isdisjoint(leased(second_runtime)["inventory"])
+    second.resign()  # SIGTERM
+    assert leased(second_runtime) == {"inventory": [], "reporting": []}
+    first.tick()
+    assert sorted(first.held) == list(range(LANES))
+
+
+def test_a_batch_commits_under_the_keepers_fence(store: PostgresEventStore) -> None:
+    only, runtime = keeper(store)
+    only.tick()
+    lane_processor = runtime.lanes["inventory"][1]
+    assert lane_processor.commit_batch is not None
+    lane_processor.commit_batch("inventory", 1, 0, 0, BatchEffects())  # held: commits
+    only.resign()
+    with pytest.raises(LeaseLost):
+        lane_processor.commit_batch("inventory", 1, 0, 0, BatchEffects())
+
+
+def test_a_lane_not_held_is_never_stepped_until_granted() -> None:
+    store = MemoryEventStore(lane_count=2)
+
+    async def run() -> None:
+        shop = Shop(store)
+        async with shop.runtime() as runtime:
+            lanes = [lp for each in runtime.lanes.values() for lp in each]
+            for lane_processor in lanes:
+                lane_processor.leased = False
+            receipt = await runtime.append("s", [NewEvent("Noise")])
+            async with asyncio.timeout(15):
+                while any(lp.state is not State.ELSEWHERE for lp in lanes):
+                    await asyncio.sleep(0.01)
+            assert all(store.checkpoint(lp.name, lp.lane) == 0 for lp in lanes)
+            for lane_processor in lanes:
+                lane_processor.leased = True
+            assert await runtime.wait_for(receipt, timeout=15)
+
+    asyncio.run(run())
+
+
+def test_a_view_row_changed_since_the_batch_read_it_is_refused(
+    store: PostgresEventStore,
+) -> None:
+    """Two workers' batches on different lanes both read a total, then commit: the second
+    is rolled back instead of overwriting the first's update."""
+    store.commit_batch("g", 0, 0, 1, BatchEffects(views={("v", "total"): b"1"}))
+    read: dict[tuple[str, str], bytes | None] = {("v", "total"): b"1"}
+    store.commit_batch("g", 1, 0, 1, BatchEffects(views={("v", "total"): b"2"}, read=read))
+    with pytest.raises(ViewRowChanged) as caught:
+        store.commit_batch("g", 2, 0, 1, BatchEffects(views={("v", "total"): b"2"}, read=read))
+    assert "'v'/'total'" in str(caught.value)
+    assert store.checkpoint("g", 2) == 0
+    absent: dict[tuple[str, str], bytes | None] = {("v", "new"): None}
+    store.commit_batch("g", 3, 0, 1, BatchEffects(views={("v", "new"): b"a"}, read=absent))
+    with pytest.raises(ViewRowChanged):  # both saw it absent: the later insert loses
+        store.commit_batch("g", 0, 1, 2, BatchEffects(views={("v", "new"): b"b"}, read=absent))
+    with pytest.raises(ViewRowChanged):  # read only, changed since: refused too
+        store.commit_batch("g", 0, 1, 2, BatchEffects(views={("v", "x"): b"x"}, read=read))
+    assert dict(store.view_rows("v")) == {"total": b"2", "new": b"a"}
