@@ -9,10 +9,12 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from typer.testing import CliRunner
 
+from tillflow.cli import app
 from tillflow.cli.leased import lease_keeper
 from tillflow.engine import BatchEffects, MemoryEventStore, NewEvent, State
-from tillflow.engine.leasing import LeaseKeeper
+from tillflow.engine.leasing import Fence, LeaseKeeper
 from tillflow.engine.postgres import LeaseLost, PostgresEventStore
 from tillflow.engine.postgres.errors import ViewRowChanged
 from tillflow.engine.runtime import Runtime
@@ -121,3 +123,21 @@ def test_a_view_row_changed_since_the_batch_read_it_is_refused(
     with pytest.raises(ViewRowChanged):  # read only, changed since: refused too
         store.commit_batch("g", 0, 1, 2, BatchEffects(views={("v", "x"): b"x"}, read=read))
     assert dict(store.view_rows("v")) == {"total": b"2", "new": b"a"}
+
+
+def test_status_shows_each_lanes_owner_epoch_and_expiry(
+    store: PostgresEventStore, postgres_url: str
+) -> None:
+    store.commit_batch("inventory", 0, 0, 0, BatchEffects())
+    store.commit_batch("inventory", 1, 0, 0, BatchEffects())
+    store.commit_batch("inventory", 2, 0, 0, BatchEffects())
+    assert store.leases.acquire("inventory", 0, "host:1:ab", TTL) == Fence("host:1:ab", 1)
+    assert store.leases.acquire("inventory", 1, "host:2:cd", TTL) is not None
+    store.leases.resign("host:2:cd")
+    result = CliRunner().invoke(app, ["status", "--database", postgres_url], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if "inventory" in line and "│" in line]
+    lines = {line.split("│")[2].strip(): line for line in rows}
+    assert "host:1:ab" in lines["0"] and "expires in" in lines["0"]
+    assert "resigned" in lines["1"]
+    assert "unleased" in lines["2"]

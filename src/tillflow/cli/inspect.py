@@ -13,6 +13,7 @@ from rich.table import Table
 
 from tillflow import __version__
 from tillflow.cli.common import DatabaseOption, console, fail, money, open_existing
+from tillflow.cli.leased import LEASE_COLUMNS, lease_cells
 from tillflow.engine import TillflowError
 from tillflow.http.report import report_out
 from tillflow.service.bootstrap import (
@@ -34,12 +35,17 @@ def status(database: DatabaseOption = "tillflow.db") -> None:
         raise fail(str(error), 2) from None
     try:
         heads = store.heads()
+        leases = lease_cells(store)
         table = Table(title=f"{describe_database(database)}: heads {heads}")
-        for column in ("processor", "lane", "checkpoint", "lag"):
-            table.add_column(column, justify="left" if column == "processor" else "right")
+        columns = ["processor", "lane", "checkpoint", "lag"]
+        for column in columns + (list(LEASE_COLUMNS) if leases is not None else []):
+            table.add_column(column, justify="right" if column in columns[1:] else "left")
         for name, lanes in sorted(store.checkpoints().items()):
             for lane, position in sorted(lanes.items()):
-                table.add_row(name, str(lane), f"{position:,}", f"{heads[lane] - position:,}")
+                cells = [name, str(lane), f"{position:,}", f"{heads[lane] - position:,}"]
+                if leases is not None:
+                    cells.extend(leases.get((name, lane), ("-", "-", "unleased")))
+                table.add_row(*cells)
         console.print(table)
     finally:
         store.close()

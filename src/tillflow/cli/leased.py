@@ -50,3 +50,24 @@ async def keeping(keeper: LeaseKeeper | None) -> AsyncIterator[None]:
         stop.set()
         await task
         await asyncio.to_thread(keeper.resign)
+
+
+LEASE_COLUMNS = ("owner", "epoch", "lease")
+
+
+def lease_cells(store: EventStore) -> dict[tuple[str, int], tuple[str, str, str]] | None:
+    """Per (processor, lane): its lease's owner, epoch and expiry as operators read them
+    (``expires in 2.9 s``, ``expired 1.0 s ago``, ``resigned``); ``None`` on a store
+    without leases."""
+    if not isinstance(store, PostgresEventStore):
+        return None
+    cells: dict[tuple[str, int], tuple[str, str, str]] = {}
+    for row in store.leases.rows():
+        if row.owner is None:
+            expiry = "resigned"
+        elif row.remaining > 0:
+            expiry = f"expires in {row.remaining:.1f} s"
+        else:
+            expiry = f"expired {-row.remaining:.1f} s ago"
+        cells[(row.processor, row.lane)] = (row.owner or "-", str(row.epoch), expiry)
+    return cells
