@@ -8,9 +8,11 @@ import asyncio
 import time
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
+from tests.e2e.servers import Api
 from tillflow.cli import app
 from tillflow.cli.leased import lease_keeper
 from tillflow.engine import BatchEffects, MemoryEventStore, NewEvent, State
@@ -18,6 +20,9 @@ from tillflow.engine.leasing import Fence, LeaseKeeper
 from tillflow.engine.postgres import LeaseLost, PostgresEventStore
 from tillflow.engine.postgres.errors import ViewRowChanged
 from tillflow.engine.runtime import Runtime
+from tillflow.http import create_app
+from tillflow.service.access_tokens import Role, TokenBook
+from tillflow.service.bootstrap import service_registry
 from tillflow.shop.assembly import REGISTRY, Shop
 
 LANES = 4
@@ -141,3 +146,25 @@ def test_status_shows_each_lanes_owner_epoch_and_expiry(
     assert "host:1:ab" in lines["0"] and "expires in" in lines["0"]
     assert "resigned" in lines["1"]
     assert "unleased" in lines["2"]
+
+
+async def test_get_processors_shows_each_lanes_lease(postgres_url: str) -> None:
+    with PostgresEventStore(postgres_url, lanes=LANES, registry=service_registry()) as store:
+        assert isinstance(store, PostgresEventStore)
+        book = TokenBook(store)
+        tokens = {role: book.create(f"{role.value}-1", role)[0] for role in Role}
+        app = create_app(store=store)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://tillflow.test"
+            ) as client,
+        ):
+            assert store.leases.acquire("reporting", 2, "host:9:ef", TTL) == Fence("host:9:ef", 1)
+            answer = await Api(client, store, tokens, app).get("/processors")
+            assert answer.status_code == 200, answer.text
+            rows = {(r["processor"], r["lane"]): r for r in answer.json()["processors"]}
+            held = rows[("reporting", 2)]
+            assert (held["owner"], held["epoch"]) == ("host:9:ef", 1)
+            assert 0 < held["lease_expires_in"] <= TTL
+            assert rows[("inventory", 2)]["owner"] is None

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from tillflow.engine import ProcessorStatistics
+from tillflow.engine.postgres import PostgresEventStore
 from tillflow.http.auth import VIEWERS, GuardedRoute, require
 from tillflow.http.problems import problem_responses
 from tillflow.http.services import Services, ServicesDep
@@ -43,6 +44,15 @@ class ProcessorOut(BaseModel):
         default_factory=list,
         description="The processors whose checkpoints bound this one's barrier (declared).",
     )
+    owner: str | None = Field(
+        default=None, description="PostgreSQL: the worker holding this lane's lease, if any."
+    )
+    epoch: int | None = Field(default=None, description="PostgreSQL: the lease's epoch.")
+    lease_expires_in: float | None = Field(
+        default=None,
+        description="PostgreSQL: seconds to the lease's expiry by the database clock "
+        "(negative: expired).",
+    )
 
     @classmethod
     def of(cls, statistics: ProcessorStatistics, after: tuple[str, ...] = ()) -> ProcessorOut:
@@ -59,14 +69,22 @@ class Health(BaseModel):
 
 
 def processors_out(services: Services) -> ProcessorsOut:
-    """Every processor's statistics and the lane heads, now."""
-    return ProcessorsOut(
-        processors=[
-            ProcessorOut.of(row, services.runtime.processors[row.processor].after)
-            for row in services.runtime.statistics()
-        ],
-        heads=services.store.heads(),
+    """Every processor's statistics and the lane heads, now; on PostgreSQL with each lane's
+    lease (owner, epoch, expiry)."""
+    store = services.store
+    leases = (
+        {(row.processor, row.lane): row for row in store.leases.rows() if row.owner is not None}
+        if isinstance(store, PostgresEventStore)
+        else {}
     )
+    processors: list[ProcessorOut] = []
+    for row in services.runtime.statistics():
+        out = ProcessorOut.of(row, services.runtime.processors[row.processor].after)
+        lease = leases.get((row.processor, row.lane))
+        if lease is not None:
+            out.owner, out.epoch, out.lease_expires_in = lease.owner, lease.epoch, lease.remaining
+        processors.append(out)
+    return ProcessorsOut(processors=processors, heads=store.heads())
 
 
 @router.get(
