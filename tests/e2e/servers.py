@@ -54,20 +54,31 @@ class Api:
 
 
 @asynccontextmanager
-async def served(database: Path, tokens: dict[Role, str] | None = None) -> AsyncIterator[Api]:
-    """The app over ASGI on the SQLite file ``database``, processors running, with a token
-    per role (new ones, unless ``tokens`` from an earlier serving of the file are given)."""
+async def serving(
+    store: EventStore, tokens: dict[Role, str] | None = None, *, fast_checkouts: bool = True
+) -> AsyncIterator[Api]:
+    """The app over ASGI on the open ``store``, processors running, with a token per role
+    (new ones, unless ``tokens`` from an earlier serving of the store are given)."""
+    if tokens is None:
+        book = TokenBook(store)
+        tokens = {role: book.create(f"{role.value}-1", role)[0] for role in Role}
+    app = create_app(store=store, fast_checkouts=fast_checkouts)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://tillflow.test") as client,
+    ):
+        yield Api(client, store, tokens, app)
+
+
+@asynccontextmanager
+async def served(
+    database: Path, tokens: dict[Role, str] | None = None, *, fast_checkouts: bool = True
+) -> AsyncIterator[Api]:
+    """:func:`serving` on the SQLite file ``database``, opened for the test."""
     with SqliteEventStore(database, registry=service_registry(), durability="off") as store:
-        if tokens is None:
-            book = TokenBook(store)
-            tokens = {role: book.create(f"{role.value}-1", role)[0] for role in Role}
-        app = create_app(store=store)
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://tillflow.test") as client,
-        ):
-            yield Api(client, store, tokens, app)
+        async with serving(store, tokens, fast_checkouts=fast_checkouts) as api:
+            yield api
 
 
 def free_socket() -> socket.socket:

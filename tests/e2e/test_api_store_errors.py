@@ -9,15 +9,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.e2e.servers import Api
-from tillflow.engine import ConcurrencyConflict, SqliteEventStore, StoreClosed, TillflowError
+from tests.e2e.servers import Api, served
+from tillflow.engine import ConcurrencyConflict, StoreClosed, TillflowError
 from tillflow.engine.postgres.errors import DatabaseUnavailable
-from tillflow.http import create_app
-from tillflow.service.access_tokens import Role, TokenBook
-from tillflow.service.bootstrap import service_registry
+from tillflow.service.access_tokens import Role
 
 CHECKOUT = {
     "checkout_id": "c-2",
@@ -54,24 +51,12 @@ ERRORS: dict[str, tuple[Callable[[], TillflowError], int, str]] = {
 @pytest.fixture(params=[True, False], ids=["fast", "route"])
 async def shop(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
     """An app with the checkout fast path, or without; apple in the catalog, checkout c-1."""
-    with SqliteEventStore(
-        tmp_path / "shop.db", registry=service_registry(), durability="off"
-    ) as store:
-        book = TokenBook(store)
-        tokens = {role: book.create(f"{role.value}-1", role)[0] for role in Role}
-        app = create_app(store=store, fast_checkouts=request.param)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://tillflow.test"
-            ) as client,
-        ):
-            api = Api(client, store, tokens, app)
-            added = await api.post("/catalog", {"product_id": "apple", "name": "Apple", "price": 1})
-            assert added.status_code == 201, added.text
-            sold = await api.post("/checkouts", {**CHECKOUT, "checkout_id": "c-1"}, Role.TILL)
-            assert sold.status_code == 201, sold.text
-            yield api
+    async with served(tmp_path / "shop.db", fast_checkouts=request.param) as api:
+        added = await api.post("/catalog", {"product_id": "apple", "name": "Apple", "price": 1})
+        assert added.status_code == 201, added.text
+        sold = await api.post("/checkouts", {**CHECKOUT, "checkout_id": "c-1"}, Role.TILL)
+        assert sold.status_code == 201, sold.text
+        yield api
 
 
 @pytest.mark.parametrize("error", sorted(ERRORS))

@@ -3,12 +3,9 @@ read of one's own writes behave as on SQLite, and bad input writes nothing."""
 
 from __future__ import annotations
 
-import httpx
-
-from tests.e2e.servers import Api
+from tests.e2e.servers import serving
 from tillflow.engine.postgres import PostgresEventStore
-from tillflow.http import create_app
-from tillflow.service.access_tokens import Role, TokenBook
+from tillflow.service.access_tokens import Role
 from tillflow.service.bootstrap import service_registry
 
 SALE = {"checkout_id": "c-1", "till_id": "t", "lines": [{"product_id": "milk", "quantity": 12}]}
@@ -16,15 +13,7 @@ SALE = {"checkout_id": "c-1", "till_id": "t", "lines": [{"product_id": "milk", "
 
 async def test_checkout_retry_and_read_your_writes_over_http(postgres_url: str) -> None:
     with PostgresEventStore(postgres_url, registry=service_registry()) as store:
-        book = TokenBook(store)
-        tokens = {role: book.create(f"{role.value}-1", role)[0] for role in Role}
-        app = create_app(store=store)
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://tillflow.test") as client,
-        ):
-            api = Api(client, store, tokens, app)
+        async with serving(store) as api:
             added = await api.post("/catalog", {"product_id": "milk", "name": "Milk", "price": 99})
             assert added.status_code == 201, added.text
             delivered = await api.post("/stock/milk/deliveries", {"quantity": 10})
