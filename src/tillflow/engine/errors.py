@@ -127,6 +127,42 @@ class CheckpointConflict(TillflowError):
         )
 
 
+class LeaseLost(CheckpointConflict):
+    """A batch was fenced out: its worker no longer holds the lease (processor group, lane)
+    at the epoch it committed under (taken over, expired or resigned). The transaction was
+    rolled back; nothing of the batch was written. Let the lane go. A kind of
+    :class:`CheckpointConflict`, so a runtime handles it as one (cached state dropped)."""
+
+    def __init__(self, processor: str, lane: int, owner: str, epoch: int) -> None:
+        self.processor = processor
+        self.lane = lane
+        self.owner = owner
+        self.epoch = epoch
+        self.expected = self.actual = -1  # unknown: the checkpoint was never compared
+        TillflowError.__init__(
+            self,
+            f"{owner!r} no longer holds the lease of {processor!r} on lane {lane} at epoch "
+            f"{epoch}: the batch was rolled back",
+        )
+
+
+class ViewRowChanged(ConcurrencyConflict):
+    """A batch read a view row that another worker's batch changed before it committed
+    (workers share a group's lanes; rows such as totals span lanes). The batch was rolled
+    back, nothing written; a runtime redoes it at once against the new row."""
+
+    def __init__(self, processor: str, view: str, key: str) -> None:
+        self.processor = processor
+        self.view = view
+        self.key = key
+        self.stream = f"{view}/{key}"
+        self.expected = self.actual = -1  # rows have no versions: compared by content
+        TillflowError.__init__(
+            self,
+            f"view row {view!r}/{key!r} changed under a batch of {processor!r}: rolled back",
+        )
+
+
 class NotATillflowDatabase(TillflowError):
     """The store file exists but is not a tillflow database (or not SQLite at all)."""
 
