@@ -274,6 +274,7 @@ def test_a_version_1_schema_is_migrated_when_opened(postgres_url: str) -> None:
     PostgresEventStore(postgres_url, lanes=2).close()
     query(postgres_url, "DROP TABLE leases")
     query(postgres_url, "DROP TABLE workers")
+    query(postgres_url, "DROP TABLE fenced_commits")
     query(postgres_url, "UPDATE tillflow_schema SET version = 1")
     reopened = PostgresEventStore(postgres_url)
     try:
@@ -282,4 +283,4 @@ def test_a_version_1_schema_is_migrated_when_opened(postgres_url: str) -> None:
     finally:
         reopened.close()
     assert query(postgres_url, "SELECT version FROM tillflow_schema") == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3

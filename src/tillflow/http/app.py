@@ -8,6 +8,7 @@ batches finish first).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
@@ -20,6 +21,7 @@ from tillflow import __version__
 from tillflow.engine import EventStore
 from tillflow.http import catalog, checkouts, events, problems, processors, report, stock
 from tillflow.http.fast_checkout import CheckoutFastPath
+from tillflow.http.leases import lease_overview
 from tillflow.http.limits import DEFAULT_LIMIT, BodyLimit
 from tillflow.http.metrics import Metrics, RequestMetrics
 from tillflow.http.problems import MEDIA_TYPE, FieldError, Problem, problem_response
@@ -103,12 +105,14 @@ def create_app(
             watch = ReportWatch(opened, on_progress=metrics.latency.progressed)
             async with runtime, watch.running():
                 metrics.statistics = runtime.statistics
+                metrics.leases = functools.partial(lease_overview, opened)
                 app.state.services = Services(shop, runtime, TokenBook(opened), watch, metrics)
                 try:
                     yield
                 finally:
                     app.state.services = None
                     metrics.statistics = list
+                    metrics.leases = metrics.no_leases
         finally:
             if store is None:
                 opened.close()

@@ -9,7 +9,15 @@
   from the acknowledgement of the append until the reporting checkpoint passed it (``0``
   when the report passed it first: under load it can, before the request goes on);
 * ``tillflow_http_request_duration_seconds`` by method, route template (never the raw
-  path: bounded cardinality) and status.
+  path: bounded cardinality) and status;
+* on PostgreSQL, read at scrape time from the lease tables (so they count every worker,
+  on any machine): per processor group and lane the counters ``tillflow_lease_changes``
+  (acquisitions: the lane's epoch) and ``tillflow_fenced_commits`` (batches refused by
+  the fence), the gauge ``tillflow_lease_expires_in_seconds``; ``tillflow_workers_live``;
+  ``tillflow_worker_lanes`` per live worker and group. Lanes are labelled like the
+  processor metrics (their count is fixed when the database is created: 16 by default,
+  at most 1,024); workers only while alive. Absent on SQLite and memory stores, where
+  one process runs every lane.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tillflow.engine import ProcessorStatistics, Receipt
 from tillflow.engine.lane_processor import State
+from tillflow.engine.postgres.leases import LeaseOverview
 
 log = logging.getLogger("tillflow.http")
 
@@ -96,6 +105,63 @@ class ProcessorCollector(Collector):
         yield from gauges.values()
         yield from counters.values()
         yield states
+
+
+class LeaseCollector(Collector):
+    """Describes the lease tables at scrape time; nothing when there are none (a store
+    that does not lease lanes) or when the database cannot answer (logged)."""
+
+    def __init__(self, overview: Callable[[], LeaseOverview | None]) -> None:
+        self.overview = overview
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            overview = self.overview()
+        except Exception as error:
+            log.warning("lease metrics left out: %s", error)
+            return
+        if overview is None:
+            return
+        labels = ["processor", "lane"]
+        changes = CounterMetricFamily(
+            "tillflow_lease_changes",
+            "Times the lane's lease was taken, by any worker (each taking bumps its epoch).",
+            labels=labels,
+        )
+        fenced = CounterMetricFamily(
+            "tillflow_fenced_commits",
+            "Batches of the lane refused, nothing written, because their worker had lost "
+            "the lease (any worker).",
+            labels=labels,
+        )
+        expires = GaugeMetricFamily(
+            "tillflow_lease_expires_in_seconds",
+            "Seconds until the lane's lease expires by the database clock; negative once "
+            "expired or resigned (no worker holds the lane).",
+            labels=labels,
+        )
+        refused = dict(overview.fenced)
+        for row in overview.leases:
+            key = [row.processor, str(row.lane)]
+            changes.add_metric(key, float(row.epoch))
+            fenced.add_metric(key, float(refused.pop((row.processor, row.lane), 0)))
+            expires.add_metric(key, row.remaining)
+        for (processor, lane), count in sorted(refused.items()):  # refused, never leased
+            fenced.add_metric([processor, str(lane)], float(count))
+        live = GaugeMetricFamily(
+            "tillflow_workers_live", "Workers whose heartbeat has not expired (database clock)."
+        )
+        live.add_metric([], float(len(overview.workers)))
+        held = GaugeMetricFamily(
+            "tillflow_worker_lanes",
+            "Lanes of the processor group a live worker holds now.",
+            labels=["worker", "processor"],
+        )
+        groups = sorted({row.processor for row in overview.leases})
+        for holding in overview.holdings():
+            for group in groups:
+                held.add_metric([holding.worker, group], float(len(holding.lanes.get(group, []))))
+        yield from (changes, fenced, expires, live, held)
 
 
 _PASSED_AT_START: ContextVar[dict[int, int] | None] = ContextVar(
@@ -171,7 +237,10 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
         )
         self.latency = LatencyTracker(self.checkout_to_report)
+        self.leases: Callable[[], LeaseOverview | None] = self.no_leases
+        """Where the lease tables come from (the store, on PostgreSQL)."""
         self.registry.register(ProcessorCollector(self._statistics))
+        self.registry.register(LeaseCollector(self._leases))
         self._request_series: dict[tuple[str, str, int], Histogram] = {}
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -184,6 +253,14 @@ class Metrics:
 
     def _statistics(self) -> list[ProcessorStatistics]:
         return self.statistics()
+
+    def _leases(self) -> LeaseOverview | None:
+        return self.leases()
+
+    @staticmethod
+    def no_leases() -> LeaseOverview | None:
+        """The lease tables of a store that has none (or of no store)."""
+        return None
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

@@ -3,6 +3,7 @@ viewers: a scraper uses a viewer token), and a liveness probe (no token)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Literal
 
 import msgspec
@@ -10,8 +11,9 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from tillflow.engine import ProcessorStatistics
-from tillflow.engine.postgres import PostgresEventStore
+from tillflow.engine.postgres.leases import LeaseOverview
 from tillflow.http.auth import VIEWERS, GuardedRoute, require
+from tillflow.http.leases import lease_overview
 from tillflow.http.problems import problem_responses
 from tillflow.http.services import Services, ServicesDep
 
@@ -54,14 +56,46 @@ class ProcessorOut(BaseModel):
         "(negative: expired).",
     )
 
+    fenced_commits: int | None = Field(
+        default=None,
+        description="PostgreSQL: batches of this lane refused, nothing written, because "
+        "their worker had lost the lease (any worker, ever).",
+    )
+
     @classmethod
     def of(cls, statistics: ProcessorStatistics, after: tuple[str, ...] = ()) -> ProcessorOut:
         return cls.model_validate({**msgspec.to_builtins(statistics), "after": list(after)})
 
 
+class WorkerOut(BaseModel):
+    """PostgreSQL: a live worker (or the holder of an unexpired lease) and its lanes."""
+
+    worker: str = Field(description="Its id: host, pid and a random part.")
+    lanes: dict[str, list[int]] = Field(
+        description="Per processor group, the lanes whose unexpired lease it holds."
+    )
+    lease_expires_in: float | None = Field(
+        description="Seconds to the soonest expiry among its leases by the database clock "
+        "(it renews them every third of its TTL); null when it holds none."
+    )
+
+
 class ProcessorsOut(BaseModel):
     processors: list[ProcessorOut]
     heads: dict[int, int]
+    leased: bool = Field(
+        default=False,
+        description="Whether lanes are leased to workers (PostgreSQL: see workers); false: "
+        "one process runs every lane (SQLite, memory).",
+    )
+    workers: list[WorkerOut] = Field(
+        default_factory=list, description="PostgreSQL: the live workers, by id."
+    )
+    unheld: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="PostgreSQL: per processor group, the lanes no worker holds now "
+        "(never taken, resigned or expired).",
+    )
 
 
 class Health(BaseModel):
@@ -70,21 +104,36 @@ class Health(BaseModel):
 
 def processors_out(services: Services) -> ProcessorsOut:
     """Every processor's statistics and the lane heads, now; on PostgreSQL with each lane's
-    lease (owner, epoch, expiry)."""
+    lease (owner, epoch, expiry, fenced batches), the live workers and the lanes nobody
+    holds."""
     store = services.store
-    leases = (
-        {(row.processor, row.lane): row for row in store.leases.rows() if row.owner is not None}
-        if isinstance(store, PostgresEventStore)
-        else {}
-    )
-    processors: list[ProcessorOut] = []
-    for row in services.runtime.statistics():
-        out = ProcessorOut.of(row, services.runtime.processors[row.processor].after)
-        lease = leases.get((row.processor, row.lane))
-        if lease is not None:
+    overview = lease_overview(store)
+    processors = [
+        ProcessorOut.of(row, services.runtime.processors[row.processor].after)
+        for row in services.runtime.statistics()
+    ]
+    answer = ProcessorsOut(processors=processors, heads=store.heads())
+    if overview is not None:
+        _add_leases(answer, overview)
+    return answer
+
+
+def _add_leases(answer: ProcessorsOut, overview: LeaseOverview) -> None:
+    leases = {(row.processor, row.lane): row for row in overview.leases}
+    unheld: dict[str, list[int]] = {}
+    for out in answer.processors:
+        lease = leases.get((out.processor, out.lane))
+        out.fenced_commits = overview.fenced.get((out.processor, out.lane), 0)
+        if lease is not None and lease.owner is not None:
             out.owner, out.epoch, out.lease_expires_in = lease.owner, lease.epoch, lease.remaining
-        processors.append(out)
-    return ProcessorsOut(processors=processors, heads=store.heads())
+        if lease is None or not lease.held:
+            unheld.setdefault(out.processor, []).append(out.lane)
+    answer.leased = True
+    answer.unheld = unheld
+    answer.workers = [
+        WorkerOut(worker=held.worker, lanes=held.lanes, lease_expires_in=held.expires_in)
+        for held in overview.holdings()
+    ]
 
 
 @router.get(
@@ -94,7 +143,7 @@ def processors_out(services: Services) -> ProcessorsOut:
     responses=problem_responses(401, 403),
 )
 async def processors(services: ServicesDep) -> ProcessorsOut:
-    return processors_out(services)
+    return await asyncio.to_thread(processors_out, services)
 
 
 @router.get("/health", summary="Liveness (no token needed)")
@@ -119,4 +168,5 @@ PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
     response_class=Response,
 )
 async def metrics(services: ServicesDep) -> Response:
-    return Response(services.metrics.render(), media_type=PROMETHEUS_TEXT)
+    # the collectors read the store (and on PostgreSQL the lease tables): off the loop
+    return Response(await asyncio.to_thread(services.metrics.render), media_type=PROMETHEUS_TEXT)

@@ -5,7 +5,8 @@ every acquisition, and an expiry on the **database clock** (``clock_timestamp()`
 worker's clock is ever compared with another's. A lease is free when it has no owner or
 its expiry has passed; renewing extends only leases still unexpired. A fenced batch
 (:data:`FENCE`) locks its lease row ``FOR SHARE`` inside the committing transaction, so a
-takeover waits for that commit, and a worker that has lost the lease commits nothing.
+takeover waits for that commit, and a worker that has lost the lease commits nothing; the
+refusal is then counted (:meth:`Leases.count_fenced`) in a transaction of its own.
 """
 
 from __future__ import annotations
@@ -51,6 +52,16 @@ _ROWS: Final = (
     "extract(epoch FROM expires_at - clock_timestamp())::float8 FROM leases "
     "ORDER BY processor, lane"
 )
+_COUNT_FENCED: Final = (
+    "INSERT INTO fenced_commits (processor, lane, refused, last_at) "
+    "VALUES (%s, %s, 1, clock_timestamp()) ON CONFLICT (processor, lane) DO UPDATE "
+    "SET refused = fenced_commits.refused + 1, last_at = excluded.last_at"
+)
+_FENCED: Final = "SELECT processor, lane, refused FROM fenced_commits"
+_LIVE_WORKERS: Final = (
+    "SELECT worker, extract(epoch FROM expires_at - clock_timestamp())::float8 FROM workers "
+    "WHERE expires_at > clock_timestamp() ORDER BY worker"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +79,52 @@ class LeaseRow:
     @property
     def held(self) -> bool:
         return self.owner is not None and self.remaining > 0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRow:
+    """A live worker: ``remaining``, seconds to its heartbeat's expiry (database clock)."""
+
+    worker: str
+    remaining: float
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """What one worker holds: per processor group, its lanes (ascending); ``expires_in``,
+    seconds to the soonest expiry among those leases (``None``: it holds none)."""
+
+    worker: str
+    lanes: dict[str, list[int]]
+    expires_in: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseOverview:
+    """The lease tables as operators read them (in one round trip): every lease, the
+    batches the fence refused per (group, lane), and the live workers."""
+
+    leases: list[LeaseRow]
+    fenced: dict[tuple[str, int], int]
+    workers: list[WorkerRow]
+
+    def holdings(self) -> list[Holding]:
+        """Every live worker and every owner of an unexpired lease, by id, with what it
+        holds."""
+        lanes: dict[str, dict[str, list[int]]] = {w.worker: {} for w in self.workers}
+        expiry: dict[str, float] = {}
+        for row in self.leases:
+            if row.held and row.owner is not None:
+                lanes.setdefault(row.owner, {}).setdefault(row.processor, []).append(row.lane)
+                expiry[row.owner] = min(expiry.get(row.owner, row.remaining), row.remaining)
+        return [
+            Holding(
+                worker,
+                {group: sorted(held) for group, held in lanes[worker].items()},
+                expiry.get(worker),
+            )
+            for worker in sorted(lanes)
+        ]
 
 
 def _seconds(ttl: float) -> float:
@@ -131,4 +188,28 @@ class Leases:
         """Every lease, by group and lane."""
         with self._pool.connection() as conn:
             rows = conn.execute(_ROWS).fetchall()
-        return [LeaseRow(str(p), int(ln), o, int(e), at, float(r)) for p, ln, o, e, at, r in rows]
+        return _lease_rows(rows)
+
+    def count_fenced(self, processor: str, lane: int) -> None:
+        """Count one batch of (``processor``, ``lane``) refused by its fence. Called after
+        the refused transaction rolled back, never inside it (that one writes nothing)."""
+        with self._pool.connection() as conn:
+            conn.execute(_COUNT_FENCED, (processor, lane))
+
+    def overview(self) -> LeaseOverview:
+        """Every lease, the fenced counts and the live workers, in one round trip."""
+        with self._pool.connection() as conn, conn.pipeline():
+            leases, fenced, workers = (
+                conn.execute(_ROWS),
+                conn.execute(_FENCED),
+                conn.execute(_LIVE_WORKERS),
+            )
+            return LeaseOverview(
+                _lease_rows(leases.fetchall()),
+                {(str(p), int(lane)): int(n) for p, lane, n in fenced.fetchall()},
+                [WorkerRow(str(w), float(r)) for w, r in workers.fetchall()],
+            )
+
+
+def _lease_rows(rows: list[tuple[Any, ...]]) -> list[LeaseRow]:
+    return [LeaseRow(str(p), int(ln), o, int(e), at, float(r)) for p, ln, o, e, at, r in rows]

@@ -7,7 +7,8 @@ and the lane count, both fixed when the database is created. ``lanes`` holds one
 per lane: appenders lock it and move it in the appending transaction, which is what makes
 positions dense per lane in commit order. ``leases`` and ``workers`` (version 2) hold
 which worker owns each (processor group, lane) and which workers are alive; expiries are
-on the database clock. A version-1 database is migrated when opened.
+on the database clock. ``fenced_commits`` (version 3) counts, per (processor group, lane),
+the batches the fence refused. An older database is migrated when opened.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from psycopg.conninfo import conninfo_to_dict
 from tillflow.engine.errors import NotATillflowDatabase, SchemaTooNew
 from tillflow.engine.postgres.errors import LaneCountMismatch
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 DEFAULT_LANES: Final = 16
 MOST_LANES: Final = 1024
 _CREATING_LOCK: Final = 0x54494C4C  # "TILL": held while one process creates the schema
@@ -82,6 +83,17 @@ _LEASE_DDL: Final = (
     )""",
 )
 """Added in version 2: leases per (processor group, lane) and worker heartbeats."""
+_FENCED_DDL: Final = (
+    """CREATE TABLE fenced_commits (
+        processor  text COLLATE "C" NOT NULL,
+        lane       integer NOT NULL,
+        refused    bigint  NOT NULL,
+        last_at    timestamptz NOT NULL,
+        PRIMARY KEY (processor, lane)
+    )""",
+)
+"""Added in version 3: batches refused by the fence (their worker had lost the lease),
+counted in a transaction of their own after the refused one rolled back."""
 
 
 def describe(url: str) -> str:
@@ -119,7 +131,7 @@ def initialise(conn: psycopg.Connection[Any], database: str, lanes: int | None) 
                     database, f"its schema holds {tables} tables or views, none of them tillflow's"
                 )
             count = DEFAULT_LANES if lanes is None else lanes
-            for statement in (*_DDL, *_LEASE_DDL):
+            for statement in (*_DDL, *_LEASE_DDL, *_FENCED_DDL):
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO tillflow_schema (version, lane_count) VALUES (%s, %s)",
@@ -137,9 +149,10 @@ def initialise(conn: psycopg.Connection[Any], database: str, lanes: int | None) 
             raise SchemaTooNew(database, version, SCHEMA_VERSION)
         if lanes is not None and lanes != found:
             raise LaneCountMismatch(database, found, lanes)
-        if version < 2:
-            for statement in _LEASE_DDL:
-                conn.execute(statement)
+        added = (*(_LEASE_DDL if version < 2 else ()), *(_FENCED_DDL if version < 3 else ()))
+        for statement in added:
+            conn.execute(statement)
+        if version < SCHEMA_VERSION:
             conn.execute("UPDATE tillflow_schema SET version = %s", (SCHEMA_VERSION,))
         return found
 

@@ -14,6 +14,7 @@ only; :meth:`PostgresEventStore.snapshot` pins one ``REPEATABLE READ`` snapshot.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -25,7 +26,7 @@ from tillflow.engine.errors import StoreClosed, TillflowError
 from tillflow.engine.group_commit import GroupCommitter
 from tillflow.engine.lanes import lane_of
 from tillflow.engine.leasing import Fence
-from tillflow.engine.postgres.errors import DatabaseUnavailable
+from tillflow.engine.postgres.errors import DatabaseUnavailable, LeaseLost
 from tillflow.engine.postgres.leases import Leases
 from tillflow.engine.postgres.reads import PostgresReads, reason
 from tillflow.engine.postgres.schema import MOST_LANES, describe, initialise
@@ -47,6 +48,8 @@ from tillflow.engine.store import (
     validate_append,
 )
 from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt
+
+log = logging.getLogger("tillflow.postgres")
 
 _SYNCHRONOUS_COMMIT: Final = {"full": "on", "normal": "off", "off": "off"}
 """``normal`` and ``off``: a commit is acknowledged before its WAL is flushed, so a crash
@@ -231,10 +234,21 @@ class PostgresEventStore(PostgresReads, EventStore):
                 encoded,
                 fence,
             )
+        except LeaseLost:
+            self._count_fenced(processor, lane)
+            raise
         except psycopg.Error as error:
             raise DatabaseUnavailable(self.database, reason(error)) from error
         self._listeners.notify()
         return receipt
+
+    def _count_fenced(self, processor: str, lane: int) -> None:
+        """Count a batch the fence refused, in a transaction of its own (the refused one
+        has rolled back); a database gone meanwhile loses the count, never the refusal."""
+        try:
+            self.leases.count_fenced(processor, lane)
+        except psycopg.Error as error:
+            log.warning("could not count a fenced batch of %s/%d: %s", processor, lane, error)
 
     def writer_statistics(self) -> dict[str, int]:
         """Transactions committed and appends run by the lane writers (group commit at
