@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import socket
 import uuid
@@ -13,9 +14,12 @@ from collections.abc import AsyncIterator
 from tillflow.engine import EventStore, Runtime
 from tillflow.engine.lane_processor import CommitBatch
 from tillflow.engine.leasing import Fence, LeaseKeeper
+from tillflow.engine.outage import describe_error
 from tillflow.engine.postgres import PostgresEventStore
 
 DEFAULT_TTL = 10.0
+
+log = logging.getLogger("tillflow.leasing")
 
 
 def worker_id() -> str:
@@ -33,12 +37,15 @@ def lease_keeper(store: EventStore, runtime: Runtime, ttl: float) -> LeaseKeeper
         return functools.partial(store.commit_batch, fence=fence)
 
     lanes = {name: runtime.lanes[name] for name in runtime.running}
-    return LeaseKeeper(store.leases, worker_id(), lanes, ttl, fenced)
+    if not lanes:
+        return None
+    return LeaseKeeper(store.leases, worker_id(), lanes, ttl, fenced, health=runtime.health)
 
 
 @contextlib.asynccontextmanager
 async def keeping(keeper: LeaseKeeper | None) -> AsyncIterator[None]:
-    """Keep the leases while the block runs; resign them all (at once) when it ends."""
+    """Keep the leases while the block runs; resign them all (at once) when it ends. With
+    the database away at the end, the leases are left to expire (within their TTL)."""
     if keeper is None:
         yield
         return
@@ -49,7 +56,25 @@ async def keeping(keeper: LeaseKeeper | None) -> AsyncIterator[None]:
     finally:
         stop.set()
         await task
-        await asyncio.to_thread(keeper.resign)
+        try:
+            await asyncio.to_thread(keeper.resign)
+        except Exception as error:
+            log.warning(
+                "%s: could not resign the leases (%s); they expire within %.1f s",
+                keeper.owner,
+                describe_error(error),
+                keeper.ttl,
+            )
+
+
+@contextlib.asynccontextmanager
+async def leased(
+    store: EventStore, runtime: Runtime, ttl: float = DEFAULT_TTL
+) -> AsyncIterator[None]:
+    """``runtime`` running while it keeps its share of the lanes by leases on a store that
+    leases them (PostgreSQL; on the others it runs every lane)."""
+    async with runtime, keeping(lease_keeper(store, runtime, ttl)):
+        yield
 
 
 LEASE_COLUMNS = ("owner", "epoch", "lease")

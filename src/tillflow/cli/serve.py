@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import gc
+import logging
 import signal
 import socket
 import sys
@@ -27,7 +29,7 @@ from tillflow.cli.common import (
     open_existing,
     statistics_table,
 )
-from tillflow.cli.leased import DEFAULT_TTL, keeping, lease_keeper
+from tillflow.cli.leased import DEFAULT_TTL, keeping, lease_keeper, leased
 from tillflow.cli.supervisor import Supervisor, listen, stop_all, when_orphaned
 from tillflow.engine import EventStore, Runtime, State, TillflowError
 from tillflow.engine.leasing import LeaseKeeper
@@ -49,6 +51,9 @@ def _log_config(level: str) -> dict[str, Any]:
         "level": level.upper(),
         "propagate": False,
     }
+    # the pool's every failed reconnection; tillflow says once when the database goes and
+    # once when it is back
+    config["loggers"]["psycopg.pool"] = {"level": "ERROR"}
     return config
 
 
@@ -109,6 +114,14 @@ def serve(
         int | None,
         typer.Option(hidden=True, help="Stop when this inherited pipe ends (workers)."),
     ] = None,
+    lease_ttl: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="PostgreSQL: seconds a lane's lease lasts unless renewed (every third); "
+            "the processors here share the lanes with `tillflow worker` processes.",
+        ),
+    ] = DEFAULT_TTL,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs), the live stream and /metrics. Every request
     needs a bearer token: make one with `tillflow token create`. Stops cleanly (exit 0)
@@ -135,10 +148,15 @@ def serve(
     tune_collector(settings.gc_threshold)
     try:
         if settings.workers > 0 and socket_fd is None:
-            raise typer.Exit(_supervise(settings, store, processors))
+            raise typer.Exit(_supervise(settings, store, processors, lease_ttl))
         if socket_fd is None:
             _announce(settings, store, processors)
-        app = create_app(settings, store=store, run_processors=processors)
+        app = create_app(
+            settings,
+            store=store,
+            run_processors=processors,
+            run_runtime=functools.partial(leased, ttl=lease_ttl),
+        )
         config = uvicorn.Config(
             app,
             host=settings.host,
@@ -181,15 +199,17 @@ def _announce(settings: Settings, store: EventStore, processors: bool) -> None:
         )
 
 
-def _supervise(settings: Settings, store: EventStore, processors: bool) -> int:
-    """``settings.workers`` HTTP workers on one socket, the processors here; the exit code."""
+def _supervise(settings: Settings, store: EventStore, processors: bool, lease_ttl: float) -> int:
+    """``settings.workers`` HTTP workers on one socket, the processors here (sharing the
+    lanes by leases on PostgreSQL); the exit code."""
     try:
         listener = listen(settings.host, settings.port)
     except OSError as error:
         raise fail(f"cannot listen on {settings.host}:{settings.port}: {error}", 1) from None
     _announce(settings, store, processors)
     runtime = Shop(store).runtime() if processors else None
-    supervisor = Supervisor(settings, listener, settings.workers, runtime)
+    keeper = None if runtime is None else lease_keeper(store, runtime, lease_ttl)
+    supervisor = Supervisor(settings, listener, settings.workers, runtime, keeping(keeper))
     try:
         supervisor.start()
         return asyncio.run(supervisor.run())
@@ -256,10 +276,23 @@ def worker(
         except TillflowError as error:
             raise fail(str(error), 2) from None
         tune_collector(gc_threshold)
+        _log_outages()
         code = asyncio.run(_work(runtime, lease_keeper(store, runtime, lease_ttl)))
     finally:
         store.close()
     raise typer.Exit(code)
+
+
+def _log_outages() -> None:
+    """A worker's log: tillflow's warnings (one line when the database goes away, one when
+    it is back), stamped; not the driver pool's every failed reconnection."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    tillflow = logging.getLogger("tillflow")
+    tillflow.addHandler(handler)
+    tillflow.setLevel(logging.WARNING)
+    tillflow.propagate = False
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 async def _work(runtime: Runtime, keeper: LeaseKeeper | None = None) -> int:

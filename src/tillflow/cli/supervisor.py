@@ -99,15 +99,22 @@ def worker_command(settings: Settings, fd: int, lifeline: int) -> list[str]:
 
 class Supervisor:
     """Starts ``count`` HTTP workers on ``listener`` and runs ``runtime`` (the processors,
-    or ``None``) until asked to stop or until a worker exits."""
+    or ``None``) until asked to stop or until a worker exits; ``beside``, if given, is
+    entered once the runtime runs (the lease keeper)."""
 
     def __init__(
-        self, settings: Settings, listener: socket.socket, count: int, runtime: Runtime | None
+        self,
+        settings: Settings,
+        listener: socket.socket,
+        count: int,
+        runtime: Runtime | None,
+        beside: contextlib.AbstractAsyncContextManager[object] | None = None,
     ) -> None:
         self.settings = settings
         self.listener = listener
         self.count = count
         self.runtime = runtime
+        self.beside = beside
         self.workers: list[subprocess.Popen[bytes]] = []
         self._lifeline: int | None = None
         """The pipe's write end: held, never written, closed by the kernel at our end."""
@@ -145,6 +152,8 @@ class Supervisor:
             async with contextlib.AsyncExitStack() as stack:
                 if self.runtime is not None:
                     await stack.enter_async_context(self.runtime)
+                if self.beside is not None:
+                    await stack.enter_async_context(self.beside)
                 code = await self._watch(stop)
                 codes = await asyncio.to_thread(stop_all, self.workers)
         finally:

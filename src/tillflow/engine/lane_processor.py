@@ -13,7 +13,9 @@ in a worker thread, the simulator calls it directly in whatever order it chooses
 
 If a handler raises, the effects of the events before it are committed with the checkpoint
 just before the failing event, and :class:`HandlerFailed` is raised: nothing of the failing
-event is written and nothing after it is passed.
+event is written and nothing after it is passed. :class:`StoreUnavailable` (from a handler's
+reads, or from the store itself) is no handler failure: it goes up as it is, nothing of the
+batch is committed and the retry budget is untouched (:mod:`tillflow.engine.outage`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tillflow.engine.errors import CheckpointConflict, HandlerFailed
+from tillflow.engine.errors import CheckpointConflict, HandlerFailed, StoreUnavailable
 from tillflow.engine.ids import format_id
 from tillflow.engine.processor import Processor, Session
 from tillflow.engine.store import BatchEffects, EventStore
@@ -41,6 +43,7 @@ class State(enum.Enum):
     WAITING = "waiting"  # on a barrier: an upstream processor has not passed the next event
     IDLE = "idle"  # caught up with the head
     RETRYING = "retrying"  # a handler failed; the policy asked for another attempt
+    DEGRADED = "degraded"  # the store is unavailable: retrying with backoff
     FAILED = "failed"
     STOPPED = "stopped"
     ELSEWHERE = "elsewhere"  # declared here, run by another runtime (process, machine)
@@ -86,6 +89,8 @@ class LaneProcessor:
         self.batches = 0
         self.last_batch = 0
         self._checkpoint: int | None = None
+        self.head_seen = 0
+        """The lane's head as last read (what statistics show while the store is away)."""
         self._history: deque[tuple[float, int]] = deque()
         self.leased = True
         """Whether this runtime may step this lane (always, unless a lease keeper shares
@@ -103,6 +108,12 @@ class LaneProcessor:
     def name(self) -> str:
         return self.processor.name
 
+    @property
+    def known_checkpoint(self) -> int | None:
+        """The checkpoint as last read or committed, without asking the store (``None``
+        once forgotten)."""
+        return self._checkpoint
+
     def checkpoint(self) -> int:
         """The checkpoint as of this processor's last commit (read once from the store)."""
         if self._checkpoint is None:
@@ -113,6 +124,7 @@ class LaneProcessor:
         """The last position this processor may read, and the upstream processor that
         limits it (``None`` when the head is the limit)."""
         limit = self.store.head(self.lane)
+        self.head_seen = limit
         waiting_on: str | None = None
         for upstream in self.processor.after:
             position = self.store.checkpoint(upstream, self.lane)
@@ -125,7 +137,9 @@ class LaneProcessor:
 
         Raises :class:`HandlerFailed` (effects before the failing event committed) or
         :class:`CheckpointConflict` (another worker moved the checkpoint; nothing written,
-        the cached checkpoint is dropped and the next step re-reads it).
+        the cached checkpoint is dropped and the next step re-reads it) or
+        :class:`StoreUnavailable` (nothing of the batch committed, or the commit's fate is
+        unknown: the cached checkpoint is dropped; no attempt is counted).
         """
         checkpoint = self.checkpoint()
         limit, waiting_on = self.barrier()
@@ -143,6 +157,9 @@ class LaneProcessor:
             session.begin(event)
             try:
                 handler(event, session)
+            except StoreUnavailable:
+                self.cache.clear()  # it holds what the abandoned pass did
+                raise
             except Exception as error:
                 self._fail(checkpoint, events[:index], event, error)
         self._commit(checkpoint, upto, session, handled=len(events))
@@ -176,9 +193,8 @@ class LaneProcessor:
         try:
             commit = self.commit_batch or self.store.commit_batch
             commit(self.name, self.lane, checkpoint, upto, session.seal())
-        except CheckpointConflict:
-            self._checkpoint = None
-            self.cache.clear()
+        except (CheckpointConflict, StoreUnavailable):
+            self.forget()  # committed or not, the store tells on the next step
             raise
         except BaseException:
             self.cache.clear()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tillflow.engine.lane_processor import CommitBatch, LaneProcessor
+from tillflow.engine.outage import OutageBackoff, StoreHealth, describe_error
 
 log = logging.getLogger("tillflow.leasing")
 
@@ -66,6 +67,8 @@ class LeaseKeeper:
         lanes: Mapping[str, Sequence[LaneProcessor]],
         ttl: float,
         fenced: Callable[[Fence], CommitBatch],
+        health: StoreHealth | None = None,
+        outage: OutageBackoff | None = None,
     ) -> None:
         if not (math.isfinite(ttl) and ttl > 0):
             raise ValueError(f"a lease TTL must be a positive number of seconds: {ttl!r}")
@@ -81,6 +84,10 @@ class LeaseKeeper:
         self.changes = 0
         """Lanes taken or let go, ever."""
         self._valid_until = 0.0
+        self.health = health or StoreHealth(owner)
+        """Told when a round fails (the database away) and when one works again."""
+        self.outage = outage or OutageBackoff(most=ttl / 3)
+        """Pauses between failed rounds (at most ``ttl / 3``: a renewal is never late)."""
         self._start = zlib.crc32(owner.encode()) % max(self.lane_count, 1)
         for processors in lanes.values():
             for lane_processor in processors:
@@ -149,13 +156,22 @@ class LeaseKeeper:
         self.table.resign(self.owner)
 
     async def keep(self, stop: asyncio.Event) -> None:
-        """Tick every ``ttl / 3`` until ``stop`` is set; a failed tick is logged and
-        retried at the next one."""
+        """Tick every ``ttl / 3`` until ``stop`` is set. A failed round (the database
+        away) is retried sooner, with backoff, and makes :attr:`health` degraded until a
+        round works again; once it does, the lanes dropped meanwhile are taken again."""
+        failed = 0
         while not stop.is_set():
+            pause = self.ttl / 3
             try:
                 await asyncio.to_thread(self.tick)
-            except Exception:
-                log.exception("%s: lease round failed", self.owner)
+            except Exception as error:
+                self.health.failed(self, error)
+                log.debug("%s: lease round failed: %s", self.owner, describe_error(error))
+                pause = min(pause, self.outage.delay(failed))
+                failed += 1
+            else:
+                failed = 0
+                self.health.recovered(self)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.ttl / 3):
+                async with asyncio.timeout(pause):
                     await stop.wait()

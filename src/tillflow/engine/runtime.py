@@ -10,7 +10,9 @@
 Each (processor, lane) is a task; its batches run in a thread of the processor's own (so a
 batch never blocks the event loop and one processor's connection stays in one thread).
 Tasks wake on every commit made through the store object (an in-process signal) and
-otherwise poll with backoff, which is how they see writes from other processes.
+otherwise poll with backoff, which is how they see writes from other processes. While the
+store is unavailable, tasks retry with :class:`OutageBackoff` and the runtime is
+``degraded`` (:attr:`Runtime.health`); they resume by themselves when it is back.
 Nothing starts before ``__aenter__``; ``__aexit__`` lets running batches finish and leaves
 no task or thread behind.
 """
@@ -32,13 +34,15 @@ from tillflow.engine.errors import (
     DrainTimeout,
     HandlerFailed,
     ProcessorStopped,
+    StoreUnavailable,
     UnknownProcessor,
 )
 from tillflow.engine.failure import FailurePolicy, StopOnFailure
 from tillflow.engine.graph import validate_graph
 from tillflow.engine.lane_processor import LaneProcessor, State
+from tillflow.engine.outage import OutageBackoff, StoreHealth, describe_error
 from tillflow.engine.processor import Processor
-from tillflow.engine.statistics import ProcessorStatistics, snapshot
+from tillflow.engine.statistics import ProcessorStatistics, offline_snapshot, snapshot
 from tillflow.engine.store import EventStore
 from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt
 
@@ -68,6 +72,14 @@ class WaitOutcome:
         return self.reached
 
 
+@dataclass
+class _Streak:
+    """One lane's failed steps in a row, by kind."""
+
+    conflicts: int = 0
+    unavailable: int = 0
+
+
 @dataclass(frozen=True)
 class PollBackoff:
     """How an idle processor polls for writes it was not told about (other processes)."""
@@ -87,16 +99,21 @@ class Runtime:
         failure_policy: FailurePolicy | None = None,
         poll: PollBackoff | None = None,
         run: Collection[str] | None = None,
+        outage: OutageBackoff | None = None,
     ) -> None:
         """``processors``: the whole declared graph. ``run``: the names this runtime runs
         (default: all); the others run elsewhere (another process or machine) and count for
-        barriers, waits and drains through their durable checkpoints."""
+        barriers, waits and drains through their durable checkpoints. ``outage``: how
+        lanes retry while the store is unavailable."""
         self.store = store
         self.processors = {declared.name: declared for declared in processors}
         self.order = validate_graph(list(processors), store.registry)
         self.running = set(self.order if run is None else self._check_names(run))
         self.failure_policy: FailurePolicy = failure_policy or StopOnFailure()
         self.poll = poll or PollBackoff()
+        self.outage = outage or OutageBackoff()
+        self.health = StoreHealth()
+        """Whether the store answers this runtime's lanes (and its lease keeper, if any)."""
         self.lanes: dict[str, list[LaneProcessor]] = {
             name: [
                 LaneProcessor(store, self.processors[name], lane)
@@ -200,47 +217,20 @@ class Runtime:
         loop = asyncio.get_running_loop()
         executor = self._executors[lane_processor.name]
         delay = self.poll.first
-        conflicts = 0
+        streak = _Streak()
         while not self._stopping:
             wake.clear()
             if await self._elsewhere(lane_processor, wake):
+                self._reachable(lane_processor, streak)  # no longer this runtime's to wait for
                 continue
             try:
                 result = await loop.run_in_executor(executor, lane_processor.step)
-            except HandlerFailed as failure:
-                await self._notify_progress()
-                retry_after = self.failure_policy.retry_after(failure, lane_processor.attempts)
-                if retry_after is None:
-                    lane_processor.state = State.FAILED
-                    log.error("%s", failure)
-                    await self._notify_progress()
+            except Exception as error:
+                if not await self._after_failure(lane_processor, error, streak):
                     return
-                lane_processor.state = State.RETRYING
-                log.warning("%s; retrying in %.3fs", failure, retry_after)
-                await self._sleep_unless_stopping(retry_after)
-                lane_processor.clear_failure()
                 continue
-            except ConcurrencyConflict as conflict:
-                # a command wrote to a stream this batch also wrote: nothing was committed;
-                # redo the batch against the new state at once, backing off if it persists
-                conflicts += 1
-                log.info("processor %s: %s; redoing the batch", lane_processor.name, conflict)
-                await self._sleep_unless_stopping(
-                    0 if conflicts < 3 else self.poll.first * conflicts
-                )
-                continue
-            except CheckpointConflict as conflict:
-                log.warning("%s", conflict)
-                await self._sleep_unless_stopping(self.poll.most)
-                continue
-            except Exception as error:  # the store blipped: keep trying, visibly
-                lane_processor.failures += 1
-                lane_processor.error = error
-                lane_processor.state = State.RETRYING
-                log.exception("processor %s: batch failed, retrying", lane_processor.name)
-                await self._sleep_unless_stopping(self.poll.most)
-                continue
-            conflicts = 0
+            streak.conflicts = 0
+            self._reachable(lane_processor, streak)
             if lane_processor.state is not State.FAILED and lane_processor.failed_event is None:
                 lane_processor.error = None
             if result.progressed:
@@ -251,6 +241,54 @@ class Runtime:
                 async with asyncio.timeout(delay):
                     await wake.wait()
             delay = min(delay * self.poll.factor, self.poll.most)
+
+    def _reachable(self, lane_processor: LaneProcessor, streak: _Streak) -> None:
+        if streak.unavailable:
+            streak.unavailable = 0
+            self.health.recovered(lane_processor)
+
+    async def _after_failure(
+        self, lane_processor: LaneProcessor, error: Exception, streak: _Streak
+    ) -> bool:
+        """Wait as a failed step calls for; ``False``: the processor stops (failed)."""
+        if isinstance(error, StoreUnavailable):
+            # not the handler's fault: no attempt counted, the checkpoint unmoved
+            lane_processor.state = State.DEGRADED
+            lane_processor.error = error
+            self.health.failed(lane_processor, error)
+            log.debug("processor %s: %s", lane_processor.name, describe_error(error))
+            await self._sleep_unless_stopping(self.outage.delay(streak.unavailable))
+            streak.unavailable += 1
+        elif isinstance(error, HandlerFailed):
+            await self._notify_progress()
+            retry_after = self.failure_policy.retry_after(error, lane_processor.attempts)
+            if retry_after is None:
+                lane_processor.state = State.FAILED
+                log.error("%s", error)
+                await self._notify_progress()
+                return False
+            lane_processor.state = State.RETRYING
+            log.warning("%s; retrying in %.3fs", error, retry_after)
+            await self._sleep_unless_stopping(retry_after)
+            lane_processor.clear_failure()
+        elif isinstance(error, ConcurrencyConflict):
+            # a command wrote to a stream this batch also wrote: nothing was committed;
+            # redo the batch against the new state at once, backing off if it persists
+            streak.conflicts += 1
+            log.info("processor %s: %s; redoing the batch", lane_processor.name, error)
+            await self._sleep_unless_stopping(
+                0 if streak.conflicts < 3 else self.poll.first * streak.conflicts
+            )
+        elif isinstance(error, CheckpointConflict):
+            log.warning("%s", error)
+            await self._sleep_unless_stopping(self.poll.most)
+        else:  # something else went wrong in the store: keep trying, visibly
+            lane_processor.failures += 1
+            lane_processor.error = error
+            lane_processor.state = State.RETRYING
+            log.error("processor %s: batch failed, retrying", lane_processor.name, exc_info=error)
+            await self._sleep_unless_stopping(self.poll.most)
+        return True
 
     async def _elsewhere(self, lane_processor: LaneProcessor, wake: asyncio.Event) -> bool:
         """Whether another worker holds this lane for now (see ``LeaseKeeper``); if so,
@@ -387,7 +425,17 @@ class Runtime:
     # -- observing -------------------------------------------------------------------------
 
     def statistics(self) -> list[ProcessorStatistics]:
-        """A snapshot of every processor on every lane, in dependency order."""
-        return [
-            snapshot(lane_processor) for name in self.order for lane_processor in self.lanes[name]
-        ]
+        """A snapshot of every processor on every lane, in dependency order. While the
+        store is unavailable, the figures last seen (never waiting on the store)."""
+        rows: list[ProcessorStatistics] = []
+        reachable = not self.health.degraded
+        for name in self.order:
+            for lane_processor in self.lanes[name]:
+                if reachable:
+                    try:
+                        rows.append(snapshot(lane_processor))
+                        continue
+                    except StoreUnavailable:
+                        reachable = False
+                rows.append(offline_snapshot(lane_processor))
+        return rows

@@ -38,6 +38,16 @@ class ProcessorStatistics(msgspec.Struct, frozen=True):
     """Failed batches ever (handler errors and store errors), counted by this runtime."""
 
 
+def offline_snapshot(lane_processor: LaneProcessor) -> ProcessorStatistics:
+    """``lane_processor`` as last seen, without asking the store (it is unavailable): the
+    checkpoint and head it last read, no lag in seconds."""
+    checkpoint = lane_processor.known_checkpoint
+    if checkpoint is None:
+        checkpoint = 0
+    head = max(lane_processor.head_seen, checkpoint)
+    return _described(lane_processor, lane_processor.state, checkpoint, head, 0.0)
+
+
 def snapshot(lane_processor: LaneProcessor) -> ProcessorStatistics:
     """Read the durable checkpoint and head now and describe ``lane_processor``."""
     store = lane_processor.store
@@ -48,11 +58,17 @@ def snapshot(lane_processor: LaneProcessor) -> ProcessorStatistics:
         oldest = store.read(lane_processor.lane, checkpoint, checkpoint + 1)
         if oldest:
             lag_seconds = max(0.0, time.time() - oldest[0].recorded_at)
-    failed = lane_processor.failed_event
-    error = lane_processor.error
     state = lane_processor.state
     if state in (State.IDLE, State.WAITING) and checkpoint < head and not lane_processor.waiting_on:
         state = State.RUNNING
+    return _described(lane_processor, state, checkpoint, head, lag_seconds)
+
+
+def _described(
+    lane_processor: LaneProcessor, state: State, checkpoint: int, head: int, lag_seconds: float
+) -> ProcessorStatistics:
+    failed = lane_processor.failed_event
+    error = lane_processor.error
     return ProcessorStatistics(
         processor=lane_processor.name,
         lane=lane_processor.lane,

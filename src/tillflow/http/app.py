@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -18,7 +18,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from tillflow import __version__
-from tillflow.engine import EventStore
+from tillflow.engine import EventStore, Runtime
 from tillflow.http import catalog, checkouts, events, problems, processors, report, stock
 from tillflow.http.fast_checkout import CheckoutFastPath
 from tillflow.http.leases import lease_overview
@@ -50,6 +50,14 @@ field and the reason.
 **Read-your-writes**: every write answers with `receipt.token`; pass it as
 `?wait_for=` to a report read.
 """
+
+
+RunRuntime = Callable[[EventStore, Runtime], contextlib.AbstractAsyncContextManager[object]]
+"""Runs a runtime over a store for the duration of an ``async with`` block."""
+
+
+def _run_alone(store: EventStore, runtime: Runtime) -> Runtime:
+    return runtime
 
 
 class TillflowAPI(FastAPI):
@@ -84,14 +92,18 @@ def create_app(
     run_processors: bool = True,
     body_limit: int = DEFAULT_LIMIT,
     fast_checkouts: bool = True,
+    run_runtime: RunRuntime | None = None,
 ) -> FastAPI:
     """A new app. ``store``: serve this open store (the caller closes it); otherwise the
     lifespan opens ``settings.database`` (default: :func:`load_settings`) and closes it.
     ``run_processors``: run the shop's processors here (else a ``tillflow worker`` does).
     ``body_limit``: request bodies over this many bytes are refused (413).
     ``fast_checkouts``: answer the plain ``POST /checkouts`` without the framework
-    (:mod:`tillflow.http.fast_checkout`; the same answers, less work per request)."""
+    (:mod:`tillflow.http.fast_checkout`; the same answers, less work per request).
+    ``run_runtime``: how the processors' runtime runs while the app serves (default:
+    ``async with runtime``; ``tillflow serve`` also keeps leases of the lanes on PostgreSQL)."""
     metrics = Metrics()
+    run = run_runtime or _run_alone
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -103,7 +115,7 @@ def create_app(
             shop = Shop(opened, clock)
             runtime = shop.runtime(run=None if run_processors else [])
             watch = ReportWatch(opened, on_progress=metrics.latency.progressed)
-            async with runtime, watch.running():
+            async with run(opened, runtime), watch.running():
                 metrics.statistics = runtime.statistics
                 metrics.leases = functools.partial(lease_overview, opened)
                 app.state.services = Services(shop, runtime, TokenBook(opened), watch, metrics)
