@@ -83,10 +83,14 @@ class GroupCommitter:
         max_jobs: int = 4096,
         after_delivery: Callable[[], None] | None = None,
         max_queued: int = DEFAULT_MAX_QUEUED,
+        caller_runs: bool = False,
     ) -> None:
         """``after_delivery``: housekeeping run once the callers of a group have their
         results, before the next group starts (e.g. a WAL checkpoint). ``max_queued``: the
-        queue's bound (≥ 1; :data:`DEFAULT_MAX_QUEUED`); ``ValueError`` otherwise."""
+        queue's bound (≥ 1; :data:`DEFAULT_MAX_QUEUED`); ``ValueError`` otherwise.
+        ``caller_runs``: a thread that submits while nothing is queued or running runs its
+        job itself, as a group of one, instead of handing it to the writer thread and
+        waiting (two thread switches saved); only for a ``run_batch`` any thread may call."""
         require_count("max_jobs", max_jobs)
         require_count("max_queued", max_queued)
         self._run_batch = run_batch
@@ -102,6 +106,9 @@ class GroupCommitter:
         self._ready = threading.Condition(lock)
         self._room = threading.Condition(lock)
         self._closing = False
+        self._caller_runs = caller_runs
+        self._busy = False
+        """A group is running (in the writer thread or a caller's): one at a time."""
         self._batches = 0
         self._jobs = 0
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
@@ -113,18 +120,34 @@ class GroupCommitter:
         Interrupted while blocked (e.g. ``KeyboardInterrupt``), the job is not run."""
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         with self._room:
-            if self._try_enqueue(job, future):
+            if self._caller_runs and self._idle():
+                self._busy = True
+            elif self._try_enqueue(job, future):
                 return future
-            entry = _Entry(job, future, None)
-            self._waiting.append(entry)
-            try:
-                while not entry.admitted:
-                    self._room.wait()
-            except BaseException:
-                if not entry.admitted:  # wait() holds the lock again, also when raising
-                    self._waiting.remove(entry)
-                raise
+            else:
+                entry = _Entry(job, future, None)
+                self._waiting.append(entry)
+                try:
+                    while not entry.admitted:
+                        self._room.wait()
+                except BaseException:
+                    if not entry.admitted:  # wait() holds the lock again, also when raising
+                        self._waiting.remove(entry)
+                    raise
+                return future
+        try:
+            self._run_group([(job, future)])
+        finally:
+            with self._ready:
+                self._busy = False
+                self._ready.notify()  # the writer waits while a caller runs
         return future
+
+    def _idle(self) -> bool:
+        """Nothing queued, waiting or running, and not closing; call with the lock held."""
+        if self._closing:
+            raise StoreClosed
+        return not (self._busy or self._queue or self._waiting)
 
     async def submit_async(self, job: Job) -> asyncio.Future[Any]:
         """Queue ``job`` from a coroutine, awaiting room while the queue is full; await the
@@ -198,29 +221,39 @@ class GroupCommitter:
     def _loop(self) -> None:
         while True:
             with self._ready:
-                while not self._queue and not self._closing:
+                while self._busy or not (self._queue or self._closing):
                     self._ready.wait()
                 if not self._queue:
                     return
                 count = min(len(self._queue), self._max_jobs)
                 batch = [self._queue.popleft() for _ in range(count)]
                 woken = self._admit() if self._waiting else []
+                self._busy = True
             if woken:
                 _wake(woken)
-            committed = True
             try:
-                outcomes = self._run_batch([job for job, _ in batch])
-            except BaseException as error:  # delivered to every caller of the batch
-                outcomes = [Failed(error)] * len(batch)
-                committed = False
-            if committed:
+                self._run_group(batch)
+            finally:
+                with self._ready:
+                    self._busy = False
+
+    def _run_group(self, batch: list[tuple[Job, _Waiter]]) -> None:
+        """Run ``batch`` as one transaction, give each caller its outcome, then the hooks."""
+        committed = True
+        try:
+            outcomes = self._run_batch([job for job, _ in batch])
+        except BaseException as error:  # delivered to every caller of the batch
+            outcomes = [Failed(error)] * len(batch)
+            committed = False
+        if committed:
+            with self._ready:
                 self._batches += 1
                 self._jobs += len(batch)
-            self._deliver(batch, outcomes)
-            if committed:
-                self._on_committed()
-                if self._after_delivery is not None:
-                    self._after_delivery()
+        self._deliver(batch, outcomes)
+        if committed:
+            self._on_committed()
+            if self._after_delivery is not None:
+                self._after_delivery()
 
     @staticmethod
     def _deliver(batch: list[tuple[Job, _Waiter]], outcomes: list[Any]) -> None:

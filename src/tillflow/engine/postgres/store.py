@@ -145,6 +145,7 @@ class PostgresEventStore(PostgresReads, EventStore):
                         self._guarded(writer.run_batch),
                         self._listeners.notify,
                         name=f"tillflow-pg-lane-{lane}",
+                        caller_runs=True,  # pooled connections: any thread may write
                     )
                     self._committers[lane] = committer
         return committer
