@@ -7,6 +7,8 @@
                                     SimulatedCommitFailure (the store blipped), or write
     simulate(scenario, seed)        one seeded schedule of commands, single steps and
                                     crashes; the scenario's properties checked after each
+    simulate(..., leasing=Leasing()) the same on several workers sharing lanes by leases:
+                                    paused past their expiry, taken over, fenced out
     explore(make_scenario, seeds)   many seeds; returns the failing results, each replayable
     shrink(make_scenario, failing)  a shorter schedule that still fails
 
@@ -22,11 +24,13 @@ from tillflow.engine.simulation import (
     Crash,
     CrashInBatch,
     FailCommit,
+    Leasing,
     Scenario,
     SimulationResult,
     Step,
     Violation,
     Weights,
+    WorkerWeights,
     explore,
     shrink,
     simulate,
@@ -40,6 +44,7 @@ __all__ = [
     "CrashInBatch",
     "FailCommit",
     "FaultyStore",
+    "Leasing",
     "Scenario",
     "SimulatedCommitFailure",
     "SimulatedCrash",
@@ -47,6 +52,7 @@ __all__ = [
     "Step",
     "Violation",
     "Weights",
+    "WorkerWeights",
     "explore",
     "shrink",
     "simulate",

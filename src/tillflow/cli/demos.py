@@ -24,6 +24,7 @@ from tillflow.engine import ProcessorStatistics, TillflowError
 from tillflow.service.bootstrap import ConfigurationError, describe_database, open_store
 from tillflow.shop.assembly import REGISTRY as SHOP_REGISTRY
 from tillflow.shop.reporting.rows import ProductRow
+from tillflow.testing import Leasing
 
 
 def _as_of(row: ProductRow) -> str:
@@ -289,6 +290,15 @@ def simulate(
     replay: Annotated[
         int | None, typer.Option(help="Replay this one seed and print its whole trace.")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=16,
+            help="Run the processors on this many simulated workers sharing the lanes by "
+            "leases (paused past their expiry, taken over, fenced out); 0: one process.",
+        ),
+    ] = 0,
 ) -> None:
     """Run the shop under the deterministic simulator: seeded interleavings of commands,
     processor steps and crashes, the report's properties checked after every step. Exit 1
@@ -296,8 +306,9 @@ def simulate(
     if design not in DESIGNS:
         raise fail(f"--design {design!r}: choose one of {', '.join(DESIGNS)}", 2)
     chosen: Design = design
+    leasing = Leasing(workers, most_workers=max(workers, 5)) if workers else None
     if replay is not None:
-        result = simulate_shop(chosen, replay, steps)
+        result = simulate_shop(chosen, replay, steps, leasing)
         console.print(result.report(last=len(result.trace)), highlight=False)
         raise typer.Exit(0 if result.ok else 1)
     failures = []
@@ -308,7 +319,7 @@ def simulate(
     ) as progress:
         task = progress.add_task("seeds", total=seeds)
         for seed in range(start, start + seeds):
-            result = simulate_shop(chosen, seed, steps)
+            result = simulate_shop(chosen, seed, steps, leasing)
             if not result.ok:
                 failures.append(result)
                 if len(failures) >= 3:
@@ -321,6 +332,7 @@ def simulate(
         console.print(failure.report(last=20), highlight=False)
     console.print(
         f"[red]schedule broke the properties at seed {failures[0].seed}; replay with "
-        f"tillflow simulate --design {design} --replay {failures[0].seed}[/]"
+        f"tillflow simulate --design {design}{f' --workers {workers}' if workers else ''} "
+        f"--replay {failures[0].seed}[/]"
     )
     raise typer.Exit(1)

@@ -3,7 +3,8 @@ stock counts, returns and catalog changes, interleaved with Inventory's and a re
 and with crashes; the report's properties checked after every step, the truth after the end.
 
 ``design`` picks the report: ``barrier`` (the shop's own), ``chain``, ``eventual`` or
-``naive`` and ``trap`` (negative controls, which the checks must catch).
+``naive`` and ``trap`` (negative controls, which the checks must catch). ``leasing`` runs
+Inventory and the report on several simulated workers sharing the lanes by leases.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from tillflow.shop.sale.commands import (
 )
 from tillflow.shop.sale.events import CheckedOut, ItemsReturned, checkout_stream
 from tillflow.shop.sale.service import SaleService
-from tillflow.testing import SimulationResult, simulate
+from tillflow.testing import Leasing, SimulationResult, simulate
 
 Design = Literal["barrier", "chain", "eventual", "naive", "trap"]
 DESIGNS: tuple[Design, ...] = ("barrier", "chain", "eventual", "naive", "trap")
@@ -243,18 +244,25 @@ class ShopScenario:
         return self.truth.violations(rows, read_totals(store, self.views))
 
 
-def simulate_shop(design: Design, seed: int, steps: int = 120) -> SimulationResult:
-    """One seeded run of the shop with ``design``; replay a failure with the same seed."""
-    return simulate(ShopScenario(design), seed, steps, registry=REGISTRY)
+def simulate_shop(
+    design: Design, seed: int, steps: int = 120, leasing: Leasing | None = None
+) -> SimulationResult:
+    """One seeded run of the shop with ``design`` (on leased workers with ``leasing``);
+    replay a failure with the same seed and ``leasing``."""
+    return simulate(ShopScenario(design), seed, steps, registry=REGISTRY, leasing=leasing)
 
 
 def explore_shop(
-    design: Design, seeds: range, steps: int = 120, stop_after: int | None = None
+    design: Design,
+    seeds: range,
+    steps: int = 120,
+    stop_after: int | None = None,
+    leasing: Leasing | None = None,
 ) -> list[SimulationResult]:
     """The failing runs among ``seeds`` (at most ``stop_after`` of them)."""
     failures = []
     for seed in seeds:
-        result = simulate_shop(design, seed, steps)
+        result = simulate_shop(design, seed, steps, leasing)
         if not result.ok:
             failures.append(result)
             if stop_after is not None and len(failures) >= stop_after:

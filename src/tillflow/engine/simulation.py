@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from tillflow.engine.leased_simulator import LeasedSimulator
 from tillflow.engine.simulator import (
     Action,
     Command,
@@ -47,6 +48,19 @@ from tillflow.engine.simulator import (
     Weights,
 )
 from tillflow.engine.store import EventRegistry
+from tillflow.engine.worker_actions import (
+    Elapse,
+    Join,
+    Kill,
+    Leasing,
+    Leave,
+    Pause,
+    StepOn,
+    Tick,
+    Wake,
+    WorkerAction,
+    WorkerWeights,
+)
 
 __all__ = [
     "Action",
@@ -54,12 +68,23 @@ __all__ = [
     "CommandInBatch",
     "Crash",
     "CrashInBatch",
+    "Elapse",
     "FailCommit",
+    "Join",
+    "Kill",
+    "Leasing",
+    "Leave",
+    "Pause",
     "Scenario",
     "SimulationResult",
     "Step",
+    "StepOn",
+    "Tick",
     "Violation",
+    "Wake",
     "Weights",
+    "WorkerAction",
+    "WorkerWeights",
     "explore",
     "shrink",
     "simulate",
@@ -81,6 +106,8 @@ class SimulationResult:
     violations: list[Violation]
     actions: list[Action]
     options: str = ""
+    fenced: int = 0
+    """Batches refused by their fence (runs with leased workers)."""
 
     @property
     def ok(self) -> bool:
@@ -97,9 +124,10 @@ class SimulationResult:
     def report(self, last: int = 30) -> str:
         """The seed, the violations, the last ``last`` trace lines and the replay call."""
         verdict = "ok" if self.ok else f"{len(self.violations)} violation(s)"
+        fenced = f", {self.fenced} batches fenced out" if self.fenced else ""
         lines = [
             f"seed {self.seed}: {verdict} after {len(self.actions)} actions, "
-            f"{self.crashes} crashes, {self.lane_count} lane(s)"
+            f"{self.crashes} crashes, {self.lane_count} lane(s){fenced}"
         ]
         lines += [f"  ✗ {violation}" for violation in self.violations]
         shown = self.trace[-last:] if last > 0 else []
@@ -127,6 +155,7 @@ def simulate(
     drain: bool = True,
     drain_rounds: int = 10_000,
     registry: EventRegistry | None = None,
+    leasing: Leasing | None = None,
 ) -> SimulationResult:
     """Run ``scenario`` for ``steps`` seeded random actions (or exactly ``schedule``), then
     drain; return what happened. Never raises for a property violation, a handler failure
@@ -135,16 +164,26 @@ def simulate(
     ``lane_count``: of the fresh :class:`MemoryEventStore` (default: chosen by the seed
     among 1..3; the choice is drawn either way, so passing the chosen count replays the
     run). ``stuck_after``: failures in a row on one event that make a "stuck" violation.
-    ``drain_rounds``: rounds of the drain before "did not converge".
+    ``drain_rounds``: rounds of the drain before "did not converge". ``leasing``: run the
+    processors on several simulated workers sharing the lanes by leases, with their own
+    actions and weights (``weights`` must then be left out); see
+    :mod:`tillflow.engine.leased_simulator`.
     Exceptions raised by the scenario's own code (``command``, ``check``...) or by a bad
     ``schedule`` (:class:`UnknownProcessor`, ``ValueError`` for a lane) propagate, with a
     note giving the seed, the step and the end of the trace.
     """
     if stuck_after < 1 or drain_rounds < 1:
         raise ValueError("stuck_after and drain_rounds must be ≥ 1")
+    if leasing is not None and weights is not None:
+        raise ValueError("a run with leasing= takes its weights from Leasing.weights")
     chosen = weights or Weights()
-    run = Simulator(scenario, seed, lane_count, chosen, stuck_after, registry)
+    run: Simulator
     options = ""
+    if leasing is None:
+        run = Simulator(scenario, seed, lane_count, chosen, stuck_after, registry)
+    else:
+        run = LeasedSimulator(scenario, seed, lane_count, leasing, stuck_after, registry)
+        options += f", leasing={leasing!r}"
     if chosen != Weights():
         options += f", weights={chosen!r}"
     if stuck_after != 10:
@@ -162,6 +201,8 @@ def simulate(
             f"{run.lane_count}; last trace lines:\n{tail}"
         )
         raise
+    finally:
+        run.close()
     return SimulationResult(
         seed=seed,
         steps=len(schedule) if schedule is not None else steps,
@@ -171,6 +212,7 @@ def simulate(
         violations=run.violations,
         actions=run.actions,
         options=options,
+        fenced=run.fenced,
     )
 
 
@@ -183,6 +225,7 @@ def explore(
     lane_count: int | None = None,
     weights: Weights | None = None,
     stuck_after: int = 10,
+    leasing: Leasing | None = None,
 ) -> list[SimulationResult]:
     """Simulate a fresh scenario per seed; return the failing results (``[]``: every seed
     passed), stopping once ``stop_after`` have failed. Print one with ``print(result)``."""
@@ -195,6 +238,7 @@ def explore(
             lane_count=lane_count,
             weights=weights,
             stuck_after=stuck_after,
+            leasing=leasing,
         )
         if not result.ok:
             failures.append(result)
@@ -210,11 +254,12 @@ def shrink(
     still_fails: Callable[[SimulationResult], bool] | None = None,
     stuck_after: int = 10,
     budget: int = 2_000,
+    leasing: Leasing | None = None,
 ) -> SimulationResult:
     """A run of ``failing``'s seed on a shorter schedule that still fails: actions are
     removed, in halving chunks then one at a time, while ``still_fails`` (default: any
     violation) holds, for at most ``budget`` replays. Returns ``failing`` itself if nothing
-    can go. Pass the ``stuck_after`` of the failing run."""
+    can go. Pass the ``stuck_after`` and ``leasing`` of the failing run."""
 
     def fails(result: SimulationResult) -> bool:
         return not result.ok and (still_fails is None or still_fails(result))
@@ -234,6 +279,7 @@ def shrink(
                 lane_count=failing.lane_count,
                 schedule=candidate,
                 stuck_after=stuck_after,
+                leasing=leasing,
             )
             replays += 1
             if fails(result):

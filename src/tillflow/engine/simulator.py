@@ -16,13 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Protocol, TypeAlias
 
-from tillflow.engine.errors import HandlerFailed, UnknownProcessor
+from tillflow.engine.errors import HandlerFailed, LeaseLost, UnknownProcessor
 from tillflow.engine.faults import FaultyStore, SimulatedCommitFailure, SimulatedCrash
 from tillflow.engine.graph import validate_graph
 from tillflow.engine.lane_processor import LaneProcessor
 from tillflow.engine.memory import MemoryEventStore
 from tillflow.engine.processor import Processor
 from tillflow.engine.store import EventRegistry, EventStore
+from tillflow.engine.worker_actions import WorkerAction, WorkerWeights
 
 # -- actions --------------------------------------------------------------------------------
 
@@ -91,8 +92,11 @@ class CommandInBatch:
         return f"command_in_batch {self.processor}@{self.lane}"
 
 
-Action: TypeAlias = Command | Step | Crash | CrashInBatch | FailCommit | CommandInBatch
-"""One thing the simulator does; a run's ``actions`` replay it as a ``schedule``."""
+Action: TypeAlias = (
+    Command | Step | Crash | CrashInBatch | FailCommit | CommandInBatch | WorkerAction
+)
+"""One thing the simulator does; a run's ``actions`` replay it as a ``schedule``. The
+:data:`WorkerAction` kinds are those of a run with leased workers."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +184,7 @@ class Simulator:
         scenario: Scenario,
         seed: int,
         lane_count: int | None,
-        weights: Weights,
+        weights: Weights | WorkerWeights,
         stuck_after: int,
         registry: EventRegistry | None,
     ) -> None:
@@ -203,6 +207,7 @@ class Simulator:
         self.actions: list[Action] = []
         self.count = 0
         self.crashes = 0
+        self.fenced = 0
         self.names: list[str] = []
         self.lanes: dict[str, list[LaneProcessor]] = {}
         self.failures: dict[tuple[str, int], tuple[int, int]] = {}
@@ -250,6 +255,9 @@ class Simulator:
         messages = self.scenario.check(self.store) + self.scenario.check_final(self.store)
         self.violations += [Violation(self.count, "final", message) for message in messages]
 
+    def close(self) -> None:
+        """Let go of whatever the run still holds (nothing here; threads of leased runs)."""
+
     def check(self, action: str) -> None:
         messages = self.pending + self.scenario.check(self.store)
         self.pending = []
@@ -271,6 +279,8 @@ class Simulator:
             return self.command()
         if isinstance(action, Crash):
             return self.crash()
+        if not isinstance(action, Step | CrashInBatch | FailCommit | CommandInBatch):
+            raise ValueError(f"{action}: an action of leased workers (pass leasing=)")
         lane_processor = self.lane_processor(action.processor, action.lane)
         if isinstance(action, Step):
             return self.attempt(lane_processor)[0]
@@ -329,6 +339,9 @@ class Simulator:
             return self.failed(lane_processor, failure.position, cause), True
         except SimulatedCommitFailure:
             return "commit failed (simulated store blip), nothing written", True
+        except LeaseLost as lost:
+            self.fenced += 1
+            return f"fenced out (epoch {lost.epoch} is over), nothing written", True
         except Exception as error:  # an emit conflict, an invalid effect...
             position = lane_processor.checkpoint() + 1
             cause = f"{type(error).__name__}: {error}"

@@ -1,0 +1,387 @@
+"""The simulator with several workers sharing the lanes by leases: each worker has its own
+lane processors (fresh handlers) and :class:`LeaseKeeper` over the one memory store, and a
+:class:`MemoryLeases` table on the simulated clock. Workers tick, step the lanes they
+believe they hold, are paused inside a batch while the clock runs past their leases and
+another worker takes the lanes over, wake and commit that batch, join, leave and die.
+
+::
+
+    Random(seed) ─► Command · Elapse · Join · Tick(w) · StepOn(w, p, lane) · Pause(w, p, lane)
+                    · Wake(w) · Leave(w) · Kill(w)
+                          │ every batch commits under its worker's fence (MemoryLeases)
+                          ▼
+    after every action: the scenario's checks, and the lease audit — no batch landed but
+    under the lease that was current when it landed, and no holder of a lease ever found
+    its checkpoint moved by someone else
+
+The drain wakes every paused worker, lets the leases of the dead expire and ticks and steps
+the live workers until a whole round is quiet.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+
+from tillflow.engine.errors import CheckpointConflict, LeaseLost, UnknownProcessor
+from tillflow.engine.graph import validate_graph
+from tillflow.engine.lane_processor import CommitBatch, LaneProcessor
+from tillflow.engine.leasing import Fence, LeaseKeeper
+from tillflow.engine.memory_leases import MemoryLeases
+from tillflow.engine.parked_step import ParkedStep
+from tillflow.engine.processor import Processor
+from tillflow.engine.simulator import Action, Command, Scenario, Simulator, Violation
+from tillflow.engine.store import BatchEffects, EventRegistry
+from tillflow.engine.types import Receipt
+from tillflow.engine.worker_actions import (
+    Elapse,
+    Join,
+    Kill,
+    Leasing,
+    Leave,
+    Pause,
+    StepOn,
+    Tick,
+    Wake,
+    WorkerAction,
+)
+
+
+class SimulatedClock:
+    """Seconds since the run began; moved only by :meth:`advance`."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now = round(self.now + seconds, 6)
+
+
+class SimulatedWorker:
+    """One worker process: a lane processor per (processor, lane), a lease keeper, whether
+    it is paused, and the step stopped inside its commit while it is."""
+
+    def __init__(
+        self,
+        name: str,
+        lanes: dict[str, list[LaneProcessor]],
+        keeper: Callable[[dict[str, list[LaneProcessor]]], LeaseKeeper],
+    ) -> None:
+        self.name = name
+        self.lanes = lanes
+        self.keeper = keeper(lanes)
+        self.paused = False
+        self.next_tick = 0.0
+        """When its keeper's timer ticks next (while it runs)."""
+        self.parked: ParkedStep | None = None
+        """The step stopped inside its commit (set while it is started, too)."""
+        self.batch = ""
+        """The batch the parked step is committing, for the trace."""
+
+
+class LeasedSimulator(Simulator):
+    """One run with leased workers; see the module docstring. Not reusable."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int,
+        lane_count: int | None,
+        leasing: Leasing,
+        stuck_after: int,
+        registry: EventRegistry | None,
+    ) -> None:
+        super().__init__(scenario, seed, lane_count, leasing.weights, stuck_after, registry)
+        self.leasing = leasing
+        self.clock = SimulatedClock()
+        self.leases = MemoryLeases(self.clock)
+        self.workers: dict[str, SimulatedWorker] = {}
+        self.joined = 0
+
+    # -- choosing ---------------------------------------------------------------------------
+
+    def choose(self) -> Action:
+        rng = self.rng
+        kind = self.kinds[bisect.bisect(self.cumulative, rng.random() * self.total)]
+        everyone = sorted(self.workers)
+        paused = [name for name in everyone if self.workers[name].paused]
+        running = [name for name in everyone if not self.workers[name].paused]
+        if kind == "command":
+            return Command()
+        if kind == "elapse":
+            return Elapse(round(rng.uniform(0.1, self.leasing.ttl), 1))
+        if not everyone or (kind == "join" and len(everyone) < self.leasing.most_workers):
+            return Join()
+        if kind == "kill":
+            return Kill(rng.choice(everyone))
+        if paused and kind == "wake":
+            return Wake(rng.choice(paused), rng.random() < 0.5)
+        if not running:
+            return Command()
+        worker = rng.choice(running)
+        if kind == "leave":
+            return Leave(worker)
+        held = sorted(self.workers[worker].keeper.held)
+        if kind in ("step", "pause") and held:
+            lane, name = rng.choice(held), rng.choice(self.names)
+            return StepOn(worker, name, lane) if kind == "step" else Pause(worker, name, lane)
+        return Tick(worker)
+
+    # -- performing -------------------------------------------------------------------------
+
+    def perform(self, action: Action) -> str:
+        if isinstance(action, Command):
+            return self.command()
+        if isinstance(action, Elapse):
+            return self.elapse(action.seconds)
+        if isinstance(action, Join):
+            return self.join()
+        if not isinstance(action, Tick | StepOn | Pause | Wake | Leave | Kill):
+            raise ValueError(f"{action}: not an action of leased workers")
+        worker = self.workers.get(action.worker)
+        if worker is None:
+            return f"{action.worker} is not running"
+        if isinstance(action, Kill):
+            return self.kill(worker)
+        if isinstance(action, Wake):
+            return self.wake(worker, action.tick_first)
+        if worker.paused:
+            return f"{worker.name} is paused"
+        if isinstance(action, Tick):
+            return self.tick(worker)
+        if isinstance(action, Leave):
+            return self.leave(worker)
+        lane_processor = self.worker_lane(worker, action.processor, action.lane)
+        if isinstance(action, Pause):
+            return self.pause(worker, lane_processor)
+        if not lane_processor.leased:
+            return f"{worker.name} does not hold lane {action.lane}"
+        return self.attempt(lane_processor)[0]
+
+    def elapse(self, seconds: float) -> str:
+        """The clock moves on; on the way every running worker's keeper ticks whenever its
+        timer is due (every ``ttl / 3``, as :meth:`LeaseKeeper.keep`)."""
+        before = self.clock.now
+        until = round(before + seconds, 6)
+        moves: list[str] = []
+        while True:
+            due = [w for w in self.workers.values() if not w.paused and w.next_tick <= until]
+            if not due:
+                break
+            worker = min(due, key=lambda w: (w.next_tick, w.name))
+            self.clock.now = max(self.clock.now, worker.next_tick)
+            text = self.tick(worker)
+            if "took" in text or "let go" in text:
+                moves.append(f"{worker.name} at {self.clock.now:g} s {text}")
+        self.clock.now = until
+        lost: dict[str, set[int]] = {}
+        for name in self.names:
+            for lane in range(self.lane_count):
+                change = self.leases.lease(name, lane)
+                if change and change.owner and before < change.expires <= self.clock.now:
+                    lost.setdefault(change.owner, set()).add(lane)
+        expired = [f"{owner}'s lease on {sorted(lanes)} expired" for owner, lanes in lost.items()]
+        return "; ".join([f"clock at {until:g} s", *sorted(expired), *moves])
+
+    def join(self) -> str:
+        self.joined += 1
+        name = f"w{self.joined}"
+        declared = self.scenario.processors(self.store)
+        by_name = {item.name: item for item in declared}
+        if sorted(by_name) != sorted(self.names):
+            raise ValueError(f"{name}: the scenario declared {sorted(by_name)}, not {self.names}")
+        lanes = {
+            processor: [
+                LaneProcessor(self.store, by_name[processor], lane)
+                for lane in range(self.lane_count)
+            ]
+            for processor in self.names
+        }
+        worker = SimulatedWorker(name, lanes, lambda held: self.keeper(name, held))
+        worker.next_tick = self.clock.now
+        self.workers[name] = worker
+        return f"{name} joined"
+
+    def keeper(self, name: str, lanes: dict[str, list[LaneProcessor]]) -> LeaseKeeper:
+        def fenced(fence: Fence) -> CommitBatch:
+            return lambda *batch: self.commit_under(name, fence, *batch)
+
+        return LeaseKeeper(self.leases, name, lanes, self.leasing.ttl, fenced)
+
+    def tick(self, worker: SimulatedWorker) -> str:
+        before = dict(worker.keeper.held)
+        worker.next_tick = round(self.clock.now + self.leasing.ttl / 3, 6)
+        worker.keeper.tick()
+        after = worker.keeper.held
+        text = f"holds {sorted(after)}"
+        if took := sorted(lane for lane in after if before.get(lane) != after[lane]):
+            text += f", took {took}"
+        if gone := sorted(set(before) - set(after)):
+            text += f", let go of {gone}"
+        return text
+
+    def pause(self, worker: SimulatedWorker, lane_processor: LaneProcessor) -> str:
+        worker.paused = True
+        if not lane_processor.leased:
+            return f"paused idle ({worker.name} does not hold lane {lane_processor.lane})"
+        step = ParkedStep(
+            lambda: self.attempt(lane_processor)[0],
+            f"{worker.name} {lane_processor.name}@{lane_processor.lane}",
+        )
+        worker.parked = step
+        if step.start():
+            return f"paused inside the batch {worker.batch}, before its commit"
+        worker.parked = None
+        return f"{step.resume()}; paused after it"
+
+    def wake(self, worker: SimulatedWorker, tick_first: bool) -> str:
+        if not worker.paused:
+            return f"{worker.name} is not paused"
+        worker.paused = False
+        worker.next_tick = self.clock.now  # its timer is long overdue
+        parts = [f"tick: {self.tick(worker)}"] if tick_first else []
+        step, worker.parked = worker.parked, None
+        if step is not None:
+            parts.append(f"the batch {worker.batch}: {step.resume()}")
+        return "; ".join(parts) or "woke idle"
+
+    def leave(self, worker: SimulatedWorker) -> str:
+        held = sorted(worker.keeper.held)
+        worker.keeper.resign()
+        del self.workers[worker.name]
+        return f"resigned lanes {held}"
+
+    def kill(self, worker: SimulatedWorker) -> str:
+        self.crashes += 1
+        del self.workers[worker.name]
+        text = f"killed holding {sorted(worker.keeper.held)} until they expire"
+        if worker.parked is not None:
+            worker.parked.abort()
+            text += f"; the batch {worker.batch} died uncommitted"
+        return text
+
+    def worker_lane(self, worker: SimulatedWorker, name: str, lane: int) -> LaneProcessor:
+        lanes = worker.lanes.get(name)
+        if lanes is None:
+            raise UnknownProcessor(name)
+        if not 0 <= lane < self.lane_count:
+            raise ValueError(f"lane {lane} of {name!r}: the store has {self.lane_count} lane(s)")
+        return lanes[lane]
+
+    # -- committing under a fence, audited --------------------------------------------------
+
+    def commit_under(
+        self,
+        worker: str,
+        fence: Fence,
+        processor: str,
+        lane: int,
+        expected: int,
+        new: int,
+        effects: BatchEffects,
+    ) -> Receipt:
+        """A batch of ``worker`` under ``fence``; stops first if it is the step being
+        paused. Then the lease audit (see the module docstring)."""
+        paused = self.workers.get(worker)
+        if paused is not None and paused.parked is not None:
+            paused.batch = f"{processor}@{lane}:{expected + 1}..{new}"
+            paused.parked.park()
+        batch = f"a batch of {processor}@{lane} ({expected + 1}..{new}) by {worker}"
+        try:
+            receipt = self.leases.fenced_commit(self.store, fence)(
+                processor, lane, expected, new, effects
+            )
+        except LeaseLost:
+            raise
+        except CheckpointConflict as conflict:
+            if self.lease_holds(processor, lane, fence):
+                self.pending.append(
+                    f"{batch} found the checkpoint at {conflict.actual} under its own lease "
+                    f"(epoch {fence.epoch}): another worker committed on a lane it did not hold"
+                )
+            raise
+        if not self.lease_holds(processor, lane, fence):
+            self.pending.append(
+                f"{batch} landed at epoch {fence.epoch}, but at {self.clock.now:g} s the "
+                f"lease is {self.describe_lease(processor, lane)}"
+            )
+        return receipt
+
+    def describe_lease(self, processor: str, lane: int) -> str:
+        change = self.leases.lease(processor, lane)
+        if change is None:
+            return "not taken"
+        owner = "nobody's" if change.owner is None else f"{change.owner}'s"
+        return f"{owner} at epoch {change.epoch} until {change.expires:g} s"
+
+    def lease_holds(self, processor: str, lane: int, fence: Fence) -> bool:
+        change = self.leases.lease(processor, lane)
+        return change is not None and change.held_by(fence, self.clock.now)
+
+    # -- the two phases ---------------------------------------------------------------------
+
+    def rebuild(self) -> None:
+        declared: list[Processor] = self.scenario.processors(self.store)
+        self.names = validate_graph(declared, self.store.registry)
+        for _ in range(self.leasing.workers):
+            self.join()
+
+    def drain(self, rounds: int) -> None:
+        ending: list[WorkerAction] = [
+            Wake(name) for name in sorted(self.workers) if self.workers[name].paused
+        ]
+        ending += [Join()] if not self.workers else []
+        ending.append(Elapse(self.leasing.ttl))  # the dead's leases expire
+        for action in ending:
+            self.count += 1
+            self.trace.append(f"{self.count:>5} drain {action}: {self.perform(action)}")
+            self.check(f"drain {action}")
+            if self.violations:
+                return
+        for _ in range(rounds):
+            if not self.drain_round():
+                break
+            if self.violations:
+                return
+        else:
+            behind = self.behind()
+            self.violations.append(
+                Violation(self.count, "drain", f"did not converge in {rounds} rounds: {behind}")
+            )
+            return
+        self.trace.append(f"{self.count:>5} drained: {self.describe_checkpoints()}")
+        messages = self.scenario.check(self.store) + self.scenario.check_final(self.store)
+        self.violations += [Violation(self.count, "final", message) for message in messages]
+
+    def drain_round(self) -> bool:
+        """Every live worker ticks, then steps every lane it holds; whether anything moved."""
+        moved = False
+        for worker in [self.workers[name] for name in sorted(self.workers)]:
+            changes = worker.keeper.changes
+            self.count += 1
+            text = self.tick(worker)
+            if worker.keeper.changes != changes:
+                moved = True
+                self.trace.append(f"{self.count:>5} drain {Tick(worker.name)}: {text}")
+            for lane in sorted(worker.keeper.held):
+                for name in self.names:
+                    self.count += 1
+                    text, changed = self.attempt(worker.lanes[name][lane])
+                    if not changed:
+                        continue
+                    moved = True
+                    action = f"drain {StepOn(worker.name, name, lane)}"
+                    self.trace.append(f"{self.count:>5} {action}: {text}")
+                    self.check(action)
+                    if self.violations:
+                        return True
+        return moved
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            if worker.parked is not None:
+                worker.parked.abort()
+                worker.parked = None
