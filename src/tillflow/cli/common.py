@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,9 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from tillflow.engine import EventStore, ProcessorStatistics, TillflowError
+from tillflow.engine.postgres import SchemaMissing
 from tillflow.service.bootstrap import (
     ConfigurationError,
-    is_server_url,
     open_store,
     service_registry,
 )
@@ -38,13 +37,24 @@ def fail(message: str, code: int) -> typer.Exit:
 
 
 def open_existing(database: str) -> EventStore:
-    """Open a store that must already exist (with every served event type registered);
-    raises the ``typer.Exit`` of exit code 2 with one line if it cannot be opened."""
-    missing = not is_server_url(database) and not Path(database.removeprefix("sqlite:///")).exists()
-    if database != "memory" and missing:
-        raise fail(f"database {database!r} does not exist", 2)
+    """Open a store that must already exist (with every served event type registered):
+    an SQLite file, or a PostgreSQL database holding tillflow's schema; nothing is created.
+    Raises the ``typer.Exit`` of exit code 2 with one line if it cannot be opened."""
+    return open_or_exit(database, create=False)
+
+
+def open_or_exit(database: str, *, create: bool = True) -> EventStore:
+    """Open the store (see :func:`open_store`) with every served event type registered;
+    a name, URL or database it cannot use is one line on stderr and the ``typer.Exit`` of
+    exit code 2, with nothing written."""
     try:
-        return open_store(database, registry=service_registry())
+        return open_store(database, registry=service_registry(), create=create)
+    except SchemaMissing as error:
+        raise fail(
+            f"{error.path} holds no tillflow schema yet: `tillflow serve`, `tillflow token "
+            "create` or `tillflow demo` creates it",
+            2,
+        ) from None
     except (ConfigurationError, TillflowError) as error:
         raise fail(str(error), 2) from None
 

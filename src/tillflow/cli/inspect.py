@@ -5,34 +5,22 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from tillflow import __version__
-from tillflow.cli.common import DatabaseOption, console, fail, money, open_existing
+from tillflow.cli.common import DatabaseOption, console, money, open_existing
 from tillflow.cli.leased import LEASE_COLUMNS, lease_cells
-from tillflow.engine import TillflowError
 from tillflow.http.report import report_out
-from tillflow.service.bootstrap import (
-    ConfigurationError,
-    describe_database,
-    is_server_url,
-    open_store,
-)
+from tillflow.service.bootstrap import describe_database
 from tillflow.shop.reporting.queries import Report, ReportReader
 
 
 def status(database: DatabaseOption = "tillflow.db") -> None:
     """Show every processor's checkpoint, the head and the lag, from the store file."""
-    if database != "memory" and not is_server_url(database) and not Path(database).exists():
-        raise fail(f"database {database!r} does not exist", 2)
-    try:
-        store = open_store(database)
-    except (ConfigurationError, TillflowError) as error:
-        raise fail(str(error), 2) from None
+    store = open_existing(database)
     try:
         heads = store.heads()
         leases = lease_cells(store)

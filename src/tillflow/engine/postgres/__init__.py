@@ -8,7 +8,12 @@ Modules: :mod:`~tillflow.engine.postgres.schema` (tables, versions, lane count),
 """
 
 from tillflow.engine.leasing import Fence, fair_share
-from tillflow.engine.postgres.errors import DatabaseUnavailable, LaneCountMismatch, LeaseLost
+from tillflow.engine.postgres.errors import (
+    DatabaseUnavailable,
+    LaneCountMismatch,
+    LeaseLost,
+    SchemaMissing,
+)
 from tillflow.engine.postgres.leases import LeaseRow, Leases
 from tillflow.engine.postgres.schema import DEFAULT_LANES, SCHEMA_VERSION
 from tillflow.engine.postgres.store import PostgresEventStore
@@ -23,5 +28,6 @@ __all__ = [
     "LeaseRow",
     "Leases",
     "PostgresEventStore",
+    "SchemaMissing",
     "fair_share",
 ]

@@ -3,9 +3,21 @@
 
 from __future__ import annotations
 
-from tillflow.engine.errors import LeaseLost, StoreUnavailable, TillflowError, ViewRowChanged
+from tillflow.engine.errors import (
+    LeaseLost,
+    NotATillflowDatabase,
+    StoreUnavailable,
+    TillflowError,
+    ViewRowChanged,
+)
 
-__all__ = ["DatabaseUnavailable", "LaneCountMismatch", "LeaseLost", "ViewRowChanged"]
+__all__ = [
+    "DatabaseUnavailable",
+    "LaneCountMismatch",
+    "LeaseLost",
+    "SchemaMissing",
+    "ViewRowChanged",
+]
 
 
 class DatabaseUnavailable(StoreUnavailable):
@@ -31,3 +43,11 @@ class LaneCountMismatch(TillflowError):
             f"{database} was created with {found} lanes, not {requested}: open it with "
             f"lanes={found} (or leave the lane count out)"
         )
+
+
+class SchemaMissing(NotATillflowDatabase):
+    """The database is empty and the store was opened not to create tillflow's schema
+    (``create=False``: a command that only reads, or a worker); nothing was written."""
+
+    def __init__(self, database: str) -> None:
+        super().__init__(database, "it is empty (no tillflow schema yet)")

@@ -14,12 +14,13 @@ the batches the fence refused. An older database is migrated when opened.
 from __future__ import annotations
 
 from typing import Any, Final
+from urllib.parse import unquote
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from tillflow.engine.errors import NotATillflowDatabase, SchemaTooNew
-from tillflow.engine.postgres.errors import LaneCountMismatch
+from tillflow.engine.postgres.errors import LaneCountMismatch, SchemaMissing
 
 SCHEMA_VERSION: Final = 3
 DEFAULT_LANES: Final = 16
@@ -109,13 +110,33 @@ def describe(url: str) -> str:
     return f"postgresql://{user}{host}{port}/{parts.get('dbname') or ''}"
 
 
-def initialise(conn: psycopg.Connection[Any], database: str, lanes: int | None) -> int:
+def hide_password(text: str, url: str) -> str:
+    """``text`` (a driver's message about ``url``) with the URL's password, as written or
+    percent-decoded, replaced by ``***``: parse errors quote the part they choke on."""
+    rest = url.partition("://")[2]
+    authority, _, query = rest.partition("?")
+    secrets = [authority.rpartition("@")[0].partition(":")[2]] if "@" in authority else []
+    secrets += [
+        value
+        for name, _, value in (p.partition("=") for p in query.split("&"))
+        if name == "password"
+    ]
+    for secret in sorted({*secrets, *(unquote(s) for s in secrets)} - {""}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def initialise(
+    conn: psycopg.Connection[Any], database: str, lanes: int | None, create: bool = True
+) -> int:
     """Create the schema in an empty database, or check an existing one; the lane count.
 
     ``lanes``: the lane count wanted (``None``: the database's, or :data:`DEFAULT_LANES`
-    when creating). Raises :class:`NotATillflowDatabase` (tables of something else),
-    :class:`SchemaTooNew`, :class:`LaneCountMismatch`; none of them writes anything. An
-    older schema is migrated (in the same transaction, so all or nothing).
+    when creating). ``create=False``: an empty database is refused too. Raises
+    :class:`NotATillflowDatabase` (tables of something else; :class:`SchemaMissing`, empty
+    and not to be created), :class:`SchemaTooNew`, :class:`LaneCountMismatch`; none of
+    them writes anything. An older schema is migrated (in the same transaction, so all or
+    nothing).
     """
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATING_LOCK,))
@@ -130,6 +151,8 @@ def initialise(conn: psycopg.Connection[Any], database: str, lanes: int | None) 
                 raise NotATillflowDatabase(
                     database, f"its schema holds {tables} tables or views, none of them tillflow's"
                 )
+            if not create:
+                raise SchemaMissing(database)
             count = DEFAULT_LANES if lanes is None else lanes
             for statement in (*_DDL, *_LEASE_DDL, *_FENCED_DDL):
                 conn.execute(statement)

@@ -29,7 +29,7 @@ from tillflow.engine.leasing import Fence
 from tillflow.engine.postgres.errors import DatabaseUnavailable, LeaseLost
 from tillflow.engine.postgres.leases import Leases
 from tillflow.engine.postgres.reads import PostgresReads, reason
-from tillflow.engine.postgres.schema import MOST_LANES, describe, initialise
+from tillflow.engine.postgres.schema import MOST_LANES, describe, hide_password, initialise
 from tillflow.engine.postgres.writer import (
     Append,
     AppendJob,
@@ -60,9 +60,11 @@ class PostgresEventStore(PostgresReads, EventStore):
     """The scale-out store on a PostgreSQL database named by ``url`` (``postgresql://…``).
 
     ``lanes``: the lane count to create the database with, or to insist on (``None``: the
-    database's own, 16 for a new one). Opening raises :class:`DatabaseUnavailable` (cannot
-    connect, bad URL), :class:`NotATillflowDatabase` (tables of something else),
-    :class:`SchemaTooNew`, :class:`LaneCountMismatch`; none of them writes anything.
+    database's own, 16 for a new one); ``create=False`` refuses an empty database
+    (:class:`SchemaMissing`) instead of creating the schema. Opening raises
+    :class:`DatabaseUnavailable` (cannot connect, bad URL; never showing the password),
+    :class:`NotATillflowDatabase` (tables of something else), :class:`SchemaTooNew`,
+    :class:`LaneCountMismatch`; none of them writes anything.
     ``durability`` sets ``synchronous_commit`` (``full``: on). ``max_connections`` bounds
     the pool; a request waits up to ``pool_timeout`` seconds for a connection (all busy, or
     the server away) before :class:`DatabaseUnavailable`. ``lock_timeout`` and
@@ -81,6 +83,7 @@ class PostgresEventStore(PostgresReads, EventStore):
         pool_timeout: float = 30.0,
         lock_timeout: float = 30.0,
         idle_timeout: float = 60.0,
+        create: bool = True,
     ) -> None:
         if lanes is not None and (
             isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= MOST_LANES
@@ -102,9 +105,9 @@ class PostgresEventStore(PostgresReads, EventStore):
                 url, autocommit=True, connect_timeout=max(1, round(connect_timeout))
             ) as conn:
                 self._configure(conn)
-                self.lane_count = initialise(conn, self.database, lanes)
+                self.lane_count = initialise(conn, self.database, lanes, create)
         except psycopg.Error as error:
-            raise DatabaseUnavailable(self.database, reason(error)) from error
+            raise DatabaseUnavailable(self.database, hide_password(reason(error), url)) from error
         self._pool: ConnectionPool[Any] = ConnectionPool(
             url,
             min_size=1,
