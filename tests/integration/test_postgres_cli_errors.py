@@ -269,3 +269,27 @@ def test_another_lane_count_is_refused_untouched(
         status = CliRunner().invoke(app, ["status", "--database", same])
         assert status.exit_code == 0, status.output
         assert PASSWORD not in status.output
+
+
+def test_serve_names_its_database_without_the_password(postgres_url: str, tmp_path: Path) -> None:
+    url = with_lanes(with_password(postgres_url), 2)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tillflow", "serve", "--port", str(free_port()), "-d", url],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        announced = server.stdout.readline()  # blocks until the first line (or the end)
+        assert "serving http://" in announced, announced
+        assert "database postgresql://postgres@127.0.0.1:" in announced, announced
+    finally:
+        server.terminate()
+        rest, _ = server.communicate(timeout=DEADLINE)
+    assert server.returncode == 0, rest
+    assert PASSWORD not in announced + rest

@@ -35,7 +35,12 @@ from tillflow.engine import EventStore, Runtime, State, TillflowError
 from tillflow.engine.leasing import LeaseKeeper
 from tillflow.http import create_app
 from tillflow.service.access_tokens import TokenBook
-from tillflow.service.bootstrap import ConfigurationError, open_store, service_registry
+from tillflow.service.bootstrap import (
+    ConfigurationError,
+    describe_database,
+    open_store,
+    service_registry,
+)
 from tillflow.service.collector import DEFAULT_THRESHOLD, MOST_THRESHOLD, tune_collector
 from tillflow.service.settings import Settings, load_settings
 from tillflow.shop.assembly import Shop
@@ -187,8 +192,8 @@ def _announce(settings: Settings, store: EventStore, processors: bool) -> None:
         how = ""
     console.print(
         f"[bold]tillflow[/] serving http://{settings.host}:{settings.port} · {how}database "
-        f"{settings.database} · processors {where} · dashboard at /dashboard · "
-        "API docs at /docs",
+        f"{describe_database(settings.database)} · processors {where} · dashboard at "
+        "/dashboard · API docs at /docs",
         highlight=False,
         soft_wrap=True,
     )
