@@ -19,8 +19,15 @@ from tests.e2e.servers import Api
 from tillflow.cli.leased import lease_keeper
 from tillflow.engine import BatchEffects, CheckpointConflict, EventStore, SqliteEventStore
 from tillflow.engine.leasing import Fence, LeaseKeeper
-from tillflow.engine.postgres import SCHEMA_VERSION, LeaseLost, PostgresEventStore
+from tillflow.engine.postgres import (
+    SCHEMA_VERSION,
+    DatabaseUnavailable,
+    LeaseLost,
+    PostgresEventStore,
+)
+from tillflow.engine.postgres.leases import LeaseOverview
 from tillflow.http import create_app
+from tillflow.http.metrics import Metrics
 from tillflow.service.access_tokens import Role, TokenBook
 from tillflow.service.bootstrap import service_registry
 from tillflow.shop.assembly import Shop
@@ -60,13 +67,16 @@ async def serving_status(store: EventStore) -> AsyncIterator[Api]:
 
 
 async def scrape(api: Api) -> Samples:
+    """Every sample of ``/metrics`` by name and labels, each exactly once."""
     answer = await api.get("/metrics")
     assert answer.status_code == 200, answer.text
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(answer.text)
-        for sample in family.samples
-    }
+    samples: Samples = {}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            key = (sample.name, frozenset(sample.labels.items()))
+            assert key not in samples, f"{key} twice"
+            samples[key] = sample.value
+    return samples
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
@@ -174,6 +184,9 @@ async def test_metrics_count_lease_changes_fenced_batches_and_lanes_per_worker(
 async def test_processors_show_the_workers_their_lanes_and_the_lanes_nobody_holds(
     store: PostgresEventStore,
 ) -> None:
+    gone = store.leases.acquire("legacy", 0, "gone", 0.2)  # its worker died: it expires
+    assert gone is not None
+    wait_for(lambda: None if store.leases.rows()[0].held else gone)
     async with serving_status(store) as api:
         first, second = keeper(store), keeper(store)
         first.tick()
@@ -231,3 +244,14 @@ def test_a_version_2_schema_gains_the_fenced_count_when_opened(postgres_url: str
             reopened.commit_batch("g", 0, 0, 0, BatchEffects(), fence=Fence("z", 1))
     assert query(postgres_url, "SELECT version FROM tillflow_schema") == [(SCHEMA_VERSION,)]
     assert fenced_count(postgres_url) == [("g", 0, 1)]
+
+
+def test_a_database_that_cannot_answer_leaves_the_lease_figures_out() -> None:
+    def unavailable() -> LeaseOverview | None:
+        raise DatabaseUnavailable("postgresql://db/shop", "connection refused")
+
+    metrics = Metrics()
+    metrics.leases = unavailable
+    text = metrics.render().decode()
+    assert "tillflow_http_request_duration_seconds" in text
+    assert "tillflow_lease" not in text and "tillflow_workers_live" not in text
