@@ -121,14 +121,14 @@ class LeasedSimulator(Simulator):
             return Wake(rng.choice(paused), rng.random() < 0.5)
         if not running:
             return Command()
-        worker = rng.choice(running)
-        if kind == "leave":
-            return Leave(worker)
-        held = sorted(self.workers[worker].keeper.held)
-        if kind in ("step", "pause") and held:
-            lane, name = rng.choice(held), rng.choice(self.names)
+        holding = [name for name in running if self.workers[name].keeper.held]
+        if kind in ("step", "pause") and holding:
+            worker = rng.choice(holding)
+            lane = rng.choice(sorted(self.workers[worker].keeper.held))
+            name = rng.choice(self.names)
             return StepOn(worker, name, lane) if kind == "step" else Pause(worker, name, lane)
-        return Tick(worker)
+        worker = rng.choice(running)
+        return Leave(worker) if kind == "leave" else Tick(worker)
 
     # -- performing -------------------------------------------------------------------------
 

@@ -56,6 +56,15 @@ class _Lease:
     expires: float
 
 
+def changed_row(store: MemoryEventStore, effects: BatchEffects) -> tuple[str, str] | None:
+    """The first (view, key) that ``effects`` read and that is no longer what it read (a
+    batch of another lane changed it since), ``None`` if none."""
+    for (view, key), seen in sorted(effects.read.items()):
+        if store.read_view(view, key) != seen:
+            return view, key
+    return None
+
+
 def _seconds(ttl: float) -> float:
     if not (isinstance(ttl, int | float) and math.isfinite(ttl) and ttl > 0):
         raise ValueError(f"a lease TTL must be a positive number of seconds: {ttl!r}")
@@ -167,9 +176,9 @@ class MemoryLeases:
                 actual = store.checkpoint(processor, lane)
                 if actual != expected:
                     raise CheckpointConflict(processor, lane, expected, actual)
-                for (view, key), seen in sorted(effects.read.items()):
-                    if store.read_view(view, key) != seen:
-                        raise ViewRowChanged(processor, view, key)
+                changed = changed_row(store, effects)
+                if changed is not None:
+                    raise ViewRowChanged(processor, *changed)
                 return store.commit_batch(processor, lane, expected, new, effects)
 
         return commit
