@@ -80,6 +80,14 @@ class Sizes:
     store_footprint_checkouts: tuple[int, int] = (30_000, 60_000)
     """Case 15: the memory store's heap growth between these checkouts (the first past
     its hot window of recent events)."""
+    postgres_shop_checkouts: int = 100_000
+    """Case 17: checkouts per run of the shop on PostgreSQL..."""
+    postgres_peer_checkouts: int = 600
+    """...and of the ``eventsourcing`` library on PostgreSQL (~50/s)."""
+    failover_kills: int = 20
+    """Case 18: SIGKILLs of a worker holding lanes..."""
+    failover_handovers: int = 10
+    """...and SIGTERM hand-overs."""
 
     def scaled(self, factor: float) -> Sizes:
         """Every count times ``factor`` (at least 1); batch size, writers, the latency
@@ -110,6 +118,10 @@ class Sizes:
                 scale(self.store_footprint_checkouts[0]),
                 scale(self.store_footprint_checkouts[1]),
             ),
+            postgres_shop_checkouts=scale(self.postgres_shop_checkouts),
+            postgres_peer_checkouts=scale(self.postgres_peer_checkouts),
+            failover_kills=scale(self.failover_kills),
+            failover_handovers=scale(self.failover_handovers),
         )
 
 
@@ -159,6 +171,10 @@ QUICK: Final = Sizes(
     http_seconds=2.0,
     http_latency_seconds=2.0,
     store_footprint_checkouts=(20_000, 26_000),
+    postgres_shop_checkouts=5_000,
+    postgres_peer_checkouts=40,
+    failover_kills=3,
+    failover_handovers=2,
 )
 """The memory case needs about a million events even here: the store's SQLite page cache
 (64 MiB per connection) keeps growing with the database until ~400k events, which a shorter

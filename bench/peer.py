@@ -19,7 +19,8 @@ Everything is as the library's documentation shows it: explicit event classes wi
 policies, ``collect_events``, ``topics`` so that Inventory pulls only checkouts, the
 aggregate cache (``AGGREGATE_CACHE_MAXSIZE``, the library's documented setting for
 applications that read the same aggregates often), a separate SQLite database per
-application (as the library requires). Persistence and runner are chosen through the
+application (as the library requires) or one PostgreSQL database (the library prefixes
+each application's tables with its name). Persistence and runner are chosen through the
 environment and the runner class, nothing else changes.
 
 The run (:func:`run_peer`): seed the catalog and the opening stock, wait until Reporting
@@ -53,12 +54,13 @@ from eventsourcing.system import (
     System,
 )
 from eventsourcing.utils import get_topic
+from psycopg.conninfo import conninfo_to_dict
 
 from bench.pos import PosReport, ProductFigures, truth, violations, workload
 from bench.shop import STARTING_STOCK, TILLS
 from tillflow.engine import format_id, new_event_id
 
-Persistence = Literal["popo", "sqlite"]
+Persistence = Literal["popo", "sqlite", "postgres"]
 RunnerName = Literal["single", "multi", "new-multi"]
 Status = Literal["ok", "wrong", "stalled", "failed"]
 
@@ -383,15 +385,37 @@ class Stalled(Exception):
     pass
 
 
-def environment(persistence: Persistence, directory: Path) -> dict[str, str]:
+def environment(
+    persistence: Persistence, directory: Path, postgres_url: str | None = None
+) -> dict[str, str]:
+    """The library's settings: ``postgres`` needs ``postgres_url`` (one database; the
+    library prefixes each application's tables with its name)."""
     env = {"AGGREGATE_CACHE_MAXSIZE": CACHE_SIZE}
     if persistence == "popo":
         env["PERSISTENCE_MODULE"] = "eventsourcing.popo"
+    elif persistence == "postgres":
+        if postgres_url is None:
+            raise ValueError("the peer on PostgreSQL needs postgres_url")
+        env.update(postgres_environment(postgres_url))
     else:
         env["PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
         for app in (Sale, Inventory, Reporting):
             env[f"{app.name.upper()}_SQLITE_DBNAME"] = str(directory / f"{app.name.lower()}.db")
     return env
+
+
+def postgres_environment(url: str) -> dict[str, str]:
+    """The library's PostgreSQL settings for the database named by ``url`` (it insists on
+    a password: any will do under ``trust``)."""
+    parts = conninfo_to_dict(url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(parts.get("dbname") or "postgres"),
+        "POSTGRES_HOST": str(parts.get("host") or "127.0.0.1"),
+        "POSTGRES_PORT": str(parts.get("port") or "5432"),
+        "POSTGRES_USER": str(parts.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(parts.get("password") or "unused"),
+    }
 
 
 class _Pipeline:
@@ -490,6 +514,7 @@ def run_peer(
     latency_seconds: float = 0.0,
     stall_seconds: float = 10.0,
     progress: Callable[[str], None] = lambda _: None,
+    postgres_url: str | None = None,
 ) -> PeerRun:
     """Seed, then time ``checkouts`` closed-loop checkouts end to end; then, if
     ``latency_rate``, an open loop for ``latency_seconds`` at ``latency_rate`` or at
@@ -498,7 +523,7 @@ def run_peer(
     against the truth of every checkout rung up."""
     pool = workload()
     run = PeerRun(persistence, runner_name, checkouts)
-    env = environment(persistence, directory)
+    env = environment(persistence, directory, postgres_url)
     saved = {key: os.environ.pop(key) for key in list(os.environ) if key in env}
     runner = RUNNERS[runner_name](SYSTEM, env=env)
     issued = 0

@@ -1,0 +1,448 @@
+"""Failover of ``tillflow worker`` processes on PostgreSQL: how long the lanes of a worker
+that goes stay without a committer (case 18 of ``python -m bench``, ``--only postgres``;
+alone: ``python -m bench.failover``).
+
+On the benchmark's own cluster (:func:`bench.postgres_shop.bench_cluster`), a fresh
+database of 16 lanes gets the workload's catalog and stock; three workers share the lanes
+of Inventory and the report by leases (``--lease-ttl``) while a till thread keeps ringing
+up checkouts (a batch of 8 every 50 ms, so every lane keeps getting work). Then, one at a
+time, each followed by a fresh worker and a wait until the lanes are shared fairly again:
+
+- **SIGKILL** of the worker holding the most lanes: for each lease it held, the time from
+  the kill until a commit on that lane under another worker's lease: the lease row shows a
+  new owner at a higher epoch, and the lane's checkpoint then moves past where it stood
+  when that owner was first seen (a takeover waits for a batch committing under the old
+  lease, so that position includes all of the old owner's work). A kill's figure is its
+  slowest lane; the distribution over the kills is compared with TTL + 2 s.
+- **SIGTERM** of the worker holding the most lanes, timed the same way from the signal: the
+  worker resigns its leases at once, the others take them at their next lease round
+  (every TTL / 3); compared with 1 s.
+
+Resolution: the poll interval (20 ms), plus at most one batch when the new owner committed
+before the poll saw it. At the end the tills stop, the workers drain, and the report is
+checked against the truth (nothing lost or applied twice across the kills).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from tests.postgres_cluster import PostgresCluster
+
+from bench.cases import Context, Progress
+from bench.pos import workload
+from bench.postgres_shop import (
+    GROUPS,
+    LANES,
+    RunFailed,
+    WorkerProcess,
+    bench_cluster,
+    caught_up,
+    pid_of,
+    seed,
+    verify,
+    wait_until,
+)
+from bench.report import CaseResult
+from bench.shop import BASKETS, percentile
+from tillflow.engine import format_id, new_event_id
+from tillflow.engine.postgres import PostgresEventStore, fair_share
+from tillflow.shop.assembly import REGISTRY, Shop
+from tillflow.shop.sale.commands import Checkout
+
+WORKERS: Final = 3
+TTL: Final = 2.0
+"""The workers' lease TTL in the case (``tillflow worker --lease-ttl``)."""
+KILL_MARGIN: Final = 2.0
+"""A killed worker's lanes must commit again within TTL + this, at p99."""
+HANDOVER_TARGET: Final = 1.0
+MIN_KILLS: Final = 20
+"""Kills the target asks for (fewer: the case is a smoke test and cannot pass)."""
+POLL: Final = 0.02
+TILL_BATCH: Final = 8
+TILL_PAUSE: Final = 0.05
+"""The till's pace: at most 160 checkouts/s, about ten events a second on every lane (a
+commit to wait for), light enough for the workers to keep up on a small machine."""
+
+Signal = Literal["SIGKILL", "SIGTERM"]
+Lane = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Lease:
+    owner: int | None
+    epoch: int
+    held: bool
+
+
+def lanes_now(store: PostgresEventStore) -> tuple[dict[Lane, Lease], dict[Lane, int]]:
+    """Every lease, then every checkpoint (read after the leases: a lease seen taken
+    over comes with every commit under the lease before it)."""
+    leases = {
+        (row.processor, row.lane): Lease(pid_of(row.owner), row.epoch, row.held)
+        for row in store.leases.rows()
+    }
+    checkpoints = store.checkpoints()
+    positions = {
+        (group, lane): checkpoints.get(group, {}).get(lane, 0)
+        for group in GROUPS
+        for lane in range(store.lane_count)
+    }
+    return leases, positions
+
+
+def held_by(store: PostgresEventStore) -> dict[int, list[Lane]]:
+    """The lanes each worker (pid) holds now."""
+    found: dict[int, list[Lane]] = {}
+    for lane, lease in lanes_now(store)[0].items():
+        if lease.held and lease.owner is not None:
+            found.setdefault(lease.owner, []).append(lane)
+    return found
+
+
+def shared_fairly(store: PostgresEventStore, pids: set[int]) -> bool:
+    """Every lane of both groups held by ``pids`` only, none above its fair share, each
+    holding some."""
+    held = held_by(store)
+    share = fair_share(store.lane_count, len(pids))
+    counts = {pid: len(lanes) for pid, lanes in held.items()}
+    return (
+        set(counts) == pids
+        and sum(counts.values()) == len(GROUPS) * store.lane_count
+        and all(count <= len(GROUPS) * share for count in counts.values())
+    )
+
+
+@dataclass
+class Takeover:
+    """One SIGKILL or SIGTERM: seconds until each lane the worker held committed again
+    under someone else (``None``: not within the deadline)."""
+
+    signal: Signal
+    lanes: dict[Lane, float | None]
+
+    @property
+    def seconds(self) -> float | None:
+        """Until every lane had committed again."""
+        values = list(self.lanes.values())
+        return None if not values or None in values else max(v for v in values if v is not None)
+
+
+def watch_takeover(
+    store: PostgresEventStore,
+    victim: int,
+    orphaned: dict[Lane, int],
+    signalled: float,
+    deadline: float,
+) -> dict[Lane, float | None]:
+    """For each orphaned lane (with the epoch it was held at), the seconds from
+    ``signalled`` (monotonic) to its first commit under another worker's lease."""
+    seen_at: dict[Lane, int] = {}
+    done: dict[Lane, float | None] = dict.fromkeys(orphaned)
+    waiting = set(orphaned)
+    while waiting and time.monotonic() < deadline:
+        leases, positions = lanes_now(store)
+        now = time.monotonic()
+        for lane in list(waiting):
+            lease = leases.get(lane)
+            taken = (
+                lease is not None
+                and lease.held
+                and lease.owner != victim
+                and lease.epoch > orphaned[lane]
+            )
+            if not taken:
+                continue
+            if lane not in seen_at:
+                seen_at[lane] = positions[lane]
+            elif positions[lane] > seen_at[lane]:
+                done[lane] = now - signalled
+                waiting.discard(lane)
+        time.sleep(POLL)
+    return done
+
+
+class Till:
+    """A till ringing up the workload's checkouts in small batches until stopped."""
+
+    def __init__(self, store: PostgresEventStore) -> None:
+        self.shop = Shop(store)
+        self.count = 0
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-till", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        baskets = workload().baskets
+        try:
+            while not self._stop.is_set():
+                commands = [
+                    Checkout(format_id(new_event_id()), "till-01", baskets[n % BASKETS].lines)
+                    for n in range(self.count, self.count + TILL_BATCH)
+                ]
+                outcomes = self.shop.sale.checkout_many(commands)
+                refused = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+                if refused:
+                    raise RunFailed("failed", f"a checkout was refused: {refused[0]!r}")
+                self.count += TILL_BATCH
+                self._stop.wait(TILL_PAUSE)
+        except BaseException as error:
+            self.error = error
+
+    def stop(self) -> int:
+        """Stop; the checkouts rung up (:class:`RunFailed` if the till had failed)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(60.0)
+        if self.error is not None:
+            raise RunFailed("failed", f"the till failed: {self.error}") from self.error
+        return self.count
+
+    def halt(self) -> None:
+        """Stop, whatever happened (cleaning up after a failed run)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(60.0)
+
+
+@dataclass
+class FailoverRun:
+    """One run: every SIGKILL and SIGTERM. Only an ``ok`` run's figures mean anything."""
+
+    ttl: float
+    workers: int
+    status: str = "ok"
+    detail: str = ""
+    kills: list[Takeover] = field(default_factory=list)
+    handovers: list[Takeover] = field(default_factory=list)
+    checkouts: int = 0
+
+    @staticmethod
+    def times(takeovers: list[Takeover]) -> list[float]:
+        return sorted(t.seconds for t in takeovers if t.seconds is not None)
+
+    @staticmethod
+    def missed(takeovers: list[Takeover]) -> int:
+        return sum(1 for takeover in takeovers if takeover.seconds is None)
+
+
+class Fleet:
+    """The live workers of a run."""
+
+    def __init__(self, url: str, ttl: float) -> None:
+        self.url = url
+        self.ttl = ttl
+        self.workers: dict[int, WorkerProcess] = {}
+
+    def start(self) -> WorkerProcess:
+        worker = WorkerProcess(self.url, self.ttl)
+        self.workers[worker.pid] = worker
+        return worker
+
+    def settle(self, store: PostgresEventStore) -> None:
+        """Until the live workers share every lane fairly."""
+        wait_until(
+            lambda: shared_fairly(store, set(self.workers)),
+            10 * self.ttl + 30,
+            "a fair share of the lanes",
+            list(self.workers.values()),
+        )
+
+    def busiest(self, store: PostgresEventStore) -> tuple[WorkerProcess, dict[Lane, int]]:
+        """The worker holding the most lanes, and the epochs of its leases."""
+        leases = lanes_now(store)[0]
+        held = held_by(store)
+        pid = max(held, key=lambda owner: len(held[owner]))
+        return self.workers[pid], {lane: leases[lane].epoch for lane in held[pid]}
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            worker.stop()
+        self.workers.clear()
+
+
+def _takeover(store: PostgresEventStore, fleet: Fleet, kind: Signal, ttl: float) -> Takeover:
+    victim, orphaned = fleet.busiest(store)
+    del fleet.workers[victim.pid]
+    signalled = time.monotonic()
+    if kind == "SIGKILL":
+        victim.kill()
+    else:
+        victim.process.terminate()
+    lanes = watch_takeover(store, victim.pid, orphaned, signalled, signalled + 5 * ttl + 20)
+    victim.stop()
+    fleet.start()
+    fleet.settle(store)
+    return Takeover(kind, lanes)
+
+
+def run_failover(
+    cluster: PostgresCluster,
+    kills: int,
+    handovers: int,
+    *,
+    ttl: float = TTL,
+    workers: int = WORKERS,
+    progress: Progress = lambda _: None,
+) -> FailoverRun:
+    """``kills`` SIGKILLs, then ``handovers`` SIGTERMs, on a fresh database of
+    ``cluster`` (dropped afterwards)."""
+    run = FailoverRun(ttl, workers)
+    url = cluster.create_database()
+    store = PostgresEventStore(url, lanes=LANES, registry=REGISTRY)
+    fleet = Fleet(url, ttl)
+    till = Till(store)
+    try:
+        seed(store)
+        for _ in range(workers):
+            fleet.start()
+        fleet.settle(store)
+        till.start()
+        for number in range(kills + handovers):
+            kind: Signal = "SIGKILL" if number < kills else "SIGTERM"
+            takeover = _takeover(store, fleet, kind, ttl)
+            (run.kills if kind == "SIGKILL" else run.handovers).append(takeover)
+            shown = "missed" if takeover.seconds is None else f"{takeover.seconds:.2f} s"
+            progress(f"failover {number + 1}/{kills + handovers}: {kind}, {shown}")
+        run.checkouts = till.stop()
+        caught_up(store, list(fleet.workers.values()), stall_seconds=60.0)
+        problems = verify(store, run.checkouts)
+        if problems:
+            run.status, run.detail = "wrong", "; ".join(problems[:3])
+    except RunFailed as failure:
+        run.status, run.detail = failure.status, str(failure)
+    except Exception as error:
+        run.status, run.detail = "failed", f"{type(error).__name__}: {error}"
+    finally:
+        till.halt()
+        fleet.close()
+        store.close()
+        cluster.drop_database(url)
+    return run
+
+
+def distribution(values: list[float]) -> str:
+    if not values:
+        return "none"
+    quantiles = [
+        ("min", values[0]),
+        ("median", statistics.median(values)),
+        ("p90", percentile(values, 0.9)),
+        ("p99", percentile(values, 0.99)),
+        ("max", values[-1]),
+    ]
+    return " / ".join(f"{name} {value:.2f}" for name, value in quantiles) + " s"
+
+
+def _results(run: FailoverRun, kills: int, handovers: int, load: str) -> list[CaseResult]:
+    kill_limit = run.ttl + KILL_MARGIN
+    kill_times, handover_times = run.times(run.kills), run.times(run.handovers)
+    missed_kills, missed_handovers = run.missed(run.kills), run.missed(run.handovers)
+    data = {
+        "ttl": run.ttl,
+        "status": run.status,
+        "detail": run.detail,
+        "checkouts": run.checkouts,
+        "kills": [
+            {f"{group}/{lane}": value for (group, lane), value in takeover.lanes.items()}
+            for takeover in run.kills
+        ],
+        "handovers": [
+            {f"{group}/{lane}": value for (group, lane), value in takeover.lanes.items()}
+            for takeover in run.handovers
+        ],
+    }
+    common = f"{run.workers} workers, {LANES} lanes, lease TTL {run.ttl:g} s; {load}"
+    if run.status != "ok":
+        notes = f"{run.status.upper()}: {run.detail}; {common}"
+        return [
+            CaseResult("18 failover, SIGKILL", "NOT MEASURED", "—", None, "—", False, notes, data),
+            CaseResult("19 hand-over, SIGTERM", "NOT MEASURED", "—", None, "—", False, notes),
+        ]
+    p99 = percentile(kill_times, 0.99) if kill_times else float("inf")
+    kill_result = CaseResult(
+        case=f"18 failover, {len(run.kills)} SIGKILLs",
+        tillflow=f"p99 {p99:.2f} s",
+        reference=f"TTL + {KILL_MARGIN:g} s = {kill_limit:g} s",
+        ratio=p99 / kill_limit,
+        target=f"p99 ≤ TTL + {KILL_MARGIN:g} s over ≥ {MIN_KILLS} kills",
+        passed=kills >= MIN_KILLS and not missed_kills and p99 <= kill_limit,
+        notes=(
+            f"until every lane the killed worker held committed again under another lease: "
+            f"{distribution(kill_times)}; {missed_kills} missed; {common}; the report verified "
+            f"after {run.checkouts:,} checkouts"
+        ),
+        data=data,
+    )
+    most = handover_times[-1] if handover_times else float("inf")
+    median = statistics.median(handover_times) if handover_times else float("inf")
+    handover_result = CaseResult(
+        case=f"19 hand-over, {len(run.handovers)} SIGTERMs",
+        tillflow=f"median {median:.2f} s, max {most:.2f} s",
+        reference=f"{HANDOVER_TARGET:g} s",
+        ratio=most / HANDOVER_TARGET,
+        target=f"≤ {HANDOVER_TARGET:g} s",
+        passed=handovers > 0 and not missed_handovers and most <= HANDOVER_TARGET,
+        notes=(
+            f"from SIGTERM until every lane it held committed under another lease: "
+            f"{distribution(handover_times)}; {missed_handovers} missed; the others take "
+            f"resigned lanes at their next lease round (every TTL / 3); {common}"
+        ),
+    )
+    return [kill_result, handover_result]
+
+
+def failover_case(context: Context) -> list[CaseResult]:
+    """Cases 18 and 19: one run of ``failover_kills`` SIGKILLs and ``failover_handovers``
+    SIGTERMs (a distribution, not medians of repeats)."""
+    sizes = context.sizes
+    with bench_cluster() as (cluster, _):
+        run = run_failover(
+            cluster, sizes.failover_kills, sizes.failover_handovers, progress=context.progress
+        )
+    return _results(
+        run, sizes.failover_kills, sizes.failover_handovers, f"load {os.getloadavg()[0]:.1f}"
+    )
+
+
+FAILOVER_CASES: Final = [failover_case]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.failover")
+    parser.add_argument("--kills", type=int, default=MIN_KILLS)
+    parser.add_argument("--handovers", type=int, default=10)
+    parser.add_argument("--ttl", type=float, default=TTL, help="the workers' --lease-ttl")
+    parser.add_argument("--workers", type=int, default=WORKERS)
+    options = parser.parse_args()
+    say: Callable[[str], None] = lambda message: print(f"… {message}", file=sys.stderr)  # noqa: E731
+    with bench_cluster() as (cluster, shown):
+        print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()}")
+        print("server: " + ", ".join(f"{name}={value}" for name, value in shown.items()))
+        run = run_failover(
+            cluster,
+            options.kills,
+            options.handovers,
+            ttl=options.ttl,
+            workers=options.workers,
+            progress=say,
+        )
+    for result in _results(run, options.kills, options.handovers, f"load {os.getloadavg()}"):
+        verdict = "PASS" if result.passed else "FAIL"
+        print(f"{result.case}: {result.tillflow} (target {result.target}) {verdict}")
+        print(f"  {result.notes}")
+
+
+if __name__ == "__main__":
+    main()
