@@ -82,7 +82,7 @@ def test_negative_control_commits_without_the_fence_are_caught_within_a_few_seed
     failures = explore_shop("barrier", range(10), 200, 1, WORKERS)
     assert failures, "batches committed under lost leases passed 10 schedules"
     [failure] = failures
-    assert "landed at epoch" in str(failure), str(failure)
+    assert "landed under tenure" in str(failure), str(failure)
     replay = simulate_shop("barrier", failure.seed, 200, WORKERS)
     assert (replay.trace, replay.violations) == (failure.trace, failure.violations)
 
@@ -95,4 +95,4 @@ def test_negative_control_a_fence_ignoring_the_epoch_is_caught_within_a_few_seed
     _fence_ignoring_the_epoch(monkeypatch)
     failures = explore_shop("barrier", range(10), 200, 1, LONE_WORKER)
     assert failures, "a batch of an epoch that was over passed 10 schedules"
-    assert "landed at epoch" in str(failures[0]), str(failures[0])
+    assert "landed under tenure" in str(failures[0]), str(failures[0])

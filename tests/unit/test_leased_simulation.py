@@ -87,7 +87,10 @@ def test_without_the_fence_a_stale_batch_landing_under_another_lease_is_caught(
     assert not result.ok
     [violation] = result.violations
     assert violation.action == "wake w1"
-    assert "landed at epoch 1, but at 4 s the lease is w2's at epoch 2" in violation.message
+    assert (
+        "landed under tenure 1 (epoch 1) at 4 s, but tenure 2 is w2's and runs until 7 s"
+        in violation.message
+    )
 
 
 def test_a_fence_ignoring_the_epoch_is_caught_when_the_owner_takes_its_lane_again(
@@ -100,7 +103,7 @@ def test_a_fence_ignoring_the_epoch_is_caught_when_the_owner_takes_its_lane_agai
     monkeypatch.setattr(MemoryLeases, "holds", owner_only)
     result = _run([*TAKEOVER, Leave("w2"), Wake("w1", tick_first=True)])
     assert not result.ok
-    assert "landed at epoch 1, but at 4 s the lease is w1's at epoch 3" in str(result)
+    assert "landed under tenure 1 (epoch 1) at 4 s, but tenure 3 is w1's" in str(result)
 
 
 def test_a_killed_worker_s_stopped_batch_dies_and_its_lanes_are_taken_after_expiry() -> None:
@@ -178,7 +181,7 @@ def test_without_the_fence_random_runs_are_caught_within_a_few_seeds(
     shorter = shrink(_orders, failures[0], leasing=LEASING, budget=300)
     assert not shorter.ok
     assert len(shorter.actions) <= len(failures[0].actions)
-    assert "landed at epoch" in str(shorter)
+    assert "landed under tenure" in str(shorter)
 
 
 # -- bad input ------------------------------------------------------------------------------

@@ -8,11 +8,12 @@ another worker takes the lanes over, wake and commit that batch, join, leave and
 
     Random(seed) ─► Command · Elapse · Join · Tick(w) · StepOn(w, p, lane) · Pause(w, p, lane)
                     · Wake(w) · Leave(w) · Kill(w)
+                          │ keepers lease through a LeaseAudit (its own model of tenures);
                           │ every batch commits under its worker's fence (MemoryLeases)
                           ▼
-    after every action: the scenario's checks, and the lease audit — no batch landed but
-    under the lease that was current when it landed, and no holder of a lease ever found
-    its checkpoint moved by someone else
+    after every action: the scenario's checks, and the lease audit — no lease granted or
+    renewed while another's ran, no batch landed outside the tenure its fence was granted
+    in, and no holder of a running lease found its checkpoint moved by someone else
 
 The drain wakes every paused worker, lets the leases of the dead expire and ticks and steps
 the live workers until a whole round is quiet.
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from tillflow.engine.errors import CheckpointConflict, LeaseLost, UnknownProcessor
 from tillflow.engine.graph import validate_graph
 from tillflow.engine.lane_processor import CommitBatch, LaneProcessor
+from tillflow.engine.lease_audit import LeaseAudit
 from tillflow.engine.leasing import Fence, LeaseKeeper
 from tillflow.engine.memory_leases import MemoryLeases
 from tillflow.engine.parked_step import ParkedStep
@@ -98,6 +100,7 @@ class LeasedSimulator(Simulator):
         self.leasing = leasing
         self.clock = SimulatedClock()
         self.leases = MemoryLeases(self.clock)
+        self.audit = LeaseAudit(self.leases, self.clock)
         self.workers: dict[str, SimulatedWorker] = {}
         self.joined = 0
 
@@ -178,11 +181,9 @@ class LeasedSimulator(Simulator):
                 moves.append(f"{worker.name} at {self.clock.now:g} s {text}")
         self.clock.now = until
         lost: dict[str, set[int]] = {}
-        for name in self.names:
-            for lane in range(self.lane_count):
-                change = self.leases.lease(name, lane)
-                if change and change.owner and before < change.expires <= self.clock.now:
-                    lost.setdefault(change.owner, set()).add(lane)
+        for (_, lane), tenure in self.audit.tenures.items():
+            if tenure.owner and before < tenure.expires <= until:
+                lost.setdefault(tenure.owner, set()).add(lane)
         expired = [f"{owner}'s lease on {sorted(lanes)} expired" for owner, lanes in lost.items()]
         return "; ".join([f"clock at {until:g} s", *sorted(expired), *moves])
 
@@ -209,7 +210,7 @@ class LeasedSimulator(Simulator):
         def fenced(fence: Fence) -> CommitBatch:
             return lambda *batch: self.commit_under(name, fence, *batch)
 
-        return LeaseKeeper(self.leases, name, lanes, self.leasing.ttl, fenced)
+        return LeaseKeeper(self.audit, name, lanes, self.leasing.ttl, fenced)
 
     def tick(self, worker: SimulatedWorker) -> str:
         before = dict(worker.keeper.held)
@@ -290,36 +291,25 @@ class LeasedSimulator(Simulator):
             paused.batch = f"{processor}@{lane}:{expected + 1}..{new}"
             paused.parked.park()
         batch = f"a batch of {processor}@{lane} ({expected + 1}..{new}) by {worker}"
+        commit = self.leases.fenced_commit(self.store, fence)
         try:
-            receipt = self.leases.fenced_commit(self.store, fence)(
-                processor, lane, expected, new, effects
-            )
+            receipt = commit(processor, lane, expected, new, effects)
         except LeaseLost:
             raise
         except CheckpointConflict as conflict:
-            if self.lease_holds(processor, lane, fence):
+            if self.audit.holds(processor, lane, fence):
                 self.pending.append(
-                    f"{batch} found the checkpoint at {conflict.actual} under its own lease "
-                    f"(epoch {fence.epoch}): another worker committed on a lane it did not hold"
+                    f"{batch} found the checkpoint at {conflict.actual}, not {expected}, under "
+                    "its own running lease: someone committed on a lane they did not hold, or "
+                    "the worker did not read the checkpoint afresh when it took the lane"
                 )
             raise
-        if not self.lease_holds(processor, lane, fence):
-            self.pending.append(
-                f"{batch} landed at epoch {fence.epoch}, but at {self.clock.now:g} s the "
-                f"lease is {self.describe_lease(processor, lane)}"
-            )
+        self.audit.landed(processor, lane, fence, batch)
         return receipt
 
-    def describe_lease(self, processor: str, lane: int) -> str:
-        change = self.leases.lease(processor, lane)
-        if change is None:
-            return "not taken"
-        owner = "nobody's" if change.owner is None else f"{change.owner}'s"
-        return f"{owner} at epoch {change.epoch} until {change.expires:g} s"
-
-    def lease_holds(self, processor: str, lane: int, fence: Fence) -> bool:
-        change = self.leases.lease(processor, lane)
-        return change is not None and change.held_by(fence, self.clock.now)
+    def check(self, action: str) -> None:
+        self.pending += self.audit.take_problems()
+        super().check(action)
 
     # -- the two phases ---------------------------------------------------------------------
 
@@ -366,6 +356,7 @@ class LeasedSimulator(Simulator):
             if worker.keeper.changes != changes:
                 moved = True
                 self.trace.append(f"{self.count:>5} drain {Tick(worker.name)}: {text}")
+                self.check(f"drain {Tick(worker.name)}")
             for lane in sorted(worker.keeper.held):
                 for name in self.names:
                     self.count += 1

@@ -10,10 +10,6 @@ PostgreSQL's lease rules (``engine/postgres/leases.py``) for workers sharing a
                unexpired), the checkpoint is the expected one, every view row the batch
                read is unchanged ─► the batch; else LeaseLost / CheckpointConflict /
                ViewRowChanged and nothing written
-
-Each lease's last grant, renewal or release is also kept as a :class:`LeaseChange`
-(:meth:`MemoryLeases.lease`), so that an audit can say who holds a lane without asking the
-fence.
 """
 
 from __future__ import annotations
@@ -33,24 +29,10 @@ from tillflow.engine.types import Receipt
 
 
 @dataclass(frozen=True, slots=True)
-class LeaseChange:
-    """A lease as its last change left it: from ``at`` on, (``processor``, ``lane``) is
-    ``owner``'s at ``epoch`` until ``expires`` (``owner`` ``None``: released or resigned)."""
+class Lease:
+    """A lease as the table holds it: ``owner`` (``None`` once released or resigned), the
+    ``epoch`` of its last grant, its expiry on the table's clock."""
 
-    at: float
-    processor: str
-    lane: int
-    owner: str | None
-    epoch: int
-    expires: float
-
-    def held_by(self, fence: Fence, now: float) -> bool:
-        """Whether this line makes ``fence`` the lane's lease at ``now``."""
-        return self.owner == fence.owner and self.epoch == fence.epoch and now < self.expires
-
-
-@dataclass(slots=True)
-class _Lease:
     owner: str | None
     epoch: int
     expires: float
@@ -78,9 +60,8 @@ class MemoryLeases:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._lock = threading.RLock()
-        self._leases: dict[tuple[str, int], _Lease] = {}
+        self._leases: dict[tuple[str, int], Lease] = {}
         self._workers: dict[str, float] = {}
-        self._last: dict[tuple[str, int], LeaseChange] = {}
         self.refused = 0
         """Batches refused by their fence, ever."""
 
@@ -96,7 +77,7 @@ class MemoryLeases:
             if lease is not None and lease.owner is not None and now < lease.expires:
                 return None
             epoch = 1 if lease is None else lease.epoch + 1
-            self._set(now, processor, lane, _Lease(owner, epoch, now + seconds))
+            self._leases[(processor, lane)] = Lease(owner, epoch, now + seconds)
             return Fence(owner, epoch)
 
     def renew(self, owner: str, ttl: float) -> dict[tuple[str, int], Fence]:
@@ -108,7 +89,7 @@ class MemoryLeases:
             now = self.clock()
             for (processor, lane), lease in sorted(self._leases.items()):
                 if lease.owner == owner and now < lease.expires:
-                    self._set(now, processor, lane, _Lease(owner, lease.epoch, now + seconds))
+                    self._leases[(processor, lane)] = Lease(owner, lease.epoch, now + seconds)
                     renewed[(processor, lane)] = Fence(owner, lease.epoch)
         return renewed
 
@@ -120,7 +101,7 @@ class MemoryLeases:
             if lease is None or (lease.owner, lease.epoch) != (fence.owner, fence.epoch):
                 return False
             now = self.clock()
-            self._set(now, processor, lane, _Lease(None, lease.epoch, now))
+            self._leases[(processor, lane)] = Lease(None, lease.epoch, now)
             return True
 
     def resign(self, owner: str) -> int:
@@ -130,7 +111,7 @@ class MemoryLeases:
             mine = [key for key, lease in sorted(self._leases.items()) if lease.owner == owner]
             for processor, lane in mine:
                 epoch = self._leases[(processor, lane)].epoch
-                self._set(now, processor, lane, _Lease(None, epoch, now))
+                self._leases[(processor, lane)] = Lease(None, epoch, now)
             self._workers.pop(owner, None)
             return len(mine)
 
@@ -185,13 +166,7 @@ class MemoryLeases:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def lease(self, processor: str, lane: int) -> LeaseChange | None:
-        """The last change of (``processor``, ``lane``), ``None`` if it was never leased."""
+    def lease(self, processor: str, lane: int) -> Lease | None:
+        """The lease of (``processor``, ``lane``), ``None`` if it was never taken."""
         with self._lock:
-            return self._last.get((processor, lane))
-
-    def _set(self, now: float, processor: str, lane: int, lease: _Lease) -> None:
-        self._leases[(processor, lane)] = lease
-        self._last[(processor, lane)] = LeaseChange(
-            now, processor, lane, lease.owner, lease.epoch, lease.expires
-        )
+            return self._leases.get((processor, lane))
