@@ -1,7 +1,10 @@
 """The live dashboard in a real headless Chromium (Debian's ``/usr/bin/chromium``, driven by
 playwright) against a real ``tillflow serve`` process on a fresh SQLite file: tokens made
 with the CLI, products, stock and checkouts through the API, and the page seen to change —
-sold figures rise, an oversell is highlighted, the pipeline shows the processors caught up.
+sold figures rise, an oversell is highlighted, the pipeline shows the processors caught up
+and says one process runs every lane. On PostgreSQL (``tillflow serve --no-processors`` and
+two ``tillflow worker`` processes), the pipeline shows the workers and the lanes each
+holds, and follows a hand-over (SIGTERM) and orphaned lanes (SIGKILL).
 
 Every wait is on a page condition with a deadline. Each check compares the figure on the
 page before and after, so a page that stops updating fails; a negative control proves it
@@ -36,6 +39,9 @@ from playwright.sync_api import (
 )
 
 from tests.e2e.servers import free_socket
+from tillflow.engine.postgres import PostgresEventStore
+from tillflow.service.access_tokens import Role, TokenBook
+from tillflow.service.bootstrap import service_registry
 
 CHROMIUM = Path(os.environ.get("TILLFLOW_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -141,8 +147,10 @@ class Shop:
         return done.stdout.strip()
 
 
-def wait_until_healthy(url: str, server: subprocess.Popen[str], log: Path) -> None:
-    deadline = time.monotonic() + DEADLINE
+def wait_until_healthy(
+    url: str, server: subprocess.Popen[str], log: Path, timeout: float = DEADLINE
+) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert server.poll() is None, f"the server exited: {log.read_text()}"
         try:
@@ -301,6 +309,12 @@ def pipeline_caught_up(shop: Shop, page: Page) -> None:
     expect(
         page.locator('#pipeline [data-processor="reporting"] [data-field="barrier"]')
     ).to_contain_text("inventory")
+    expect(page.locator("#workers")).to_have_attribute("data-leased", "false")
+    expect(page.locator("#workers-note")).to_have_text(
+        "one process runs every lane (this store has no leases)"
+    )
+    expect(page.locator("#worker-list li")).to_have_count(0)
+    expect(page.locator('#pipeline [data-field="owner"]').first).to_be_hidden()
     expect(page.locator("#freshness")).to_have_text(
         f"Report as of #{head} · up to date with the log", timeout=PAGE_DEADLINE_MS
     )
@@ -398,3 +412,159 @@ def test_the_checks_fail_on_a_page_that_stopped_updating(shop: Shop, page: Page)
     after = shop.row(shop.report(receipt), "milk")["units_sold"]
     with pytest.raises(AssertionError):
         changes(sold, before, f"{after:,}", timeout_ms=3000)
+
+
+# -- PostgreSQL: workers and the lanes they hold -----------------------------------------
+
+LEASED_LANES = 4
+LEASE_TTL = 2.0
+START_DEADLINE = 45.0
+"""Seconds for processes to start: a busy machine takes many to import them."""
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[str]:
+    with log.open("w") as output:
+        return subprocess.Popen(
+            [TILLFLOW, *command], env=env, stdout=output, stderr=subprocess.STDOUT, text=True
+        )
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.wait(DEADLINE)
+
+
+@dataclass
+class LeasedShop:
+    """``tillflow serve --no-processors`` on a PostgreSQL database of four lanes, and two
+    ``tillflow worker`` processes sharing its lanes."""
+
+    shop: Shop
+    store: PostgresEventStore
+    workers: list[subprocess.Popen[str]]
+
+    def holdings(self) -> dict[int, dict[str, list[int]]]:
+        """Per worker pid, the lanes it holds now, per group (from the lease table)."""
+        held: dict[int, dict[str, list[int]]] = {}
+        for row in self.store.leases.rows():
+            if row.held and row.owner is not None:
+                pid = int(row.owner.split(":")[1])
+                held.setdefault(pid, {}).setdefault(row.processor, []).append(row.lane)
+        return held
+
+    def settled(self, pids: set[int], timeout: float = DEADLINE) -> dict[int, dict[str, list[int]]]:
+        """The holdings once every lane of both groups is held by ``pids`` in fair shares."""
+        share = -(-LEASED_LANES // len(pids))
+        deadline = time.monotonic() + timeout
+        while True:
+            held = self.holdings()
+            lanes = [
+                lane for groups in held.values() for group in groups.values() for lane in group
+            ]
+            if (
+                set(held) == pids
+                and len(lanes) == 2 * LEASED_LANES
+                and all(len(g) <= share for groups in held.values() for g in groups.values())
+            ):
+                return held
+            assert time.monotonic() < deadline, held
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def leased_shop(postgres_url: str, tmp_path: Path) -> Iterator[LeasedShop]:
+    store = PostgresEventStore(postgres_url, lanes=LEASED_LANES, registry=service_registry())
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    env = {
+        **os.environ,
+        "TILLFLOW_DATABASE": postgres_url,
+        "TILLFLOW_PORT": str(port),
+        "TILLFLOW_HOST": "127.0.0.1",
+        "TILLFLOW_LOG_LEVEL": "warning",
+    }
+    book = TokenBook(store)
+    tokens = {role.value: book.create(role.value, role)[0] for role in Role}
+    url = f"http://127.0.0.1:{port}"
+    processes: list[subprocess.Popen[str]] = []
+    try:
+        with httpx.Client(base_url=url, timeout=DEADLINE) as client:
+            log = tmp_path / "serve.log"
+            server = start(["serve", "--no-processors"], env, log)
+            processes.append(server)
+            wait_until_healthy(url, server, log, START_DEADLINE)
+            worker = ["worker", "--lease-ttl", str(LEASE_TTL)]
+            workers = [start(worker, env, tmp_path / f"worker-{n}.log") for n in (1, 2)]
+            processes.extend(workers)
+            yield LeasedShop(Shop(url, client, tokens, env), store, workers)
+    finally:
+        for process in processes:
+            stop(process)
+        store.close()
+
+
+def worker_item(page: Page, pid: int) -> Locator:
+    return page.locator(f'#worker-list li[data-worker*=":{pid}:"]')
+
+
+def lanes_text(lanes: list[int]) -> str:
+    return f"{'lane' if len(lanes) == 1 else 'lanes'} {', '.join(map(str, sorted(lanes)))}"
+
+
+def shows_holdings(page: Page, held: dict[int, dict[str, list[int]]]) -> None:
+    """The page lists exactly these workers, each with its lanes per group."""
+    expect(page.locator("#worker-list li")).to_have_count(len(held))
+    for pid, groups in held.items():
+        for group, lanes in groups.items():
+            expect(
+                worker_item(page, pid).locator(f'[data-group="{group}"] [data-field="lanes"]')
+            ).to_have_text(lanes_text(lanes))
+        expect(worker_item(page, pid).locator('[data-field="expiry"]')).to_contain_text(
+            "leases expire in"
+        )
+
+
+def test_the_pipeline_shows_workers_and_their_lanes_live_on_postgres(
+    leased_shop: LeasedShop, page: Page
+) -> None:
+    shop, (first, second) = leased_shop.shop, leased_shop.workers
+    page.goto(f"{shop.url}/dashboard#token={shop.tokens['viewer']}")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(page.locator("#workers")).to_have_attribute("data-leased", "true")
+    shared = leased_shop.settled({first.pid, second.pid}, START_DEADLINE)
+    shows_holdings(page, shared)
+    expect(page.locator("#workers-note")).to_have_text("2 live · lanes shared by leases")
+    expect(page.locator("#unheld")).to_be_hidden()
+
+    # each lane of the pipeline names its holder
+    shop.post("/catalog", {"product_id": "milk", "name": "Milk", "price": 99}, "manager")
+    shop.report(shop.checkout("till-1", {"milk": 1}))
+    for pid, groups in shared.items():
+        owner = next(r.owner for r in leased_shop.store.leases.rows() if f":{pid}:" in str(r.owner))
+        for lane in groups["reporting"]:
+            item = page.locator(f'#pipeline [data-processor="reporting"][data-lane="{lane}"]')
+            expect(item.locator('[data-field="owner"]')).to_contain_text(f"held by {owner}")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "dashboard-postgres.png")
+
+    # SIGTERM: the first resigns at once and the second takes every lane
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(DEADLINE) == 0
+    alone = leased_shop.settled({second.pid})
+    assert alone == {second.pid: {"inventory": [0, 1, 2, 3], "reporting": [0, 1, 2, 3]}}
+    shows_holdings(page, alone)
+    expect(page.locator("#workers-note")).to_have_text("1 live · lanes shared by leases")
+
+    # SIGKILL: its leases run out and the page says no worker holds the lanes
+    second.kill()
+    second.wait(DEADLINE)
+    expect(page.locator("#unheld")).to_have_text(
+        "No worker holds inventory lanes 0, 1, 2, 3 · reporting lanes 0, 1, 2, 3"
+    )
+    expect(page.locator("#worker-list li")).to_have_count(0)
+    expect(page.locator("#workers-note")).to_have_text("none live: no lane is processed")
+    expect(
+        page.locator('#pipeline [data-processor="inventory"][data-lane="0"] [data-field="owner"]')
+    ).to_have_text("no worker holds this lane")

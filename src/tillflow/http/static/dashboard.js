@@ -2,7 +2,7 @@
 // the live stream (GET /events/report: `report` and `processors` messages).
 //
 //   token (#token=… or the form) ─► sessionStorage ─► LiveStream ─┬─ report ─► table, totals
-//                                                                  └─ processors ─► pipeline, chart
+//                                                                  └─ processors ─► pipeline, workers, chart
 // Every piece of server data reaches the page through textContent, never as markup.
 
 import { ThroughputChart } from "./chart.js";
@@ -32,6 +32,7 @@ const view = {
   freshness: null,
   lanes: 1,
   processorElements: new Map(), // "name/lane" → {li, fields}
+  workerElements: new Map(), // worker id → {li, expiry, groups, shown}
   sort: { key: "name", direction: 1 },
   clockOffset: 0, // server clock − this browser's clock, ms (only when clearly off)
   stream: null,
@@ -295,12 +296,31 @@ function makeProcessor(statistics) {
   const lag = line("lag ", ["lag_events"], " events · ", ["lag_seconds"]);
   const barrier = element("div", "proc-barrier");
   barrier.dataset.field = "barrier";
+  const owner = element("div", "proc-owner");
+  owner.dataset.field = "owner";
   const error = element("div", "proc-error");
   error.dataset.field = "error";
   fields.barrier = barrier;
+  fields.owner = owner;
   fields.error = error;
-  li.append(head, bar, progress, lag, barrier, error);
+  li.append(head, bar, progress, lag, barrier, owner, error);
   return { li, fields };
+}
+
+/** Whether a live lease holds this lane of this processor (PostgreSQL). */
+function held(statistics) {
+  return Boolean(statistics.owner) && statistics.lease_expires_in > 0;
+}
+
+/** Who runs this lane of this processor: its lease's holder (PostgreSQL), or nobody. */
+function ownerText(statistics) {
+  const refused = statistics.fenced_commits;
+  const batches = refused === 1 ? "batch" : "batches";
+  const fenced = refused ? ` · ${count(refused)} fenced ${batches}` : "";
+  if (held(statistics)) {
+    return `held by ${statistics.owner} · epoch ${count(statistics.epoch)}${fenced}`;
+  }
+  return `no worker holds this lane${fenced}`;
 }
 
 function barrierText(statistics) {
@@ -339,6 +359,11 @@ function renderProcessors(message) {
     setText(fields.lag_seconds, duration(statistics.lag_seconds));
     setText(fields.throughput, `${decimal(statistics.throughput)} ev/s`);
     setText(fields.barrier, barrierText(statistics));
+    fields.owner.hidden = !message.leased;
+    if (message.leased) {
+      setText(fields.owner, ownerText(statistics));
+      fields.owner.classList.toggle("orphaned", !held(statistics));
+    }
     const share = statistics.head > 0 ? statistics.checkpoint / statistics.head : 1;
     fields.fill.style.width = `${(share * 100).toFixed(2)}%`;
     li.classList.toggle("lagging", statistics.lag_events > 0);
@@ -359,7 +384,97 @@ function renderProcessors(message) {
     $("#pipeline-note"),
     behind ? `${behind} behind the head of the log` : "every processor caught up with the log",
   );
+  renderWorkers(message);
   sampleChart(message);
+}
+
+// -- workers and the lanes they hold (leases, PostgreSQL) --------------------------------
+
+function lanesText(lanes) {
+  return `${lanes.length === 1 ? "lane" : "lanes"} ${lanes.join(", ")}`;
+}
+
+function expiryText(seconds) {
+  if (seconds === null || seconds === undefined) return "holds no lane";
+  return seconds > 0
+    ? `leases expire in ${decimal(seconds)} s`
+    : `leases expired ${decimal(-seconds)} s ago`;
+}
+
+function makeWorker(worker) {
+  const li = element("li", "worker");
+  li.dataset.worker = worker.worker;
+  const head = element("div", "worker-head");
+  const expiry = element("span", "worker-expiry");
+  expiry.dataset.field = "expiry";
+  head.append(element("span", "worker-id", worker.worker), expiry);
+  const groups = element("div", "worker-groups");
+  li.append(head, groups);
+  return { li, expiry, groups, shown: null };
+}
+
+/** One line per processor group the worker holds lanes of (rebuilt only on a change). */
+function fillWorkerGroups(entry, lanes) {
+  const shown = JSON.stringify(lanes);
+  if (entry.shown === shown) return;
+  entry.shown = shown;
+  entry.groups.replaceChildren();
+  const names = Object.keys(lanes).sort();
+  if (!names.length) entry.groups.append(element("div", "worker-group idle", "standing by"));
+  for (const name of names) {
+    const row = element("div", "worker-group");
+    row.dataset.group = name;
+    const held = element("span", "group-lanes", lanesText(lanes[name]));
+    held.dataset.field = "lanes";
+    row.append(element("span", "group-name", name), held);
+    entry.groups.append(row);
+  }
+}
+
+function forgetWorkers(keep) {
+  for (const [id, entry] of view.workerElements) {
+    if (!keep.has(id)) {
+      entry.li.remove();
+      view.workerElements.delete(id);
+    }
+  }
+}
+
+function renderWorkers(message) {
+  const box = $("#workers");
+  const leased = Boolean(message.leased);
+  box.dataset.leased = String(leased);
+  const unheld = $("#unheld");
+  if (!leased) {
+    setText($("#workers-note"), "one process runs every lane (this store has no leases)");
+    forgetWorkers(new Set());
+    unheld.hidden = true;
+    return;
+  }
+  const workers = message.workers || [];
+  setText(
+    $("#workers-note"),
+    workers.length
+      ? `${count(workers.length)} live · lanes shared by leases`
+      : "none live: no lane is processed",
+  );
+  const list = $("#worker-list");
+  for (const worker of workers) {
+    let entry = view.workerElements.get(worker.worker);
+    if (!entry) {
+      entry = makeWorker(worker);
+      view.workerElements.set(worker.worker, entry);
+    }
+    list.append(entry.li); // keeps the server's order (by id)
+    setText(entry.expiry, expiryText(worker.lease_expires_in));
+    fillWorkerGroups(entry, worker.lanes);
+  }
+  forgetWorkers(new Set(workers.map((worker) => worker.worker)));
+  const orphaned = Object.entries(message.unheld || {})
+    .filter(([, lanes]) => lanes.length)
+    .map(([name, lanes]) => `${name} ${lanesText(lanes)}`);
+  unheld.hidden = !orphaned.length;
+  setText(unheld, orphaned.length ? `No worker holds ${orphaned.join(" · ")}` : "");
 }
 
 function sampleChart(message) {
@@ -473,6 +588,7 @@ function showSignIn(error) {
 function clearBoard() {
   for (const entry of view.rowElements.values()) entry.tr.remove();
   for (const entry of view.processorElements.values()) entry.li.remove();
+  forgetWorkers(new Set());
   view.rows.clear();
   view.rowElements.clear();
   view.processorElements.clear();
