@@ -12,6 +12,7 @@ from collections import Counter
 import pytest
 
 from tillflow.demos.simulation import explore_shop, simulate_shop
+from tillflow.engine import memory_leases
 from tillflow.engine.leasing import Fence
 from tillflow.engine.memory_leases import MemoryLeases
 from tillflow.testing import Leasing, SimulationResult
@@ -96,3 +97,14 @@ def test_negative_control_a_fence_ignoring_the_epoch_is_caught_within_a_few_seed
     failures = explore_shop("barrier", range(10), 200, 1, LONE_WORKER)
     assert failures, "a batch of an epoch that was over passed 10 schedules"
     assert "landed under tenure" in str(failures[0]), str(failures[0])
+
+
+def test_negative_control_without_the_row_guard_a_stale_row_overwrites_a_newer_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch stopped after reading a product's row commits it over what another lane's
+    batch wrote since, unless the rows a batch read are checked at its commit."""
+    monkeypatch.setattr(memory_leases, "changed_row", lambda store, effects: None)
+    failures = explore_shop("barrier", range(20), 200, 1, WORKERS)
+    assert failures, "rows overwritten by stale batches passed 20 schedules"
+    assert "moved back" in str(failures[0]) or "truth is" in str(failures[0]), str(failures[0])
