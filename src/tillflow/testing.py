@@ -7,8 +7,8 @@
                                     SimulatedCommitFailure (the store blipped), or write
     simulate(scenario, seed)        one seeded schedule of commands, single steps and
                                     crashes; the scenario's properties checked after each
-    simulate(..., leasing=Leasing()) the same on several workers sharing lanes by leases:
-                                    paused past their expiry, taken over, fenced out
+    simulate(leasing=Leasing())     the same on workers sharing the lanes by leases: paused
+                                    past their expiry, taken over, fenced out
     explore(make_scenario, seeds)   many seeds; returns the failing results, each replayable
     shrink(make_scenario, failing)  a shorter schedule that still fails
 
