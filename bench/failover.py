@@ -236,6 +236,13 @@ class FailoverRun:
     def missed(takeovers: list[Takeover]) -> int:
         return sum(1 for takeover in takeovers if takeover.seconds is None)
 
+    @staticmethod
+    def lanes(takeovers: list[Takeover]) -> tuple[list[float], int]:
+        """Every orphaned lane's time (sorted), and how many lanes never committed again
+        within the deadline."""
+        values = [value for takeover in takeovers for value in takeover.lanes.values()]
+        return sorted(v for v in values if v is not None), values.count(None)
+
 
 class Fleet:
     """The live workers of a run."""
@@ -363,9 +370,19 @@ def _results(run: FailoverRun, kills: int, handovers: int, load: str) -> list[Ca
             for takeover in run.handovers
         ],
     }
+    lane_times, lanes_missed = run.lanes(run.kills)
+    within = sum(1 for value in lane_times if value <= kill_limit)
+    per_lane = (
+        f"per orphaned lane: {distribution(lane_times)}, {within} of "
+        f"{len(lane_times) + lanes_missed} within {kill_limit:g} s, {lanes_missed} not within "
+        f"{5 * run.ttl + 20:g} s"
+    )
     common = f"{run.workers} workers, {LANES} lanes, lease TTL {run.ttl:g} s; {load}"
     if run.status != "ok":
-        notes = f"{run.status.upper()}: {run.detail}; {common}"
+        notes = (
+            f"{run.status.upper()}: {run.detail}; kills: {distribution(kill_times)}, "
+            f"{missed_kills} missed; {per_lane}; {common}"
+        )
         return [
             CaseResult("18 failover, SIGKILL", "NOT MEASURED", "—", None, "—", False, notes, data),
             CaseResult("19 hand-over, SIGTERM", "NOT MEASURED", "—", None, "—", False, notes),
@@ -380,8 +397,8 @@ def _results(run: FailoverRun, kills: int, handovers: int, load: str) -> list[Ca
         passed=kills >= MIN_KILLS and not missed_kills and p99 <= kill_limit,
         notes=(
             f"until every lane the killed worker held committed again under another lease: "
-            f"{distribution(kill_times)}; {missed_kills} missed; {common}; the report verified "
-            f"after {run.checkouts:,} checkouts"
+            f"{distribution(kill_times)}; {missed_kills} missed; {per_lane}; {common}; the "
+            f"report verified after {run.checkouts:,} checkouts"
         ),
         data=data,
     )
