@@ -22,7 +22,6 @@ the live workers until a whole round is quiet.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
 
 from tillflow.engine.errors import CheckpointConflict, LeaseLost, UnknownProcessor
 from tillflow.engine.graph import validate_graph
@@ -67,14 +66,11 @@ class SimulatedWorker:
     it is paused, and the step stopped inside its commit while it is."""
 
     def __init__(
-        self,
-        name: str,
-        lanes: dict[str, list[LaneProcessor]],
-        keeper: Callable[[dict[str, list[LaneProcessor]]], LeaseKeeper],
+        self, name: str, lanes: dict[str, list[LaneProcessor]], keeper: LeaseKeeper
     ) -> None:
         self.name = name
         self.lanes = lanes
-        self.keeper = keeper(lanes)
+        self.keeper = keeper
         self.paused = False
         self.next_tick = 0.0
         """When its keeper's timer ticks next (while it runs)."""
@@ -201,7 +197,7 @@ class LeasedSimulator(Simulator):
             ]
             for processor in self.names
         }
-        worker = SimulatedWorker(name, lanes, lambda held: self.keeper(name, held))
+        worker = SimulatedWorker(name, lanes, self.keeper(name, lanes))
         worker.next_tick = self.clock.now
         self.workers[name] = worker
         return f"{name} joined"
