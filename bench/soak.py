@@ -1,0 +1,77 @@
+"""The correctness soak: the fault runs of the CI tests (tests/faults/), by the thousand.
+
+    python -m bench.soak postgres --faults 1000   # ≥ 3 workers: SIGKILL, SIGSTOP past the
+                                                  # lease, add, remove; database restarts
+    python -m bench.soak sqlite --kills 1000      # the SQLite shop SIGKILLed at random
+
+Each prints its progress, then the faults survived and the verdict (the report against the
+truth of the sale log, every checkout taken off the shelf once, no commit landed without
+its lease), and exits 1 if anything was wrong. Not a benchmark: run it beside anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.faults.postgres import PostgresFaultRun, PostgresPlan
+from tests.faults.sqlite import SqliteKillRun, SqlitePlan
+
+
+def say(line: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
+    stores = parser.add_subparsers(dest="store", required=True)
+    postgres = stores.add_parser("postgres", help="the shop on PostgreSQL, ≥ 3 workers")
+    postgres.add_argument("--faults", type=int, default=1000)
+    postgres.add_argument("--restarts", type=int, default=10, help="database restarts")
+    postgres.add_argument("--ttl", type=float, default=1.0, help="the workers' lease TTL")
+    postgres.add_argument("--rate", type=float, default=150.0, help="checkouts/s asked")
+    sqlite = stores.add_parser("sqlite", help="the shop on one SQLite file")
+    sqlite.add_argument("--kills", type=int, default=1000)
+    for each in (postgres, sqlite):
+        each.add_argument("--seed", type=int, default=1)
+    arguments = parser.parse_args(argv)
+    for name in ("faults", "kills", "restarts"):
+        if getattr(arguments, name, 1) < (0 if name == "restarts" else 1):
+            parser.error(f"--{name} must be at least {0 if name == 'restarts' else 1}")
+    return arguments
+
+
+def soak(arguments: argparse.Namespace, workdir: Path) -> tuple[str, list[str]]:
+    """Run what ``arguments`` ask for: its summary and whatever was wrong."""
+    if arguments.store == "postgres":
+        plan = PostgresPlan(
+            arguments.faults,
+            arguments.seed,
+            restarts=arguments.restarts,
+            ttl=arguments.ttl,
+            rate=arguments.rate,
+        )
+        say(f"soak: {plan}")
+        outcome = PostgresFaultRun(plan, workdir, say).run()
+        return outcome.summary(), outcome.violations + outcome.unfenced
+    sqlite = SqlitePlan(arguments.kills, arguments.seed)
+    say(f"soak: {sqlite}")
+    killed = SqliteKillRun(sqlite, workdir, say).run()
+    return killed.summary(), killed.violations
+
+
+def main(argv: list[str]) -> int:
+    arguments = parse(argv)
+    with tempfile.TemporaryDirectory(prefix="tillflow-soak-") as workdir:
+        summary, problems = soak(arguments, Path(workdir))
+    for problem in problems[:20]:
+        say(f"WRONG: {problem}")
+    say(summary)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,412 @@
+"""The shop on PostgreSQL under faults: ≥ 3 `tillflow worker` processes share the lanes
+while tills ring up checkouts, and a seeded schedule, one fault at a time, SIGKILLs a
+worker, SIGSTOPs one until its leases have expired and SIGCONTs it, adds workers, removes
+them (SIGTERM) and restarts the database server. Then the report must equal the truth of
+the sale log (:mod:`tests.faults.verdict`) and no commit may have landed from a worker
+without the lease (:mod:`tests.faults.fence_audit`).
+
+Kept between ``least_workers`` and ``most_workers`` running (a paused one counts); every
+row is audited as a consistent cut after every fault. A worker that ends by itself (not
+killed, not asked to stop) fails the run with the end of its log.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Final, TypeVar
+
+import psycopg
+
+from tests.faults.fence_audit import application_name, audit, install
+from tests.faults.forking import FORK_SERVER
+from tests.faults.verdict import Place, behind, caught_up, shop_violations
+from tests.faults.worker import run_worker
+from tests.faults.workload import checkout, stock_the_shop
+from tests.postgres_cluster import PostgresCluster, running_cluster
+from tillflow.engine.postgres import DatabaseUnavailable, PostgresEventStore
+from tillflow.shop.assembly import REGISTRY, Shop
+from tillflow.shop.reporting.audit import ConsistentCutAudit
+from tillflow.shop.reporting.projection import REPORT_VIEWS
+
+KINDS: Final = ("kill", "pause", "add", "remove")
+"""The faults, dealt at random from rounds of one each (database restarts come on top,
+spread evenly)."""
+UNAVAILABLE_FOR: Final = 90.0
+"""Seconds a till or the audit keeps retrying while the database is away."""
+CATCH_UP: Final = 180.0
+"""Seconds the workers have to catch up at the end."""
+STARTUP: Final = 120.0
+"""Seconds a worker may take to start (a loaded machine takes many)."""
+
+Say = Callable[[str], None]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresPlan:
+    """What to run. ``restarts``: database restarts, spread over the run (0: none);
+    ``unfenced``: workers whose batches ignore their fence (the negative control), and
+    the run stops at the first commit the fence audit catches."""
+
+    faults: int
+    seed: int
+    restarts: int = 1
+    ttl: float = 1.0
+    lanes: int = 6
+    least_workers: int = 3
+    most_workers: int = 5
+    rate: float = 150.0
+    """Checkouts per second the tills aim at."""
+    kinds: tuple[str, ...] = KINDS
+    unfenced: bool = False
+
+
+@dataclass
+class PostgresOutcome:
+    plan: PostgresPlan
+    survived: Counter[str] = field(default_factory=Counter)
+    checkouts: int = 0
+    commits: int = 0
+    fenced_out: int = 0
+    """Batches the store refused because their worker had lost the lease (worker logs)."""
+    violations: list[str] = field(default_factory=list)
+    unfenced: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    def summary(self) -> str:
+        faults = ", ".join(f"{count} {kind}" for kind, count in sorted(self.survived.items()))
+        verdict = "nothing lost" if not (self.violations or self.unfenced) else "WRONG"
+        return (
+            f"PostgreSQL, seed {self.plan.seed}: survived {self.survived.total()} faults "
+            f"({faults}) in {self.elapsed:.0f} s; {self.checkouts} checkouts, "
+            f"{self.commits} checkpoint commits audited, {self.fenced_out} stale batches "
+            f"fenced out; {len(self.violations)} shop violations, {len(self.unfenced)} "
+            f"unfenced commits: {verdict}"
+        )
+
+
+def retrying(action: Callable[[], T], patience: float = UNAVAILABLE_FOR) -> T:
+    """``action()``, retried with backoff while the database is away."""
+    deadline = time.monotonic() + patience
+    delay = 0.05
+    while True:
+        try:
+            return action()
+        except (DatabaseUnavailable, psycopg.OperationalError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+class Tills:
+    """Threads ringing up checkouts at ``rate`` in all, each one retried (same id) until
+    it is acknowledged; the acknowledgements, by checkout id."""
+
+    def __init__(self, shop: Shop, rate: float, threads: int = 2) -> None:
+        self.shop = shop
+        self.interval = threads / rate
+        self.acknowledged: dict[str, Place] = {}
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._next = 0
+        self._threads = [
+            threading.Thread(target=self._ring, args=(f"till-{n}",), daemon=True)
+            for n in range(threads)
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=UNAVAILABLE_FOR + 10)
+        if self.error is not None:
+            raise AssertionError(f"a till failed: {self.error!r}") from self.error
+
+    def _ring(self, till_id: str) -> None:
+        due = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                with self._lock:
+                    seq, self._next = self._next, self._next + 1
+                command = checkout(seq, till_id)
+                receipt, _ = retrying(partial(self.shop.sale.checkout_recorded, command))
+                [place] = receipt.positions.items()
+                with self._lock:
+                    self.acknowledged[command.checkout_id] = place
+                due += self.interval
+                self._stop.wait(max(0.0, due - time.monotonic()))
+        except BaseException as error:
+            self.error = error
+
+
+class Workers:
+    """`tillflow worker` processes by number, each with its own ``application_name`` and
+    log file; which ones run (paused or not) and which were ended on purpose."""
+
+    def __init__(self, url: str, ttl: float, logs: Path, unfenced: bool) -> None:
+        self.arguments = ["--database", url, "--lease-ttl", str(ttl)]
+        self.url = url
+        self.logs = logs
+        self.unfenced = unfenced
+        self.processes: dict[int, BaseProcess] = {}
+        self.running: set[int] = set()
+        self.paused: set[int] = set()
+
+    def start(self) -> int:
+        number = len(self.processes)
+        log = str(self.logs / f"worker-{number}.log")
+        process = FORK_SERVER.Process(
+            target=run_worker,
+            args=(self.arguments, application_name(number), log, self.unfenced),
+            daemon=True,
+        )
+        process.start()
+        self.processes[number] = process
+        self.running.add(number)
+        return number
+
+    def pid(self, number: int) -> int:
+        pid = self.processes[number].pid
+        assert pid is not None
+        return pid
+
+    def pids(self) -> dict[int, int]:
+        return {number: self.pid(number) for number in self.processes}
+
+    def signal(self, number: int, signum: signal.Signals) -> None:
+        os.kill(self.pid(number), signum)
+
+    def up(self) -> list[int]:
+        """The running workers that are up (their heartbeat is live), not paused."""
+        with psycopg.connect(self.url, autocommit=True, connect_timeout=2) as conn:
+            rows = conn.execute(
+                "SELECT worker FROM workers WHERE expires_at > clock_timestamp()"
+            ).fetchall()
+        beating = {int(worker.split(":")[1]) for (worker,) in rows}
+        return [n for n in sorted(self.running - self.paused) if self.pid(n) in beating]
+
+    def wait_up(self, least: int) -> list[int]:
+        """The workers up, once at least ``least`` are (they take a moment to start)."""
+        deadline = time.monotonic() + STARTUP
+        while len(up := retrying(self.up)) < least:
+            self.check_alive()
+            assert time.monotonic() < deadline, f"fewer than {least} workers up in time"
+            time.sleep(0.05)
+        return up
+
+    def kill(self, number: int) -> None:
+        self.running.discard(number)
+        self.signal(number, signal.SIGKILL)
+        self._ended(number)
+
+    def remove(self, number: int) -> None:
+        """SIGTERM: it resigns its leases and exits 0."""
+        self.running.discard(number)
+        self.signal(number, signal.SIGTERM)
+        code = self._ended(number)
+        if code != 0:
+            raise AssertionError(f"worker {number} exited {code} on SIGTERM{self.tail(number)}")
+
+    def _ended(self, number: int) -> int:
+        process = self.processes[number]
+        process.join(60)
+        if process.exitcode is None:
+            self.signal(number, signal.SIGUSR1)  # its threads' stacks, into its log
+            process.join(1)
+            raise AssertionError(f"worker {number} did not end{self.tail(number)}")
+        return process.exitcode
+
+    def check_alive(self) -> None:
+        for number in sorted(self.running):
+            code = self.processes[number].exitcode
+            if code is not None:
+                raise AssertionError(f"worker {number} ended by itself ({code}){self.tail(number)}")
+
+    def tail(self, number: int) -> str:
+        log = self.logs / f"worker-{number}.log"
+        text = log.read_text(errors="replace") if log.exists() else "(no log)"
+        return f"; its log ends:\n{text[-3000:]}"
+
+    def fenced_out(self) -> int:
+        """Batches refused for a lost lease, as the workers logged them."""
+        return sum(
+            path.read_text(errors="replace").count("no longer holds the lease")
+            for path in self.logs.glob("worker-*.log")
+        )
+
+    def stop_all(self) -> None:
+        """SIGTERM those up (each must exit 0); kill those still starting."""
+        up = set(retrying(self.up))
+        for number in sorted(self.running):
+            if number in up:
+                self.remove(number)
+            else:
+                self.kill(number)
+
+    def close(self) -> None:
+        for number, process in self.processes.items():
+            if process.exitcode is None:
+                self.signal(number, signal.SIGCONT)
+                process.kill()
+                process.join(10)
+
+
+class PostgresFaultRun:
+    """One run of a plan on its own cluster (so that it can restart the server)."""
+
+    def __init__(
+        self, plan: PostgresPlan, workdir: Path, say: Say = print, trace: bool = False
+    ) -> None:
+        self.plan = plan
+        self.trace = trace
+        self.acknowledged: dict[str, Place] = {}
+        self.rng = random.Random(plan.seed)
+        self.workdir = workdir
+        self.say = say
+        self.outcome = PostgresOutcome(plan)
+        self.cut = ConsistentCutAudit(REPORT_VIEWS)
+
+    def run(self, url: str | None = None) -> PostgresOutcome:
+        """Run on a database of a cluster of its own, or on ``url`` (no restarts then)."""
+        started = time.monotonic()
+        if url is None:
+            with running_cluster() as cluster:
+                self._run(cluster, cluster.create_database())
+        else:
+            assert self.plan.restarts == 0, "restarting the server needs a cluster of its own"
+            self._run(None, url)
+        self.outcome.elapsed = time.monotonic() - started
+        return self.outcome
+
+    def _run(self, cluster: PostgresCluster | None, url: str) -> None:
+        store = PostgresEventStore(
+            url, lanes=self.plan.lanes, registry=REGISTRY, connect_timeout=2, pool_timeout=5
+        )
+        workers = Workers(url, self.plan.ttl, self.workdir, self.plan.unfenced)
+        try:
+            install(url)
+            shop = Shop(store)
+            received = stock_the_shop(shop)
+            for _ in range(self.plan.least_workers):
+                workers.start()
+            workers.wait_up(self.plan.least_workers)
+            tills = Tills(shop, self.plan.rate)
+            self.acknowledged = tills.acknowledged
+            tills.start()
+            try:
+                self._faults(cluster, store, workers, url)
+            finally:
+                tills.stop()
+            self._phase("tills stopped")
+            self._catch_up(store, workers)
+            self._phase("caught up")
+            workers.stop_all()
+            self._phase("workers stopped")
+            self.outcome.checkouts = len(tills.acknowledged)
+            self.outcome.fenced_out = workers.fenced_out()
+            self.outcome.violations += shop_violations(
+                store, tills.acknowledged, tills.acknowledged.keys(), received
+            )
+            self._phase("shop checked")
+            commits = audit(url, workers.pids())
+            self.outcome.commits = commits.commits
+            self.outcome.unfenced = commits.unfenced
+        finally:
+            workers.close()
+            store.close()
+
+    def _faults(
+        self, cluster: PostgresCluster | None, store: PostgresEventStore, workers: Workers, url: str
+    ) -> None:
+        plan = self.plan
+        restarts = {(n + 1) * plan.faults // (plan.restarts + 1) for n in range(plan.restarts)}
+        deck: list[str] = []
+        for index in range(plan.faults):
+            time.sleep(self.rng.uniform(0.1, 0.5))  # load between faults
+            if index in restarts:
+                workers.wait_up(len(workers.running))  # not one still opening the store
+                self._restart(cluster)
+            if not deck:  # every kind once in each round, in a random order
+                deck = self.rng.sample(plan.kinds, len(plan.kinds))
+            kind = deck.pop()
+            getattr(self, f"_{kind}")(store, workers)
+            self.outcome.survived[kind] += 1
+            workers.check_alive()
+            self.outcome.violations += retrying(lambda: self.cut(store))
+            if plan.unfenced and audit(url, workers.pids()).unfenced:
+                return
+            self._phase(f"fault {index}: {kind}, {len(self.acknowledged)} checkouts so far")
+            if (index + 1) % 50 == 0:
+                self.say(
+                    f"{index + 1} faults: {dict(self.outcome.survived)}, behind {behind(store)}"
+                )
+
+    def _phase(self, what: str) -> None:
+        if self.trace:
+            self.say(what)
+
+    def _restart(self, cluster: PostgresCluster | None) -> None:
+        assert cluster is not None
+        cluster.stop("immediate")  # a crash: recovery on start
+        time.sleep(self.rng.uniform(0.5, 2.0) * self.plan.ttl)  # the leases run out meanwhile
+        cluster.start()
+        self.outcome.survived["database restart"] += 1
+
+    def _kill(self, store: PostgresEventStore, workers: Workers) -> None:
+        workers.kill(self.rng.choice(workers.wait_up(1)))
+        self._keep_enough(workers)
+
+    def _remove(self, store: PostgresEventStore, workers: Workers) -> None:
+        workers.remove(self.rng.choice(workers.wait_up(1)))
+        self._keep_enough(workers)
+
+    def _add(self, store: PostgresEventStore, workers: Workers) -> None:
+        if len(workers.running) >= self.plan.most_workers:
+            workers.remove(self.rng.choice(workers.wait_up(1)))
+        workers.start()
+
+    def _keep_enough(self, workers: Workers) -> None:
+        while len(workers.running) < self.plan.least_workers:
+            workers.start()
+
+    def _pause(self, store: PostgresEventStore, workers: Workers) -> None:
+        """SIGSTOP a worker until every lease it held has expired, then a little more."""
+        number = self.rng.choice(workers.wait_up(1))
+        pid = workers.pid(number)
+        workers.signal(number, signal.SIGSTOP)
+        workers.paused.add(number)
+        try:
+            deadline = time.monotonic() + UNAVAILABLE_FOR
+            while any(
+                row.held and row.owner is not None and int(row.owner.split(":")[1]) == pid
+                for row in retrying(store.leases.rows)
+            ):
+                assert time.monotonic() < deadline, f"worker {number}'s leases never expired"
+                time.sleep(0.05)
+            time.sleep(self.rng.uniform(0.0, 0.5) * self.plan.ttl)
+        finally:
+            workers.signal(number, signal.SIGCONT)
+            workers.paused.discard(number)
+
+    def _catch_up(self, store: PostgresEventStore, workers: Workers) -> None:
+        deadline = time.monotonic() + CATCH_UP
+        while not retrying(lambda: caught_up(store)):
+            workers.check_alive()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the workers never caught up: behind {behind(store)}")
+            time.sleep(0.1)
