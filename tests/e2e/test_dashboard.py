@@ -563,6 +563,7 @@ def test_the_pipeline_shows_workers_and_their_lanes_live_on_postgres(
     expect(page.locator("#unheld")).to_have_text(
         "No worker holds inventory lanes 0, 1, 2, 3 · reporting lanes 0, 1, 2, 3"
     )
+    expect(page.locator("#unheld")).to_be_visible()
     expect(page.locator("#worker-list li")).to_have_count(0)
     expect(page.locator("#workers-note")).to_have_text("none live: no lane is processed")
     expect(
