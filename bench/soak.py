@@ -12,6 +12,7 @@ its lease), and exits 1 if anything was wrong. Not a benchmark: run it beside an
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 import time
@@ -32,15 +33,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
     postgres.add_argument("--faults", type=int, default=1000)
     postgres.add_argument("--restarts", type=int, default=10, help="database restarts")
     postgres.add_argument("--ttl", type=float, default=1.0, help="the workers' lease TTL")
-    postgres.add_argument("--rate", type=float, default=150.0, help="checkouts/s asked")
+    postgres.add_argument("--rate", type=float, default=100.0, help="checkouts/s asked")
+    postgres.add_argument(
+        "--audit-every", type=int, default=10, help="faults between consistent-cut audits"
+    )
     sqlite = stores.add_parser("sqlite", help="the shop on one SQLite file")
     sqlite.add_argument("--kills", type=int, default=1000)
     for each in (postgres, sqlite):
         each.add_argument("--seed", type=int, default=1)
     arguments = parser.parse_args(argv)
-    for name in ("faults", "kills", "restarts"):
-        if getattr(arguments, name, 1) < (0 if name == "restarts" else 1):
-            parser.error(f"--{name} must be at least {0 if name == 'restarts' else 1}")
+    for name, least in (("faults", 1), ("kills", 1), ("restarts", 0), ("audit_every", 1)):
+        if getattr(arguments, name, least) < least:
+            parser.error(f"--{name.replace('_', '-')} must be at least {least}")
     return arguments
 
 
@@ -53,6 +57,7 @@ def soak(arguments: argparse.Namespace, workdir: Path) -> tuple[str, list[str]]:
             restarts=arguments.restarts,
             ttl=arguments.ttl,
             rate=arguments.rate,
+            audit_every=arguments.audit_every,
         )
         say(f"soak: {plan}")
         outcome = PostgresFaultRun(plan, workdir, say).run()
@@ -65,6 +70,7 @@ def soak(arguments: argparse.Namespace, workdir: Path) -> tuple[str, list[str]]:
 
 def main(argv: list[str]) -> int:
     arguments = parse(argv)
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)  # the restarts, expected
     with tempfile.TemporaryDirectory(prefix="tillflow-soak-") as workdir:
         summary, problems = soak(arguments, Path(workdir))
     for problem in problems[:20]:
