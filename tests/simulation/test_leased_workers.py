@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from typer.testing import CliRunner
 
+from tillflow.cli import app
 from tillflow.demos.simulation import explore_shop, simulate_shop
 from tillflow.engine import memory_leases
 from tillflow.engine.leasing import Fence
@@ -108,3 +110,22 @@ def test_negative_control_without_the_row_guard_a_stale_row_overwrites_a_newer_o
     failures = explore_shop("barrier", range(20), 200, 1, WORKERS)
     assert failures, "rows overwritten by stale batches passed 20 schedules"
     assert "moved back" in str(failures[0]) or "truth is" in str(failures[0]), str(failures[0])
+
+
+def test_tillflow_simulate_runs_leased_workers_and_replays_a_failure_with_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runner = CliRunner()
+    good = runner.invoke(app, ["simulate", "--workers", "2", "--seeds", "2", "--steps", "60"])
+    assert good.exit_code == 0, good.output
+    assert "every property held" in good.output
+    _fence_not_checked(monkeypatch)
+    caught = runner.invoke(app, ["simulate", "--workers", "3", "--seeds", "5", "--steps", "200"])
+    assert caught.exit_code == 1, caught.output
+    seed = int(caught.output.rsplit("--replay", 1)[1].split()[0].strip("[/]"))
+    assert f"--workers 3 --replay {seed}" in " ".join(caught.output.split())
+    replay = runner.invoke(
+        app, ["simulate", "--workers", "3", "--steps", "200", "--replay", str(seed)]
+    )
+    assert replay.exit_code == 1
+    assert "landed under tenure" in replay.output
