@@ -3,7 +3,6 @@ viewers: a scraper uses a viewer token), and a liveness probe (no token)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Literal
 
 import msgspec
@@ -23,7 +22,8 @@ router = APIRouter(tags=["status"], route_class=GuardedRoute)
 class ProcessorOut(BaseModel):
     """One processor on one lane, now. ``state``: starting, running, waiting (on the
     barrier: ``waiting_on`` names the upstream processor), idle (caught up), retrying,
-    failed, stopped, or elsewhere (run by another process)."""
+    degraded (the database is away: retrying with backoff), failed, stopped, or elsewhere
+    (run by another process)."""
 
     processor: str
     lane: int
@@ -80,9 +80,26 @@ class WorkerOut(BaseModel):
     )
 
 
+class StoreOut(BaseModel):
+    """The database as this server's processors see it."""
+
+    state: Literal["ok", "degraded"] = Field(
+        description="degraded: it cannot be reached; the processors retry with backoff and "
+        "resume by themselves (figures above are the last seen)."
+    )
+    since: float | None = Field(description="When the current outage began (Unix time).")
+    seconds: float = Field(description="How long the current outage has lasted.")
+    last_error: str | None = Field(description="The latest database error (no password).")
+    retries: int = Field(description="Database errors waited out, ever.")
+    outages: int = Field(description="Outages begun, ever.")
+
+
 class ProcessorsOut(BaseModel):
     processors: list[ProcessorOut]
     heads: dict[int, int]
+    store: StoreOut | None = Field(
+        default=None, description="Whether the database answers this server's processors."
+    )
     leased: bool = Field(
         default=False,
         description="Whether lanes are leased to workers (PostgreSQL: see workers); false: "
@@ -107,12 +124,19 @@ def processors_out(services: Services) -> ProcessorsOut:
     lease (owner, epoch, expiry, fenced batches), the live workers and the lanes nobody
     holds."""
     store = services.store
-    overview = lease_overview(store)
+    health = services.runtime.health
     processors = [
         ProcessorOut.of(row, services.runtime.processors[row.processor].after)
         for row in services.runtime.statistics()
     ]
-    answer = ProcessorsOut(processors=processors, heads=store.heads())
+    status = StoreOut.model_validate(msgspec.to_builtins(health.status()))
+    if health.degraded:  # the figures last seen, without waiting on the database
+        heads: dict[int, int] = {}
+        for row in processors:
+            heads[row.lane] = max(row.head, heads.get(row.lane, 0))
+        return ProcessorsOut(processors=processors, heads=heads, store=status)
+    overview = lease_overview(store)
+    answer = ProcessorsOut(processors=processors, heads=store.heads(), store=status)
     if overview is not None:
         _add_leases(answer, overview)
     return answer
@@ -143,7 +167,7 @@ def _add_leases(answer: ProcessorsOut, overview: LeaseOverview) -> None:
     responses=problem_responses(401, 403),
 )
 async def processors(services: ServicesDep) -> ProcessorsOut:
-    return await asyncio.to_thread(processors_out, services)
+    return processors_out(services)
 
 
 @router.get("/health", summary="Liveness (no token needed)")
@@ -168,5 +192,4 @@ PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
     response_class=Response,
 )
 async def metrics(services: ServicesDep) -> Response:
-    # the collectors read the store (and on PostgreSQL the lease tables): off the loop
-    return Response(await asyncio.to_thread(services.metrics.render), media_type=PROMETHEUS_TEXT)
+    return Response(services.metrics.render(), media_type=PROMETHEUS_TEXT)
