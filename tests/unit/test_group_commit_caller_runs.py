@@ -42,6 +42,11 @@ class Writer:
             self.running.release()
 
 
+def returning(value: int) -> Job:
+    """A job whose result is ``value``."""
+    return lambda _: value
+
+
 def committer(writer: Writer, caller_runs: bool = True) -> GroupCommitter:
     return GroupCommitter(writer.run_batch, lambda: None, name="writer", caller_runs=caller_runs)
 
@@ -75,7 +80,7 @@ def test_jobs_queued_while_a_caller_runs_share_the_writers_next_group() -> None:
     first.start()
     try:
         assert writer.entered.wait(DEADLINE)
-        queued = [group_commit.submit(lambda _, n=n: n) for n in range(1, 6)]
+        queued = [group_commit.submit(returning(n)) for n in range(1, 6)]
         writer.gate.set()
         assert [future.result(timeout=DEADLINE) for future in queued] == [1, 2, 3, 4, 5]
         first.join(DEADLINE)
@@ -93,7 +98,7 @@ def test_groups_never_overlap_under_many_callers() -> None:
 
     def call(base: int) -> None:
         for n in range(200):
-            outcome = group_commit.submit(lambda _, v=base + n: v).result(timeout=DEADLINE)
+            outcome = group_commit.submit(returning(base + n)).result(timeout=DEADLINE)
             with lock:
                 results.append(outcome)
 
