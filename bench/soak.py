@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import tempfile
 import time
@@ -71,8 +72,16 @@ def soak(arguments: argparse.Namespace, workdir: Path) -> tuple[str, list[str]]:
 def main(argv: list[str]) -> int:
     arguments = parse(argv)
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)  # the restarts, expected
-    with tempfile.TemporaryDirectory(prefix="tillflow-soak-") as workdir:
-        summary, problems = soak(arguments, Path(workdir))
+    workdir = Path(tempfile.mkdtemp(prefix="tillflow-soak-"))
+    try:
+        summary, problems = soak(arguments, workdir)
+    except BaseException:
+        say(f"the workers' logs are kept in {workdir}")
+        raise
+    if problems:
+        say(f"the workers' logs are kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     for problem in problems[:20]:
         say(f"WRONG: {problem}")
     say(summary)

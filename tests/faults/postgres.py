@@ -243,7 +243,7 @@ class Workers:
     def tail(self, number: int) -> str:
         log = self.logs / f"worker-{number}.log"
         text = log.read_text(errors="replace") if log.exists() else "(no log)"
-        return f"; its log ends:\n{text[-3000:]}"
+        return f"; its log ends:\n{text[-20000:]}"
 
     def fenced_out(self) -> int:
         """Batches refused for a lost lease, as the workers logged them."""
