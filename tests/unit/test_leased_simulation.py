@@ -112,7 +112,8 @@ def test_a_killed_worker_s_stopped_batch_dies_and_its_lanes_are_taken_after_expi
     assert result.ok, str(result)
     assert "died uncommitted" in _line(result, "kill w1")
     assert "took [0]" in _line(result, "elapse 1.5 s")
-    assert "scanned" in _line(result, "step w2 up@0")
+    assert "placed 3 order(s)" in _line(result, "command")
+    assert "scanned 3, handled 3, checkpoint 3" in _line(result, "step w2 up@0")  # from 0
     assert result.crashes == 1
 
 
