@@ -157,14 +157,19 @@ def test_a_batch_of_an_earlier_epoch_of_the_same_owner_is_fenced_out(
 def test_a_batch_from_a_stale_checkpoint_conflicts_with_nothing_written(
     leases: MemoryLeases,
 ) -> None:
+    """Checked before the rows, as on PostgreSQL: a stale batch is a checkpoint conflict
+    (the lane's state is dropped), not a row to redo."""
     store = MemoryEventStore()
     fence = leases.acquire("p", 0, "w1", 3)
     assert fence is not None
+    store.commit_batch("q", 0, 0, 1, BatchEffects(views={("totals", "all"): b"5"}))
     with pytest.raises(CheckpointConflict) as conflict:
-        leases.fenced_commit(store, fence)("p", 0, 2, 4, _effects())
-    assert not isinstance(conflict.value, LeaseLost)
+        leases.fenced_commit(store, fence)("p", 0, 2, 4, _effects(seen=None))
+    assert type(conflict.value) is CheckpointConflict
     assert (conflict.value.expected, conflict.value.actual) == (2, 0)
-    _nothing_written(store)
+    assert store.checkpoint("p", 0) == 0
+    assert store.head(0) == 0
+    assert store.read_view("totals", "all") == b"5"
 
 
 def test_a_batch_whose_view_row_changed_since_it_read_it_is_refused_with_nothing_written(
