@@ -352,6 +352,16 @@ def distribution(values: list[float]) -> str:
     return " / ".join(f"{name} {value:.2f}" for name, value in quantiles) + " s"
 
 
+def lanes_summary(takeovers: list[Takeover], limit: float, ttl: float) -> str:
+    """The figures of every orphaned lane of ``takeovers`` against ``limit``."""
+    times, missed = FailoverRun.lanes(takeovers)
+    within = sum(1 for value in times if value <= limit)
+    return (
+        f"per lane: {distribution(times)}, {within} of {len(times) + missed} within "
+        f"{limit:g} s, {missed} not within {5 * ttl + 20:g} s"
+    )
+
+
 def _results(run: FailoverRun, kills: int, handovers: int, load: str) -> list[CaseResult]:
     kill_limit = run.ttl + KILL_MARGIN
     kill_times, handover_times = run.times(run.kills), run.times(run.handovers)
@@ -370,13 +380,8 @@ def _results(run: FailoverRun, kills: int, handovers: int, load: str) -> list[Ca
             for takeover in run.handovers
         ],
     }
-    lane_times, lanes_missed = run.lanes(run.kills)
-    within = sum(1 for value in lane_times if value <= kill_limit)
-    per_lane = (
-        f"per orphaned lane: {distribution(lane_times)}, {within} of "
-        f"{len(lane_times) + lanes_missed} within {kill_limit:g} s, {lanes_missed} not within "
-        f"{5 * run.ttl + 20:g} s"
-    )
+    per_lane = lanes_summary(run.kills, kill_limit, run.ttl)
+    handover_lanes = lanes_summary(run.handovers, HANDOVER_TARGET, run.ttl)
     common = f"{run.workers} workers, {LANES} lanes, lease TTL {run.ttl:g} s; {load}"
     if run.status != "ok":
         notes = (
@@ -390,7 +395,7 @@ def _results(run: FailoverRun, kills: int, handovers: int, load: str) -> list[Ca
     p99 = percentile(kill_times, 0.99) if kill_times else float("inf")
     kill_result = CaseResult(
         case=f"18 failover, {len(run.kills)} SIGKILLs",
-        tillflow=f"p99 {p99:.2f} s",
+        tillflow=f"p99 {p99:.2f} s" if kill_times else "none in time",
         reference=f"TTL + {KILL_MARGIN:g} s = {kill_limit:g} s",
         ratio=p99 / kill_limit,
         target=f"p99 ≤ TTL + {KILL_MARGIN:g} s over ≥ {MIN_KILLS} kills",
@@ -404,16 +409,18 @@ def _results(run: FailoverRun, kills: int, handovers: int, load: str) -> list[Ca
     )
     most = handover_times[-1] if handover_times else float("inf")
     median = statistics.median(handover_times) if handover_times else float("inf")
+    figure = f"median {median:.2f} s, max {most:.2f} s" if handover_times else "none in time"
     handover_result = CaseResult(
         case=f"19 hand-over, {len(run.handovers)} SIGTERMs",
-        tillflow=f"median {median:.2f} s, max {most:.2f} s",
+        tillflow=figure,
         reference=f"{HANDOVER_TARGET:g} s",
         ratio=most / HANDOVER_TARGET,
         target=f"≤ {HANDOVER_TARGET:g} s",
         passed=handovers > 0 and not missed_handovers and most <= HANDOVER_TARGET,
         notes=(
             f"from SIGTERM until every lane it held committed under another lease: "
-            f"{distribution(handover_times)}; {missed_handovers} missed; the others take "
+            f"{distribution(handover_times)}; {missed_handovers} missed; {handover_lanes}; "
+            f"the others take "
             f"resigned lanes at their next lease round (every TTL / 3); {common}"
         ),
     )
