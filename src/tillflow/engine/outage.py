@@ -103,12 +103,13 @@ class StoreHealth:
         """``who`` reached the store again (or no longer needs it)."""
         if who not in self._failing:
             return
+        lasted = self.seconds()
         self._failing.discard(who)
         if not self._failing:
             log.warning(
                 "%s: database back after %.1f s; resumed (%d retries so far)",
                 self.name,
-                self.seconds(),
+                lasted,
                 self.retries,
             )
             self._since = None

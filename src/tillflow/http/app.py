@@ -19,6 +19,8 @@ from fastapi.staticfiles import StaticFiles
 
 from tillflow import __version__
 from tillflow.engine import EventStore, Runtime
+from tillflow.engine.outage import StoreStatus
+from tillflow.engine.postgres.leases import LeaseOverview
 from tillflow.http import catalog, checkouts, events, problems, processors, report, stock
 from tillflow.http.fast_checkout import CheckoutFastPath
 from tillflow.http.leases import lease_overview
@@ -58,6 +60,15 @@ RunRuntime = Callable[[EventStore, Runtime], contextlib.AbstractAsyncContextMana
 
 def _run_alone(store: EventStore, runtime: Runtime) -> Runtime:
     return runtime
+
+
+def _leases_unless_away(store: EventStore, runtime: Runtime) -> LeaseOverview | None:
+    """The lease tables, unless the processors find the database away (left out at once)."""
+    return None if runtime.health.degraded else lease_overview(store)
+
+
+def _no_status() -> StoreStatus | None:
+    return None
 
 
 class TillflowAPI(FastAPI):
@@ -117,7 +128,8 @@ def create_app(
             watch = ReportWatch(opened, on_progress=metrics.latency.progressed)
             async with run(opened, runtime), watch.running():
                 metrics.statistics = runtime.statistics
-                metrics.leases = functools.partial(lease_overview, opened)
+                metrics.store_health = runtime.health.status
+                metrics.leases = functools.partial(_leases_unless_away, opened, runtime)
                 app.state.services = Services(shop, runtime, TokenBook(opened), watch, metrics)
                 try:
                     yield
@@ -125,6 +137,7 @@ def create_app(
                     app.state.services = None
                     metrics.statistics = list
                     metrics.leases = metrics.no_leases
+                    metrics.store_health = _no_status
         finally:
             if store is None:
                 opened.close()

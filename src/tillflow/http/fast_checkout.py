@@ -61,7 +61,7 @@ def _admitted(request: Request) -> bool:
     """Whether the route's guard admits ``request`` (else the route answers 401 / 403)."""
     try:
         RING_UP.check(request)
-    except HTTPException:
+    except (HTTPException, TillflowError):  # the route answers (401 / 403, 503, ...)
         return False
     return True
 

@@ -8,6 +8,8 @@
 * ``tillflow_checkout_to_report_seconds``: for checkouts appended through this server,
   from the acknowledgement of the append until the reporting checkpoint passed it (``0``
   when the report passed it first: under load it can, before the request goes on);
+* ``tillflow_store_unavailable``, ``tillflow_store_degraded_seconds`` and the counters
+  ``tillflow_store_retries``, ``tillflow_store_outages`` (:mod:`tillflow.http.store_metrics`);
 * ``tillflow_http_request_duration_seconds`` by method, route template (never the raw
   path: bounded cardinality) and status;
 * on PostgreSQL, read at scrape time from the lease tables (so they count every worker,
@@ -35,7 +37,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tillflow.engine import ProcessorStatistics, Receipt
 from tillflow.engine.lane_processor import State
+from tillflow.engine.outage import StoreStatus
 from tillflow.engine.postgres.leases import LeaseOverview
+from tillflow.http.store_metrics import StoreHealthCollector
 
 log = logging.getLogger("tillflow.http")
 
@@ -241,6 +245,9 @@ class Metrics:
         """Where the lease tables come from (the store, on PostgreSQL)."""
         self.registry.register(ProcessorCollector(self._statistics))
         self.registry.register(LeaseCollector(self._leases))
+        self.store_health: Callable[[], StoreStatus | None] = lambda: None
+        """The database as the processors see it (the runtime's health, once started)."""
+        self.registry.register(StoreHealthCollector(self._store_health))
         self._request_series: dict[tuple[str, str, int], Histogram] = {}
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -256,6 +263,9 @@ class Metrics:
 
     def _leases(self) -> LeaseOverview | None:
         return self.leases()
+
+    def _store_health(self) -> StoreStatus | None:
+        return self.store_health()
 
     @staticmethod
     def no_leases() -> LeaseOverview | None:

@@ -72,6 +72,10 @@ from tillflow.shop.errors import (
 
 log = logging.getLogger("tillflow.http")
 
+RETRY_AFTER: Final = "1"
+"""Seconds a client is asked to wait before sending a request again that met the database
+away (503); the server itself retries with backoff and resumes once it is back."""
+
 MEDIA_TYPE: Final = "application/problem+json"
 TYPE_PREFIX: Final = "urn:tillflow:problem:"
 Location = Literal["body", "query", "path", "header"]
@@ -323,6 +327,7 @@ def domain_problem(request: Request, error: TillflowError) -> Response:
             "unavailable",
             "Unavailable",
             "the database is unavailable; retry with the same idempotency key",
+            headers={"Retry-After": RETRY_AFTER},
         )
     log.error("unmapped error on %s %s: %r", request.method, request.url.path, error)
     return problem(500, "internal-error", "Internal error", "the server failed; see its log")

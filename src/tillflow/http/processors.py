@@ -22,7 +22,8 @@ router = APIRouter(tags=["status"], route_class=GuardedRoute)
 class ProcessorOut(BaseModel):
     """One processor on one lane, now. ``state``: starting, running, waiting (on the
     barrier: ``waiting_on`` names the upstream processor), idle (caught up), retrying,
-    failed, stopped, or elsewhere (run by another process)."""
+    degraded (the database is away: retrying with backoff), failed, stopped, or elsewhere
+    (run by another process)."""
 
     processor: str
     lane: int
@@ -79,9 +80,26 @@ class WorkerOut(BaseModel):
     )
 
 
+class StoreOut(BaseModel):
+    """The database as this server's processors see it."""
+
+    state: Literal["ok", "degraded"] = Field(
+        description="degraded: it cannot be reached; the processors retry with backoff and "
+        "resume by themselves (figures above are the last seen)."
+    )
+    since: float | None = Field(description="When the current outage began (Unix time).")
+    seconds: float = Field(description="How long the current outage has lasted.")
+    last_error: str | None = Field(description="The latest database error (no password).")
+    retries: int = Field(description="Database errors waited out, ever.")
+    outages: int = Field(description="Outages begun, ever.")
+
+
 class ProcessorsOut(BaseModel):
     processors: list[ProcessorOut]
     heads: dict[int, int]
+    store: StoreOut | None = Field(
+        default=None, description="Whether the database answers this server's processors."
+    )
     leased: bool = Field(
         default=False,
         description="Whether lanes are leased to workers (PostgreSQL: see workers); false: "
@@ -106,12 +124,19 @@ def processors_out(services: Services) -> ProcessorsOut:
     lease (owner, epoch, expiry, fenced batches), the live workers and the lanes nobody
     holds."""
     store = services.store
-    overview = lease_overview(store)
+    health = services.runtime.health
     processors = [
         ProcessorOut.of(row, services.runtime.processors[row.processor].after)
         for row in services.runtime.statistics()
     ]
-    answer = ProcessorsOut(processors=processors, heads=store.heads())
+    status = StoreOut.model_validate(msgspec.to_builtins(health.status()))
+    if health.degraded:  # the figures last seen, without waiting on the database
+        heads: dict[int, int] = {}
+        for row in processors:
+            heads[row.lane] = max(row.head, heads.get(row.lane, 0))
+        return ProcessorsOut(processors=processors, heads=heads, store=status)
+    overview = lease_overview(store)
+    answer = ProcessorsOut(processors=processors, heads=store.heads(), store=status)
     if overview is not None:
         _add_leases(answer, overview)
     return answer

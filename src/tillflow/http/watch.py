@@ -16,10 +16,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
-from tillflow.engine import EventStore
+from tillflow.engine import EventStore, StoreUnavailable
 from tillflow.shop.reporting.projection import NAME as REPORTING
 
 ProgressListener = Callable[[dict[int, int]], None]
+AWAY_PAUSE = 1.0
+"""Seconds between looks while the database is away."""
 
 
 class ReportWatch:
@@ -60,9 +62,10 @@ class ReportWatch:
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             loop.call_soon_threadsafe(hint.set)
 
-    async def look(self) -> bool:
-        """Read the checkpoint now; wake waiters if it moved. Returns whether it moved."""
-        checkpoint = self._read()
+    async def look(self, off_loop: bool = False) -> bool:
+        """Read the checkpoint now (``off_loop``: in a thread, as while the database is
+        away); wake waiters if it moved. Returns whether it moved."""
+        checkpoint = await asyncio.to_thread(self._read) if off_loop else self._read()
         if checkpoint == self.checkpoint:
             return False
         self.checkpoint = checkpoint
@@ -76,12 +79,18 @@ class ReportWatch:
 
     async def _run(self) -> None:
         assert self._hint is not None
+        away = False
         while not self._stopping:
             self._hinted = False
             self._hint.clear()
-            await self.look()
+            pause = self.poll
+            try:
+                await self.look(off_loop=away)
+                away = False
+            except StoreUnavailable:  # the database is away: look again later, off the loop
+                away, pause = True, AWAY_PAUSE
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll):
+                async with asyncio.timeout(pause):
                     await self._hint.wait()
 
     async def changed(self, seen: int, timeout: float) -> int:

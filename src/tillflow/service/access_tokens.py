@@ -21,18 +21,28 @@ import hashlib
 import hmac
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Final
 
 import msgspec
 
-from tillflow.engine import ConcurrencyConflict, EventStore, NewEvent, TillflowError
+from tillflow.engine import (
+    ConcurrencyConflict,
+    EventStore,
+    NewEvent,
+    StoreUnavailable,
+    TillflowError,
+)
 from tillflow.shop import validation
 from tillflow.shop.errors import InvalidField
 
 TOKENS_STREAM: Final = "auth-tokens"
 RETRIES: Final = 20
+AWAY_PAUSE: Final = 1.0
+"""Seconds authentication answers from the tokens already read after the database was
+found away, before it asks again (requests must not each wait for it)."""
 
 
 class Role(enum.StrEnum):
@@ -113,6 +123,7 @@ class TokenBook:
         self.version = 0
         self._tokens: list[AccessToken] = []
         self._lock = threading.Lock()
+        self._away_until = 0.0  # the database was away: no refresh before then
 
     def refresh(self) -> TokenBook:
         """Fold in the events recorded after ``version``."""
@@ -143,8 +154,17 @@ class TokenBook:
 
     def authenticate(self, secret: str) -> AccessToken | None:
         """The token whose hash matches ``secret`` (active or revoked: check ``active``), or
-        ``None``. Compares against every recorded hash in constant time."""
-        self.refresh()
+        ``None``. Compares against every recorded hash in constant time. With the
+        database away (:class:`StoreUnavailable`), the tokens read before answer (nothing
+        can be created or revoked meanwhile) and the next refresh waits ``AWAY_PAUSE``
+        seconds; raised if none were read yet."""
+        if time.monotonic() >= self._away_until:
+            try:
+                self.refresh()
+            except StoreUnavailable:
+                if not self.version:
+                    raise
+                self._away_until = time.monotonic() + AWAY_PAUSE
         digest = hash_secret(secret)
         found: AccessToken | None = None
         for token in self._tokens:

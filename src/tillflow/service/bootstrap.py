@@ -30,6 +30,9 @@ def is_server_url(database: str) -> bool:
     return database.startswith(("postgres://", "postgresql://"))
 
 
+POOL_TIMEOUT: Final = 2.0
+"""Seconds a request waits for a pooled PostgreSQL connection before it is refused as
+unavailable (503): with the server away, callers hear so soon and retry."""
 LANES_PARAMETER: Final = "lanes"
 """tillflow's own query parameter of a PostgreSQL URL: the lane count to create the
 database with (or to insist on); taken out before the URL reaches the driver."""
@@ -118,7 +121,12 @@ def open_store(
     if is_server_url(database):
         url, lanes = split_lanes(database)
         return PostgresEventStore(
-            url, lanes=lanes, registry=registry, durability=durability, create=create
+            url,
+            lanes=lanes,
+            registry=registry,
+            durability=durability,
+            create=create,
+            pool_timeout=POOL_TIMEOUT,
         )
     path = database.removeprefix("sqlite:///") if database.startswith("sqlite:///") else database
     if not path:

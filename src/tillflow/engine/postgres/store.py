@@ -116,6 +116,9 @@ class PostgresEventStore(PostgresReads, EventStore):
             configure=self._configure,
             name=f"tillflow:{self.database}",
             timeout=pool_timeout,
+            # a reconnection that keeps failing gives up this soon (the pool's own backoff
+            # grows to minutes), so that the first request after the server is back connects
+            reconnect_timeout=pool_timeout,
             open=False,
         )
         self._pool.open(wait=False)

@@ -26,6 +26,7 @@ from tillflow.engine import (
     EventStore,
     NewEvent,
     Receipt,
+    StoreUnavailable,
     TillflowError,
     id_from_key,
 )
@@ -54,6 +55,10 @@ CATALOG_RETRIES = 20
 CATALOG_FRESH_FOR = 0.2
 """Seconds a checkout may be priced from the cached catalog (another process's reprice
 or discontinuation counts within this; changes through this service at once)."""
+AWAY_PAUSE = 1.0
+"""Seconds checkouts are priced from the catalog read before once the database was found
+away, before it is asked again (the append then says whether it is back): requests must not
+each wait for it."""
 STALE = float("-inf")
 """``looked_at`` of a cached catalog that must be read again before the next checkout."""
 
@@ -81,6 +86,7 @@ class SaleService:
         self.clock = clock
         self._catalog = Catalog()
         self._refreshing = threading.Lock()
+        self._away_until = STALE
 
     def catalog(self) -> Catalog:
         """The catalog as of now: re-read from the store (one query; blocks behind a
@@ -102,17 +108,23 @@ class SaleService:
         """The catalog to price ``command`` with: the cached one, without a lock, when it was
         read less than ``CATALOG_FRESH_FOR`` seconds ago (changes made through this service
         count at once) and knows every product the command names; else refreshed (also for a
-        malformed command, which the decision then refuses)."""
+        malformed command, which the decision then refuses). With the database away, the
+        cached one if it knows every product (for ``AWAY_PAUSE`` seconds, not asking again)."""
         catalog = self._catalog  # one read: the decision sees this state only
         now = time.monotonic()
         try:
-            if now - catalog.looked_at < CATALOG_FRESH_FOR and all(
-                line.product_id in catalog.products for line in command.lines
-            ):
-                return catalog
+            known = all(line.product_id in catalog.products for line in command.lines)
         except (AttributeError, TypeError):  # no lines, a line that is none, an unhashable id
-            pass
-        return self._refreshed(now)
+            known = False
+        if known and (now - catalog.looked_at < CATALOG_FRESH_FOR or now < self._away_until):
+            return catalog
+        try:
+            return self._refreshed(now)
+        except StoreUnavailable:
+            if not known:
+                raise
+            self._away_until = time.monotonic() + AWAY_PAUSE
+            return catalog
 
     # -- catalog ---------------------------------------------------------------------------
 
