@@ -21,8 +21,13 @@ from typer.testing import CliRunner
 
 from tests.postgres_cluster import PostgresCluster, free_port
 from tillflow.cli import app
-from tillflow.engine import NewEvent
-from tillflow.engine.postgres import SCHEMA_VERSION, PostgresEventStore
+from tillflow.engine import NewEvent, NotATillflowDatabase
+from tillflow.engine.postgres import (
+    SCHEMA_VERSION,
+    DatabaseUnavailable,
+    PostgresEventStore,
+    SchemaMissing,
+)
 
 PASSWORD = "s3cret-pw"
 DEADLINE = 60.0
@@ -151,11 +156,10 @@ def test_a_wrong_url_is_one_line_naming_it(
         ["status", "--database", no_such],
         ["worker", "--database", bad_port],
         ["demo", "--duration", "1", "--database", no_such],
-        ["demo", "--duration", "1", "--database", bad_port],
     ]
     said = [outcome.problem() for outcome in run_all(commands, tmp_path)]
     assert all('database "tillflow_no_such_database" does not exist' in said[i] for i in (0, 2))
-    assert all('invalid integer value "notaport"' in said[i] for i in (1, 3))
+    assert 'invalid integer value "notaport"' in said[1]
     nothing_written(tmp_path, postgres_cluster, before)
 
 
@@ -209,14 +213,15 @@ def test_a_database_of_something_else_is_refused_untouched(
         conn.execute("INSERT INTO orders VALUES (1, 250)")
     before = fingerprint(postgres_url)
     url = with_password(postgres_url)
-    commands = [
-        ["status", "--database", url],
-        ["worker", "--database", url],
-        ["demo", "--duration", "1", "--database", url],
-        ["serve", "--port", str(free_port()), "--database", url],
-    ]
-    for outcome in run_all(commands, tmp_path):
+    for outcome in run_all(opening_commands(url), tmp_path):
         assert "is not a tillflow database: its schema holds 1 tables" in outcome.problem()
+    for creating in (  # the other commands that create a schema, in-process
+        ["serve", "--port", str(free_port()), "--database", url],
+        ["token", "create", "--role", "till", "--name", "t1", "--database", url],
+    ):
+        result = CliRunner().invoke(app, creating)
+        refused = Outcome(tuple(creating), result.exit_code, result.stdout, result.stderr)
+        assert "is not a tillflow database" in refused.problem()
     assert fingerprint(postgres_url) == before
     assert list(tmp_path.iterdir()) == []
 
@@ -293,3 +298,21 @@ def test_serve_names_its_database_without_the_password(postgres_url: str, tmp_pa
         rest, _ = server.communicate(timeout=DEADLINE)
     assert server.returncode == 0, rest
     assert PASSWORD not in announced + rest
+
+
+def test_the_library_creates_nothing_when_told_not_to(postgres_url: str) -> None:
+    with pytest.raises(SchemaMissing) as caught:
+        PostgresEventStore(postgres_url, create=False)
+    assert isinstance(caught.value, NotATillflowDatabase)
+    assert "it is empty" in str(caught.value)
+    assert fingerprint(postgres_url) == {}
+    PostgresEventStore(postgres_url, lanes=2).close()
+    with PostgresEventStore(postgres_url, create=False) as opened:
+        assert opened.lane_count == 2
+
+
+def test_the_library_hides_the_password_of_a_url_it_cannot_parse() -> None:
+    with pytest.raises(DatabaseUnavailable) as caught:
+        PostgresEventStore(f"postgresql://till:{PASSWORD}%zz@127.0.0.1/shop?password=x{PASSWORD}")
+    assert PASSWORD not in str(caught.value)
+    assert "invalid percent-encoded token" in str(caught.value)
