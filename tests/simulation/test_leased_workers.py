@@ -45,7 +45,7 @@ def _fence_ignoring_the_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("chunk", range(2))
 def test_the_shop_holds_on_leased_workers_under_every_schedule(chunk: int) -> None:
-    failures = explore_shop("barrier", range(chunk * 40, chunk * 40 + 40), 200, 3, WORKERS)
+    failures = explore_shop("barrier", range(chunk * 35, chunk * 35 + 35), 200, 3, WORKERS)
     assert failures == [], _explain(failures)
 
 
@@ -129,3 +129,27 @@ def test_tillflow_simulate_runs_leased_workers_and_replays_a_failure_with_them(
     )
     assert replay.exit_code == 1
     assert "landed under tenure" in replay.output
+
+
+SPLIT = Leasing(runs=(("inventory",), ("reporting",)))
+"""Workers that run Inventory only or the report only (``tillflow worker --run``)."""
+
+
+def test_workers_running_different_processors_keep_every_safety_property() -> None:
+    """Inventory on some workers, the report on others: every property holds at every
+    step; the only failures are lanes left untaken at the end (see the next test)."""
+    for seed in range(10):
+        result = simulate_shop("barrier", seed, 200, SPLIT)
+        for violation in result.violations:
+            assert violation.action == "drain", str(result)
+            assert violation.message.startswith("nobody took"), str(result)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="LeaseKeeper's fair share is ceil(lanes / every live worker), also those that run "
+    "other processors: with workers split by --run, some lanes of each group are never taken",
+)
+def test_workers_running_different_processors_take_every_lane_between_them() -> None:
+    failures = explore_shop("barrier", range(10), 200, 1, SPLIT)
+    assert failures == [], _explain(failures)

@@ -129,7 +129,7 @@ def test_a_worker_that_leaves_hands_its_lanes_over_at_once() -> None:
 
 
 def test_the_barrier_and_the_counts_hold_with_leased_workers_on_many_seeds() -> None:
-    failures = explore(_orders, range(100), 150, stop_after=1, leasing=LEASING)
+    failures = explore(_orders, range(80), 150, stop_after=1, leasing=LEASING)
     assert failures == [], str(failures[0])
 
 
@@ -201,6 +201,27 @@ def test_leasing_takes_its_own_weights() -> None:
 def test_bad_leasing_settings_are_refused(workers: int, ttl: float, most: int) -> None:
     with pytest.raises(ValueError):
         Leasing(workers=workers, ttl=ttl, most_workers=most)
+
+
+def test_workers_given_no_processor_or_an_unknown_one_are_refused() -> None:
+    with pytest.raises(ValueError, match="at least one processor"):
+        Leasing(runs=(("up",), ()))
+    with pytest.raises(UnknownProcessor):
+        simulate(Orders(), 1, leasing=Leasing(runs=(("up",), ("sideways",))))
+
+
+def test_a_worker_running_only_up_is_not_asked_to_step_down() -> None:
+    result = simulate(Orders(), 3, 120, leasing=Leasing(runs=(("up",), ("down",))))
+    steps = [a for a in result.actions if isinstance(a, StepOn | Pause)]
+    assert steps and all((int(a.worker[1:]) % 2 == 1) == (a.processor == "up") for a in steps)
+    with pytest.raises(ValueError, match="w1 does not run 'down'"):
+        simulate(
+            Orders(),
+            1,
+            lane_count=1,
+            schedule=[Tick("w1"), StepOn("w1", "down", 0)],
+            leasing=Leasing(runs=(("up",), ("down",))),
+        )
 
 
 def test_actions_of_the_wrong_kind_are_refused_with_the_seed() -> None:

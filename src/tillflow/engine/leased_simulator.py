@@ -70,6 +70,8 @@ class SimulatedWorker:
     ) -> None:
         self.name = name
         self.lanes = lanes
+        self.names = list(lanes)
+        """The processors it runs, upstream first."""
         self.keeper = keeper
         self.paused = False
         self.next_tick = 0.0
@@ -124,7 +126,7 @@ class LeasedSimulator(Simulator):
         if kind in ("step", "pause") and holding:
             worker = rng.choice(holding)
             lane = rng.choice(sorted(self.workers[worker].keeper.held))
-            name = rng.choice(self.names)
+            name = rng.choice(self.workers[worker].names)
             return StepOn(worker, name, lane) if kind == "step" else Pause(worker, name, lane)
         worker = rng.choice(running)
         return Leave(worker) if kind == "leave" else Tick(worker)
@@ -190,12 +192,15 @@ class LeasedSimulator(Simulator):
         by_name = {item.name: item for item in declared}
         if sorted(by_name) != sorted(self.names):
             raise ValueError(f"{name}: the scenario declared {sorted(by_name)}, not {self.names}")
+        runs = self.leasing.runs
+        chosen = runs[(self.joined - 1) % len(runs)] if runs else self.names
         lanes = {
             processor: [
                 LaneProcessor(self.store, by_name[processor], lane)
                 for lane in range(self.lane_count)
             ]
             for processor in self.names
+            if processor in chosen
         }
         worker = SimulatedWorker(name, lanes, self.keeper(name, lanes))
         worker.next_tick = self.clock.now
@@ -261,9 +266,11 @@ class LeasedSimulator(Simulator):
         return text
 
     def worker_lane(self, worker: SimulatedWorker, name: str, lane: int) -> LaneProcessor:
+        if name not in self.names:
+            raise UnknownProcessor(name)
         lanes = worker.lanes.get(name)
         if lanes is None:
-            raise UnknownProcessor(name)
+            raise ValueError(f"{worker.name} does not run {name!r}")
         if not 0 <= lane < self.lane_count:
             raise ValueError(f"lane {lane} of {name!r}: the store has {self.lane_count} lane(s)")
         return lanes[lane]
@@ -312,6 +319,10 @@ class LeasedSimulator(Simulator):
     def rebuild(self) -> None:
         declared: list[Processor] = self.scenario.processors(self.store)
         self.names = validate_graph(declared, self.store.registry)
+        for names in self.leasing.runs:
+            for name in names:
+                if name not in self.names:
+                    raise UnknownProcessor(name)
         for _ in range(self.leasing.workers):
             self.join()
 
@@ -319,7 +330,7 @@ class LeasedSimulator(Simulator):
         ending: list[WorkerAction] = [
             Wake(name) for name in sorted(self.workers) if self.workers[name].paused
         ]
-        ending += [Join()] if not self.workers else []
+        ending += [Join()] * self.joins_to_run_everything()
         ending.append(Elapse(self.leasing.ttl))  # the dead's leases expire
         for action in ending:
             self.count += 1
@@ -339,8 +350,38 @@ class LeasedSimulator(Simulator):
             )
             return
         self.trace.append(f"{self.count:>5} drained: {self.describe_checkpoints()}")
+        if unheld := self.unheld():
+            live = ", ".join(f"{w.name} runs {w.names}" for w in self.workers.values())
+            message = f"nobody took {unheld} once the drain was quiet ({live})"
+            self.violations.append(Violation(self.count, "drain", message))
+            return
         messages = self.scenario.check(self.store) + self.scenario.check_final(self.store)
         self.violations += [Violation(self.count, "final", message) for message in messages]
+
+    def joins_to_run_everything(self) -> int:
+        """How many workers must join (in turn) before every processor has a live one."""
+        running = {name for worker in self.workers.values() for name in worker.names}
+        runs = self.leasing.runs or (tuple(self.names),)
+        joins = 0
+        while not running >= set(self.names):
+            running |= set(runs[(self.joined + joins) % len(runs)])
+            joins += 1
+        return joins
+
+    def unheld(self) -> str:
+        """The lanes of each processor that no live worker holds, once the drain is quiet."""
+        parts = []
+        for name in self.names:
+            held = {
+                lane
+                for worker in self.workers.values()
+                if name in worker.lanes
+                for lane, fences in worker.keeper.held.items()
+                if name in fences
+            }
+            if missing := sorted(set(range(self.lane_count)) - held):
+                parts.append(f"{name}@{missing}")
+        return ", ".join(parts)
 
     def drain_round(self) -> bool:
         """Every live worker ticks, then steps every lane it holds; whether anything moved."""
@@ -354,7 +395,7 @@ class LeasedSimulator(Simulator):
                 self.trace.append(f"{self.count:>5} drain {Tick(worker.name)}: {text}")
                 self.check(f"drain {Tick(worker.name)}")
             for lane in sorted(worker.keeper.held):
-                for name in self.names:
+                for name in worker.names:
                     self.count += 1
                     text, changed = self.attempt(worker.lanes[name][lane])
                     if not changed:

@@ -145,12 +145,15 @@ class WorkerWeights:
 @dataclass(frozen=True)
 class Leasing:
     """Run the scenario's processors on ``workers`` simulated workers (at the start) sharing
-    the lanes by leases of ``ttl`` simulated seconds, at most ``most_workers`` at a time."""
+    the lanes by leases of ``ttl`` simulated seconds, at most ``most_workers`` at a time.
+    ``runs``: the processors each worker runs, given to the workers in turn as they join
+    (as ``tillflow worker --run``); empty, every worker runs all of them."""
 
     workers: int = 3
     ttl: float = 3.0
     most_workers: int = 5
     weights: WorkerWeights = field(default_factory=WorkerWeights)
+    runs: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if not 1 <= self.workers <= self.most_workers:
@@ -159,6 +162,8 @@ class Leasing:
             )
         if not (math.isfinite(self.ttl) and self.ttl > 0):
             raise ValueError(f"a lease TTL must be a positive number of seconds: {self.ttl!r}")
+        if any(not names for names in self.runs):
+            raise ValueError(f"every worker of runs= runs at least one processor: {self.runs}")
 
     def __repr__(self) -> str:
         return _changed_fields(self)
