@@ -42,8 +42,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     sqlite.add_argument("--kills", type=int, default=1000)
     for each in (postgres, sqlite):
         each.add_argument("--seed", type=int, default=1)
+        each.add_argument(
+            "--budget", type=float, default=0.0, help="seconds of faults at most (0: no limit)"
+        )
     arguments = parser.parse_args(argv)
-    for name, least in (("faults", 1), ("kills", 1), ("restarts", 0), ("audit_every", 1)):
+    for name, least in (
+        ("faults", 1),
+        ("kills", 1),
+        ("restarts", 0),
+        ("audit_every", 1),
+        ("budget", 0),
+    ):
         if getattr(arguments, name, least) < least:
             parser.error(f"--{name.replace('_', '-')} must be at least {least}")
     return arguments
@@ -59,11 +68,12 @@ def soak(arguments: argparse.Namespace, workdir: Path) -> tuple[str, list[str]]:
             ttl=arguments.ttl,
             rate=arguments.rate,
             audit_every=arguments.audit_every,
+            budget=arguments.budget,
         )
         say(f"soak: {plan}")
         outcome = PostgresFaultRun(plan, workdir, say).run()
         return outcome.summary(), outcome.violations + outcome.unfenced
-    sqlite = SqlitePlan(arguments.kills, arguments.seed)
+    sqlite = SqlitePlan(arguments.kills, arguments.seed, budget=arguments.budget)
     say(f"soak: {sqlite}")
     killed = SqliteKillRun(sqlite, workdir, say).run()
     return killed.summary(), killed.violations

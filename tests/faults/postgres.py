@@ -45,6 +45,9 @@ UNAVAILABLE_FOR: Final = 90.0
 """Seconds a till or the audit keeps retrying while the database is away."""
 CATCH_UP: Final = 180.0
 """Seconds the workers have to catch up at the end."""
+EXIT: Final = 300.0
+"""Seconds a SIGTERMed worker may take to exit: it resigns its leases at once, then waits
+for the batches it has in hand (fenced out by then), which a loaded machine makes slow."""
 STARTUP: Final = 120.0
 """Seconds a worker may take to start (a loaded machine takes many)."""
 
@@ -69,6 +72,8 @@ class PostgresPlan:
     """Checkouts per second the tills aim at."""
     kinds: tuple[str, ...] = KINDS
     unfenced: bool = False
+    budget: float = 0.0
+    """Seconds of faults at most (0: no limit); the run then checks what it has done."""
     audit_every: int = 1
     """Faults between two consistent-cut audits of every row (each reads every product's
     stream so far: a long soak audits less often)."""
@@ -80,6 +85,8 @@ class PostgresOutcome:
     survived: Counter[str] = field(default_factory=Counter)
     checkouts: int = 0
     commits: int = 0
+    slowest_exit: float = 0.0
+    """The longest a worker took to exit after SIGTERM or SIGKILL (seconds)."""
     fenced_out: int = 0
     """Batches the store refused because their worker had lost the lease (worker logs)."""
     violations: list[str] = field(default_factory=list)
@@ -93,8 +100,8 @@ class PostgresOutcome:
             f"PostgreSQL, seed {self.plan.seed}: survived {self.survived.total()} faults "
             f"({faults}) in {self.elapsed:.0f} s; {self.checkouts} checkouts, "
             f"{self.commits} checkpoint commits audited, {self.fenced_out} stale batches "
-            f"fenced out; {len(self.violations)} shop violations, {len(self.unfenced)} "
-            f"unfenced commits: {verdict}"
+            f"fenced out, slowest exit {self.slowest_exit:.1f} s; {len(self.violations)} "
+            f"shop violations, {len(self.unfenced)} unfenced commits: {verdict}"
         )
 
 
@@ -169,6 +176,8 @@ class Workers:
         self.processes: dict[int, BaseProcess] = {}
         self.running: set[int] = set()
         self.paused: set[int] = set()
+        self.slowest_exit = 0.0
+        """The longest a worker took to end once signalled (seconds)."""
 
     def start(self) -> int:
         number = len(self.processes)
@@ -227,7 +236,9 @@ class Workers:
 
     def _ended(self, number: int) -> int:
         process = self.processes[number]
-        process.join(60)
+        asked = time.monotonic()
+        process.join(EXIT)
+        self.slowest_exit = max(self.slowest_exit, time.monotonic() - asked)
         if process.exitcode is None:
             self.signal(number, signal.SIGUSR1)  # its threads' stacks, into its log
             process.join(1)
@@ -322,6 +333,7 @@ class PostgresFaultRun:
             self._phase("workers stopped")
             self.outcome.checkouts = len(tills.acknowledged)
             self.outcome.fenced_out = workers.fenced_out()
+            self.outcome.slowest_exit = workers.slowest_exit
             self.outcome.violations += shop_violations(
                 store, tills.acknowledged, tills.acknowledged.keys(), received
             )
@@ -339,7 +351,11 @@ class PostgresFaultRun:
         plan = self.plan
         restarts = {(n + 1) * plan.faults // (plan.restarts + 1) for n in range(plan.restarts)}
         deck: list[str] = []
+        until = time.monotonic() + (plan.budget or float("inf"))
         for index in range(plan.faults):
+            if time.monotonic() > until:
+                self.say(f"the budget of {plan.budget:.0f} s ran out after {index} faults")
+                break
             time.sleep(self.rng.uniform(0.1, 0.5))  # load between faults
             if index in restarts:
                 workers.wait_up(len(workers.running))  # not one still opening the store

@@ -46,6 +46,8 @@ class SqlitePlan:
     chunk: int = 600
     most_delay: float = 0.5
     checkouts: int = 0
+    budget: float = 0.0
+    """Seconds of kills at most (0: no limit); the run then finishes and checks."""
 
     @property
     def target(self) -> int:
@@ -142,7 +144,11 @@ class SqliteKillRun:
         started = time.monotonic()
         with SqliteEventStore(self.db, durability="full", registry=REGISTRY) as store:
             received = stock_the_shop(Shop(store))
+        until = time.monotonic() + (self.plan.budget or float("inf"))
         while self.outcome.kills.total() < self.plan.kills:
+            if time.monotonic() > until:
+                self.say(f"the budget of {self.plan.budget:.0f} s ran out")
+                break
             self._kill_one()
             if self.outcome.kills.total() % 100 == 0:
                 self.say(f"{self.outcome.kills.total()} kills: {dict(self.outcome.kills)}")
