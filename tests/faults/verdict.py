@@ -34,10 +34,6 @@ def behind(store: EventStore) -> dict[str, int]:
     }
 
 
-def caught_up(store: EventStore) -> bool:
-    return not any(behind(store).values())
-
-
 def shop_violations(
     store: EventStore,
     acknowledged: Mapping[str, Place],
