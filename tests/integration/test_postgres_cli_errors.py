@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from tests.postgres_cluster import PostgresCluster, free_port
 from tillflow.cli import app
+from tillflow.cli.supervisor import worker_command, worker_environment
 from tillflow.engine import NewEvent, NotATillflowDatabase
 from tillflow.engine.postgres import (
     SCHEMA_VERSION,
@@ -28,6 +29,7 @@ from tillflow.engine.postgres import (
     PostgresEventStore,
     SchemaMissing,
 )
+from tillflow.service.settings import load_settings
 
 PASSWORD = "s3cret-pw"
 DEADLINE = 60.0
@@ -316,3 +318,12 @@ def test_the_library_hides_the_password_of_a_url_it_cannot_parse() -> None:
         PostgresEventStore(f"postgresql://till:{PASSWORD}%zz@127.0.0.1/shop?password=x{PASSWORD}")
     assert PASSWORD not in str(caught.value)
     assert "invalid percent-encoded token" in str(caught.value)
+
+
+def test_http_workers_get_the_database_url_outside_their_command_line() -> None:
+    """`serve --workers N` starts N processes; command lines are public (ps), so the URL,
+    password and all, goes to them in their environment."""
+    url = f"postgresql://till:{PASSWORD}@db.example:5432/shop"
+    settings = load_settings(database=url, workers=2)
+    assert PASSWORD not in " ".join(worker_command(settings, 3, 4))
+    assert worker_environment(settings)["TILLFLOW_DATABASE"] == url

@@ -73,15 +73,14 @@ def listen(host: str, port: int) -> socket.socket:
 
 def worker_command(settings: Settings, fd: int, lifeline: int) -> list[str]:
     """The command line of one HTTP worker serving the socket ``fd``, watching the pipe
-    ``lifeline`` for its supervisor's end."""
+    ``lifeline`` for its supervisor's end. The database is not on it (a PostgreSQL URL may
+    hold a password, and command lines are public): see :func:`worker_environment`."""
     return [
         sys.executable,
         "-m",
         "tillflow",
         "serve",
         "--no-processors",
-        "--database",
-        settings.database,
         "--host",
         settings.host,
         "--port",
@@ -95,6 +94,12 @@ def worker_command(settings: Settings, fd: int, lifeline: int) -> list[str]:
         "--lifeline-fd",
         str(lifeline),
     ]
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """The environment of an HTTP worker: this one's, with the database the supervisor
+    serves."""
+    return {**os.environ, "TILLFLOW_DATABASE": settings.database}
 
 
 class Supervisor:
@@ -128,7 +133,9 @@ class Supervisor:
             for _ in range(self.count):
                 self.workers.append(
                     subprocess.Popen(
-                        worker_command(self.settings, fd, lifeline), pass_fds=(fd, lifeline)
+                        worker_command(self.settings, fd, lifeline),
+                        env=worker_environment(self.settings),
+                        pass_fds=(fd, lifeline),
                     )
                 )
         finally:
