@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -82,6 +83,7 @@ def soak(arguments: argparse.Namespace, workdir: Path) -> tuple[str, list[str]]:
 def main(argv: list[str]) -> int:
     arguments = parse(argv)
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)  # the restarts, expected
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as Ctrl-C does: clean up
     workdir = Path(tempfile.mkdtemp(prefix="tillflow-soak-"))
     try:
         summary, problems = soak(arguments, workdir)
