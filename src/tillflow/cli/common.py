@@ -25,7 +25,8 @@ DatabaseOption = Annotated[
         "--database",
         "-d",
         envvar="TILLFLOW_DATABASE",
-        help="SQLite file path or postgresql:// URL (env TILLFLOW_DATABASE).",
+        help="SQLite file path or postgresql:// URL (env TILLFLOW_DATABASE; ?lanes=N: the "
+        "lane count to create it with, or to insist on).",
     ),
 ]
 

@@ -155,7 +155,8 @@ def demo(
         typer.Option(
             "--database",
             "-d",
-            help="A new SQLite file to use (default: a new file in a temporary directory, kept "
+            help="A new SQLite file, or a postgresql:// URL of an empty database (?lanes=N: "
+            "its lane count), to use (default: a new file in a temporary directory, kept "
             "afterwards for `tillflow status`).",
         ),
     ] = None,

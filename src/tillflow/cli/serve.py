@@ -74,8 +74,8 @@ def serve(
         typer.Option(
             "--database",
             "-d",
-            help="SQLite file (created if missing). Default: env TILLFLOW_DATABASE, else "
-            "tillflow.db.",
+            help="SQLite file (created if missing) or postgresql:// URL (?lanes=N: the lane "
+            "count of a new database). Default: env TILLFLOW_DATABASE, else tillflow.db.",
         ),
     ] = None,
     host: Annotated[
