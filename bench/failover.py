@@ -397,7 +397,7 @@ def _results(run: FailoverRun, kills: int, handovers: int, load: str) -> list[Ca
         case=f"18 failover, {len(run.kills)} SIGKILLs",
         tillflow=f"p99 {p99:.2f} s" if kill_times else "none in time",
         reference=f"TTL + {KILL_MARGIN:g} s = {kill_limit:g} s",
-        ratio=p99 / kill_limit,
+        ratio=p99 / kill_limit if kill_times else None,
         target=f"p99 ≤ TTL + {KILL_MARGIN:g} s over ≥ {MIN_KILLS} kills",
         passed=kills >= MIN_KILLS and not missed_kills and p99 <= kill_limit,
         notes=(
@@ -414,7 +414,7 @@ def _results(run: FailoverRun, kills: int, handovers: int, load: str) -> list[Ca
         case=f"19 hand-over, {len(run.handovers)} SIGTERMs",
         tillflow=figure,
         reference=f"{HANDOVER_TARGET:g} s",
-        ratio=most / HANDOVER_TARGET,
+        ratio=most / HANDOVER_TARGET if handover_times else None,
         target=f"≤ {HANDOVER_TARGET:g} s",
         passed=handovers > 0 and not missed_handovers and most <= HANDOVER_TARGET,
         notes=(
