@@ -80,7 +80,7 @@ class Sizes:
     store_footprint_checkouts: tuple[int, int] = (30_000, 60_000)
     """Case 15: the memory store's heap growth between these checkouts (the first past
     its hot window of recent events)."""
-    postgres_shop_checkouts: int = 100_000
+    postgres_shop_checkouts: int = 30_000
     """Case 17: checkouts per run of the shop on PostgreSQL..."""
     postgres_peer_checkouts: int = 600
     """...and of the ``eventsourcing`` library on PostgreSQL (~50/s)."""

@@ -533,7 +533,7 @@ POSTGRES_SHOP_CASES: Final = [shop_case]
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.postgres_shop")
-    parser.add_argument("--checkouts", type=int, default=100_000)
+    parser.add_argument("--checkouts", type=int, default=30_000)
     parser.add_argument("--peer-checkouts", type=int, default=600)
     parser.add_argument("--tills", type=int, default=TILLS)
     parser.add_argument("--repeats", type=int, default=3)
