@@ -9,4 +9,4 @@ import multiprocessing
 from typing import Final
 
 FORK_SERVER: Final = multiprocessing.get_context("forkserver")
-FORK_SERVER.set_forkserver_preload(["tests.faults.worker", "tests.faults.sqlite_child"])
+FORK_SERVER.set_forkserver_preload(["tests.faults.worker_process", "tests.faults.sqlite_child"])

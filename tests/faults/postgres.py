@@ -6,34 +6,29 @@ the sale log (:mod:`tests.faults.verdict`) and no commit may have landed from a 
 without the lease (:mod:`tests.faults.fence_audit`).
 
 Kept between ``least_workers`` and ``most_workers`` running (a paused one counts); every
-row is audited as a consistent cut after every fault. A worker that ends by itself (not
-killed, not asked to stop) fails the run with the end of its log.
+row is audited as a consistent cut every ``audit_every`` faults. A worker that ends by
+itself (not killed, not asked to stop) fails the run with the end of its log.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
-from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final
 
-import psycopg
-
-from tests.faults.fence_audit import application_name, audit, install
-from tests.faults.forking import FORK_SERVER
+from tests.faults.fence_audit import audit, install
+from tests.faults.retry import UNAVAILABLE_FOR, retrying
+from tests.faults.tills import Tills
 from tests.faults.verdict import Place, behind, shop_violations
-from tests.faults.worker import run_worker
-from tests.faults.workload import checkout, stock_the_shop
+from tests.faults.workers import Workers
+from tests.faults.workload import stock_the_shop
 from tests.postgres_cluster import PostgresCluster, running_cluster
-from tillflow.engine.postgres import DatabaseUnavailable, PostgresEventStore
+from tillflow.engine.postgres import PostgresEventStore
 from tillflow.shop.assembly import REGISTRY, Shop
 from tillflow.shop.reporting.audit import ConsistentCutAudit
 from tillflow.shop.reporting.projection import REPORT_VIEWS
@@ -41,19 +36,11 @@ from tillflow.shop.reporting.projection import REPORT_VIEWS
 KINDS: Final = ("kill", "pause", "add", "remove")
 """The faults, dealt at random from rounds of one each (database restarts come on top,
 spread evenly)."""
-UNAVAILABLE_FOR: Final = 90.0
-"""Seconds a till or the audit keeps retrying while the database is away."""
 STALL: Final = 120.0
 """Seconds the workers may go without catching up any further at the end (a long run's
 backlog takes minutes: the report's batches are fenced out whenever a lane moves)."""
-EXIT: Final = 300.0
-"""Seconds a SIGTERMed worker may take to exit: it resigns its leases at once, then waits
-for the batches it has in hand (fenced out by then), which a loaded machine makes slow."""
-STARTUP: Final = 120.0
-"""Seconds a worker may take to start (a loaded machine takes many)."""
 
 Say = Callable[[str], None]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,181 +91,6 @@ class PostgresOutcome:
             f"fenced out, slowest exit {self.slowest_exit:.1f} s; {len(self.violations)} "
             f"shop violations, {len(self.unfenced)} unfenced commits: {verdict}"
         )
-
-
-def retrying(action: Callable[[], T], patience: float = UNAVAILABLE_FOR) -> T:
-    """``action()``, retried with backoff while the database is away."""
-    deadline = time.monotonic() + patience
-    delay = 0.05
-    while True:
-        try:
-            return action()
-        except (DatabaseUnavailable, psycopg.OperationalError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
-
-
-class Tills:
-    """Threads ringing up checkouts at ``rate`` in all, each one retried (same id) until
-    it is acknowledged; the acknowledgements, by checkout id."""
-
-    def __init__(self, shop: Shop, rate: float, threads: int = 2) -> None:
-        self.shop = shop
-        self.interval = threads / rate
-        self.acknowledged: dict[str, Place] = {}
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._next = 0
-        self._threads = [
-            threading.Thread(target=self._ring, args=(f"till-{n}",), daemon=True)
-            for n in range(threads)
-        ]
-
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=UNAVAILABLE_FOR + 10)
-        if self.error is not None:
-            raise AssertionError(f"a till failed: {self.error!r}") from self.error
-
-    def _ring(self, till_id: str) -> None:
-        due = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                with self._lock:
-                    seq, self._next = self._next, self._next + 1
-                command = checkout(seq, till_id)
-                receipt, _ = retrying(partial(self.shop.sale.checkout_recorded, command))
-                [place] = receipt.positions.items()
-                with self._lock:
-                    self.acknowledged[command.checkout_id] = place
-                due += self.interval
-                self._stop.wait(max(0.0, due - time.monotonic()))
-        except BaseException as error:
-            self.error = error
-
-
-class Workers:
-    """`tillflow worker` processes by number, each with its own ``application_name`` and
-    log file; which ones run (paused or not) and which were ended on purpose."""
-
-    def __init__(self, url: str, ttl: float, logs: Path, unfenced: bool) -> None:
-        self.arguments = ["--database", url, "--lease-ttl", str(ttl)]
-        self.url = url
-        self.logs = logs
-        self.unfenced = unfenced
-        self.processes: dict[int, BaseProcess] = {}
-        self.running: set[int] = set()
-        self.paused: set[int] = set()
-        self.slowest_exit = 0.0
-        """The longest a worker took to end once signalled (seconds)."""
-
-    def start(self) -> int:
-        number = len(self.processes)
-        log = str(self.logs / f"worker-{number}.log")
-        process = FORK_SERVER.Process(
-            target=run_worker,
-            args=(self.arguments, application_name(number), log, self.unfenced),
-            daemon=True,
-        )
-        process.start()
-        self.processes[number] = process
-        self.running.add(number)
-        return number
-
-    def pid(self, number: int) -> int:
-        pid = self.processes[number].pid
-        assert pid is not None
-        return pid
-
-    def pids(self) -> dict[int, int]:
-        return {number: self.pid(number) for number in self.processes}
-
-    def signal(self, number: int, signum: signal.Signals) -> None:
-        os.kill(self.pid(number), signum)
-
-    def up(self) -> list[int]:
-        """The running workers that are up (their heartbeat is live), not paused."""
-        with psycopg.connect(self.url, autocommit=True, connect_timeout=2) as conn:
-            rows = conn.execute(
-                "SELECT worker FROM workers WHERE expires_at > clock_timestamp()"
-            ).fetchall()
-        beating = {int(worker.split(":")[1]) for (worker,) in rows}
-        return [n for n in sorted(self.running - self.paused) if self.pid(n) in beating]
-
-    def wait_up(self, least: int) -> list[int]:
-        """The workers up, once at least ``least`` are (they take a moment to start)."""
-        deadline = time.monotonic() + STARTUP
-        while len(up := retrying(self.up)) < least:
-            self.check_alive()
-            assert time.monotonic() < deadline, f"fewer than {least} workers up in time"
-            time.sleep(0.05)
-        return up
-
-    def kill(self, number: int) -> None:
-        self.running.discard(number)
-        self.signal(number, signal.SIGKILL)
-        self._ended(number)
-
-    def remove(self, number: int) -> None:
-        """SIGTERM: it resigns its leases and exits 0."""
-        self.running.discard(number)
-        self.signal(number, signal.SIGTERM)
-        code = self._ended(number)
-        if code != 0:
-            raise AssertionError(f"worker {number} exited {code} on SIGTERM{self.tail(number)}")
-
-    def _ended(self, number: int) -> int:
-        process = self.processes[number]
-        asked = time.monotonic()
-        process.join(EXIT)
-        self.slowest_exit = max(self.slowest_exit, time.monotonic() - asked)
-        if process.exitcode is None:
-            self.signal(number, signal.SIGUSR1)  # its threads' stacks, into its log
-            process.join(1)
-            raise AssertionError(f"worker {number} did not end{self.tail(number)}")
-        return process.exitcode
-
-    def check_alive(self) -> None:
-        for number in sorted(self.running):
-            code = self.processes[number].exitcode
-            if code is not None:
-                raise AssertionError(f"worker {number} ended by itself ({code}){self.tail(number)}")
-
-    def tail(self, number: int) -> str:
-        log = self.logs / f"worker-{number}.log"
-        text = log.read_text(errors="replace") if log.exists() else "(no log)"
-        return f"; its log ends:\n{text[-20000:]}"
-
-    def fenced_out(self) -> int:
-        """Batches refused for a lost lease, as the workers logged them."""
-        return sum(
-            path.read_text(errors="replace").count("no longer holds the lease")
-            for path in self.logs.glob("worker-*.log")
-        )
-
-    def stop_all(self) -> None:
-        """SIGTERM those up (each must exit 0); kill those still starting."""
-        up = set(retrying(self.up))
-        for number in sorted(self.running):
-            if number in up:
-                self.remove(number)
-            else:
-                self.kill(number)
-
-    def close(self) -> None:
-        for number, process in self.processes.items():
-            if process.exitcode is None:
-                self.signal(number, signal.SIGCONT)
-                process.kill()
-                process.join(10)
 
 
 class PostgresFaultRun:
