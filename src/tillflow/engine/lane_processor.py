@@ -92,12 +92,21 @@ class LaneProcessor:
         self.head_seen = 0
         """The lane's head as last read (what statistics show while the store is away)."""
         self._history: deque[tuple[float, int]] = deque()
+        self.batch_limit = processor.batch_size
+        """Positions a batch may span: the processor's batch size, cut down while batches
+        keep losing to concurrent commits (:meth:`contended`), grown back as they land."""
         self.leased = True
         """Whether this runtime may step this lane (always, unless a lease keeper shares
         the lanes among workers)."""
         self.commit_batch: CommitBatch | None = None
         """How batches commit: a lease keeper's fenced commit, or (``None``) the store's,
         looked up at each commit."""
+
+    def contended(self) -> None:
+        """A batch lost to a concurrent commit (a view row another worker changed): make
+        the next ones smaller, so that a lane with a backlog is not starved by lanes
+        committing small batches to the same rows."""
+        self.batch_limit = max(1, self.batch_limit // 4)
 
     def forget(self) -> None:
         """Drop the cached checkpoint and handler memory (the lane changed hands)."""
@@ -149,7 +158,7 @@ class LaneProcessor:
             return StepResult(checkpoint, limit, waiting_on, 0, 0)
         self.state = State.RUNNING
         self.waiting_on = None
-        upto = min(limit, checkpoint + self.processor.batch_size)
+        upto = min(limit, checkpoint + self.batch_limit)
         events = self.store.read(self.lane, checkpoint, upto, self.processor.types)
         session = Session(self.store, self.name, cache=self.cache, batch=events)
         handler = self.processor.handler
@@ -164,6 +173,7 @@ class LaneProcessor:
                 self._fail(checkpoint, events[:index], event, error)
         self._commit(checkpoint, upto, session, handled=len(events))
         self.attempts = 0
+        self.batch_limit = min(self.processor.batch_size, self.batch_limit * 2)
         return StepResult(upto, limit, waiting_on, upto - checkpoint, len(events))
 
     def _fail(

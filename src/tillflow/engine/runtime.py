@@ -275,6 +275,7 @@ class Runtime:
             # a command wrote to a stream this batch also wrote: nothing was committed;
             # redo the batch against the new state at once, backing off if it persists
             streak.conflicts += 1
+            lane_processor.contended()
             log.info("processor %s: %s; redoing the batch", lane_processor.name, error)
             await self._sleep_unless_stopping(
                 0 if streak.conflicts < 3 else self.poll.first * streak.conflicts
