@@ -30,7 +30,7 @@ from tillflow.shop.assembly import REGISTRY, Shop
 
 STARTUP: Final = 60.0
 """Seconds a shop process may take to say it is opening the file."""
-FINISH: Final = 180.0
+FINISH: Final = 600.0
 """Seconds the last process may take to ring up the rest and drain."""
 
 Say = Callable[[str], None]
@@ -39,7 +39,8 @@ Say = Callable[[str], None]
 @dataclass(frozen=True, slots=True)
 class SqlitePlan:
     """``kills`` SIGKILLs, each after up to ``most_delay`` seconds, of a process ringing up
-    at most ``chunk`` more checkouts; ``checkouts`` in all (default: 200 per kill)."""
+    at most ``chunk`` more checkouts, ``checkouts`` at most in all (default: 200 per kill).
+    The last process rings up every checkout a killed one was given and not acknowledged."""
 
     kills: int
     seed: int
@@ -61,6 +62,7 @@ class SqliteOutcome:
     """By when they struck: opening the file, ringing up, after."""
     behind: int = 0
     """Kills that left the processors behind the log (killed mid-processing)."""
+    checkouts: int = 0
     acknowledged: int = 0
     rung_again: int = 0
     violations: list[str] = field(default_factory=list)
@@ -72,7 +74,7 @@ class SqliteOutcome:
         return (
             f"SQLite, seed {self.plan.seed}: survived {self.kills.total()} SIGKILLs ({when}; "
             f"{self.behind} with processors behind) in {self.elapsed:.0f} s; "
-            f"{self.plan.target} checkouts, {self.acknowledged} acknowledged "
+            f"{self.checkouts} checkouts, {self.acknowledged} acknowledged "
             f"({self.rung_again} rung up again); {len(self.violations)} violations: {verdict}"
         )
 
@@ -121,7 +123,9 @@ class ShopProcess:
     def finish(self, timeout: float) -> None:
         """Wait for it to end and read what is left."""
         self.process.join(timeout)
-        assert self.process.exitcode is not None, "the shop process did not end"
+        if self.process.exitcode is None:
+            self.process.kill()
+            raise AssertionError(f"the shop process did not end in {timeout:.0f} s")
         while not self.ended:
             self._read(1.0)
         self._reader.close()
@@ -138,6 +142,8 @@ class SqliteKillRun:
         self.say = say
         self.acks: dict[int, set[Place]] = {}
         self.ack_lines = 0
+        self.given = 0
+        """Checkouts ``0 <= seq < given`` were given to a shop process to ring up."""
         self.outcome = SqliteOutcome(plan)
 
     def run(self) -> SqliteOutcome:
@@ -152,7 +158,7 @@ class SqliteKillRun:
             self._kill_one()
             if self.outcome.kills.total() % 100 == 0:
                 self.say(f"{self.outcome.kills.total()} kills: {dict(self.outcome.kills)}")
-        last = ShopProcess(self.db, self._restart_point(), self.plan.target, finish=True)
+        last = ShopProcess(self.db, self._restart_point(), self.given, finish=True)
         last.finish(FINISH)
         self._keep(last)
         assert last.process.exitcode == 0 and "drained" in last.lines, last.lines[-5:]
@@ -165,10 +171,11 @@ class SqliteKillRun:
             self.outcome.violations += shop_violations(
                 store,
                 {checkout_id(seq): min(places) for seq, places in self.acks.items()},
-                {checkout_id(seq) for seq in range(self.plan.target)},
+                {checkout_id(seq) for seq in range(self.given)},
                 received,
             )
         self.outcome.acknowledged = len(self.acks)
+        self.outcome.checkouts = self.given
         self.outcome.elapsed = time.monotonic() - started
         return self.outcome
 
@@ -182,6 +189,7 @@ class SqliteKillRun:
     def _kill_one(self) -> None:
         start = self._restart_point()
         stop = min(self.plan.target, start + self.rng.randint(1, self.plan.chunk))
+        self.given = max(self.given, stop)
         shop = ShopProcess(self.db, start, stop, finish=False)
         early = self.rng.random() < 0.15  # while it opens the file and starts
         opened = shop.wait_for("opening" if early else "ready", STARTUP)
