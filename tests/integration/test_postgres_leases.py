@@ -283,4 +283,4 @@ def test_a_version_1_schema_is_migrated_when_opened(postgres_url: str) -> None:
     finally:
         reopened.close()
     assert query(postgres_url, "SELECT version FROM tillflow_schema") == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4

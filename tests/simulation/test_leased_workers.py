@@ -133,23 +133,16 @@ def test_tillflow_simulate_runs_leased_workers_and_replays_a_failure_with_them(
 
 SPLIT = Leasing(runs=(("inventory",), ("reporting",)))
 """Workers that run Inventory only or the report only (``tillflow worker --run``)."""
+OVERLAPPING = Leasing(runs=(("inventory", "reporting"), ("inventory",)))
+"""Workers that run both, and workers that run Inventory only."""
 
 
-def test_workers_running_different_processors_keep_every_safety_property() -> None:
-    """Inventory on some workers, the report on others: every property holds at every
-    step; the only failures are lanes left untaken at the end (see the next test)."""
-    for seed in range(10):
-        result = simulate_shop("barrier", seed, 200, SPLIT)
-        for violation in result.violations:
-            assert violation.action == "drain", str(result)
-            assert violation.message.startswith("nobody took"), str(result)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="LeaseKeeper's fair share is ceil(lanes / every live worker), also those that run "
-    "other processors: with workers split by --run, some lanes of each group are never taken",
-)
-def test_workers_running_different_processors_take_every_lane_between_them() -> None:
-    failures = explore_shop("barrier", range(10), 200, 1, SPLIT)
+@pytest.mark.parametrize("leasing", [SPLIT, OVERLAPPING], ids=["split", "overlapping"])
+def test_workers_running_different_processors_take_every_lane_between_them(
+    leasing: Leasing,
+) -> None:
+    """Every property holds at every step, and once the drain is quiet every lane of each
+    processor is held by a live worker that runs it (a group's fair share counts only
+    those)."""
+    failures = explore_shop("barrier", range(10), 200, 1, leasing)
     assert failures == [], _explain(failures)

@@ -108,6 +108,21 @@ def test_live_workers_are_those_whose_heartbeat_has_not_expired(
     assert leases.live_workers() == 1
 
 
+def test_the_live_workers_of_a_group_are_those_whose_last_heartbeat_named_it(
+    leases: MemoryLeases, clock: Clock
+) -> None:
+    leases.heartbeat("w1", 3, ["inventory", "reporting"])
+    leases.heartbeat("w2", 3, ["inventory"])
+    leases.heartbeat("w3", 3)
+    groups = ("inventory", "reporting", "stock")
+    assert leases.live_workers() == 3
+    assert [leases.live_workers(group) for group in groups] == [2, 1, 0]
+    leases.heartbeat("w1", 3, ["stock"])
+    assert [leases.live_workers(group) for group in groups] == [1, 0, 1]
+    clock.now += 3
+    assert [leases.live_workers(group) for group in groups] == [0, 0, 0]
+
+
 @pytest.mark.parametrize("ttl", [0, -1, float("nan"), float("inf")])
 def test_a_ttl_that_is_not_a_positive_number_is_refused(leases: MemoryLeases, ttl: float) -> None:
     with pytest.raises(ValueError, match="TTL"):

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -61,7 +61,7 @@ def _count(event: RecordedEvent, session: Session) -> None:
     session.put("counts", event.type, (session.get("counts", event.type) or 0) + 1)
 
 
-async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+async def eventually(condition: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
@@ -180,10 +180,10 @@ class AwayTable:
         self._check()
         return 0
 
-    def heartbeat(self, owner: str, ttl: float) -> None:
+    def heartbeat(self, owner: str, ttl: float, groups: Sequence[str] = ()) -> None:
         self._check()
 
-    def live_workers(self) -> int:
+    def live_workers(self, group: str | None = None) -> int:
         self._check()
         return 1
 

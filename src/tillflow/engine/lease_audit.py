@@ -18,7 +18,7 @@ must be the table's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tillflow.engine.leasing import Fence, LeaseTable
@@ -101,11 +101,11 @@ class LeaseAudit:
                 tenure.owner = None
         return released
 
-    def heartbeat(self, owner: str, ttl: float) -> None:
-        self.table.heartbeat(owner, ttl)
+    def heartbeat(self, owner: str, ttl: float, groups: Sequence[str] = ()) -> None:
+        self.table.heartbeat(owner, ttl, groups)
 
-    def live_workers(self) -> int:
-        return self.table.live_workers()
+    def live_workers(self, group: str | None = None) -> int:
+        return self.table.live_workers(group)
 
     # -- what batches did -------------------------------------------------------------------
 

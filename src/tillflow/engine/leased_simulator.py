@@ -384,7 +384,8 @@ class LeasedSimulator(Simulator):
         return ", ".join(parts)
 
     def drain_round(self) -> bool:
-        """Every live worker ticks, then steps every lane it holds; whether anything moved."""
+        """Every live worker ticks, then steps every (processor, lane) it holds; whether
+        anything moved."""
         moved = False
         for worker in [self.workers[name] for name in sorted(self.workers)]:
             changes = worker.keeper.changes
@@ -394,8 +395,8 @@ class LeasedSimulator(Simulator):
                 moved = True
                 self.trace.append(f"{self.count:>5} drain {Tick(worker.name)}: {text}")
                 self.check(f"drain {Tick(worker.name)}")
-            for lane in sorted(worker.keeper.held):
-                for name in worker.names:
+            for lane, fences in worker.keeper.held.items():
+                for name in (name for name in worker.names if name in fences):
                     self.count += 1
                     text, changed = self.attempt(worker.lanes[name][lane])
                     if not changed:

@@ -1,13 +1,16 @@
 """Workers sharing the lanes of processor groups through leases (the worker side).
 
-A :class:`LeaseKeeper` keeps this worker's fair share of the lanes: every ``ttl / 3`` it
-marks itself alive, renews what it holds, lets go of what it lost, hands over its surplus
-when there are more live workers than before, and takes free or expired lanes up to
-``ceil(lanes / live workers)``. The groups it runs are leased together on each lane
-(co-partitioned), so an ``after=`` group's barrier on a lane, read from the store's
-durable checkpoints, holds wherever its upstream runs. Every batch of a held lane commits
-under its fence (owner, epoch); a batch under a lease since lost is rolled back by the
-store. The lease table itself (SQL, database clock) is the store's, e.g.
+A :class:`LeaseKeeper` keeps this worker's fair share of the lanes of each processor group
+it runs: every ``ttl / 3`` it marks itself alive (with the groups it runs), renews what it
+holds, lets go of what it lost, and then, group by group, hands over its surplus when more
+workers run that group than before and takes free or expired lanes up to
+``ceil(lanes / live workers running the group)``. Leases are taken and let go per
+(group, lane). Taking lanes of a group, it prefers those it already holds in its other
+groups, so workers that run the same groups hold the same lanes of each (co-partitioned);
+it never leaves a lane untaken for that. An ``after=`` group's barrier on a lane reads the
+store's durable checkpoints, so it holds wherever its upstream runs. Every batch of a held
+lane commits under its fence (owner, epoch); a batch under a lease since lost is rolled
+back by the store. The lease table itself (SQL, database clock) is the store's, e.g.
 :class:`tillflow.engine.postgres.leases.Leases`.
 """
 
@@ -51,14 +54,14 @@ class LeaseTable(Protocol):
     def renew(self, owner: str, ttl: float) -> dict[tuple[str, int], Fence]: ...
     def release(self, processor: str, lane: int, fence: Fence) -> bool: ...
     def resign(self, owner: str) -> int: ...
-    def heartbeat(self, owner: str, ttl: float) -> None: ...
-    def live_workers(self) -> int: ...
+    def heartbeat(self, owner: str, ttl: float, groups: Sequence[str] = ()) -> None: ...
+    def live_workers(self, group: str | None = None) -> int: ...
 
 
 class LeaseKeeper:
     """Keeps ``owner``'s share of the lanes of ``lanes`` (group -> its lane processors,
     one per lane, as a runtime holds them). ``fenced(fence)``: the batch commit to use
-    under that fence. Until :meth:`tick` grants a lane, none of it is stepped."""
+    under that fence. Until :meth:`tick` grants a (group, lane), it is not stepped."""
 
     def __init__(
         self,
@@ -79,10 +82,10 @@ class LeaseKeeper:
         self._lanes = lanes
         self._fenced = fenced
         self.lane_count = len(lanes[self.groups[0]]) if self.groups else 0
-        self.held: dict[int, dict[str, Fence]] = {}
-        """Lanes held, with each group's fence."""
+        self.fences: dict[tuple[str, int], Fence] = {}
+        """The (group, lane) leases held, with their fences."""
         self.changes = 0
-        """Lanes taken or let go, ever."""
+        """Leases of a (group, lane) taken or let go, ever."""
         self._valid_until = 0.0
         self.health = health or StoreHealth(owner)
         """Told when a round fails (the database away) and when one works again."""
@@ -93,66 +96,89 @@ class LeaseKeeper:
             for lane_processor in processors:
                 lane_processor.leased = False
 
+    @property
+    def held(self) -> dict[int, dict[str, Fence]]:
+        """The lanes held in at least one group, each with the fences of its groups held."""
+        held: dict[int, dict[str, Fence]] = {}
+        for (group, lane), fence in sorted(self.fences.items()):
+            held.setdefault(lane, {})[group] = fence
+        return dict(sorted(held.items()))
+
+    def lanes_of(self, group: str) -> list[int]:
+        """The lanes of ``group`` held, ascending."""
+        return sorted(lane for held, lane in self.fences if held == group)
+
     def tick(self) -> None:
-        """One round: heartbeat, renew, drop what was lost, hand over the surplus, take
-        free lanes up to the fair share. Raises what the table raises (database away);
-        past the TTL since the last renewal every lane is then dropped locally."""
+        """One round: heartbeat, renew, drop what was lost; then per group, hand over the
+        surplus or take free lanes up to its fair share. Raises what the table raises
+        (database away); past the TTL since the last renewal every lease is then dropped
+        locally."""
         started = time.monotonic()
         try:
-            self.table.heartbeat(self.owner, self.ttl)
+            self.table.heartbeat(self.owner, self.ttl, self.groups)
             renewed = self.table.renew(self.owner, self.ttl)
         except Exception:
             if time.monotonic() > self._valid_until:
-                for lane in list(self.held):
-                    self._drop(lane, release=False)
+                for key in sorted(self.fences):
+                    self._drop(key, release=False)
             raise
         self._valid_until = started + self.ttl
-        for lane, fences in list(self.held.items()):
-            if any(renewed.get((group, lane)) != fence for group, fence in fences.items()):
-                self._drop(lane, release=True)
-        share = fair_share(self.lane_count, max(1, self.table.live_workers()))
-        while len(self.held) > share:  # others are short: hand the highest lanes over
-            self._drop(max(self.held), release=True)
-        for step in range(self.lane_count):
-            if len(self.held) >= share:
-                break
-            lane = (self._start + step) % self.lane_count
-            if lane not in self.held:
-                self._try(lane)
-
-    def _try(self, lane: int) -> None:
-        fences: dict[str, Fence] = {}
+        for key, fence in sorted(self.fences.items()):
+            if renewed.get(key) != fence:
+                self._drop(key, release=True)
         for group in self.groups:
-            fence = self.table.acquire(group, lane, self.owner, self.ttl)
-            if fence is None:
-                for taken, held in fences.items():
-                    self.table.release(taken, lane, held)
-                return
-            fences[group] = fence
-        for group, fence in fences.items():
-            lane_processor = self._lanes[group][lane]
-            lane_processor.forget()
-            lane_processor.commit_batch = self._fenced(fence)
-            lane_processor.leased = True
-        self.held[lane] = fences
-        self.changes += 1
-        log.info("%s took lane %d (%s)", self.owner, lane, fences)
+            running = max(1, self.table.live_workers(group))
+            self._balance(group, fair_share(self.lane_count, running))
 
-    def _drop(self, lane: int, release: bool) -> None:
-        fences = self.held.pop(lane)
-        for group, fence in fences.items():
-            self._lanes[group][lane].leased = False
-            if release:
-                self.table.release(group, lane, fence)
+    def _balance(self, group: str, share: int) -> None:
+        held = self.lanes_of(group)
+        if len(held) > share:  # others are short: hand the surplus over, first the lanes
+            # not held in this worker's other groups, then the highest
+            surplus = sorted(held, key=lambda lane: (not self._co_held(group, lane), lane))
+            for lane in surplus[share:][::-1]:
+                self._drop((group, lane), release=True)
+            return
+        count = len(held)
+        rotation = range(self._start, self._start + self.lane_count)
+        order = sorted(rotation, key=lambda at: not self._co_held(group, at % self.lane_count))
+        for at in order:
+            if count >= share:
+                break
+            lane = at % self.lane_count
+            if (group, lane) not in self.fences and self._try(group, lane):
+                count += 1
+
+    def _co_held(self, group: str, lane: int) -> bool:
+        """Whether this worker holds ``lane`` in one of its other groups."""
+        return any((other, lane) in self.fences for other in self.groups if other != group)
+
+    def _try(self, group: str, lane: int) -> bool:
+        fence = self.table.acquire(group, lane, self.owner, self.ttl)
+        if fence is None:
+            return False
+        lane_processor = self._lanes[group][lane]
+        lane_processor.forget()
+        lane_processor.commit_batch = self._fenced(fence)
+        lane_processor.leased = True
+        self.fences[(group, lane)] = fence
         self.changes += 1
-        log.info("%s let lane %d go", self.owner, lane)
+        log.info("%s took %s@%d (epoch %d)", self.owner, group, lane, fence.epoch)
+        return True
+
+    def _drop(self, key: tuple[str, int], release: bool) -> None:
+        group, lane = key
+        fence = self.fences.pop(key)
+        self._lanes[group][lane].leased = False
+        if release:
+            self.table.release(group, lane, fence)
+        self.changes += 1
+        log.info("%s let %s@%d go", self.owner, group, lane)
 
     def resign(self) -> None:
         """Let every lane go at once (SIGTERM): others take them without waiting."""
-        for lane in list(self.held):
-            for group in self.groups:
-                self._lanes[group][lane].leased = False
-        self.held.clear()
+        for group, lane in self.fences:
+            self._lanes[group][lane].leased = False
+        self.fences.clear()
         self.table.resign(self.owner)
 
     async def keep(self, stop: asyncio.Event) -> None:

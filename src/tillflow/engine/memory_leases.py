@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tillflow.engine.errors import CheckpointConflict, LeaseLost, ViewRowChanged
@@ -61,7 +61,8 @@ class MemoryLeases:
         self.clock = clock
         self._lock = threading.RLock()
         self._leases: dict[tuple[str, int], Lease] = {}
-        self._workers: dict[str, float] = {}
+        self._workers: dict[str, tuple[float, frozenset[str]]] = {}
+        """worker -> when its heartbeat expires, the groups it runs"""
         self.refused = 0
         """Batches refused by their fence, ever."""
 
@@ -115,17 +116,21 @@ class MemoryLeases:
             self._workers.pop(owner, None)
             return len(mine)
 
-    def heartbeat(self, owner: str, ttl: float) -> None:
-        """Mark ``owner`` alive for ``ttl`` seconds from now."""
+    def heartbeat(self, owner: str, ttl: float, groups: Sequence[str] = ()) -> None:
+        """Mark ``owner`` alive for ``ttl`` seconds from now, running ``groups``."""
         seconds = _seconds(ttl)
         with self._lock:
-            self._workers[owner] = self.clock() + seconds
+            self._workers[owner] = (self.clock() + seconds, frozenset(groups))
 
-    def live_workers(self) -> int:
-        """Workers whose heartbeat has not expired."""
+    def live_workers(self, group: str | None = None) -> int:
+        """Workers whose heartbeat has not expired; with ``group``, those running it."""
         with self._lock:
             now = self.clock()
-            return sum(1 for expires in self._workers.values() if now < expires)
+            return sum(
+                1
+                for expires, groups in self._workers.values()
+                if now < expires and (group is None or group in groups)
+            )
 
     # -- the fence --------------------------------------------------------------------------
 

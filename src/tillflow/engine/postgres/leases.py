@@ -6,12 +6,15 @@ worker's clock is ever compared with another's. A lease is free when it has no o
 its expiry has passed; renewing extends only leases still unexpired. A fenced batch
 (:data:`FENCE`) locks its lease row ``FOR SHARE`` inside the committing transaction, so a
 takeover waits for that commit, and a worker that has lost the lease commits nothing; the
-refusal is then counted (:meth:`Leases.count_fenced`) in a transaction of its own.
+refusal is then counted (:meth:`Leases.count_fenced`) in a transaction of its own. A
+worker's heartbeat row says until when it is alive and which processor groups it runs: a
+group's fair share counts only the live workers running it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -43,10 +46,11 @@ _RELEASE: Final = (
 )
 _RESIGN: Final = "UPDATE leases SET owner = NULL, expires_at = clock_timestamp() WHERE owner = %s"
 _HEARTBEAT: Final = (
-    f"INSERT INTO workers (worker, expires_at) VALUES (%s, {_TTL}) "
-    "ON CONFLICT (worker) DO UPDATE SET expires_at = excluded.expires_at"
+    f"INSERT INTO workers (worker, expires_at, groups) VALUES (%s, {_TTL}, %s) "
+    "ON CONFLICT (worker) DO UPDATE SET expires_at = excluded.expires_at, groups = excluded.groups"
 )
 _LIVE: Final = "SELECT count(*) FROM workers WHERE expires_at > clock_timestamp()"
+_LIVE_IN_GROUP: Final = f"{_LIVE} AND %s = ANY (groups)"
 _ROWS: Final = (
     "SELECT processor, lane, owner, epoch, expires_at, "
     "extract(epoch FROM expires_at - clock_timestamp())::float8 FROM leases "
@@ -172,16 +176,19 @@ class Leases:
             conn.execute("DELETE FROM workers WHERE worker = %s", (owner,))
         return released
 
-    def heartbeat(self, owner: str, ttl: float) -> None:
-        """Mark ``owner`` alive for ``ttl`` seconds from now."""
+    def heartbeat(self, owner: str, ttl: float, groups: Sequence[str] = ()) -> None:
+        """Mark ``owner`` alive for ``ttl`` seconds from now, running ``groups``."""
         seconds = _seconds(ttl)
         with self._pool.connection() as conn:
-            conn.execute(_HEARTBEAT, (owner, seconds))
+            conn.execute(_HEARTBEAT, (owner, seconds, list(groups)))
 
-    def live_workers(self) -> int:
-        """Workers whose heartbeat has not expired."""
+    def live_workers(self, group: str | None = None) -> int:
+        """Workers whose heartbeat has not expired; with ``group``, those running it."""
         with self._pool.connection() as conn:
-            row = conn.execute(_LIVE).fetchone()
+            if group is None:
+                row = conn.execute(_LIVE).fetchone()
+            else:
+                row = conn.execute(_LIVE_IN_GROUP, (group,)).fetchone()
         return 0 if row is None else int(row[0])
 
     def rows(self) -> list[LeaseRow]:

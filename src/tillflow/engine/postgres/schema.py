@@ -8,7 +8,8 @@ per lane: appenders lock it and move it in the appending transaction, which is w
 positions dense per lane in commit order. ``leases`` and ``workers`` (version 2) hold
 which worker owns each (processor group, lane) and which workers are alive; expiries are
 on the database clock. ``fenced_commits`` (version 3) counts, per (processor group, lane),
-the batches the fence refused. An older database is migrated when opened.
+the batches the fence refused; ``workers.groups`` (version 4), the processor groups each
+worker runs. An older database is migrated when opened.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from psycopg.conninfo import conninfo_to_dict
 from tillflow.engine.errors import NotATillflowDatabase, SchemaTooNew
 from tillflow.engine.postgres.errors import LaneCountMismatch, SchemaMissing
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 DEFAULT_LANES: Final = 16
 MOST_LANES: Final = 1024
 _CREATING_LOCK: Final = 0x54494C4C  # "TILL": held while one process creates the schema
@@ -95,6 +96,11 @@ _FENCED_DDL: Final = (
 )
 """Added in version 3: batches refused by the fence (their worker had lost the lease),
 counted in a transaction of their own after the refused one rolled back."""
+_GROUPS_DDL: Final = (
+    """ALTER TABLE workers ADD COLUMN groups text[] COLLATE "C" NOT NULL DEFAULT '{}'""",
+)
+"""Added in version 4: the processor groups each worker runs (a group's fair share counts
+the live workers running it)."""
 
 
 def describe(url: str) -> str:
@@ -154,7 +160,7 @@ def initialise(
             if not create:
                 raise SchemaMissing(database)
             count = DEFAULT_LANES if lanes is None else lanes
-            for statement in (*_DDL, *_LEASE_DDL, *_FENCED_DDL):
+            for statement in (*_DDL, *_LEASE_DDL, *_FENCED_DDL, *_GROUPS_DDL):
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO tillflow_schema (version, lane_count) VALUES (%s, %s)",
@@ -172,7 +178,11 @@ def initialise(
             raise SchemaTooNew(database, version, SCHEMA_VERSION)
         if lanes is not None and lanes != found:
             raise LaneCountMismatch(database, found, lanes)
-        added = (*(_LEASE_DDL if version < 2 else ()), *(_FENCED_DDL if version < 3 else ()))
+        added = (
+            *(_LEASE_DDL if version < 2 else ()),
+            *(_FENCED_DDL if version < 3 else ()),
+            *(_GROUPS_DDL if version < 4 else ()),
+        )
         for statement in added:
             conn.execute(statement)
         if version < SCHEMA_VERSION:
