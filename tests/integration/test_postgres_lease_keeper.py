@@ -45,8 +45,8 @@ def store(postgres_url: str) -> Iterator[PostgresEventStore]:
         opened.close()
 
 
-def keeper(store: PostgresEventStore) -> tuple[LeaseKeeper, Runtime]:
-    runtime = Shop(store).runtime()
+def keeper(store: PostgresEventStore, run: list[str] | None = None) -> tuple[LeaseKeeper, Runtime]:
+    runtime = Shop(store).runtime(run)
     found = lease_keeper(store, runtime, TTL)
     assert found is not None
     return found, runtime
@@ -75,6 +75,33 @@ def test_keepers_share_the_lanes_and_hand_the_surplus_over(store: PostgresEventS
     assert leased(second_runtime) == {"inventory": [], "reporting": []}
     first.tick()
     assert sorted(first.held) == list(range(LANES))
+
+
+def test_workers_running_different_groups_share_each_group_among_its_own(
+    store: PostgresEventStore,
+) -> None:
+    """One worker runs both groups, one Inventory only, one the report only: each group's
+    lanes are split between its two workers, every lane of both held."""
+    both, both_runtime = keeper(store)
+    inventory, inventory_runtime = keeper(store, ["inventory"])
+    reporting, reporting_runtime = keeper(store, ["reporting"])
+    for _ in range(3):
+        for each in (both, inventory, reporting):
+            each.tick()
+    assert store.leases.live_workers() == 3
+    assert store.leases.live_workers("inventory") == store.leases.live_workers("reporting") == 2
+    held = {
+        group: sorted(lane for runtime in runtimes for lane in leased(runtime).get(group, []))
+        for group, runtimes in (
+            ("inventory", (both_runtime, inventory_runtime)),
+            ("reporting", (both_runtime, reporting_runtime)),
+        )
+    }
+    assert held == {"inventory": list(range(LANES)), "reporting": list(range(LANES))}
+    assert len(inventory.lanes_of("inventory")) == len(reporting.lanes_of("reporting")) == 2
+    assert both.lanes_of("inventory") == both.lanes_of("reporting")  # co-partitioned
+    rows = {(row.processor, row.lane): row.owner for row in store.leases.rows() if row.held}
+    assert len(rows) == 2 * LANES
 
 
 def test_a_batch_commits_under_the_keepers_fence(store: PostgresEventStore) -> None:

@@ -255,6 +255,22 @@ def test_live_workers_counts_unexpired_heartbeats(store: PostgresEventStore) -> 
     assert store.leases.live_workers() == 2
 
 
+def test_the_live_workers_of_a_group_are_those_whose_last_heartbeat_named_it(
+    store: PostgresEventStore,
+) -> None:
+    store.leases.heartbeat("a", LONG, ["inventory", "reporting"])
+    store.leases.heartbeat("b", LONG, ["inventory"])
+    store.leases.heartbeat("c", SHORT)
+    groups = ("inventory", "reporting", "stock")
+    assert store.leases.live_workers() == 3
+    assert [store.leases.live_workers(group) for group in groups] == [2, 1, 0]
+    store.leases.heartbeat("a", LONG, ["stock"])
+    assert [store.leases.live_workers(group) for group in groups] == [1, 0, 1]
+    store.leases.heartbeat("b", SHORT, ["inventory"])
+    eventually(lambda: store.leases.live_workers("inventory") == 0)
+    assert store.leases.live_workers() == 1
+
+
 def test_fair_share_is_the_ceiling_of_lanes_per_live_worker() -> None:
     assert [fair_share(16, n) for n in (0, 1, 2, 3, 5, 16, 17)] == [16, 16, 8, 6, 4, 1, 1]
     with pytest.raises(ValueError, match="negative"):
@@ -284,3 +300,21 @@ def test_a_version_1_schema_is_migrated_when_opened(postgres_url: str) -> None:
         reopened.close()
     assert query(postgres_url, "SELECT version FROM tillflow_schema") == [(SCHEMA_VERSION,)]
     assert SCHEMA_VERSION == 4
+
+
+def test_a_version_3_schema_gains_the_groups_of_workers_when_opened(postgres_url: str) -> None:
+    with PostgresEventStore(postgres_url, lanes=2) as store:
+        assert isinstance(store, PostgresEventStore)
+        store.leases.acquire("g", 0, "a", LONG)
+    query(postgres_url, "ALTER TABLE workers DROP COLUMN groups")
+    query(postgres_url, "INSERT INTO workers VALUES ('old', now() + interval '1 minute')")
+    query(postgres_url, "UPDATE tillflow_schema SET version = 3")
+    with PostgresEventStore(postgres_url) as reopened:
+        assert isinstance(reopened, PostgresEventStore)
+        [lease] = reopened.leases.rows()  # kept
+        assert (lease.owner, lease.epoch) == ("a", 1)
+        assert reopened.leases.live_workers() == 1  # an old heartbeat runs no group
+        assert reopened.leases.live_workers("g") == 0
+        reopened.leases.heartbeat("new", LONG, ["g"])
+        assert reopened.leases.live_workers("g") == 1
+    assert query(postgres_url, "SELECT version FROM tillflow_schema") == [(SCHEMA_VERSION,)]

@@ -97,7 +97,8 @@ _FENCED_DDL: Final = (
 """Added in version 3: batches refused by the fence (their worker had lost the lease),
 counted in a transaction of their own after the refused one rolled back."""
 _GROUPS_DDL: Final = (
-    """ALTER TABLE workers ADD COLUMN groups text[] COLLATE "C" NOT NULL DEFAULT '{}'""",
+    """ALTER TABLE workers
+        ADD COLUMN IF NOT EXISTS groups text[] COLLATE "C" NOT NULL DEFAULT '{}'""",
 )
 """Added in version 4: the processor groups each worker runs (a group's fair share counts
 the live workers running it)."""
