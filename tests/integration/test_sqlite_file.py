@@ -19,6 +19,7 @@ from tillflow.engine import (
     SchemaTooNew,
     Session,
     SqliteEventStore,
+    StoreUnavailable,
 )
 from tillflow.engine.sqlite import SCHEMA_VERSION
 
@@ -189,8 +190,9 @@ def test_a_write_lock_never_released_fails_the_append_after_the_busy_timeout(
     store = SqliteEventStore(path, busy_timeout=0.3)
     try:
         other = _hold_write_lock(path)
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
+        with pytest.raises(StoreUnavailable, match="locked") as refused:
             store.append("s", [NewEvent("Noted", {"n": 0})])
+        assert isinstance(refused.value.__cause__, sqlite3.OperationalError)
         assert store.writer_statistics()["lock_wait_ms"] >= 300
         other.execute("ROLLBACK")
         other.close()

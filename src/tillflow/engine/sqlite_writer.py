@@ -33,6 +33,7 @@ import msgspec
 from tillflow.engine.errors import (
     CheckpointConflict,
     ConcurrencyConflict,
+    StoreUnavailable,
     TillflowError,
 )
 from tillflow.engine.group_commit import Failed
@@ -469,6 +470,11 @@ class SqliteWriter:
                 started = now if started is None else started
                 if not _is_busy(error) or now - started >= self._busy_timeout:
                     self.lock_wait += now - started
+                    if _is_busy(error):  # held too long by another process: wait it out
+                        raise StoreUnavailable(
+                            f"the database is locked by another connection for over "
+                            f"{self._busy_timeout:g} s"
+                        ) from error
                     raise
                 time.sleep(pause)
                 pause = min(pause * 2, _MOST_PAUSE)
