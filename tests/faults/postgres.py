@@ -74,7 +74,7 @@ class PostgresOutcome:
     checkouts: int = 0
     commits: int = 0
     slowest_exit: float = 0.0
-    """The longest a worker took to exit after SIGTERM or SIGKILL (seconds)."""
+    """The longest a worker took to exit after SIGTERM (seconds, as often as looked at)."""
     fenced_out: int = 0
     """Batches the store refused because their worker had lost the lease (worker logs)."""
     violations: list[str] = field(default_factory=list)
@@ -88,7 +88,7 @@ class PostgresOutcome:
             f"PostgreSQL, seed {self.plan.seed}: survived {self.survived.total()} faults "
             f"({faults}) in {self.elapsed:.0f} s; {self.checkouts} checkouts, "
             f"{self.commits} checkpoint commits audited, {self.fenced_out} stale batches "
-            f"fenced out, slowest exit {self.slowest_exit:.1f} s; {len(self.violations)} "
+            f"fenced out, slowest SIGTERM exit {self.slowest_exit:.1f} s; {len(self.violations)} "
             f"shop violations, {len(self.unfenced)} unfenced commits: {verdict}"
         )
 

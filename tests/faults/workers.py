@@ -36,8 +36,10 @@ class Workers:
         self.processes: dict[int, BaseProcess] = {}
         self.running: set[int] = set()
         self.paused: set[int] = set()
+        self.leaving: dict[int, float] = {}
+        """SIGTERMed workers not yet seen to exit, with when they were asked."""
         self.slowest_exit = 0.0
-        """The longest a worker took to end once signalled (seconds)."""
+        """The longest a SIGTERMed worker took to exit (seconds; ≥ when seen)."""
 
     def start(self) -> int:
         number = len(self.processes)
@@ -87,18 +89,32 @@ class Workers:
         self._ended(number)
 
     def remove(self, number: int) -> None:
-        """SIGTERM: it resigns its leases and exits 0."""
+        """SIGTERM: it resigns its leases at once, and must exit 0 within ``EXIT`` seconds
+        (checked by :meth:`check_alive` meanwhile, waited for by :meth:`stop_all`)."""
         self.running.discard(number)
         self.signal(number, signal.SIGTERM)
-        code = self._ended(number)
-        if code != 0:
-            raise AssertionError(f"worker {number} exited {code} on SIGTERM{self.tail(number)}")
+        self.leaving[number] = time.monotonic()
+
+    def _left(self, number: int, timeout: float) -> bool:
+        """Whether the SIGTERMed worker has exited (0, else the run fails), within
+        ``timeout`` seconds."""
+        process = self.processes[number]
+        process.join(timeout)
+        if process.exitcode is None:
+            if time.monotonic() - self.leaving[number] < EXIT:
+                return False
+            self._ended(number)  # fails, with its stacks
+        asked = self.leaving.pop(number)
+        self.slowest_exit = max(self.slowest_exit, time.monotonic() - asked)
+        if process.exitcode != 0:
+            raise AssertionError(
+                f"worker {number} exited {process.exitcode} on SIGTERM{self.tail(number)}"
+            )
+        return True
 
     def _ended(self, number: int) -> int:
         process = self.processes[number]
-        asked = time.monotonic()
         process.join(EXIT)
-        self.slowest_exit = max(self.slowest_exit, time.monotonic() - asked)
         if process.exitcode is None:
             self.signal(number, signal.SIGUSR1)  # its threads' stacks, into its log
             process.join(1)
@@ -106,6 +122,9 @@ class Workers:
         return process.exitcode
 
     def check_alive(self) -> None:
+        """Fail if a running worker has ended, or a leaving one ended badly or too late."""
+        for number in sorted(self.leaving):
+            self._left(number, 0)
         for number in sorted(self.running):
             code = self.processes[number].exitcode
             if code is not None:
@@ -131,6 +150,9 @@ class Workers:
                 self.remove(number)
             else:
                 self.kill(number)
+        for number in sorted(self.leaving):
+            while not self._left(number, 1.0):
+                pass
 
     def close(self) -> None:
         for number, process in self.processes.items():
