@@ -49,7 +49,7 @@ async def test_a_lane_losing_every_large_batch_shrinks_them_until_they_land() ->
     store = RivalledStore(inner)
     inner.append("s", [NewEvent("A")] * EVENTS)
     started = time.monotonic()
-    async with Runtime(store, [Processor("p", _count, batch_size=1000)]) as runtime:
+    async with Runtime(store, [Processor("p", _count, batch_size=1000)]):
         while inner.checkpoint("p", 0) < EVENTS:
             assert time.monotonic() - started < 30, (
                 f"starved: checkpoint {inner.checkpoint('p', 0)} after {store.lost} lost batches"
