@@ -188,9 +188,7 @@ class AwayTable:
         return 1
 
 
-async def test_a_lease_keeper_retries_soon_drops_lanes_past_its_ttl_and_takes_them_again() -> (
-    None
-):
+async def test_a_lease_keeper_retries_soon_drops_lanes_past_its_ttl_and_takes_them_again() -> None:
     store = MemoryEventStore(lane_count=2)
     lanes = {"p": [LaneProcessor(store, Processor("p", _count), lane) for lane in range(2)]}
     table = AwayTable()
@@ -220,3 +218,22 @@ async def test_a_lease_keeper_retries_soon_drops_lanes_past_its_ttl_and_takes_th
     finally:
         stop.set()
         await task
+
+
+async def test_when_one_finds_the_store_back_the_others_stop_waiting_out_their_backoff() -> None:
+    inner = MemoryEventStore(lane_count=4)
+    store = AwayStore(inner)
+    slow = OutageBackoff(first=30.0, most=30.0)  # without a wake-up, no lane retries in time
+    async with Runtime(store, [Processor("p", _count)], outage=slow) as runtime:
+        store.away.set()
+        for stream in ("a", "b", "c", "d", "e", "f"):
+            inner.append(stream, [NewEvent("A")])
+        await eventually(  # every lane waits
+            lambda: all(row.state == State.DEGRADED.value for row in runtime.statistics())
+        )
+        store.away.clear()
+        runtime.health.failed("keeper", StoreUnavailable("away"))  # as a lease keeper...
+        runtime.health.recovered("keeper")  # ...that finds the store back
+        await runtime.drain(timeout=5)
+        await eventually(lambda: not runtime.health.degraded, timeout=5)
+    assert inner.read_view("counts", "A") == b"6"

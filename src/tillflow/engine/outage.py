@@ -14,7 +14,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import msgspec
@@ -73,8 +73,10 @@ class StoreHealth:
     """Who is failing to reach the store right now (lane processors, the lease keeper):
     degraded while anyone is. Used from one event loop."""
 
-    def __init__(self, name: str = "processors") -> None:
+    def __init__(self, name: str = "processors", on_back: Callable[[], None] | None = None) -> None:
+        """``on_back``: called whenever one that was failing reaches the store again."""
         self.name = name
+        self.on_back = on_back
         self.retries = 0
         self.outages = 0
         self.last_error: str | None = None
@@ -113,6 +115,8 @@ class StoreHealth:
                 self.retries,
             )
             self._since = None
+        if self.on_back is not None:  # the others need not wait out their backoff
+            self.on_back()
 
     def seconds(self) -> float:
         """How long the current outage has lasted (0 when ok)."""

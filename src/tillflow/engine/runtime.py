@@ -112,7 +112,7 @@ class Runtime:
         self.failure_policy: FailurePolicy = failure_policy or StopOnFailure()
         self.poll = poll or PollBackoff()
         self.outage = outage or OutageBackoff()
-        self.health = StoreHealth()
+        self.health = StoreHealth(on_back=self._wake_all)
         """Whether the store answers this runtime's lanes (and its lease keeper, if any)."""
         self.lanes: dict[str, list[LaneProcessor]] = {
             name: [
@@ -226,7 +226,7 @@ class Runtime:
             try:
                 result = await loop.run_in_executor(executor, lane_processor.step)
             except Exception as error:
-                if not await self._after_failure(lane_processor, error, streak):
+                if not await self._after_failure(lane_processor, error, streak, wake):
                     return
                 continue
             streak.conflicts = 0
@@ -248,16 +248,24 @@ class Runtime:
             self.health.recovered(lane_processor)
 
     async def _after_failure(
-        self, lane_processor: LaneProcessor, error: Exception, streak: _Streak
+        self,
+        lane_processor: LaneProcessor,
+        error: Exception,
+        streak: _Streak,
+        wake: asyncio.Event,
     ) -> bool:
-        """Wait as a failed step calls for; ``False``: the processor stops (failed)."""
+        """Wait as a failed step calls for; ``False``: the processor stops (failed). An
+        outage's backoff ends early when another lane (or the lease keeper) finds the store
+        back, or on a commit."""
         if isinstance(error, StoreUnavailable):
             # not the handler's fault: no attempt counted, the checkpoint unmoved
             lane_processor.state = State.DEGRADED
             lane_processor.error = error
             self.health.failed(lane_processor, error)
             log.debug("processor %s: %s", lane_processor.name, describe_error(error))
-            await self._sleep_unless_stopping(self.outage.delay(streak.unavailable))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.outage.delay(streak.unavailable)):
+                    await wake.wait()
             streak.unavailable += 1
         elif isinstance(error, HandlerFailed):
             await self._notify_progress()
