@@ -195,3 +195,31 @@ async def test_get_processors_shows_each_lanes_lease(postgres_url: str) -> None:
             assert (held["owner"], held["epoch"]) == ("host:9:ef", 1)
             assert 0 < held["lease_expires_in"] <= TTL
             assert rows[("inventory", 2)]["owner"] is None
+
+
+async def test_a_joining_worker_and_a_resignation_are_acted_on_at_once(
+    store: PostgresEventStore,
+) -> None:
+    """Rounds are ``TTL / 3`` = 10 s apart: only the hints (a worker joining, leases let
+    go) can make the hand-overs below happen within 5 s."""
+    first, _ = keeper(store)
+    second, _ = keeper(store)
+    first_stop, second_stop = asyncio.Event(), asyncio.Event()
+
+    async def within(condition: Callable[[], bool], seconds: float = 5.0) -> float:
+        started = time.monotonic()
+        while not condition():
+            assert time.monotonic() - started < seconds, "no hand-over before the next round"
+            await asyncio.sleep(0.02)
+        return time.monotonic() - started
+
+    first_keeping = asyncio.create_task(first.keep(first_stop))
+    await within(lambda: sorted(first.held) == list(range(LANES)))
+    second_keeping = asyncio.create_task(second.keep(second_stop))
+    await within(lambda: len(first.held) == len(second.held) == LANES // 2)  # joined
+    second_stop.set()
+    await second_keeping
+    await asyncio.to_thread(second.resign)  # SIGTERM
+    await within(lambda: sorted(first.held) == list(range(LANES)))
+    first_stop.set()
+    await first_keeping

@@ -311,7 +311,16 @@ async def _work(runtime: Runtime, keeper: LeaseKeeper | None = None) -> int:
         f"{gc.get_threshold()[0]:,}",
         highlight=False,
     )
-    async with runtime, keeping(keeper):
+    async with runtime:
+        code = await _until_stopped(runtime, stop, keeper)
+        if code == 0:  # the leases were resigned first: others have the lanes already
+            console.print(statistics_table(runtime.statistics(), "processors at stop"))
+    return code
+
+
+async def _until_stopped(runtime: Runtime, stop: asyncio.Event, keeper: LeaseKeeper | None) -> int:
+    """Keep the leases until ``stop`` (SIGTERM, SIGINT): 0; 1 once a processor failed."""
+    async with keeping(keeper):
         while not stop.is_set():
             failed = [
                 row
@@ -330,5 +339,4 @@ async def _work(runtime: Runtime, keeper: LeaseKeeper | None = None) -> int:
                     await stop.wait()
             except TimeoutError:
                 continue
-        console.print(statistics_table(runtime.statistics(), "processors at stop"))
     return 0

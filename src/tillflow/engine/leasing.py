@@ -20,11 +20,12 @@ import asyncio
 import contextlib
 import logging
 import math
+import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from tillflow.engine.lane_processor import CommitBatch, LaneProcessor
 from tillflow.engine.outage import OutageBackoff, StoreHealth, describe_error
@@ -56,6 +57,14 @@ class LeaseTable(Protocol):
     def resign(self, owner: str) -> int: ...
     def heartbeat(self, owner: str, ttl: float, groups: Sequence[str] = ()) -> None: ...
     def live_workers(self, group: str | None = None) -> int: ...
+
+
+@runtime_checkable
+class LeaseHints(Protocol):
+    """A lease table that can tell its workers when to look again (optional)."""
+
+    def listen(self, on_change: Callable[[], None], stop: threading.Event) -> None:
+        """Call ``on_change`` when a lease is let go or a worker joins, until ``stop``."""
 
 
 class LeaseKeeper:
@@ -182,22 +191,57 @@ class LeaseKeeper:
         self.table.resign(self.owner)
 
     async def keep(self, stop: asyncio.Event) -> None:
-        """Tick every ``ttl / 3`` until ``stop`` is set. A failed round (the database
-        away) is retried sooner, with backoff, and makes :attr:`health` degraded until a
-        round works again; once it does, the lanes dropped meanwhile are taken again."""
+        """Tick every ``ttl / 3`` until ``stop`` is set, and at once on a hint from a
+        table that gives them (:class:`LeaseHints`: a lease let go, a worker joining). A
+        failed round (the database away) is retried sooner, with backoff, and makes
+        :attr:`health` degraded until a round works again; once it does, the lanes
+        dropped meanwhile are taken again."""
+        hint = asyncio.Event()
+        unhinted = self._listen(hint)
         failed = 0
-        while not stop.is_set():
-            pause = self.ttl / 3
-            try:
-                await asyncio.to_thread(self.tick)
-            except Exception as error:
-                self.health.failed(self, error)
-                log.debug("%s: lease round failed: %s", self.owner, describe_error(error))
-                pause = min(pause, self.outage.delay(failed))
-                failed += 1
-            else:
-                failed = 0
-                self.health.recovered(self)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(pause):
-                    await stop.wait()
+        try:
+            while not stop.is_set():
+                hint.clear()
+                pause = self.ttl / 3
+                try:
+                    await asyncio.to_thread(self.tick)
+                except Exception as error:
+                    self.health.failed(self, error)
+                    log.debug("%s: lease round failed: %s", self.owner, describe_error(error))
+                    pause = min(pause, self.outage.delay(failed))
+                    failed += 1
+                else:
+                    failed = 0
+                    self.health.recovered(self)
+                await _either(stop, hint, pause)
+        finally:
+            unhinted.set()
+
+    def _listen(self, hint: asyncio.Event) -> threading.Event:
+        """Start a thread setting ``hint`` on the table's hints, if it gives any; the
+        event returned stops it."""
+        stop = threading.Event()
+        if isinstance(self.table, LeaseHints):
+            loop = asyncio.get_running_loop()
+
+            def nudge() -> None:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(hint.set)
+
+            threading.Thread(
+                target=self.table.listen,
+                args=(nudge, stop),
+                name=f"tillflow:lease-hints:{self.owner}",
+                daemon=True,
+            ).start()
+        return stop
+
+
+async def _either(first: asyncio.Event, second: asyncio.Event, timeout: float) -> None:
+    """Wait until either event is set, or ``timeout`` seconds."""
+    waits = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
