@@ -99,6 +99,11 @@ class PostgresEventStore(PostgresReads, EventStore):
             "lock_timeout": f"{round(lock_timeout * 1000)}ms",
             "idle_in_transaction_session_timeout": f"{round(idle_timeout * 1000)}ms",
             "synchronous_commit": _SYNCHRONOUS_COMMIT[durability],
+            # short statements only: a batch's lookup of thousands of id ranges is
+            # estimated dear enough to be JIT-compiled (~0.3 s of CPU each, seconds on a
+            # busy server) or run by parallel workers, for a few milliseconds of work
+            "jit": "off",
+            "max_parallel_workers_per_gather": "0",
         }
         try:
             with psycopg.connect(
