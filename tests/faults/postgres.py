@@ -27,7 +27,7 @@ from tests.faults.tills import Tills
 from tests.faults.verdict import Place, behind, shop_violations
 from tests.faults.workers import Workers
 from tests.faults.workload import stock_the_shop
-from tests.postgres_cluster import PostgresCluster, running_cluster
+from tests.postgres_cluster import TEST_SETTINGS, PostgresCluster, running_cluster
 from tillflow.engine.postgres import PostgresEventStore
 from tillflow.shop.assembly import REGISTRY, Shop
 from tillflow.shop.reporting.audit import ConsistentCutAudit
@@ -39,6 +39,11 @@ spread evenly)."""
 STALL: Final = 120.0
 """Seconds the workers may go without catching up any further at the end (a long run's
 backlog takes minutes: the report's batches are fenced out whenever a lane moves)."""
+
+SERVER_SETTINGS: Final = {**TEST_SETTINGS, "max_connections": "400"}
+"""Room for workers still exiting beside the running ones (a pool of up to 24 each)."""
+LEAVING: Final = 3
+"""SIGTERMed workers still exiting at most, before another worker is started."""
 
 Say = Callable[[str], None]
 
@@ -112,7 +117,7 @@ class PostgresFaultRun:
         """Run on a database of a cluster of its own, or on ``url`` (no restarts then)."""
         started = time.monotonic()
         if url is None:
-            with running_cluster() as cluster:
+            with running_cluster(SERVER_SETTINGS) as cluster:
                 self._run(cluster, cluster.create_database())
         else:
             assert self.plan.restarts == 0, "restarting the server needs a cluster of its own"
@@ -211,11 +216,17 @@ class PostgresFaultRun:
     def _add(self, store: PostgresEventStore, workers: Workers) -> None:
         if len(workers.running) >= self.plan.most_workers:
             workers.remove(self.rng.choice(workers.wait_up(1)))
-        workers.start()
+        self._start(workers)
 
     def _keep_enough(self, workers: Workers) -> None:
         while len(workers.running) < self.plan.least_workers:
-            workers.start()
+            self._start(workers)
+
+    def _start(self, workers: Workers) -> None:
+        while len(workers.leaving) >= LEAVING:
+            workers.check_alive()
+            time.sleep(0.1)
+        workers.start()
 
     def _pause(self, store: PostgresEventStore, workers: Workers) -> None:
         """SIGSTOP a worker until every lease it held has expired, then a little more."""
