@@ -140,8 +140,12 @@ def test_an_abandoned_transaction_is_ended_by_the_server(postgres_url: str) -> N
 def test_sessions_plan_short_statements_without_jit_or_parallel_workers(postgres_url: str) -> None:
     """A batch's lookup of thousands of id ranges is estimated dear: with JIT on, each one
     costs ~0.3 s of compiling (seconds on a busy server) for milliseconds of work."""
-    with PostgresEventStore(postgres_url) as store, store._pool.connection() as conn:
-        settings = conn.execute(
-            "SELECT current_setting('jit'), current_setting('max_parallel_workers_per_gather')"
-        ).fetchone()
+    store = PostgresEventStore(postgres_url)
+    try:
+        with store._pool.connection() as conn:
+            settings = conn.execute(
+                "SELECT current_setting('jit'), current_setting('max_parallel_workers_per_gather')"
+            ).fetchone()
+    finally:
+        store.close()
     assert settings == ("off", "0")
