@@ -338,25 +338,14 @@ class LeasedSimulator(Simulator):
             self.check(f"drain {action}")
             if self.violations:
                 return
-        for _ in range(rounds):
-            if not self.drain_round():
-                break
-            if self.violations:
-                return
-        else:
-            behind = self.behind()
-            self.violations.append(
-                Violation(self.count, "drain", f"did not converge in {rounds} rounds: {behind}")
-            )
+        if not self.settle(rounds):
             return
-        self.trace.append(f"{self.count:>5} drained: {self.describe_checkpoints()}")
         if unheld := self.unheld():
             live = ", ".join(f"{w.name} runs {w.names}" for w in self.workers.values())
             message = f"nobody took {unheld} once the drain was quiet ({live})"
             self.violations.append(Violation(self.count, "drain", message))
             return
-        messages = self.scenario.check(self.store) + self.scenario.check_final(self.store)
-        self.violations += [Violation(self.count, "final", message) for message in messages]
+        self.final_checks()
 
     def joins_to_run_everything(self) -> int:
         """How many workers must join (in turn) before every processor has a live one."""

@@ -229,29 +229,46 @@ class Simulator:
                 return
 
     def drain(self, rounds: int) -> None:
+        if self.settle(rounds):
+            self.final_checks()
+
+    def settle(self, rounds: int) -> bool:
+        """Run :meth:`drain_round` until a round moves nothing (``True``), at most
+        ``rounds`` times; ``False`` with a violation recorded otherwise."""
         for _ in range(rounds):
-            quiet = True
-            for name in self.names:
-                for lane_processor in self.lanes[name]:
-                    self.count += 1
-                    text, changed = self.attempt(lane_processor)
-                    if not changed:
-                        continue
-                    quiet = False
-                    action = f"drain {Step(name, lane_processor.lane)}"
-                    self.trace.append(f"{self.count:>5} {action}: {text}")
-                    self.check(action)
-                    if self.violations:
-                        return
-            if quiet:
+            moved = self.drain_round()
+            if self.violations:
+                return False
+            if not moved:
                 break
         else:
             behind = self.behind()
             self.violations.append(
                 Violation(self.count, "drain", f"did not converge in {rounds} rounds: {behind}")
             )
-            return
+            return False
         self.trace.append(f"{self.count:>5} drained: {self.describe_checkpoints()}")
+        return True
+
+    def drain_round(self) -> bool:
+        """Attempt every processor on every lane once; whether anything moved."""
+        moved = False
+        for name in self.names:
+            for lane_processor in self.lanes[name]:
+                self.count += 1
+                text, changed = self.attempt(lane_processor)
+                if not changed:
+                    continue
+                moved = True
+                action = f"drain {Step(name, lane_processor.lane)}"
+                self.trace.append(f"{self.count:>5} {action}: {text}")
+                self.check(action)
+                if self.violations:
+                    return True
+        return moved
+
+    def final_checks(self) -> None:
+        """The scenario's checks once everything has drained."""
         messages = self.scenario.check(self.store) + self.scenario.check_final(self.store)
         self.violations += [Violation(self.count, "final", message) for message in messages]
 
