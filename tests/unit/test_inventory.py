@@ -62,9 +62,10 @@ def test_deliveries_and_counts_carry_the_level_after_them(
     inventory.count(CountStock("apple", 7))
     assert _stream(store, "apple") == [
         ("StockReceived", {"product_id": "apple", "quantity": 10, "stock_after": 10,
-                           "short_after": 0, "delivery_id": None}),
+                           "short_after": 0, "delivery_id": None, "reorder_point": 0}),
         ("StockCounted", {"product_id": "apple", "counted": 7, "difference": -3,
-                          "stock_after": 7, "short_after": 0, "count_id": None}),
+                          "stock_after": 7, "short_after": 0, "count_id": None,
+                          "reorder_point": 0}),
     ]  # fmt: skip
 
 

@@ -1,6 +1,7 @@
-"""Inventory's commands: a manager receives deliveries and counts stock. Making one checks
-nothing: :class:`~tillflow.shop.inventory.service.InventoryService` refuses a field of another
-type as :class:`~tillflow.shop.errors.InvalidField` naming it, and writes nothing."""
+"""Inventory's commands: a manager receives deliveries, counts stock and sets reorder points.
+Making one checks nothing: :class:`~tillflow.shop.inventory.service.InventoryService` refuses
+a field of another type as :class:`~tillflow.shop.errors.InvalidField` naming it, and writes
+nothing."""
 
 from __future__ import annotations
 
@@ -23,3 +24,13 @@ class CountStock(msgspec.Struct, frozen=True):
     product_id: str
     counted: int
     count_id: str | None = None
+
+
+class SetReorderPoint(msgspec.Struct, frozen=True):
+    """Set the stock level below which the product is low (``0``: none, ≥ 0). Setting the
+    point it already has records nothing; ``change_id``, when given, makes a retry answer the
+    first call's receipt (a stale retry would otherwise undo a later change)."""
+
+    product_id: str
+    reorder_point: int
+    change_id: str | None = None

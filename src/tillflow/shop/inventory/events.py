@@ -1,6 +1,7 @@
 """Inventory's events, one stream per product (``stock-<product id>``). Every one carries the
-stock level after it and the units still short after it, so a reader never does arithmetic:
-the stream's versions are Inventory's order of changes for the product."""
+stock level after it, the units still short after it and the reorder point in force after it
+(``0``: none), so a reader never does arithmetic: the stream's versions are Inventory's order
+of changes for the product."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class StockReceived(msgspec.Struct, frozen=True):
     stock_after: int
     short_after: int
     delivery_id: str | None = None
+    reorder_point: int = 0
 
 
 class StockCounted(msgspec.Struct, frozen=True):
@@ -33,6 +35,7 @@ class StockCounted(msgspec.Struct, frozen=True):
     stock_after: int
     short_after: int
     count_id: str | None = None
+    reorder_point: int = 0
 
 
 class ProductTaken(msgspec.Struct, frozen=True):
@@ -46,6 +49,7 @@ class ProductTaken(msgspec.Struct, frozen=True):
     stock_after: int
     short_after: int
     line: int = 0
+    reorder_point: int = 0
 
 
 class ProductReturned(msgspec.Struct, frozen=True):
@@ -59,6 +63,7 @@ class ProductReturned(msgspec.Struct, frozen=True):
     stock_after: int
     short_after: int
     line: int = 0
+    reorder_point: int = 0
 
 
 class StockShortfall(msgspec.Struct, frozen=True):
@@ -69,6 +74,7 @@ class StockShortfall(msgspec.Struct, frozen=True):
     units_short: int
     stock_after: int
     short_after: int
+    reorder_point: int = 0
 
 
 class ShortfallResolved(msgspec.Struct, frozen=True):
@@ -78,6 +84,33 @@ class ShortfallResolved(msgspec.Struct, frozen=True):
     by: str
     stock_after: int
     short_after: int
+    reorder_point: int = 0
+
+
+class ReorderPointSet(msgspec.Struct, frozen=True):
+    """A manager set the product's reorder point (``0``: none); ``previous`` was in force
+    before."""
+
+    product_id: str
+    reorder_point: int
+    previous: int
+    stock_after: int
+    short_after: int
+    change_id: str | None = None
+
+
+class LowStock(msgspec.Struct, frozen=True):
+    """The alert: the stock fell below the reorder point, ``by`` a ``sale`` (the checkout
+    ``checkout_id``), a ``count`` or a raised ``reorder_point``. Recorded once per crossing,
+    in the same append as the change that crossed: the next one only after the stock was back
+    at or above the point (or the point was lowered or cleared) and fell below it again."""
+
+    product_id: str
+    by: str
+    stock_after: int
+    short_after: int
+    reorder_point: int
+    checkout_id: str | None = None
 
 
 INVENTORY_EVENTS: dict[str, type] = {
@@ -87,4 +120,6 @@ INVENTORY_EVENTS: dict[str, type] = {
     "ProductReturned": ProductReturned,
     "StockShortfall": StockShortfall,
     "ShortfallResolved": ShortfallResolved,
+    "ReorderPointSet": ReorderPointSet,
+    "LowStock": LowStock,
 }

@@ -1,7 +1,9 @@
 """Inventory's processor: every checkout takes its lines off the shelf, every return puts
 them back. A sale is never refused: when stock goes below zero the ``StockShortfall`` (the
 apology) is recorded right after the ``ProductTaken`` and the product stays short until a
-delivery, count or return resolves it.
+delivery, count or return resolves it. A sale that takes the stock below the reorder point
+of a product not yet low records ``LowStock`` after them (once per crossing: the decision is
+the level's, so a redo of the batch decides it again from the same level, with the same ids).
 
 Emits guard each product stream with the version read (commands write the same streams): if
 a delivery lands in between, the batch's commit is refused whole and the runtime redoes it.
@@ -19,7 +21,7 @@ from tillflow.shop.inventory.events import (
     StockShortfall,
     stock_stream,
 )
-from tillflow.shop.inventory.stock import StockLevel
+from tillflow.shop.inventory.stock import StockLevel, low_stock
 from tillflow.shop.sale.events import CheckoutLine, ItemsReturned
 
 NAME = "inventory"
@@ -64,14 +66,23 @@ def take(event: RecordedEvent, session: Session) -> None:
             after.stock,
             after.short,
             index,
+            after.reorder_point,
         )
         session.emit(stream, "ProductTaken", taken, expected_version=level.version)
         if after.stock < 0:
             units_short = min(line.quantity, -after.stock)
             apology = StockShortfall(
-                line.product_id, checked_out.checkout_id, units_short, after.stock, after.short
+                line.product_id,
+                checked_out.checkout_id,
+                units_short,
+                after.stock,
+                after.short,
+                after.reorder_point,
             )
             session.emit(stream, "StockShortfall", apology, expected_version=after.version)
+            after = after.moved(after.stock)
+        if (alert := low_stock(level, after, "sale", checked_out.checkout_id)) is not None:
+            session.emit(stream, "LowStock", alert, expected_version=after.version)
             after = after.moved(after.stock)
         _keep(session, after)
 
@@ -91,10 +102,13 @@ def put_back(event: RecordedEvent, session: Session) -> None:
             after.stock,
             after.short,
             index,
+            after.reorder_point,
         )
         session.emit(stream, "ProductReturned", back, expected_version=level.version)
         if level.short > 0 and after.stock >= 0:
-            resolved = ShortfallResolved(line.product_id, "return", after.stock, 0)
+            resolved = ShortfallResolved(
+                line.product_id, "return", after.stock, 0, after.reorder_point
+            )
             session.emit(stream, "ShortfallResolved", resolved, expected_version=after.version)
             after = after.moved(after.stock)
         _keep(session, after)

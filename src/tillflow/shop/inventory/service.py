@@ -1,11 +1,14 @@
-"""Inventory's command handlers: deliveries and counts, appended to the product's stream
-guarded by its version (Inventory's processor writes the same streams; a conflict reloads
-and decides again). A delivery or count that brings a short product back to zero or more
-records ``ShortfallResolved`` right after it, in the same append.
+"""Inventory's command handlers: deliveries, counts and reorder points, appended to the
+product's stream guarded by its version (Inventory's processor writes the same streams; a
+conflict reloads and decides again). A delivery or count that brings a short product back to
+zero or more records ``ShortfallResolved`` right after it, in the same append; a count, or a
+reorder point raised above the stock, that crosses into low stock records ``LowStock``
+(:func:`~tillflow.shop.inventory.stock.low_stock`).
 
-A delivery keyed by ``delivery_id`` or a count keyed by ``count_id`` is retry-safe: every
-event of its append gets an id derived from the key, and a retry answers the receipt of
-that whole append (the same positions and versions as the first answer), changing nothing.
+A delivery keyed by ``delivery_id``, a count keyed by ``count_id`` or a reorder point keyed
+by ``change_id`` is retry-safe: every event of its append gets an id derived from the key,
+and a retry answers the receipt of that whole append (the same positions and versions as the
+first answer), changing nothing.
 """
 
 from __future__ import annotations
@@ -25,23 +28,27 @@ from tillflow.engine.keyed import recorded_command, with_key
 from tillflow.engine.store import receipt_of
 from tillflow.shop import validation
 from tillflow.shop.errors import CheckoutConflict
-from tillflow.shop.inventory.commands import CountStock, ReceiveStock
+from tillflow.shop.inventory.commands import CountStock, ReceiveStock, SetReorderPoint
 from tillflow.shop.inventory.events import (
+    ReorderPointSet,
     ShortfallResolved,
     StockCounted,
     StockReceived,
     stock_stream,
 )
-from tillflow.shop.inventory.stock import StockLevel
+from tillflow.shop.inventory.stock import StockLevel, low_stock
 
 RETRIES = 50
 
 
-def _resolution(level: StockLevel, after: StockLevel, by: str) -> list[NewEvent]:
+def _follow_ups(level: StockLevel, after: StockLevel, by: str) -> list[NewEvent]:
+    """What a change from ``level`` to ``after`` entails: a resolved shortfall, a low-stock
+    alert (never both: a short product with a reorder point is already low)."""
     if level.short > 0 and after.stock >= 0:
-        return [
-            NewEvent("ShortfallResolved", ShortfallResolved(level.product_id, by, after.stock, 0))
-        ]
+        resolved = ShortfallResolved(level.product_id, by, after.stock, 0, after.reorder_point)
+        return [NewEvent("ShortfallResolved", resolved)]
+    if (alert := low_stock(level, after, by)) is not None:
+        return [NewEvent("LowStock", alert)]
     return []
 
 
@@ -89,9 +96,14 @@ class InventoryService:
         def decide(level: StockLevel) -> list[NewEvent]:
             after = level.moved(level.stock + quantity)
             received = StockReceived(
-                product_id, quantity, after.stock, after.short, command.delivery_id
+                product_id,
+                quantity,
+                after.stock,
+                after.short,
+                command.delivery_id,
+                after.reorder_point,
             )
-            return [NewEvent("StockReceived", received), *_resolution(level, after, "delivery")]
+            return [NewEvent("StockReceived", received), *_follow_ups(level, after, "delivery")]
 
         return self._record(product_id, decide, key)
 
@@ -119,9 +131,50 @@ class InventoryService:
         def decide(level: StockLevel) -> list[NewEvent]:
             after = level.moved(counted)
             event = StockCounted(
-                product_id, counted, counted - level.stock, counted, after.short, command.count_id
+                product_id,
+                counted,
+                counted - level.stock,
+                counted,
+                after.short,
+                command.count_id,
+                after.reorder_point,
             )
-            return [NewEvent("StockCounted", event), *_resolution(level, after, "count")]
+            return [NewEvent("StockCounted", event), *_follow_ups(level, after, "count")]
+
+        return self._record(product_id, decide, key)
+
+    def set_reorder_point(self, command: SetReorderPoint) -> Receipt:
+        """Set the product's reorder point; raises :class:`InvalidField` for one below zero.
+        A point raised above the stock of a product not yet low is a crossing: ``LowStock``
+        is recorded with it. The point the product already has records nothing and answers
+        the receipt of the product's last event (unless keyed: a ``change_id`` is always
+        recorded, and a repeat with the same product and point answers the first receipt;
+        with other content it is a :class:`CheckoutConflict`)."""
+        validation.of_type("command", command, SetReorderPoint)
+        product_id = validation.identifier("product_id", command.product_id)
+        point = validation.whole_number(
+            "reorder_point", command.reorder_point, 0, validation.MAX_STOCK_QUANTITY
+        )
+        key = None
+        if command.change_id is not None:
+
+            def differs(first: RecordedEvent) -> str | None:
+                recorded = first.decode(ReorderPointSet)
+                if recorded.product_id != product_id:
+                    return "product_id"
+                return "reorder_point" if recorded.reorder_point != point else None
+
+            change_id = validation.identifier("change_id", command.change_id)
+            key = _Key("reorder point", "change_id", change_id, differs)
+
+        def decide(level: StockLevel) -> list[NewEvent]:
+            if key is None and level.version > 0 and level.reorder_point == point:
+                return []  # nothing to change: answer the product's stock as it stands
+            after = level.with_point(point)
+            event = ReorderPointSet(
+                product_id, point, level.reorder_point, after.stock, after.short, command.change_id
+            )
+            return [NewEvent("ReorderPointSet", event), *_follow_ups(level, after, "reorder_point")]
 
         return self._record(product_id, decide, key)
 
@@ -142,8 +195,12 @@ class InventoryService:
                 if (field := key.differs(previous[0])) is not None:
                     raise CheckoutConflict(key.field, key.value, field)
                 return receipt_of(previous)
-            level = self.level(product_id)
+            last = self.store.last_event(stream)
+            level = StockLevel.after(product_id, last)
             events = decide(level)
+            if not events:
+                assert last is not None  # only a product with a stream decides nothing
+                return receipt_of([last])
             if key is not None:
                 events = with_key(key.namespace, key.value, events)
             try:
