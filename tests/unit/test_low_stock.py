@@ -20,6 +20,9 @@ from tillflow.shop.inventory.commands import CountStock, ReceiveStock, SetReorde
 from tillflow.shop.inventory.processor import inventory_processor
 from tillflow.shop.inventory.service import InventoryService
 from tillflow.shop.inventory.stock import StockLevel, low_stock
+from tillflow.shop.reporting.projection import reporting_processor
+from tillflow.shop.reporting.queries import ReportReader
+from tillflow.shop.reporting.rows import AsOf
 from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest, ReturnItems
 from tillflow.shop.sale.service import SaleService
 
@@ -289,3 +292,53 @@ def test_a_crash_while_handling_the_crossing_sale_leaves_it_undone_and_the_rerun
     _run_inventory(store)  # nothing left: another run adds nothing
     assert [a["checkout_id"] for a in _alerts(store)] == ["c-1"]
     assert inventory.level("apple").stock == 2
+
+
+# -- the report ------------------------------------------------------------------------------
+
+
+def _run_shop(store: EventStore) -> None:
+    for processor in (inventory_processor(), reporting_processor()):
+        lane = LaneProcessor(store, processor, 0)
+        while lane.step().progressed:
+            pass
+
+
+def test_the_report_row_shows_the_point_and_since_when_the_product_is_low(
+    store: EventStore, inventory: InventoryService, sale: SaleService
+) -> None:
+    inventory.receive(ReceiveStock("apple", 6))
+    inventory.set_reorder_point(SetReorderPoint("apple", 5))
+    _sell(sale, "c-1", 2)
+    _sell(sale, "c-2", 1)
+    _run_shop(store)
+    [crossing] = [e for e in store.read_stream("stock-apple") if e.type == "LowStock"]
+    row = ReportReader(store).row("apple")
+    assert row is not None
+    assert (row.stock_left, row.reorder_point, row.low_alerts) == (3, 5, 1)
+    assert row.low_since == AsOf(crossing.lane, crossing.position, crossing.recorded_at, 4)
+    inventory.receive(ReceiveStock("apple", 2))  # 5: no longer low
+    _run_shop(store)
+    row = ReportReader(store).row("apple")
+    assert row is not None
+    assert (row.stock_left, row.low_since, row.low_alerts) == (5, None, 1)
+
+
+def test_the_report_reaches_a_point_set_by_a_command_and_its_alert(
+    store: EventStore, inventory: InventoryService
+) -> None:
+    """``ReorderPointSet`` and a ``LowStock`` appended with it are among the report's types:
+    waiting for the command's receipt finds the row as of the alert."""
+    inventory.receive(ReceiveStock("apple", 2))
+    receipt = inventory.set_reorder_point(SetReorderPoint("apple", 3))
+    _run_shop(store)
+    row = ReportReader(store).row("apple")
+    assert row is not None
+    assert row.as_of.version == receipt.streams["stock-apple"] == 3
+    assert (row.reorder_point, row.low_alerts) == (3, 1)
+    assert row.low_since is not None and row.low_since.version == 3
+    inventory.set_reorder_point(SetReorderPoint("apple", 0))  # cleared: not low
+    _run_shop(store)
+    row = ReportReader(store).row("apple")
+    assert row is not None
+    assert (row.reorder_point, row.low_since) == (0, None)

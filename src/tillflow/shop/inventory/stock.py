@@ -63,7 +63,7 @@ class StockLevel:
     @property
     def low(self) -> bool:
         """Below a reorder point (a product without one is never low)."""
-        return self.reorder_point > 0 and self.stock < self.reorder_point
+        return is_low(self.stock, self.reorder_point)
 
     @classmethod
     def after(cls, product_id: str, event: RecordedEvent | None) -> StockLevel:
@@ -88,6 +88,11 @@ class StockLevel:
     def with_point(self, reorder_point: int) -> StockLevel:
         """The level after one more event sets the reorder point."""
         return StockLevel(self.product_id, self.version + 1, self.stock, self.short, reorder_point)
+
+
+def is_low(stock: int, reorder_point: int) -> bool:
+    """The low-stock rule: below a reorder point; without one (``0``) never low."""
+    return reorder_point > 0 and stock < reorder_point
 
 
 def low_stock(

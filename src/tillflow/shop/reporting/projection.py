@@ -24,6 +24,7 @@ import msgspec
 from tillflow.engine import Processor, RecordedEvent, Session, TillflowError, format_id
 from tillflow.shop.inventory.events import (
     STOCK_STREAM_PREFIX,
+    LowStock,
     ProductReturned,
     ProductTaken,
     StockCounted,
@@ -31,6 +32,7 @@ from tillflow.shop.inventory.events import (
     StockShortfall,
     stock_stream,
 )
+from tillflow.shop.inventory.stock import is_low
 from tillflow.shop.reporting.rows import (
     PRODUCTS_VIEW,
     TOTALS_KEY,
@@ -51,9 +53,12 @@ INVENTORY = "inventory"
 CATALOG_TYPES = frozenset(
     {"ProductAdded", "ProductRenamed", "ProductRepriced", "ProductDiscontinued"}
 )
-STOCK_COMMAND_TYPES = frozenset({"StockReceived", "StockCounted", "ShortfallResolved"})
-"""What Inventory's commands append to a product's stream: a delivery or count, and the
-``ShortfallResolved`` that follows one in the same append (so a row's as-of reaches it)."""
+STOCK_COMMAND_TYPES = frozenset(
+    {"StockReceived", "StockCounted", "ShortfallResolved", "ReorderPointSet", "LowStock"}
+)
+"""What Inventory's commands append to a product's stream: a delivery, count or reorder
+point, and the ``ShortfallResolved`` or ``LowStock`` that follows one in the same append (so
+a row's as-of reaches it)."""
 SUBSCRIBED = frozenset({"CheckedOut", "ItemsReturned"}) | STOCK_COMMAND_TYPES | CATALOG_TYPES
 
 
@@ -126,12 +131,20 @@ def apply_inventory_event(
         shortfall = event.decode(StockShortfall)
         row.units_oversold += shortfall.units_short
         stock, short = shortfall.stock_after, shortfall.short_after
-    else:  # ShortfallResolved: levels only
+    elif kind == "LowStock":
+        alert = event.decode(LowStock)
+        row.low_alerts += 1
+        row.low_since = AsOf(event.lane, event.position, event.recorded_at, event.version)
+        stock, short = alert.stock_after, alert.short_after
+    else:  # ShortfallResolved, ReorderPointSet: levels (and the point) only
         levels = msgspec.json.decode(event.data)
         stock, short = levels["stock_after"], levels["short_after"]
+        row.reorder_point = levels.get("reorder_point", row.reorder_point)
     row.stock_left = stock
     row.open_shortfall = short
     row.as_of = AsOf(event.lane, event.position, event.recorded_at, event.version)
+    if not is_low(stock, row.reorder_point):
+        row.low_since = None
 
 
 def catch_up(

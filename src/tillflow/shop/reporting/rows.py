@@ -39,6 +39,12 @@ class ProductRow(msgspec.Struct):
     open_shortfall: int = 0
     units_oversold: int = 0
     as_of: AsOf = msgspec.field(default_factory=AsOf)
+    reorder_point: int = 0
+    """Inventory's reorder point (``0``: none); the row is low while ``stock_left`` is below."""
+    low_since: AsOf | None = None
+    """While low: the ``LowStock`` alert that opened the episode."""
+    low_alerts: int = 0
+    """``LowStock`` alerts recorded for the product, ever."""
 
 
 class Totals(msgspec.Struct):
