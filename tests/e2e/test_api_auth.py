@@ -33,6 +33,8 @@ MATRIX: list[tuple[str, str, Any, set[Role]]] = [
     ("POST", "/stock/apple/counts", {"counted": 5}, {Role.MANAGER}),
     ("GET", "/stock/apple", None, {Role.MANAGER, Role.VIEWER}),
     ("GET", "/stock/shortfalls", None, {Role.MANAGER, Role.VIEWER}),
+    ("POST", "/stock/apple/reorder-point", {"reorder_point": 2}, {Role.MANAGER}),
+    ("GET", "/stock/low", None, {Role.MANAGER, Role.VIEWER}),
     ("GET", "/report", None, {Role.MANAGER, Role.VIEWER}),
     ("GET", "/report/products/apple", None, {Role.MANAGER, Role.VIEWER}),
     ("GET", "/processors", None, {Role.MANAGER, Role.VIEWER}),

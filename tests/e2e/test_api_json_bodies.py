@@ -35,6 +35,7 @@ BODIES: dict[tuple[str, str], tuple[Role, dict[str, Any]]] = {
     ),
     ("/stock/{product_id}/deliveries", "POST"): (Role.MANAGER, {"quantity": 5}),
     ("/stock/{product_id}/counts", "POST"): (Role.MANAGER, {"counted": 5}),
+    ("/stock/{product_id}/reorder-point", "POST"): (Role.MANAGER, {"reorder_point": 5}),
 }
 CONSTANTS = ["NaN", "Infinity", "-Infinity"]
 

@@ -11,7 +11,14 @@ async def test_a_delivery_answers_with_the_stock_after_it_and_a_retry_records_on
 ) -> None:
     first = await shop.post("/stock/apple/deliveries", {"quantity": 5, "delivery_id": "d-1"})
     assert first.status_code == 201, first.text
-    assert first.json()["stock"] == {"product_id": "apple", "stock": 15, "short": 0, "version": 2}
+    assert first.json()["stock"] == {
+        "product_id": "apple",
+        "stock": 15,
+        "short": 0,
+        "reorder_point": 0,
+        "low": False,
+        "version": 2,
+    }
     again = await shop.post("/stock/apple/deliveries", {"quantity": 5, "delivery_id": "d-1"})
     assert again.content == first.content
     keyed = await shop.post(
@@ -21,7 +28,14 @@ async def test_a_delivery_answers_with_the_stock_after_it_and_a_retry_records_on
     other = await shop.post("/stock/apple/deliveries", {"quantity": 6, "delivery_id": "d-1"})
     assert other.status_code == 409
     level = await shop.get("/stock/apple")
-    assert level.json() == {"product_id": "apple", "stock": 15, "short": 0, "version": 2}
+    assert level.json() == {
+        "product_id": "apple",
+        "stock": 15,
+        "short": 0,
+        "reorder_point": 0,
+        "low": False,
+        "version": 2,
+    }
 
 
 async def test_an_oversell_is_an_open_shortfall_until_a_count_or_delivery_resolves_it(

@@ -129,6 +129,7 @@ def create_app(
             async with run(opened, runtime), watch.running():
                 metrics.statistics = runtime.statistics
                 metrics.store_health = runtime.health.status
+                metrics.report_rows = shop.report.rows
                 metrics.leases = functools.partial(_leases_unless_away, opened, runtime)
                 app.state.services = Services(shop, runtime, TokenBook(opened), watch, metrics)
                 try:
@@ -138,6 +139,7 @@ def create_app(
                     metrics.statistics = list
                     metrics.leases = metrics.no_leases
                     metrics.store_health = _no_status
+                    metrics.report_rows = list
         finally:
             if store is None:
                 opened.close()

@@ -10,6 +10,8 @@
   when the report passed it first: under load it can, before the request goes on);
 * ``tillflow_store_unavailable``, ``tillflow_store_degraded_seconds`` and the counters
   ``tillflow_store_retries``, ``tillflow_store_outages`` (:mod:`tillflow.http.store_metrics`);
+* ``tillflow_low_stock_products`` and the counter ``tillflow_low_stock_alerts``, from the
+  report (:mod:`tillflow.http.low_stock_metrics`);
 * ``tillflow_http_request_duration_seconds`` by method, route template (never the raw
   path: bounded cardinality) and status;
 * on PostgreSQL, read at scrape time from the lease tables (so they count every worker,
@@ -39,7 +41,9 @@ from tillflow.engine import ProcessorStatistics, Receipt
 from tillflow.engine.lane_processor import State
 from tillflow.engine.outage import StoreStatus
 from tillflow.engine.postgres.leases import LeaseOverview
+from tillflow.http.low_stock_metrics import LowStockCollector
 from tillflow.http.store_metrics import StoreHealthCollector
+from tillflow.shop.reporting.rows import ProductRow
 
 log = logging.getLogger("tillflow.http")
 
@@ -248,6 +252,9 @@ class Metrics:
         self.store_health: Callable[[], StoreStatus | None] = lambda: None
         """The database as the processors see it (the runtime's health, once started)."""
         self.registry.register(StoreHealthCollector(self._store_health))
+        self.report_rows: Callable[[], list[ProductRow]] = list
+        """The report's rows (the shop's, once started)."""
+        self.registry.register(LowStockCollector(self._report_rows))
         self._request_series: dict[tuple[str, str, int], Histogram] = {}
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -266,6 +273,9 @@ class Metrics:
 
     def _store_health(self) -> StoreStatus | None:
         return self.store_health()
+
+    def _report_rows(self) -> list[ProductRow]:
+        return self.report_rows()
 
     @staticmethod
     def no_leases() -> LeaseOverview | None:

@@ -57,6 +57,11 @@ class ProductRowOut(BaseModel):
     open_shortfall: int
     units_oversold: int
     as_of: AsOfOut
+    reorder_point: int = Field(default=0, description="Inventory's reorder point (0: none).")
+    low_since: AsOfOut | None = Field(
+        default=None, description="While below the reorder point: the LowStock alert."
+    )
+    low_alerts: int = Field(default=0, description="LowStock alerts recorded, ever.")
 
 
 class TotalsOut(BaseModel):

@@ -1,8 +1,10 @@
-"""Stock routes: deliveries and counts (managers), stock levels and open shortfalls
-(managers and viewers).
+"""Stock routes: deliveries, counts and reorder points (managers), stock levels, open
+shortfalls and low stock (managers and viewers).
 
 A shortfall (units sold that were not on the shelf) is resolved by a delivery or a count
 that brings the stock back to zero or more: Inventory then records ``ShortfallResolved``.
+A product is low while its stock is below its reorder point; Inventory records one
+``LowStock`` per fall below it (:mod:`tillflow.shop.inventory.stock`).
 Stock is only changed for products in the catalog (404 otherwise).
 """
 
@@ -18,13 +20,19 @@ from tillflow.engine import Receipt
 from tillflow.http.auth import MANAGERS, VIEWERS, GuardedRoute, require
 from tillflow.http.idempotency import IdempotencyKey, optional_key
 from tillflow.http.problems import problem_responses
-from tillflow.http.report import FreshnessOut, ProductRowOut, ReadYourWrites, read_report
+from tillflow.http.report import (
+    AsOfOut,
+    FreshnessOut,
+    ProductRowOut,
+    ReadYourWrites,
+    read_report,
+)
 from tillflow.http.schemas import Count, Identifier, ReceiptOut, RequestBody, StockQuantity
 from tillflow.http.services import Services, ServicesDep
 from tillflow.shop.errors import UnknownProduct
-from tillflow.shop.inventory.commands import CountStock, ReceiveStock
+from tillflow.shop.inventory.commands import CountStock, ReceiveStock, SetReorderPoint
 from tillflow.shop.inventory.events import stock_stream
-from tillflow.shop.inventory.stock import StockLevel
+from tillflow.shop.inventory.stock import StockLevel, is_low
 
 router = APIRouter(prefix="/stock", tags=["stock"], route_class=GuardedRoute)
 
@@ -52,12 +60,26 @@ class CountIn(RequestBody):
     )
 
 
+class ReorderPointIn(RequestBody):
+    reorder_point: Count = Field(
+        description="The product is low while its stock is below this (0: no reorder point)."
+    )
+    change_id: Identifier | None = Field(
+        default=None,
+        description="Makes a retry answer the first call's receipt (or send an "
+        "Idempotency-Key header); without it, the point the product already has records "
+        "nothing.",
+    )
+
+
 class StockOut(BaseModel):
     """A product's stock as Inventory recorded it at ``version`` of its stream."""
 
     product_id: str
     stock: int
     short: int = Field(description="Units sold that were not on the shelf, still open.")
+    reorder_point: int = Field(description="0: none.")
+    low: bool = Field(description="The stock is below the reorder point.")
     version: int
 
     @classmethod
@@ -76,6 +98,25 @@ class ShortfallsOut(BaseModel):
     """Products with an open shortfall, from the report (as of its freshness)."""
 
     shortfalls: list[ProductRowOut]
+    freshness: FreshnessOut
+
+
+class LowProductOut(BaseModel):
+    """A product below its reorder point, from its report row."""
+
+    product_id: str
+    name: str
+    stock: int
+    reorder_point: int
+    short: int
+    since: AsOfOut = Field(description="The LowStock alert that opened this low spell.")
+    as_of: AsOfOut = Field(description="What the row's figures reflect.")
+
+
+class LowStockOut(BaseModel):
+    """Products below their reorder point, from the report (as of its freshness)."""
+
+    low: list[LowProductOut]
     freshness: FreshnessOut
 
 
@@ -102,6 +143,32 @@ async def shortfalls(services: ServicesDep, wait: ReadYourWrites) -> ShortfallsO
     report = await read_report(services, wait)
     return ShortfallsOut(
         shortfalls=[row for row in report.rows if row.open_shortfall > 0],
+        freshness=report.freshness,
+    )
+
+
+@router.get(
+    "/low",
+    summary="Products below their reorder point",
+    dependencies=[require(VIEWERS, "read low stock")],
+    responses=problem_responses(401, 403, 422),
+)
+async def low_stock(services: ServicesDep, wait: ReadYourWrites) -> LowStockOut:
+    report = await read_report(services, wait)
+    return LowStockOut(
+        low=[
+            LowProductOut(
+                product_id=row.product_id,
+                name=row.name,
+                stock=row.stock_left,
+                reorder_point=row.reorder_point,
+                short=row.open_shortfall,
+                since=row.low_since,
+                as_of=row.as_of,
+            )
+            for row in report.rows
+            if is_low(row.stock_left, row.reorder_point) and row.low_since is not None
+        ],
         freshness=report.freshness,
     )
 
@@ -154,4 +221,23 @@ async def count(
     count_id = optional_key("count_id", body.count_id, idempotency_key)
     command = CountStock(product_id, body.counted, count_id)
     receipt = await run_in_threadpool(services.shop.inventory.count, command)
+    return _changed(services, product_id, receipt)
+
+
+@router.post(
+    "/{product_id}/reorder-point",
+    summary="Set a product's reorder point",
+    dependencies=[require(MANAGERS, "set reorder points")],
+    responses=WRITE,
+)
+async def set_reorder_point(
+    product_id: ProductId,
+    body: ReorderPointIn,
+    services: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
+) -> StockChanged:
+    _known(services, product_id)
+    change_id = optional_key("change_id", body.change_id, idempotency_key)
+    command = SetReorderPoint(product_id, body.reorder_point, change_id)
+    receipt = await run_in_threadpool(services.shop.inventory.set_reorder_point, command)
     return _changed(services, product_id, receipt)
