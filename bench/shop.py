@@ -81,14 +81,17 @@ from tillflow.shop.inventory.commands import ReceiveStock
 from tillflow.shop.reporting.audit import ConsistentCutAudit, read_rows, read_totals
 from tillflow.shop.reporting.projection import NAME as REPORTING_NAME
 from tillflow.shop.reporting.projection import REPORT_VIEWS
-from tillflow.shop.reporting.truth import ShopTruth
+from tillflow.shop.reporting.truth import ShopTruth, expected_line
 from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest
-from tillflow.shop.sale.events import CheckedOut, CheckoutLine
+from tillflow.shop.sale.events import CheckedOut
+from tillflow.shop.sale.vat import DEFAULT_RATES
 
 _Options = ParamSpec("_Options")
 _Result = TypeVar("_Result")
 
 PRODUCTS: Final = 200
+RATES: Final = tuple(DEFAULT_RATES)
+"""The products' rates, in turn: the default table's."""
 STARTING_STOCK: Final = 1_000_000
 """Units delivered per product before the clock starts: far more than a million checkouts
 take (≈ 30,000 units per product), so no sale goes short."""
@@ -126,7 +129,12 @@ class Basket:
 def catalogue(seed: int) -> list[AddProduct]:
     rng = random.Random(seed)
     return [
-        AddProduct(f"p{number:03d}", f"Product {number:03d}", rng.randint(50, 5_000))
+        AddProduct(
+            f"p{number:03d}",
+            f"Product {number:03d}",
+            rng.randint(50, 5_000),
+            tax_rate=RATES[number % len(RATES)],
+        )
         for number in range(PRODUCTS)
     ]
 
@@ -139,9 +147,15 @@ def baskets(seed: int, products: Sequence[AddProduct]) -> list[Basket]:
         chosen = rng.sample(list(products), rng.randint(1, 5))
         quantities = [rng.randint(1, 3) for _ in chosen]
         lines = [
-            CheckoutLine(product.product_id, product.name, quantity, product.price, total)
+            expected_line(
+                product.product_id,
+                product.name,
+                product.price,
+                quantity,
+                product.tax_rate,
+                DEFAULT_RATES[product.tax_rate],
+            )
             for product, quantity in zip(chosen, quantities, strict=True)
-            for total in [product.price * quantity]
         ]
         drawn.append(
             Basket(

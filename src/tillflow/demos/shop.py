@@ -45,9 +45,10 @@ from tillflow.shop.inventory.commands import ReceiveStock
 from tillflow.shop.reporting.audit import ConsistentCutAudit, identity_violations
 from tillflow.shop.reporting.projection import REPORT_VIEWS
 from tillflow.shop.reporting.queries import Report
-from tillflow.shop.reporting.truth import ShopTruth
+from tillflow.shop.reporting.truth import ShopTruth, expected_line
 from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest, ReturnItems
-from tillflow.shop.sale.events import CheckedOut, CheckoutLine, ItemsReturned, ReturnLine
+from tillflow.shop.sale.events import CheckedOut, ItemsReturned, ReturnLine
+from tillflow.shop.sale.vat import DEFAULT_RATES
 
 
 @dataclass(frozen=True)
@@ -56,14 +57,15 @@ class Item:
 
     product_id: str
     name: str
-    price: int  # cents
+    price: int  # cents, tax included
     popularity: float
     scarce: bool = False
+    tax_rate: str = "reduced"  # groceries; zero and standard below
 
 
 CATALOG: Final[tuple[Item, ...]] = (
-    Item("milk", "Whole milk 1 L", 129, 10.0),
-    Item("bread", "Sourdough loaf", 450, 9.0),
+    Item("milk", "Whole milk 1 L", 129, 10.0, tax_rate="zero"),
+    Item("bread", "Sourdough loaf", 450, 9.0, tax_rate="zero"),
     Item("bananas", "Bananas, bunch", 189, 8.0),
     Item("eggs", "Free-range eggs ×6", 345, 7.0),
     Item("apples", "Apples 1 kg", 299, 6.5),
@@ -73,7 +75,7 @@ CATALOG: Final[tuple[Item, ...]] = (
     Item("pasta", "Spaghetti 500 g", 159, 4.5),
     Item("yogurt", "Greek yogurt 500 g", 319, 4.0),
     Item("cheese", "Comté 200 g", 625, 3.5),
-    Item("chocolate", "Dark chocolate 100 g", 229, 3.5),
+    Item("chocolate", "Dark chocolate 100 g", 229, 3.5, tax_rate="standard"),
     Item("rice", "Basmati rice 1 kg", 349, 3.0),
     Item("oranges", "Oranges 1 kg", 279, 3.0),
     Item("tea", "Earl Grey, 50 bags", 399, 2.5),
@@ -85,7 +87,7 @@ CATALOG: Final[tuple[Item, ...]] = (
     Item("oysters", "Oysters ×12", 1890, 0.5, scarce=True),
     Item("truffle", "Black truffle 30 g", 2499, 0.3, scarce=True),
     Item("saffron", "Saffron 1 g", 899, 1.0),
-    Item("flowers", "Bunch of tulips", 650, 1.5),
+    Item("flowers", "Bunch of tulips", 650, 1.5, tax_rate="standard"),
 )
 """24 products; the four marked ``scarce`` start with a few units and are never reordered."""
 
@@ -212,7 +214,9 @@ class ShopDemo:
         """The catalog and a first delivery of everything."""
         rng = random.Random(f"{self.settings.seed}:stock")
         for item in CATALOG:
-            self.shop.sale.add_product(AddProduct(item.product_id, item.name, item.price))
+            self.shop.sale.add_product(
+                AddProduct(item.product_id, item.name, item.price, tax_rate=item.tax_rate)
+            )
         for item in CATALOG:
             self._receive(
                 item.product_id,
@@ -278,9 +282,11 @@ class ShopDemo:
         lines = []
         for request in command.lines:
             item = BY_ID[request.product_id]
-            total = item.price * request.quantity
+            points = DEFAULT_RATES[item.tax_rate]
             lines.append(
-                CheckoutLine(item.product_id, item.name, request.quantity, item.price, total)
+                expected_line(
+                    item.product_id, item.name, item.price, request.quantity, item.tax_rate, points
+                )
             )
         expected = CheckedOut(
             command.checkout_id,

@@ -42,7 +42,9 @@ from tillflow.shop.reporting.projection import REPORT_VIEWS, ReportViews, report
 from tillflow.shop.reporting.truth import ShopTruth
 from tillflow.shop.sale.commands import (
     AddProduct,
+    ChangeProductTaxRate,
     Checkout,
+    DefineTaxRate,
     LineRequest,
     RenameProduct,
     RepriceProduct,
@@ -55,6 +57,8 @@ from tillflow.testing import Leasing, SimulationResult, simulate
 Design = Literal["barrier", "chain", "eventual", "naive", "trap"]
 DESIGNS: tuple[Design, ...] = ("barrier", "chain", "eventual", "naive", "trap")
 PRODUCTS = ("apple", "bread", "cheese", "dates")
+RATES = ("standard", "reduced", "zero", "super")
+"""The default table's rates and one a manager adds (a product may move to it once defined)."""
 
 
 @dataclass
@@ -130,7 +134,8 @@ class ShopScenario:
         self.commands += 1
         if self.commands == 1:
             for number, product_id in enumerate(PRODUCTS):
-                sale.add_product(AddProduct(product_id, product_id.title(), 100 + 25 * number))
+                price, rate = 100 + 25 * number, RATES[number % 3]
+                sale.add_product(AddProduct(product_id, product_id.title(), price, tax_rate=rate))
             return f"catalog of {len(PRODUCTS)} products"
         roll = rng.random()
         try:
@@ -155,10 +160,18 @@ class ShopScenario:
                 return f"count {product_id} = {level} (inventory at {checkpoints})"
             if roll < 0.88:
                 return self._return(rng, store, sale)
-            product_id = rng.choice(PRODUCTS)
-            if rng.random() < 0.5:
+            product_id, pick = rng.choice(PRODUCTS), rng.random()
+            if pick < 0.4:
                 sale.reprice_product(RepriceProduct(product_id, rng.randint(50, 300)))
                 return f"reprice {product_id}"
+            if pick < 0.55:  # refused while "super" is not defined yet
+                rate = rng.choice(RATES)
+                sale.change_tax_rate(ChangeProductTaxRate(product_id, rate))
+                return f"tax {product_id} at {rate}"
+            if pick < 0.7:
+                rate, points = rng.choice(RATES), rng.choice((0, 500, 1000, 2000, 2500))
+                sale.define_tax_rate(DefineTaxRate(rate, points))
+                return f"rate {rate} = {points} bp"
             sale.rename_product(RenameProduct(product_id, f"{product_id.title()} {self.commands}"))
             return f"rename {product_id}"
         except TillflowError as refusal:  # a refusal is an answer, not a failure

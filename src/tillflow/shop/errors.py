@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tillflow.engine.errors import TillflowError, shown
 
 
@@ -75,3 +77,12 @@ class ReturnExceedsPurchase(TillflowError):
             f"lines[product_id={product_id!r}].quantity={requested}: checkout {checkout_id!r} "
             f"has {returnable} unit(s) of it left to return"
         )
+
+
+class UnknownTaxRate(InvalidField):
+    """A rate name the shop's rate table does not have (``known``: the names it has)."""
+
+    def __init__(self, field: str, rate: str, known: Sequence[str]) -> None:
+        self.rate = rate
+        self.known = tuple(known)
+        super().__init__(field, rate, f"no such tax rate; the shop has {', '.join(known)}")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import msgspec
 
+from tillflow.shop.sale.vat import BEFORE_VAT
+
 
 def stock_stream(product_id: str) -> str:
     return f"stock-{product_id}"
@@ -50,6 +52,11 @@ class ProductTaken(msgspec.Struct, frozen=True):
     short_after: int
     line: int = 0
     reorder_point: int = 0
+    tax: int = 0
+    """The tax in ``line_total``, at ``tax_rate`` (:data:`BEFORE_VAT`: sold before VAT) of
+    ``basis_points``: copied from the checkout's line."""
+    tax_rate: str = BEFORE_VAT
+    basis_points: int = 0
 
 
 class ProductReturned(msgspec.Struct, frozen=True):
@@ -64,6 +71,10 @@ class ProductReturned(msgspec.Struct, frozen=True):
     short_after: int
     line: int = 0
     reorder_point: int = 0
+    tax: int = 0
+    """The tax in ``refund``, at ``tax_rate`` of ``basis_points``: copied from the return."""
+    tax_rate: str = BEFORE_VAT
+    basis_points: int = 0
 
 
 class StockShortfall(msgspec.Struct, frozen=True):

@@ -67,6 +67,9 @@ def take(event: RecordedEvent, session: Session) -> None:
             after.short,
             index,
             after.reorder_point,
+            tax=line.tax,
+            tax_rate=line.tax_rate,
+            basis_points=line.basis_points,
         )
         session.emit(stream, "ProductTaken", taken, expected_version=level.version)
         if after.stock < 0:
@@ -103,6 +106,9 @@ def put_back(event: RecordedEvent, session: Session) -> None:
             after.short,
             index,
             after.reorder_point,
+            tax=line.tax,
+            tax_rate=line.tax_rate,
+            basis_points=line.basis_points,
         )
         session.emit(stream, "ProductReturned", back, expected_version=level.version)
         if level.short > 0 and after.stock >= 0:

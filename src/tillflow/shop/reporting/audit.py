@@ -24,6 +24,7 @@ class Figures(msgspec.Struct, frozen=True):
     units_sold: int = 0
     units_returned: int = 0
     revenue: int = 0
+    tax: int = 0
     received: int = 0
     count_adjustments: int = 0
     stock_left: int = 0
@@ -37,21 +38,24 @@ class _Change(msgspec.Struct):
     quantity: int = 0
     line_total: int = 0
     refund: int = 0
+    tax: int = 0
     difference: int = 0
     units_short: int = 0
 
 
 def fold(events: Iterable[RecordedEvent]) -> Figures:
     """The figures after ``events`` (one product's Inventory stream, in version order)."""
-    sold = returned = revenue = received = adjustments = stock = short = oversold = 0
+    sold = returned = revenue = tax = received = adjustments = stock = short = oversold = 0
     for event in events:
         change = msgspec.json.decode(event.data, type=_Change)
         if event.type == "ProductTaken":
             sold += change.quantity
             revenue += change.line_total
+            tax += change.tax
         elif event.type == "ProductReturned":
             returned += change.quantity
             revenue -= change.refund
+            tax -= change.tax
         elif event.type == "StockReceived":
             received += change.quantity
         elif event.type == "StockCounted":
@@ -59,7 +63,7 @@ def fold(events: Iterable[RecordedEvent]) -> Figures:
         elif event.type == "StockShortfall":
             oversold += change.units_short
         stock, short = change.stock_after, change.short_after
-    return Figures(sold, returned, revenue, received, adjustments, stock, short, oversold)
+    return Figures(sold, returned, revenue, tax, received, adjustments, stock, short, oversold)
 
 
 def figures_of(row: ProductRow) -> Figures:
@@ -67,6 +71,7 @@ def figures_of(row: ProductRow) -> Figures:
         row.units_sold,
         row.units_returned,
         row.revenue,
+        row.tax,
         row.received,
         row.count_adjustments,
         row.stock_left,
@@ -98,12 +103,28 @@ def identity_violations(row: ProductRow) -> list[str]:
 
 
 def totals_violations(rows: list[ProductRow], totals: Totals) -> list[str]:
-    """The totals are the sum of the rows (they are committed together)."""
+    """The totals are the sum of the rows (they are committed together), and their rates
+    add up to them."""
     found = []
-    for name in ("revenue", "units_sold", "units_returned"):
+    for name in ("revenue", "tax", "units_sold", "units_returned"):
         summed = sum(getattr(row, name) for row in rows)
         if summed != getattr(totals, name):
             found.append(f"totals.{name} = {getattr(totals, name)}, rows add up to {summed}")
+    return found + rate_violations(totals)
+
+
+def rate_violations(totals: Totals) -> list[str]:
+    """Per rate ``net + tax == revenue``; the rates' revenue and tax add up to the totals'."""
+    found = [
+        f"rate {entry.rate!r} at {entry.basis_points} bp: net {entry.net} + tax {entry.tax} "
+        f"is not its revenue {entry.revenue}"
+        for entry in totals.by_rate
+        if entry.net + entry.tax != entry.revenue
+    ]
+    for name in ("revenue", "tax"):
+        summed = sum(getattr(entry, name) for entry in totals.by_rate)
+        if summed != getattr(totals, name):
+            found.append(f"totals.{name} = {getattr(totals, name)}, rates add up to {summed}")
     return found
 
 
@@ -181,13 +202,15 @@ class EventualAudit:
             for event in store.read(lane, 0, passed, types=("CheckedOut", "ItemsReturned")):
                 data = event.payload()
                 for line in data["lines"]:
-                    figures = sales.setdefault(line["product_id"], [0, 0, 0])
+                    figures = sales.setdefault(line["product_id"], [0, 0, 0, 0])
                     if event.type == "CheckedOut":
                         figures[0] += line["quantity"]
                         figures[2] += line["line_total"]
+                        figures[3] += line.get("tax", 0)
                     else:
                         figures[1] += line["quantity"]
                         figures[2] -= line["refund"]
+                        figures[3] -= line.get("tax", 0)
         rows = read_rows(store, self.views)
         for row in rows:
             version = row.as_of.version
@@ -200,12 +223,12 @@ class EventualAudit:
                         f"{row.product_id}: {name} {getattr(shown, name)} is not Inventory's "
                         f"version {version}: {getattr(truth, name)}"
                     )
-            sold, returned, revenue = sales.get(row.product_id, [0, 0, 0])
-            if (row.units_sold, row.units_returned, row.revenue) != (sold, returned, revenue):
+            sold, returned, revenue, tax = sales.get(row.product_id, [0, 0, 0, 0])
+            half = (row.units_sold, row.units_returned, row.revenue, row.tax)
+            if half != (sold, returned, revenue, tax):
                 found.append(
-                    f"{row.product_id}: sales half ({row.units_sold}, {row.units_returned}, "
-                    f"{row.revenue}) is not what its processor passed: "
-                    f"({sold}, {returned}, {revenue})"
+                    f"{row.product_id}: sales half {half} is not what its processor passed: "
+                    f"({sold}, {returned}, {revenue}, {tax})"
                 )
             if row.units_sold != truth.units_sold:
                 self.torn += 1

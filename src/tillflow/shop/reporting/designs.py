@@ -108,9 +108,10 @@ class EventualReport:
                 row = self._row(session, line.product_id)
                 row.units_sold += line.quantity
                 row.revenue += line.line_total
+                row.tax += line.tax
                 row.sales_as_of = stamp
                 totals.units_sold += line.quantity
-                totals.revenue += line.line_total
+                totals.sold(line.line_total, line.tax, line.tax_rate, line.basis_points)
                 session.put(self.views.products, row.product_id, row)
         elif kind == "ItemsReturned":
             returned = event.decode(ItemsReturned)
@@ -119,9 +120,10 @@ class EventualReport:
                 row = self._row(session, back.product_id)
                 row.units_returned += back.quantity
                 row.revenue -= back.refund
+                row.tax -= back.tax
                 row.sales_as_of = stamp
                 totals.units_returned += back.quantity
-                totals.revenue -= back.refund
+                totals.sold(-back.refund, -back.tax, back.tax_rate, back.basis_points)
                 session.put(self.views.products, row.product_id, row)
         else:
             self._stock(event, session)
@@ -164,9 +166,10 @@ class NaiveReport:
                 row = load_row(session, self.views, line.product_id)
                 row.units_sold += line.quantity
                 row.revenue += line.line_total
+                row.tax += line.tax
                 row.stock_left -= line.quantity
                 totals.units_sold += line.quantity
-                totals.revenue += line.line_total
+                totals.sold(line.line_total, line.tax, line.tax_rate, line.basis_points)
                 session.put(self.views.products, row.product_id, row)
         elif kind == "ItemsReturned":
             totals.returns += 1
@@ -174,9 +177,10 @@ class NaiveReport:
                 row = load_row(session, self.views, back.product_id)
                 row.units_returned += back.quantity
                 row.revenue -= back.refund
+                row.tax -= back.tax
                 row.stock_left += back.quantity
                 totals.units_returned += back.quantity
-                totals.revenue -= back.refund
+                totals.sold(-back.refund, -back.tax, back.tax_rate, back.basis_points)
                 session.put(self.views.products, row.product_id, row)
         elif kind == "StockReceived":
             received = event.decode(StockReceived)

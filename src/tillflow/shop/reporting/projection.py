@@ -46,12 +46,19 @@ from tillflow.shop.sale.events import (
     ProductDiscontinued,
     ProductRenamed,
     ProductRepriced,
+    ProductTaxRateChanged,
 )
 
 NAME = "reporting"
 INVENTORY = "inventory"
 CATALOG_TYPES = frozenset(
-    {"ProductAdded", "ProductRenamed", "ProductRepriced", "ProductDiscontinued"}
+    {
+        "ProductAdded",
+        "ProductRenamed",
+        "ProductRepriced",
+        "ProductDiscontinued",
+        "ProductTaxRateChanged",
+    }
 )
 STOCK_COMMAND_TYPES = frozenset(
     {"StockReceived", "StockCounted", "ShortfallResolved", "ReorderPointSet", "LowStock"}
@@ -105,8 +112,9 @@ def apply_inventory_event(
         taken = event.decode(ProductTaken)
         row.units_sold += taken.quantity
         row.revenue += taken.line_total
+        row.tax += taken.tax
         totals.units_sold += taken.quantity
-        totals.revenue += taken.line_total
+        totals.sold(taken.line_total, taken.tax, taken.tax_rate, taken.basis_points)
         if count_sales and taken.line == 0:
             totals.checkouts += 1
         stock, short = taken.stock_after, taken.short_after
@@ -114,8 +122,9 @@ def apply_inventory_event(
         back = event.decode(ProductReturned)
         row.units_returned += back.quantity
         row.revenue -= back.refund
+        row.tax -= back.tax
         totals.units_returned += back.quantity
-        totals.revenue -= back.refund
+        totals.sold(-back.refund, -back.tax, back.tax_rate, back.basis_points)
         if count_sales and back.line == 0:
             totals.returns += 1
         stock, short = back.stock_after, back.short_after
@@ -174,7 +183,7 @@ def catch_up(
 def apply_catalog_event(row: ProductRow, event: RecordedEvent) -> None:
     if event.type == "ProductAdded":
         added = event.decode(ProductAdded)
-        row.name, row.price = added.name, added.price
+        row.name, row.price, row.tax_rate = added.name, added.price, added.tax_rate
     elif event.type == "ProductRenamed":
         row.name = event.decode(ProductRenamed).name
     elif event.type == "ProductRepriced":
@@ -182,6 +191,8 @@ def apply_catalog_event(row: ProductRow, event: RecordedEvent) -> None:
     elif event.type == "ProductDiscontinued":
         event.decode(ProductDiscontinued)
         row.discontinued = True
+    elif event.type == "ProductTaxRateChanged":
+        row.tax_rate = event.decode(ProductTaxRateChanged).tax_rate
 
 
 def handle_catalog(event: RecordedEvent, session: Session, views: ReportViews) -> None:

@@ -7,6 +7,8 @@ from typing import Final
 
 import msgspec
 
+from tillflow.shop.sale.vat import BEFORE_VAT, DEFAULT_RATE
+
 PRODUCTS_VIEW: Final = "report.products"
 TOTALS_VIEW: Final = "report.totals"
 TOTALS_KEY: Final = "all"
@@ -29,10 +31,13 @@ class ProductRow(msgspec.Struct):
     product_id: str
     name: str = ""
     price: int = 0
+    tax_rate: str = DEFAULT_RATE
     discontinued: bool = False
     units_sold: int = 0
     units_returned: int = 0
     revenue: int = 0
+    tax: int = 0
+    """The tax inside ``revenue`` (sales' tax − tax refunded); net revenue is the rest."""
     received: int = 0
     count_adjustments: int = 0
     stock_left: int = 0
@@ -47,12 +52,47 @@ class ProductRow(msgspec.Struct):
     """``LowStock`` alerts recorded for the product, ever."""
 
 
+class RateTotals(msgspec.Struct):
+    """What was sold at one rate of the table, net of refunds: ``revenue`` as paid (tax
+    included), the ``tax`` in it and the ``net`` rest. A rate resized gets an entry per size;
+    rate ``""`` (:data:`~tillflow.shop.sale.vat.BEFORE_VAT`) holds sales from before VAT."""
+
+    rate: str
+    basis_points: int
+    revenue: int = 0
+    tax: int = 0
+    net: int = 0
+
+
 class Totals(msgspec.Struct):
-    """The whole shop: net revenue (sales − refunds), checkouts and returns handled, units."""
+    """The whole shop: revenue (sales − refunds, tax included), the tax in it, by rate;
+    checkouts and returns handled, units. ``by_rate`` adds up to ``revenue`` and ``tax``."""
 
     revenue: int = 0
+    tax: int = 0
     checkouts: int = 0
     returns: int = 0
     units_sold: int = 0
     units_returned: int = 0
+    by_rate: list[RateTotals] = msgspec.field(default_factory=list)
     as_of: AsOf = msgspec.field(default_factory=AsOf)
+
+    def __post_init__(self) -> None:
+        if self.revenue and not self.by_rate:  # totals kept before VAT: all untaxed
+            self.by_rate.append(RateTotals(BEFORE_VAT, 0, self.revenue, 0, self.revenue))
+
+    def sold(self, revenue: int, tax: int, rate: str, basis_points: int) -> None:
+        """Count ``revenue`` (negative for a refund) with ``tax`` in it, at ``rate`` of
+        ``basis_points``, in ``revenue``, ``tax`` and ``by_rate`` (kept in rate order)."""
+        self.revenue += revenue
+        self.tax += tax
+        for entry in self.by_rate:
+            if entry.rate == rate and entry.basis_points == basis_points:
+                break
+        else:
+            entry = RateTotals(rate, basis_points)
+            self.by_rate.append(entry)
+            self.by_rate.sort(key=lambda known: (known.rate, known.basis_points))
+        entry.revenue += revenue
+        entry.tax += tax
+        entry.net += revenue - tax

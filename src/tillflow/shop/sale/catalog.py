@@ -1,4 +1,5 @@
-"""The catalog as Sale sees it: products, names, prices; rebuilt from the ``catalog`` stream."""
+"""The catalog as Sale sees it: products, names, prices, tax rates; rebuilt from the
+``catalog`` stream."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from tillflow.shop.sale.events import (
     ProductDiscontinued,
     ProductRenamed,
     ProductRepriced,
+    ProductTaxRateChanged,
+    TaxRateDefined,
 )
+from tillflow.shop.sale.vat import DEFAULT_RATE, DEFAULT_RATES
 
 
 class Product(msgspec.Struct, frozen=True):
@@ -23,12 +27,15 @@ class Product(msgspec.Struct, frozen=True):
     name: str
     price: int
     discontinued: bool = False
+    tax_rate: str = DEFAULT_RATE
 
 
 @dataclass(frozen=True)
 class Catalog:
     """Products by id, as of ``version`` of the catalog stream, read from the store at
-    ``looked_at`` (``time.monotonic()`` when the read began).
+    ``looked_at`` (``time.monotonic()`` when the read began); ``rates``: the shop's rate
+    table, basis points by rate name (:data:`~tillflow.shop.sale.vat.DEFAULT_RATES` until a
+    manager defines rates).
 
     A value: nothing changes it after it is made (``products`` is never written to), so a
     decision that holds one catalog prices every line from one state the stream really had,
@@ -37,6 +44,7 @@ class Catalog:
     version: int = 0
     products: Mapping[str, Product] = field(default_factory=dict)
     looked_at: float = -1e9
+    rates: Mapping[str, int] = field(default_factory=lambda: DEFAULT_RATES)
 
     def refresh(self, store: EventStore) -> Catalog:
         """A new catalog: this one with whatever the catalog stream recorded since ``version``
@@ -45,18 +53,25 @@ class Catalog:
         looked_at = time.monotonic()
         events = store.read_stream(CATALOG_STREAM, after_version=self.version)
         if not events:
-            return Catalog(self.version, self.products, looked_at)
+            return Catalog(self.version, self.products, looked_at, self.rates)
         products = dict(self.products)
+        rates = dict(self.rates)
         for event in events:
-            _fold(products, event)
-        return Catalog(events[-1].version, products, looked_at)
+            if event.type == "TaxRateDefined":
+                defined = event.decode(TaxRateDefined)
+                rates[defined.rate] = defined.basis_points
+            else:
+                _fold(products, event)
+        return Catalog(events[-1].version, products, looked_at, rates)
 
 
 def _fold(products: dict[str, Product], event: RecordedEvent) -> None:
     """Fold one catalog event into ``products`` (events must come in version order)."""
     if event.type == "ProductAdded":
         added = event.decode(ProductAdded)
-        products[added.product_id] = Product(added.product_id, added.name, added.price)
+        products[added.product_id] = Product(
+            added.product_id, added.name, added.price, tax_rate=added.tax_rate
+        )
     elif event.type == "ProductRenamed":
         renamed = event.decode(ProductRenamed)
         product = products[renamed.product_id]
@@ -69,3 +84,7 @@ def _fold(products: dict[str, Product], event: RecordedEvent) -> None:
         gone = event.decode(ProductDiscontinued)
         product = products[gone.product_id]
         products[gone.product_id] = msgspec.structs.replace(product, discontinued=True)
+    elif event.type == "ProductTaxRateChanged":
+        retaxed = event.decode(ProductTaxRateChanged)
+        product = products[retaxed.product_id]
+        products[retaxed.product_id] = msgspec.structs.replace(product, tax_rate=retaxed.tax_rate)

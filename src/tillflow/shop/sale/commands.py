@@ -9,11 +9,15 @@ from datetime import datetime
 
 import msgspec
 
+from tillflow.shop.sale.vat import DEFAULT_RATE
+
 
 class AddProduct(msgspec.Struct, frozen=True):
     product_id: str
     name: str
     price: int
+    tax_rate: str = DEFAULT_RATE
+    """The name of its rate in the shop's table."""
 
 
 class RenameProduct(msgspec.Struct, frozen=True):
@@ -28,6 +32,21 @@ class RepriceProduct(msgspec.Struct, frozen=True):
 
 class DiscontinueProduct(msgspec.Struct, frozen=True):
     product_id: str
+
+
+class ChangeProductTaxRate(msgspec.Struct, frozen=True):
+    """Sell the product at another rate of the shop's table from now on."""
+
+    product_id: str
+    tax_rate: str
+
+
+class DefineTaxRate(msgspec.Struct, frozen=True):
+    """Add a rate to the shop's table, or change one: ``basis_points`` 0..10,000 (2000 =
+    20 %). Lines already recorded keep the rate they were sold at."""
+
+    rate: str
+    basis_points: int
 
 
 class LineRequest(msgspec.Struct, frozen=True):

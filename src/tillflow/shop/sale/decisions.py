@@ -21,7 +21,9 @@ from tillflow.shop.errors import (
 from tillflow.shop.sale.catalog import Catalog, Product
 from tillflow.shop.sale.commands import (
     AddProduct,
+    ChangeProductTaxRate,
     Checkout,
+    DefineTaxRate,
     DiscontinueProduct,
     LineRequest,
     RenameProduct,
@@ -30,16 +32,17 @@ from tillflow.shop.sale.commands import (
 )
 from tillflow.shop.sale.events import (
     CheckedOut,
-    CheckoutLine,
     ItemsReturned,
     ProductAdded,
     ProductRenamed,
     ProductRepriced,
-    ReturnLine,
+    ProductTaxRateChanged,
+    TaxRateDefined,
 )
 from tillflow.shop.sale.events import (
     ProductDiscontinued as ProductDiscontinuedEvent,
 )
+from tillflow.shop.sale.tax_rates import basis_points, rate_name, returned_line, sold_line
 
 
 def _aware(field: str, at: datetime | None, now: datetime) -> datetime:
@@ -125,8 +128,7 @@ def decide_checkout(catalog: Catalog, command: Checkout, now: datetime) -> Check
         product = products.get(product_id)
         if product is None or product.discontinued:
             product = _sellable(catalog, product_id, f"lines[{index}].product_id")
-        total = product.price * quantity
-        lines.append(CheckoutLine(product_id, product.name, quantity, product.price, total))
+        lines.append(sold_line(product, quantity, catalog.rates))
     return CheckedOut(
         command.checkout_id, command.till_id, at, lines, sum(line.line_total for line in lines)
     )
@@ -171,9 +173,7 @@ def decide_return(
         returnable = sold.quantity - returned.get(product_id, 0)
         if quantity > returnable:
             raise ReturnExceedsPurchase(checkout.checkout_id, product_id, quantity, returnable)
-        lines.append(
-            ReturnLine(product_id, sold.name, quantity, sold.unit_price, sold.unit_price * quantity)
-        )
+        lines.append(returned_line(sold, quantity, returned.get(product_id, 0)))
     return ItemsReturned(
         command.return_id, checkout.checkout_id, at, lines, sum(line.refund for line in lines)
     )
@@ -196,7 +196,10 @@ def decide_add(catalog: Catalog, command: AddProduct) -> ProductAdded:
     if product_id in catalog.products:
         raise ProductExists(product_id)
     return ProductAdded(
-        product_id, validation.name("name", command.name), validation.price("price", command.price)
+        product_id,
+        validation.name("name", command.name),
+        validation.price("price", command.price),
+        tax_rate=rate_name("tax_rate", command.tax_rate, catalog.rates),
     )
 
 
@@ -221,3 +224,26 @@ def decide_discontinue(catalog: Catalog, command: DiscontinueProduct) -> Product
     validation.of_type("command", command, DiscontinueProduct)
     _existing(catalog, command.product_id)
     return ProductDiscontinuedEvent(command.product_id)
+
+
+def decide_change_tax_rate(
+    catalog: Catalog, command: ChangeProductTaxRate
+) -> ProductTaxRateChanged:
+    """The product sold at another rate of the table from now on. Raises
+    :class:`UnknownTaxRate` naming ``tax_rate``, :class:`UnknownProduct`,
+    :class:`ProductDiscontinued`."""
+    validation.of_type("command", command, ChangeProductTaxRate)
+    _existing(catalog, command.product_id)
+    return ProductTaxRateChanged(
+        command.product_id, rate_name("tax_rate", command.tax_rate, catalog.rates)
+    )
+
+
+def decide_define_rate(command: DefineTaxRate) -> TaxRateDefined:
+    """A rate added to the table or resized. Raises :class:`InvalidField` naming ``rate``
+    or ``basis_points``."""
+    validation.of_type("command", command, DefineTaxRate)
+    return TaxRateDefined(
+        validation.identifier("rate", command.rate),
+        basis_points("basis_points", command.basis_points),
+    )

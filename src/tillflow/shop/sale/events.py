@@ -6,6 +6,8 @@ from datetime import datetime
 
 import msgspec
 
+from tillflow.shop.sale.vat import BEFORE_VAT, DEFAULT_RATE
+
 CATALOG_STREAM = "catalog"
 
 
@@ -17,6 +19,8 @@ class ProductAdded(msgspec.Struct, frozen=True):
     product_id: str
     name: str
     price: int
+    tax_rate: str = DEFAULT_RATE
+    """Its rate's name in the shop's table (products added before VAT: the default)."""
 
 
 class ProductRenamed(msgspec.Struct, frozen=True):
@@ -33,12 +37,37 @@ class ProductDiscontinued(msgspec.Struct, frozen=True):
     product_id: str
 
 
+class ProductTaxRateChanged(msgspec.Struct, frozen=True):
+    """The product is sold at the rate named ``tax_rate`` from now on."""
+
+    product_id: str
+    tax_rate: str
+
+
+class TaxRateDefined(msgspec.Struct, frozen=True):
+    """The shop's rate ``rate`` is ``basis_points`` (2000 = 20 %) from now on: for sales
+    after it (recorded lines keep the rate they were sold at)."""
+
+    rate: str
+    basis_points: int
+
+
 class CheckoutLine(msgspec.Struct, frozen=True):
     product_id: str
     name: str
     quantity: int
     unit_price: int
     line_total: int
+    tax_rate: str = BEFORE_VAT
+    """The name of the rate it was sold at (``""``: recorded before VAT, no tax in it)."""
+    basis_points: int = 0
+    tax: int = 0
+    net: int = -1
+    """``line_total − tax`` (:mod:`~tillflow.shop.sale.vat`); filled in for older lines."""
+
+    def __post_init__(self) -> None:
+        if self.net < 0:  # a line recorded before VAT
+            msgspec.structs.force_setattr(self, "net", self.line_total - self.tax)
 
 
 class CheckedOut(msgspec.Struct, frozen=True):
@@ -57,6 +86,17 @@ class ReturnLine(msgspec.Struct, frozen=True):
     quantity: int
     unit_price: int
     refund: int
+    tax: int = 0
+    """The tax in ``refund``: the bought line's tax in proportion to the units
+    (:func:`~tillflow.shop.sale.vat.tax_refunded`)."""
+    tax_rate: str = BEFORE_VAT
+    basis_points: int = 0
+    net: int = -1
+    """``refund − tax``; filled in for older lines."""
+
+    def __post_init__(self) -> None:
+        if self.net < 0:  # a line recorded before VAT
+            msgspec.structs.force_setattr(self, "net", self.refund - self.tax)
 
 
 class ItemsReturned(msgspec.Struct, frozen=True):
@@ -74,6 +114,8 @@ CATALOG_EVENTS: dict[str, type] = {
     "ProductRenamed": ProductRenamed,
     "ProductRepriced": ProductRepriced,
     "ProductDiscontinued": ProductDiscontinued,
+    "ProductTaxRateChanged": ProductTaxRateChanged,
+    "TaxRateDefined": TaxRateDefined,
 }
 SALE_EVENTS: dict[str, type] = {
     **CATALOG_EVENTS,

@@ -37,7 +37,9 @@ from tillflow.shop.sale import decisions
 from tillflow.shop.sale.catalog import Catalog
 from tillflow.shop.sale.commands import (
     AddProduct,
+    ChangeProductTaxRate,
     Checkout,
+    DefineTaxRate,
     DiscontinueProduct,
     RenameProduct,
     RepriceProduct,
@@ -163,6 +165,18 @@ class SaleService:
     def discontinue_product(self, command: DiscontinueProduct) -> Receipt:
         return self._change_catalog(
             lambda c: decisions.decide_discontinue(c, command), "ProductDiscontinued"
+        )
+
+    def change_tax_rate(self, command: ChangeProductTaxRate) -> Receipt:
+        """Sell a product at another rate of the table. Raises :class:`UnknownTaxRate`."""
+        return self._change_catalog(
+            lambda c: decisions.decide_change_tax_rate(c, command), "ProductTaxRateChanged"
+        )
+
+    def define_tax_rate(self, command: DefineTaxRate) -> Receipt:
+        """Add a rate to the shop's table or resize one (sales from then on use it)."""
+        return self._change_catalog(
+            lambda c: decisions.decide_define_rate(command), "TaxRateDefined"
         )
 
     # -- checkouts -------------------------------------------------------------------------
