@@ -37,8 +37,10 @@ postgres-server:
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
+# Two test processes (pytest-xdist): the simulations are CPU-bound, the HTTP, process and
+# PostgreSQL tests mostly wait; each process starts its own private PostgreSQL cluster.
 test: lint | $(CHROMIUM) postgres-server
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist worksteal
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
