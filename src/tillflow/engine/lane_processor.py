@@ -16,6 +16,10 @@ just before the failing event, and :class:`HandlerFailed` is raised: nothing of 
 event is written and nothing after it is passed. :class:`StoreUnavailable` (from a handler's
 reads, or from the store itself) is no handler failure: it goes up as it is, nothing of the
 batch is committed and the retry budget is untouched (:mod:`tillflow.engine.outage`).
+
+A lane let go (:attr:`LaneProcessor.leased` false: a lease keeper handed it to another
+worker, or this one is resigning) is not stepped: a step that finds it so does nothing, and
+a batch under way is abandoned before its next event (its commit would be fenced out).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from tillflow.engine.store import BatchEffects, EventStore
 from tillflow.engine.types import Receipt, RecordedEvent
 
 THROUGHPUT_WINDOW = 5.0  # seconds
+FIRST_BATCH = 32
+"""Positions in the first batch of a lane taken over (:meth:`LaneProcessor.taken_over`)."""
 
 
 class State(enum.Enum):
@@ -113,6 +119,13 @@ class LaneProcessor:
         self._checkpoint = None
         self.cache.clear()
 
+    def taken_over(self) -> None:
+        """The lane came to this worker from another (or back): :meth:`forget`, and start
+        with batches of at most :data:`FIRST_BATCH` positions, doubled as they commit, so
+        that the first commit comes quickly however long the backlog the lane brings."""
+        self.forget()
+        self.batch_limit = min(self.processor.batch_size, FIRST_BATCH)
+
     @property
     def name(self) -> str:
         return self.processor.name
@@ -150,6 +163,8 @@ class LaneProcessor:
         :class:`StoreUnavailable` (nothing of the batch committed, or the commit's fate is
         unknown: the cached checkpoint is dropped; no attempt is counted).
         """
+        if not self.leased:  # let go while this step waited for its turn
+            return self._elsewhere()
         checkpoint = self.checkpoint()
         limit, waiting_on = self.barrier()
         if limit <= checkpoint:
@@ -163,6 +178,9 @@ class LaneProcessor:
         session = Session(self.store, self.name, cache=self.cache, batch=events)
         handler = self.processor.handler
         for index, event in enumerate(events):
+            if not self.leased:  # let go meanwhile: its commit would be fenced out
+                self.forget()  # the cache holds what the abandoned pass did
+                return self._elsewhere()
             session.begin(event)
             try:
                 handler(event, session)
@@ -175,6 +193,13 @@ class LaneProcessor:
         self.attempts = 0
         self.batch_limit = min(self.processor.batch_size, self.batch_limit * 2)
         return StepResult(upto, limit, waiting_on, upto - checkpoint, len(events))
+
+    def _elsewhere(self) -> StepResult:
+        """A step of a lane this runtime no longer holds: nothing read or written."""
+        self.state = State.ELSEWHERE
+        self.waiting_on = None
+        known = self._checkpoint or 0
+        return StepResult(known, known, None, 0, 0)
 
     def _fail(
         self,

@@ -12,6 +12,13 @@ store's durable checkpoints, so it holds wherever its upstream runs. Every batch
 lane commits under its fence (owner, epoch); a batch under a lease since lost is rolled
 back by the store. The lease table itself (SQL, database clock) is the store's, e.g.
 :class:`tillflow.engine.postgres.leases.Leases`.
+
+Failover is quick by three rules: a worker gone without resigning has its lanes taken just
+after its leases expire, not at the others' next round (:class:`LeaseExpiries`); a lane
+taken starts with small batches however long its backlog
+(:meth:`~tillflow.engine.lane_processor.LaneProcessor.taken_over`); a lane let go is no
+longer stepped, and a batch under way on it stops at its next event, so that resigning
+(SIGTERM) hands the lanes over before the batches in hand would have ended.
 """
 
 from __future__ import annotations
@@ -31,6 +38,10 @@ from tillflow.engine.lane_processor import CommitBatch, LaneProcessor
 from tillflow.engine.outage import OutageBackoff, StoreHealth, describe_error
 
 log = logging.getLogger("tillflow.leasing")
+
+EXPIRY_MARGIN = 0.01
+"""Seconds past another worker's lease expiry (database clock) before the round that takes
+it: the statement's way to the server."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +68,15 @@ class LeaseTable(Protocol):
     def resign(self, owner: str) -> int: ...
     def heartbeat(self, owner: str, ttl: float, groups: Sequence[str] = ()) -> None: ...
     def live_workers(self, group: str | None = None) -> int: ...
+
+
+@runtime_checkable
+class LeaseExpiries(Protocol):
+    """A lease table that can tell when the other workers' leases run out (optional)."""
+
+    def next_expiry(self, owner: str) -> float | None:
+        """Seconds until the soonest lease or heartbeat of a worker other than ``owner``
+        expires (``None``: none is running out)."""
 
 
 @runtime_checkable
@@ -100,6 +120,9 @@ class LeaseKeeper:
         """Told when a round fails (the database away) and when one works again."""
         self.outage = outage or OutageBackoff(most=ttl / 3)
         """Pauses between failed rounds (at most ``ttl / 3``: a renewal is never late)."""
+        self.next_look: float | None = None
+        """Seconds from the end of the last round until another worker's lease or heartbeat
+        expires (from a :class:`LeaseExpiries` table; ``None``: not known)."""
         self._start = zlib.crc32(owner.encode()) % max(self.lane_count, 1)
         for processors in lanes.values():
             for lane_processor in processors:
@@ -138,6 +161,8 @@ class LeaseKeeper:
         for group in self.groups:
             running = max(1, self.table.live_workers(group))
             self._balance(group, fair_share(self.lane_count, running))
+        if isinstance(self.table, LeaseExpiries):
+            self.next_look = self.table.next_expiry(self.owner)
 
     def _balance(self, group: str, share: int) -> None:
         held = self.lanes_of(group)
@@ -166,7 +191,7 @@ class LeaseKeeper:
         if fence is None:
             return False
         lane_processor = self._lanes[group][lane]
-        lane_processor.forget()
+        lane_processor.taken_over()
         lane_processor.commit_batch = self._fenced(fence)
         lane_processor.leased = True
         self.fences[(group, lane)] = fence
@@ -191,8 +216,10 @@ class LeaseKeeper:
         self.table.resign(self.owner)
 
     async def keep(self, stop: asyncio.Event) -> None:
-        """Tick every ``ttl / 3`` until ``stop`` is set, and at once on a hint from a
-        table that gives them (:class:`LeaseHints`: a lease let go, a worker joining). A
+        """Tick every ``ttl / 3`` until ``stop`` is set, at once on a hint from a table
+        that gives them (:class:`LeaseHints`: a lease let go, a worker joining), and just
+        after another worker's lease or heartbeat expires when sooner (from a
+        :class:`LeaseExpiries` table: a worker gone without resigning). A
         failed round (the database away) is retried sooner, with backoff, and makes
         :attr:`health` degraded until a round works again; once it does, the lanes
         dropped meanwhile are taken again."""
@@ -205,6 +232,8 @@ class LeaseKeeper:
                 pause = self.ttl / 3
                 try:
                     await asyncio.to_thread(self.tick)
+                    if self.next_look is not None:  # a lease running out: take it then
+                        pause = min(pause, self.next_look + EXPIRY_MARGIN)
                 except Exception as error:
                     self.health.failed(self, error)
                     log.debug("%s: lease round failed: %s", self.owner, describe_error(error))

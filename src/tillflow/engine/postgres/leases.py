@@ -10,7 +10,9 @@ refusal is then counted (:meth:`Leases.count_fenced`) in a transaction of its ow
 worker's heartbeat row says until when it is alive and which processor groups it runs: a
 group's fair share counts only the live workers running it. A lease let go and a worker
 joining are announced on :data:`CHANNEL`, so the others run their round at once
-(:meth:`Leases.listen`): a SIGTERM hands the lanes over in well under a second.
+(:meth:`Leases.listen`): a SIGTERM hands the lanes over in well under a second. A worker
+gone without a word (SIGKILL) stops renewing; :meth:`Leases.next_expiry` tells the others
+when its leases run out, so that they take its lanes then.
 """
 
 from __future__ import annotations
@@ -75,6 +77,12 @@ _COUNT_FENCED: Final = (
     "SET refused = fenced_commits.refused + 1, last_at = excluded.last_at"
 )
 _FENCED: Final = "SELECT processor, lane, refused FROM fenced_commits"
+_NEXT_EXPIRY: Final = (
+    "SELECT extract(epoch FROM least("
+    "(SELECT min(expires_at) FROM leases WHERE owner <> %s AND expires_at > clock_timestamp()), "
+    "(SELECT min(expires_at) FROM workers WHERE worker <> %s AND expires_at > clock_timestamp())"
+    ") - clock_timestamp())::float8"
+)
 _LIVE_WORKERS: Final = (
     "SELECT worker, extract(epoch FROM expires_at - clock_timestamp())::float8 FROM workers "
     "WHERE expires_at > clock_timestamp() ORDER BY worker"
@@ -227,6 +235,14 @@ class Leases:
             else:
                 row = conn.execute(_LIVE_IN_GROUP, (group,)).fetchone()
         return 0 if row is None else int(row[0])
+
+    def next_expiry(self, owner: str) -> float | None:
+        """Seconds until the soonest of the other workers' leases and heartbeats expires
+        (database clock; ``None``: none is running out). A worker gone without resigning
+        stops renewing, so this is when its lanes become free (or the fair share grows)."""
+        with self._pool.connection() as conn:
+            row = conn.execute(_NEXT_EXPIRY, (owner, owner)).fetchone()
+        return None if row is None or row[0] is None else max(0.0, float(row[0]))
 
     def rows(self) -> list[LeaseRow]:
         """Every lease, by group and lane."""

@@ -1,0 +1,187 @@
+"""Failover and hand-over on a real PostgreSQL cluster: a lane taken over starts with a
+small batch whatever its backlog, a lane let go is not stepped and a batch under way on it
+is abandoned (so a SIGTERMed worker resigns and stops at once), and a worker gone without
+resigning has its lanes taken as soon as its leases expire, not at the next round."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tillflow.cli.leased import lease_keeper, leased
+from tillflow.engine import NewEvent, Processor, RecordedEvent, Runtime, Session, State
+from tillflow.engine.lane_processor import FIRST_BATCH, LaneProcessor
+from tillflow.engine.leasing import LeaseKeeper
+from tillflow.engine.postgres import PostgresEventStore
+
+WAIT = 30.0
+"""Deadline of every wait for a condition (a busy machine is slow, never this slow)."""
+
+
+def eventually(condition: Callable[[], bool], timeout: float = WAIT) -> float:
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout, "condition not met in time"
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+class Gate:
+    """A handler that blocks on its first event until ``release`` is true (at most
+    :data:`WAIT` seconds: ``released`` says whether it was), and counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.entered = threading.Event()
+        self.released = False
+        self.release: Callable[[], bool] = lambda: True
+
+    def __call__(self, event: RecordedEvent, session: Session) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            self.entered.set()
+            deadline = time.monotonic() + WAIT
+            while not (released := self.release()) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.released = released
+
+
+@pytest.fixture
+def store(postgres_url: str) -> Iterator[PostgresEventStore]:
+    opened = PostgresEventStore(postgres_url, lanes=1)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def keeper(store: PostgresEventStore, processor: Processor, ttl: float = 30.0) -> LeaseKeeper:
+    runtime = Runtime(store, [processor])
+    found = lease_keeper(store, runtime, ttl)
+    assert found is not None
+    return found
+
+
+def lane_of(keeper: LeaseKeeper, name: str) -> LaneProcessor:
+    return keeper._lanes[name][0]
+
+
+def backlog(store: PostgresEventStore, events: int) -> None:
+    for start in range(0, events, 100):
+        store.append(f"s{start}", [NewEvent("Tick") for _ in range(min(100, events - start))])
+
+
+def test_a_lane_taken_over_starts_with_a_small_batch_whatever_its_backlog(
+    store: PostgresEventStore,
+) -> None:
+    backlog(store, 600)
+    counter = Processor("counter", lambda event, session: None, batch_size=1000)
+    first, second = keeper(store, counter), keeper(store, counter)
+    first.tick()
+    taken = lane_of(first, "counter")
+    assert [taken.step().scanned for _ in range(3)] == [
+        FIRST_BATCH,
+        2 * FIRST_BATCH,
+        4 * FIRST_BATCH,
+    ]
+    first.resign()
+    second.tick()
+    assert lane_of(second, "counter").step().scanned == FIRST_BATCH  # not the 600 - 224 left
+    assert store.checkpoint("counter", 0) == 8 * FIRST_BATCH
+
+
+def test_a_batch_under_way_on_a_lane_let_go_is_abandoned(store: PostgresEventStore) -> None:
+    """The lease is resigned while the handler is in the batch's first event: the batch
+    stops there, nothing is committed, and no commit reaches the fence."""
+    backlog(store, 10)
+    gate = Gate()
+    only = keeper(store, Processor("gated", gate))
+    only.tick()
+    lane = lane_of(only, "gated")
+    gate.release = lambda: not lane.leased
+    result: list[int] = []
+    stepping = threading.Thread(target=lambda: result.append(lane.step().scanned))
+    stepping.start()
+    assert gate.entered.wait(WAIT)
+    only.resign()
+    stepping.join(WAIT)
+    assert result == [0] and gate.calls == 1 and gate.released
+    assert lane.state is State.ELSEWHERE
+    assert store.checkpoint("gated", 0) == 0
+    assert store.leases.overview().fenced == {}  # never even tried to commit
+
+
+class Untouchable:
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"a lane not held read the store: {name}")
+
+
+def test_a_lane_let_go_is_not_stepped(store: PostgresEventStore) -> None:
+    backlog(store, 10)
+    gate = Gate()
+    only = keeper(store, Processor("gated", gate))
+    only.tick()
+    only.resign()
+    lane = lane_of(only, "gated")
+    lane.store = Untouchable()  # type: ignore[assignment]
+    assert lane.step().scanned == 0
+    assert gate.calls == 0 and lane.state is State.ELSEWHERE
+
+
+async def test_a_stopping_worker_resigns_before_its_batch_in_hand_ends(
+    store: PostgresEventStore,
+) -> None:
+    """``tillflow worker``'s way out (SIGTERM): the leases are resigned first, then the
+    runtime stops. The batch in hand, blocked until its lane is let go, is abandoned at
+    its next event: were the runtime waited for first, it would block until the deadline."""
+    backlog(store, 10)
+    gate = Gate()
+    runtime = Runtime(store, [Processor("gated", gate)])
+    lane = runtime.lanes["gated"][0]
+    gate.release = lambda: not lane.leased
+    async with leased(store, runtime, ttl=30.0):
+        assert await asyncio.to_thread(gate.entered.wait, WAIT)
+    assert gate.released and gate.calls == 1
+    assert store.checkpoint("gated", 0) == 0
+    assert store.leases.overview().fenced == {}
+    assert [row.owner for row in store.leases.rows()] == [None]  # resigned
+
+
+async def test_a_gone_workers_lanes_are_taken_as_soon_as_its_leases_expire(
+    store: PostgresEventStore,
+) -> None:
+    """The survivor's rounds are 10 s apart (TTL 30 s) and the gone worker never released
+    anything (no hint): only a round at the gone worker's expiry takes its lane in time."""
+    counter = Processor("counter", lambda event, session: None)
+    gone = keeper(store, counter, ttl=2.0)
+    survivor = keeper(store, counter, ttl=30.0)
+    gone.tick()  # holds the lane, then stops without resigning (SIGKILL)
+    killed = time.monotonic()
+    stop = asyncio.Event()
+    keeping = asyncio.create_task(survivor.keep(stop))
+    try:
+        deadline = killed + 2.0 + 2.0
+        while not survivor.held:
+            assert time.monotonic() < deadline, "the lane was not taken at its expiry"
+            await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await keeping
+
+
+def test_next_expiry_is_the_soonest_of_the_other_workers(store: PostgresEventStore) -> None:
+    leases = store.leases
+    assert leases.next_expiry("me") is None
+    leases.heartbeat("me", 1.0)
+    leases.acquire("counter", 0, "me", 1.0)
+    assert leases.next_expiry("me") is None  # its own do not count
+    leases.heartbeat("other", 20.0)
+    assert 10.0 < (leases.next_expiry("me") or 0.0) <= 20.0
+    leases.acquire("other-group", 0, "other", 5.0)
+    assert 0.0 < (leases.next_expiry("me") or 0.0) <= 5.0
+    leases.resign("other")
+    assert leases.next_expiry("me") is None
