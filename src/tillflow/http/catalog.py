@@ -1,4 +1,5 @@
-"""Catalog routes: list (anyone with a token), add, rename, reprice, discontinue (managers).
+"""Catalog routes: list (anyone with a token), add, rename, reprice, change the tax rate,
+discontinue (managers). The rate table itself: :mod:`tillflow.http.tax_rates`.
 
 Changes are commands (``POST /catalog/{id}/rename`` …): each appends one event to the
 catalog stream and answers with the product as it is now and the receipt.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from tillflow.engine import Receipt
@@ -21,10 +22,12 @@ from tillflow.shop.errors import UnknownProduct
 from tillflow.shop.sale.catalog import Product
 from tillflow.shop.sale.commands import (
     AddProduct,
+    ChangeProductTaxRate,
     DiscontinueProduct,
     RenameProduct,
     RepriceProduct,
 )
+from tillflow.shop.sale.vat import DEFAULT_RATE
 
 router = APIRouter(prefix="/catalog", tags=["catalog"], route_class=GuardedRoute)
 
@@ -39,7 +42,8 @@ WRITE = problem_responses(400, 401, 403, 404, 409, 413, 415, 422)
 class ProductOut(BaseModel):
     product_id: str
     name: str
-    price: int
+    price: int = Field(description="Minor units, tax included.")
+    tax_rate: str = Field(description="The name of its rate in the shop's table.")
     discontinued: bool
 
     @classmethod
@@ -70,6 +74,9 @@ class AddProductIn(RequestBody):
     product_id: Identifier
     name: Name
     price: Price
+    tax_rate: Identifier = Field(
+        default=DEFAULT_RATE, description="A rate of the shop's table (GET /tax-rates)."
+    )
 
 
 class RenameProductIn(RequestBody):
@@ -78,6 +85,10 @@ class RenameProductIn(RequestBody):
 
 class RepriceProductIn(RequestBody):
     price: Price
+
+
+class ChangeTaxRateIn(RequestBody):
+    tax_rate: Identifier = Field(description="A rate of the shop's table (GET /tax-rates).")
 
 
 def _changed(services: Services, product_id: str, receipt: Receipt) -> CatalogChangeOut:
@@ -120,7 +131,7 @@ async def get_product(product_id: ProductId, services: ServicesDep) -> ProductOu
     responses=WRITE,
 )
 async def add_product(body: AddProductIn, services: ServicesDep) -> CatalogChangeOut:
-    command = AddProduct(body.product_id, body.name, body.price)
+    command = AddProduct(body.product_id, body.name, body.price, tax_rate=body.tax_rate)
     receipt = await run_in_threadpool(services.shop.sale.add_product, command)
     return _changed(services, body.product_id, receipt)
 
@@ -150,6 +161,20 @@ async def reprice_product(
 ) -> CatalogChangeOut:
     command = RepriceProduct(product_id, body.price)
     receipt = await run_in_threadpool(services.shop.sale.reprice_product, command)
+    return _changed(services, product_id, receipt)
+
+
+@router.post(
+    "/{product_id}/tax-rate",
+    summary="Sell a product at another rate of the table from now on",
+    dependencies=[require(MANAGERS, "change the catalog")],
+    responses=WRITE,
+)
+async def change_tax_rate(
+    product_id: ProductId, body: ChangeTaxRateIn, services: ServicesDep
+) -> CatalogChangeOut:
+    command = ChangeProductTaxRate(product_id, body.tax_rate)
+    receipt = await run_in_threadpool(services.shop.sale.change_tax_rate, command)
     return _changed(services, product_id, receipt)
 
 

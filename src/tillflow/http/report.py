@@ -47,10 +47,12 @@ class ProductRowOut(BaseModel):
     product_id: str
     name: str
     price: int
+    tax_rate: str = Field(description="The name of the product's rate in the shop's table.")
     discontinued: bool
     units_sold: int
     units_returned: int
-    revenue: int
+    revenue: int = Field(description="Sales − refunds as paid (tax included), minor units.")
+    tax: int = Field(description="The tax inside revenue; net revenue is revenue − tax.")
     received: int
     count_adjustments: int
     stock_left: int
@@ -64,12 +66,27 @@ class ProductRowOut(BaseModel):
     low_alerts: int = Field(default=0, description="LowStock alerts recorded, ever.")
 
 
+class RateTotalsOut(BaseModel):
+    """Sales at one rate of the table (at one size of it), net of refunds. Rate ``""``:
+    sales recorded before the shop kept VAT."""
+
+    rate: str
+    basis_points: int = Field(description="The rate's size: 2000 is 20 %.")
+    revenue: int = Field(description="As paid, tax included.")
+    tax: int
+    net: int = Field(description="revenue − tax.")
+
+
 class TotalsOut(BaseModel):
-    revenue: int = Field(description="Net revenue: sales − refunds, minor units.")
+    revenue: int = Field(description="Sales − refunds as paid (tax included), minor units.")
+    tax: int = Field(description="The tax inside revenue.")
     checkouts: int
     returns: int
     units_sold: int
     units_returned: int
+    by_rate: list[RateTotalsOut] = Field(
+        description="Revenue, tax and net per rate: they add up to revenue and tax."
+    )
     as_of: AsOfOut
 
 

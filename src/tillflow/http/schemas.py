@@ -29,6 +29,7 @@ from tillflow.engine import Receipt
 from tillflow.service.receipt_tokens import encode_receipt
 from tillflow.shop import validation
 from tillflow.shop.errors import InvalidField
+from tillflow.shop.sale.vat import MAX_BASIS_POINTS
 
 T = TypeVar("T")
 
@@ -106,6 +107,8 @@ Count = Annotated[
     _integer(0, validation.MAX_STOCK_QUANTITY),
 ]
 Price = Annotated[StrictInt, _between(0, validation.MAX_PRICE), _integer(0, validation.MAX_PRICE)]
+BasisPoints = Annotated[StrictInt, _between(0, MAX_BASIS_POINTS), _integer(0, MAX_BASIS_POINTS)]
+"""A tax rate's size: 0..10,000 basis points (2000 is 20 %)."""
 
 
 def _text_only(value: object) -> object:
