@@ -109,7 +109,8 @@ def test_negative_control_without_the_row_guard_a_stale_row_overwrites_a_newer_o
     monkeypatch.setattr(memory_leases, "changed_row", lambda store, effects: None)
     failures = explore_shop("barrier", range(20), 200, 1, WORKERS)
     assert failures, "rows overwritten by stale batches passed 20 schedules"
-    assert "moved back" in str(failures[0]) or "truth is" in str(failures[0]), str(failures[0])
+    caught = ("moved back", "truth is", "rows add up to")  # a row behind its totals, too
+    assert any(what in str(failures[0]) for what in caught), str(failures[0])
 
 
 def test_tillflow_simulate_runs_leased_workers_and_replays_a_failure_with_them(

@@ -1,6 +1,7 @@
 """The shop under the deterministic simulator: random checkouts (some retried), deliveries,
-stock counts, returns and catalog changes, interleaved with Inventory's and a report's steps
-and with crashes; the report's properties checked after every step, the truth after the end.
+stock counts, reorder points, returns and catalog changes, interleaved with Inventory's and a
+report's steps and with crashes; the report's properties checked after every step, the truth
+and Inventory's low-stock alerts (:mod:`tillflow.shop.inventory.audit`) after the end.
 
 ``design`` picks the report: ``barrier`` (the shop's own), ``chain``, ``eventual`` or
 ``naive`` and ``trap`` (negative controls, which the checks must catch). ``leasing`` runs
@@ -17,10 +18,12 @@ from typing import Literal
 
 from tillflow.engine import EventStore, Processor, Receipt, TillflowError
 from tillflow.shop.assembly import REGISTRY
-from tillflow.shop.inventory.commands import CountStock, ReceiveStock
+from tillflow.shop.inventory.audit import low_stock_violations
+from tillflow.shop.inventory.commands import CountStock, ReceiveStock, SetReorderPoint
 from tillflow.shop.inventory.events import stock_stream
 from tillflow.shop.inventory.processor import inventory_processor
 from tillflow.shop.inventory.service import InventoryService
+from tillflow.shop.inventory.stock import StockLevel
 from tillflow.shop.reporting.audit import (
     ConsistentCutAudit,
     EventualAudit,
@@ -39,6 +42,7 @@ from tillflow.shop.reporting.designs import (
     trap_processor,
 )
 from tillflow.shop.reporting.projection import REPORT_VIEWS, ReportViews, reporting_processor
+from tillflow.shop.reporting.rows import ProductRow
 from tillflow.shop.reporting.truth import ShopTruth
 from tillflow.shop.sale.commands import (
     AddProduct,
@@ -55,6 +59,7 @@ from tillflow.shop.sale.service import SaleService
 from tillflow.testing import Leasing, SimulationResult, simulate
 
 Design = Literal["barrier", "chain", "eventual", "naive", "trap"]
+StockChange = ReceiveStock | CountStock | SetReorderPoint
 DESIGNS: tuple[Design, ...] = ("barrier", "chain", "eventual", "naive", "trap")
 PRODUCTS = ("apple", "bread", "cheese", "dates")
 RATES = ("standard", "reduced", "zero", "super")
@@ -82,8 +87,9 @@ class ShopScenario:
     returned: dict[str, dict[str, int]] = field(default_factory=dict)
     commands: int = 0
     clock: _Clock = field(default_factory=_Clock)
-    stock_changes: list[tuple[ReceiveStock | CountStock, Receipt]] = field(default_factory=list)
-    """Every delivery and count recorded, with the receipt its first call answered."""
+    stock_changes: list[tuple[StockChange, Receipt]] = field(default_factory=list)
+    """Every delivery, count and keyed reorder point recorded, with the receipt its first
+    call answered."""
     broken_promises: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -160,6 +166,8 @@ class ShopScenario:
                 return f"count {product_id} = {level} (inventory at {checkpoints})"
             if roll < 0.88:
                 return self._return(rng, store, sale)
+            if roll < 0.93:
+                return self._reorder_point(rng, inventory)
             product_id, pick = rng.choice(PRODUCTS), rng.random()
             if pick < 0.4:
                 sale.reprice_product(RepriceProduct(product_id, rng.randint(50, 300)))
@@ -217,11 +225,42 @@ class ShopScenario:
         command, first = rng.choice(self.stock_changes)
         if isinstance(command, ReceiveStock):
             again, key = inventory.receive(command), command.delivery_id
-        else:
+        elif isinstance(command, CountStock):
             again, key = inventory.count(command), command.count_id
+        else:
+            again, key = inventory.set_reorder_point(command), command.change_id
         if again != first:
             self.broken_promises.append(f"retry of {key} answered {again}, first call {first}")
         return f"retry {key} of {command.product_id}"
+
+    def _reorder_point(self, rng: random.Random, inventory: InventoryService) -> str:
+        """A manager sets a reorder point near the shop's small stock levels (half keyed)."""
+        product_id, point = rng.choice(PRODUCTS), rng.randint(0, 6)
+        keyed = rng.random() < 0.5
+        change = SetReorderPoint(product_id, point, f"p{self.commands}" if keyed else None)
+        receipt = inventory.set_reorder_point(change)
+        if keyed:
+            self.stock_changes.append((change, receipt))
+        return f"reorder point {product_id} = {point}"
+
+    def _low_stock(self, store: EventStore, rows: list[ProductRow]) -> list[str]:
+        """One ``LowStock`` per crossing in every product's stream; with the shop's report,
+        its reorder point, low spell and alert count per row agree with Inventory's."""
+        problems = low_stock_violations(store, list(PRODUCTS))
+        if self.design != "barrier":
+            return problems
+        for row in rows:
+            events = store.read_stream(stock_stream(row.product_id))
+            level = StockLevel.after(row.product_id, events[-1] if events else None)
+            alerts = sum(event.type == "LowStock" for event in events)
+            shown = (row.reorder_point, row.low_since is not None, row.low_alerts)
+            truth = (level.reorder_point, level.low, alerts)
+            if shown != truth:
+                problems.append(
+                    f"{row.product_id}: the report's (reorder point, low, alerts) is {shown}, "
+                    f"Inventory's {truth}"
+                )
+        return problems
 
     def _as_of_reaches_waited_receipts(self, store: EventStore) -> list[str]:
         """Read-your-writes on a stock change: once the report has passed a delivery's or
@@ -254,7 +293,8 @@ class ShopScenario:
 
     def check_final(self, store: EventStore) -> list[str]:
         rows = read_rows(store, self.views)
-        return self.truth.violations(rows, read_totals(store, self.views))
+        totals = read_totals(store, self.views)
+        return self.truth.violations(rows, totals) + self._low_stock(store, rows)
 
 
 def simulate_shop(

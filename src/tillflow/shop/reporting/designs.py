@@ -49,6 +49,8 @@ INVENTORY_TYPES = frozenset(
         "StockCounted",
         "StockShortfall",
         "ShortfallResolved",
+        "ReorderPointSet",
+        "LowStock",
     }
 )
 CHAIN_VIEWS = ReportViews("chain.products", "chain.totals")
