@@ -1,5 +1,6 @@
-"""Commands for scripts: ``checkout``, ``receive`` and ``count`` write straight to the store
-file and print the receipt token on stdout (a summary goes to stderr), so a script can do::
+"""Commands for scripts: ``checkout``, ``receive``, ``count`` and ``reorder-point`` write
+straight to the store file and print the receipt token on stdout (a summary goes to stderr),
+so a script can do::
 
     token=$(tillflow checkout --till till-1 apple=2 pear=1)
     curl -H "Authorization: Bearer $VIEWER" "http://127.0.0.1:8000/report?wait_for=$token"
@@ -19,7 +20,7 @@ from tillflow.engine import Receipt, TillflowError, format_id, new_event_id
 from tillflow.service.receipt_tokens import encode_receipt
 from tillflow.shop.assembly import Shop
 from tillflow.shop.errors import UnknownProduct
-from tillflow.shop.inventory.commands import CountStock, ReceiveStock
+from tillflow.shop.inventory.commands import CountStock, ReceiveStock, SetReorderPoint
 from tillflow.shop.inventory.events import stock_stream
 from tillflow.shop.sale.commands import Checkout, LineRequest
 from tillflow.shop.sale.events import CheckedOut, checkout_stream
@@ -80,8 +81,9 @@ def _change_stock(
         except TillflowError as refusal:
             raise fail(f"refused: {refusal}", 1) from None
         level = shop.inventory.level(product_id)
+        low = f", below its reorder point {level.reorder_point:,}" if level.low else ""
         errors.print(
-            f"{what} recorded: stock now {level.stock:,} "
+            f"{what} recorded: stock now {level.stock:,}{low} "
             f"(version {receipt.streams[stock_stream(product_id)]})",
             highlight=False,
         )
@@ -124,4 +126,27 @@ def count(
     command = CountStock(product_id, counted, count_id)
     _change_stock(
         database, product_id, f"count of {product_id}", lambda shop: shop.inventory.count(command)
+    )
+
+
+def reorder_point(
+    product_id: Annotated[str, typer.Argument(help="The product.")],
+    point: Annotated[
+        int, typer.Argument(help="Low stock below this many units (0: no reorder point).")
+    ],
+    change_id: Annotated[
+        str | None,
+        typer.Option(help="Makes a retry harmless (the same id records once, never re-applied)."),
+    ] = None,
+    database: DatabaseOption = "tillflow.db",
+) -> None:
+    """Set a product's reorder point; print its receipt token. Stock falling below it records
+    one LowStock alert (a point above the stock is one at once). Setting the point it already
+    has records nothing; with the same --change-id, a repeat prints the same token."""
+    command = SetReorderPoint(product_id, point, change_id)
+    _change_stock(
+        database,
+        product_id,
+        f"reorder point {point:,} of {product_id}",
+        lambda shop: shop.inventory.set_reorder_point(command),
     )
