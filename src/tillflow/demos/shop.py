@@ -281,6 +281,7 @@ class ShopDemo:
         """The truth of a checkout, from the command and the catalog's prices alone."""
         lines = []
         for request in command.lines:
+            assert request.product_id is not None  # the demo rings up by id
             item = BY_ID[request.product_id]
             points = DEFAULT_RATES[item.tax_rate]
             lines.append(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from tillflow.engine.errors import TillflowError, shown
 
@@ -76,6 +77,51 @@ class ReturnExceedsPurchase(TillflowError):
         super().__init__(
             f"lines[product_id={product_id!r}].quantity={requested}: checkout {checkout_id!r} "
             f"has {returnable} unit(s) of it left to return"
+        )
+
+
+class UnknownGtin(TillflowError):
+    """A GTIN (barcode) that no product in the catalog carries."""
+
+    def __init__(self, gtin: str, field: str = "gtin") -> None:
+        self.gtin = gtin
+        self.field = field
+        super().__init__(f"{field}={gtin!r}: no product in the catalog carries this GTIN")
+
+
+class DuplicateGtin(TillflowError):
+    """A GTIN given to a product while another product carries it."""
+
+    def __init__(self, gtin: str, held_by: str, field: str = "gtin") -> None:
+        self.gtin = gtin
+        self.held_by = held_by
+        self.field = field
+        super().__init__(f"{field}={gtin!r}: product {held_by!r} already carries this GTIN")
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """One bad field of a row of a catalog import: ``line`` is the file's line number."""
+
+    line: int
+    field: str
+    value: object
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.field}={shown(self.value)}: {self.reason}"
+
+
+class CatalogImportRefused(TillflowError):
+    """A catalog import with bad rows: every one of them, in file order. Nothing written."""
+
+    def __init__(self, problems: Sequence[RowProblem]) -> None:
+        self.problems = tuple(problems)
+        listed = "; ".join(str(problem) for problem in self.problems[:5])
+        more = len(self.problems) - 5
+        super().__init__(
+            f"{len(self.problems)} bad row field(s), nothing imported: {listed}"
+            + (f"; and {more} more" if more > 0 else "")
         )
 
 

@@ -14,6 +14,7 @@ from tillflow.shop.sale.events import (
     CATALOG_STREAM,
     ProductAdded,
     ProductDiscontinued,
+    ProductGtinChanged,
     ProductRenamed,
     ProductRepriced,
     ProductTaxRateChanged,
@@ -27,15 +28,17 @@ class Product(msgspec.Struct, frozen=True):
     name: str
     price: int
     discontinued: bool = False
+    gtin: str | None = None
     tax_rate: str = DEFAULT_RATE
 
 
 @dataclass(frozen=True)
 class Catalog:
     """Products by id, as of ``version`` of the catalog stream, read from the store at
-    ``looked_at`` (``time.monotonic()`` when the read began); ``rates``: the shop's rate
-    table, basis points by rate name (:data:`~tillflow.shop.sale.vat.DEFAULT_RATES` until a
-    manager defines rates).
+    ``looked_at`` (``time.monotonic()`` when the read began); ``gtins``: the product id
+    carrying each GTIN (14-digit form; discontinued products keep theirs); ``rates``: the
+    shop's rate table, basis points by rate name (:data:`~tillflow.shop.sale.vat.DEFAULT_RATES`
+    until a manager defines rates).
 
     A value: nothing changes it after it is made (``products`` is never written to), so a
     decision that holds one catalog prices every line from one state the stream really had,
@@ -44,6 +47,7 @@ class Catalog:
     version: int = 0
     products: Mapping[str, Product] = field(default_factory=dict)
     looked_at: float = -1e9
+    gtins: Mapping[str, str] = field(default_factory=dict)
     rates: Mapping[str, int] = field(default_factory=lambda: DEFAULT_RATES)
 
     def refresh(self, store: EventStore) -> Catalog:
@@ -53,25 +57,28 @@ class Catalog:
         looked_at = time.monotonic()
         events = store.read_stream(CATALOG_STREAM, after_version=self.version)
         if not events:
-            return Catalog(self.version, self.products, looked_at, self.rates)
+            return Catalog(self.version, self.products, looked_at, self.gtins, self.rates)
         products = dict(self.products)
+        gtins = dict(self.gtins)
         rates = dict(self.rates)
         for event in events:
             if event.type == "TaxRateDefined":
                 defined = event.decode(TaxRateDefined)
                 rates[defined.rate] = defined.basis_points
             else:
-                _fold(products, event)
-        return Catalog(events[-1].version, products, looked_at, rates)
+                _fold(products, gtins, event)
+        return Catalog(events[-1].version, products, looked_at, gtins, rates)
 
 
-def _fold(products: dict[str, Product], event: RecordedEvent) -> None:
-    """Fold one catalog event into ``products`` (events must come in version order)."""
+def _fold(products: dict[str, Product], gtins: dict[str, str], event: RecordedEvent) -> None:
+    """Fold one catalog event into ``products`` and ``gtins`` (events in version order)."""
     if event.type == "ProductAdded":
         added = event.decode(ProductAdded)
         products[added.product_id] = Product(
-            added.product_id, added.name, added.price, tax_rate=added.tax_rate
+            added.product_id, added.name, added.price, gtin=added.gtin, tax_rate=added.tax_rate
         )
+        if added.gtin is not None:
+            gtins[added.gtin] = added.product_id
     elif event.type == "ProductRenamed":
         renamed = event.decode(ProductRenamed)
         product = products[renamed.product_id]
@@ -88,3 +95,11 @@ def _fold(products: dict[str, Product], event: RecordedEvent) -> None:
         retaxed = event.decode(ProductTaxRateChanged)
         product = products[retaxed.product_id]
         products[retaxed.product_id] = msgspec.structs.replace(product, tax_rate=retaxed.tax_rate)
+    elif event.type == "ProductGtinChanged":
+        changed = event.decode(ProductGtinChanged)
+        product = products[changed.product_id]
+        if product.gtin is not None and gtins.get(product.gtin) == product.product_id:
+            del gtins[product.gtin]  # unless another product took it in the same import
+        if changed.gtin is not None:
+            gtins[changed.gtin] = changed.product_id
+        products[changed.product_id] = msgspec.structs.replace(product, gtin=changed.gtin)

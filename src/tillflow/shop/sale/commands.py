@@ -16,6 +16,8 @@ class AddProduct(msgspec.Struct, frozen=True):
     product_id: str
     name: str
     price: int
+    gtin: str | None = None
+    """Its barcode: an EAN-13, UPC-A, EAN-8 or GTIN-14 (kept in its 14-digit form)."""
     tax_rate: str = DEFAULT_RATE
     """The name of its rate in the shop's table."""
 
@@ -49,9 +51,21 @@ class DefineTaxRate(msgspec.Struct, frozen=True):
     basis_points: int
 
 
-class LineRequest(msgspec.Struct, frozen=True):
+class ChangeProductGtin(msgspec.Struct, frozen=True):
+    """Give the product a GTIN (barcode), another one, or none (``gtin=None``)."""
+
     product_id: str
+    gtin: str | None
+
+
+class LineRequest(msgspec.Struct, frozen=True):
+    """A line of a checkout or return: a product by its id, or — in a checkout only — by a
+    GTIN (barcode) the catalog resolves (``LineRequest(None, 2, gtin="4006381333931")``).
+    Exactly one of the two."""
+
+    product_id: str | None
     quantity: int
+    gtin: str | None = None
 
 
 class Checkout(msgspec.Struct, frozen=True):

@@ -6,21 +6,25 @@ never a ``TypeError`` or ``AttributeError`` from the rule itself."""
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+from collections.abc import Container, Mapping, Sequence
 from datetime import UTC, datetime
 
 from tillflow.shop import validation
 from tillflow.shop.errors import (
     CheckoutConflict,
+    DuplicateGtin,
     InvalidField,
     ProductDiscontinued,
     ProductExists,
     ReturnExceedsPurchase,
+    UnknownGtin,
     UnknownProduct,
 )
+from tillflow.shop.sale import gtin as gtins
 from tillflow.shop.sale.catalog import Catalog, Product
 from tillflow.shop.sale.commands import (
     AddProduct,
+    ChangeProductGtin,
     ChangeProductTaxRate,
     Checkout,
     DefineTaxRate,
@@ -34,6 +38,7 @@ from tillflow.shop.sale.events import (
     CheckedOut,
     ItemsReturned,
     ProductAdded,
+    ProductGtinChanged,
     ProductRenamed,
     ProductRepriced,
     ProductTaxRateChanged,
@@ -70,12 +75,19 @@ def _aware(field: str, at: datetime | None, now: datetime) -> datetime:
 
 
 def merged_lines(
-    lines: Sequence[LineRequest], field: str = "lines", known: Container[str] = ()
+    lines: Sequence[LineRequest],
+    field: str = "lines",
+    known: Container[str] = (),
+    barcodes: Mapping[str, str] | None = None,
 ) -> list[tuple[str, int]]:
     """Validate lines and merge repeats of a product (first-seen order). Ids in ``known``
     (the catalog's) are valid by construction and skip the pattern check. A line is anything
-    with ``product_id`` and ``quantity`` (a :class:`LineRequest`). Raises
-    :class:`InvalidField` naming ``field`` or ``field[index]`` and what in it is wrong."""
+    with ``product_id`` and ``quantity`` (a :class:`LineRequest`), and may name its product
+    by ``gtin`` instead, which ``barcodes`` (14-digit GTIN → product id) resolves — the one
+    place a barcode becomes a product; without ``barcodes`` (returns) a GTIN is refused.
+    Raises :class:`InvalidField` naming ``field`` or ``field[index]`` and what in it is
+    wrong (both or neither of ``product_id`` and ``gtin``, a bad check digit),
+    :class:`UnknownGtin` naming ``field[index].gtin``."""
     if not isinstance(lines, (list, tuple)):
         raise validation.invalid(field, lines, "must be a list of lines")
     if not lines:
@@ -91,7 +103,12 @@ def merged_lines(
             raise validation.invalid(
                 f"{field}[{index}]", line, "must be a line (product_id and quantity)"
             ) from error
-        if type(product_id) is not str or product_id not in known:  # unhashable: not looked up
+        scanned = getattr(line, "gtin", None)
+        if scanned is not None:
+            product_id = _scanned(f"{field}[{index}]", product_id, scanned, barcodes)
+        elif product_id is None:
+            raise InvalidField(f"{field}[{index}].product_id", None, "required (or a gtin)")
+        elif type(product_id) is not str or product_id not in known:  # unhashable: not looked up
             validation.identifier(f"{field}[{index}].product_id", product_id)
         if type(quantity) is not int or not 0 < quantity <= most:  # bool, float: refused
             validation.quantity(f"{field}[{index}].quantity", quantity)
@@ -104,6 +121,21 @@ def merged_lines(
             )
         merged[product_id] = total
     return list(merged.items())
+
+
+def _scanned(
+    field: str, product_id: object, scanned: object, barcodes: Mapping[str, str] | None
+) -> str:
+    """The product id a line's GTIN ``scanned`` names in ``barcodes``."""
+    if product_id is not None:
+        raise InvalidField(field, scanned, "give product_id or gtin, not both")
+    if barcodes is None:
+        raise InvalidField(f"{field}.gtin", scanned, "name the product by product_id here")
+    found = barcodes.get(gtins.normalised(f"{field}.gtin", scanned))
+    if found is None:
+        assert isinstance(scanned, str)  # normalised() refuses anything else
+        raise UnknownGtin(scanned, f"{field}.gtin")
+    return found
 
 
 def _sellable(catalog: Catalog, product_id: str, field: str) -> Product:
@@ -124,7 +156,8 @@ def decide_checkout(catalog: Catalog, command: Checkout, now: datetime) -> Check
     at = _aware("at", command.at, now)
     lines = []
     products = catalog.products
-    for index, (product_id, quantity) in enumerate(merged_lines(command.lines, known=products)):
+    merged = merged_lines(command.lines, known=products, barcodes=catalog.gtins)
+    for index, (product_id, quantity) in enumerate(merged):
         product = products.get(product_id)
         if product is None or product.discontinued:
             product = _sellable(catalog, product_id, f"lines[{index}].product_id")
@@ -135,10 +168,15 @@ def decide_checkout(catalog: Catalog, command: Checkout, now: datetime) -> Check
 
 
 def same_checkout(recorded: CheckedOut, command: Checkout) -> None:
-    """Raise :class:`CheckoutConflict` unless ``command`` is a retry of ``recorded``."""
+    """Raise :class:`CheckoutConflict` unless ``command`` is a retry of ``recorded``. Its
+    barcodes resolve as they did when it was recorded (by its lines' GTINs)."""
     if recorded.till_id != command.till_id:
         raise CheckoutConflict("checkout_id", command.checkout_id, "till_id")
-    wanted = merged_lines(command.lines)
+    sold = {line.gtin: line.product_id for line in recorded.lines if line.gtin is not None}
+    try:
+        wanted = merged_lines(command.lines, barcodes=sold)
+    except UnknownGtin:
+        raise CheckoutConflict("checkout_id", command.checkout_id, "lines") from None
     if [(line.product_id, line.quantity) for line in recorded.lines] != wanted:
         raise CheckoutConflict("checkout_id", command.checkout_id, "lines")
     if command.at is not None and _aware("at", command.at, recorded.at) != recorded.at:
@@ -199,8 +237,20 @@ def decide_add(catalog: Catalog, command: AddProduct) -> ProductAdded:
         product_id,
         validation.name("name", command.name),
         validation.price("price", command.price),
+        gtin=_free_gtin(catalog, "gtin", command.gtin, product_id),
         tax_rate=rate_name("tax_rate", command.tax_rate, catalog.rates),
     )
+
+
+def _free_gtin(catalog: Catalog, field: str, value: object, product_id: str) -> str | None:
+    """``value`` as a 14-digit GTIN (or ``None``) that no product but ``product_id`` carries.
+    Raises :class:`InvalidField` (not a GTIN), :class:`DuplicateGtin` naming ``field``."""
+    normal = gtins.optional(field, value)
+    held_by = catalog.gtins.get(normal) if normal is not None else None
+    if held_by is not None and held_by != product_id:
+        assert isinstance(value, str)  # normalised
+        raise DuplicateGtin(value, held_by, field)
+    return normal
 
 
 def _existing(catalog: Catalog, product_id: str) -> Product:
@@ -224,6 +274,16 @@ def decide_discontinue(catalog: Catalog, command: DiscontinueProduct) -> Product
     validation.of_type("command", command, DiscontinueProduct)
     _existing(catalog, command.product_id)
     return ProductDiscontinuedEvent(command.product_id)
+
+
+def decide_change_gtin(catalog: Catalog, command: ChangeProductGtin) -> ProductGtinChanged:
+    """The product's new GTIN (or none). Raises :class:`DuplicateGtin` when another product
+    carries it, :class:`InvalidField` for a GTIN with a wrong check digit."""
+    validation.of_type("command", command, ChangeProductGtin)
+    _existing(catalog, command.product_id)
+    return ProductGtinChanged(
+        command.product_id, _free_gtin(catalog, "gtin", command.gtin, command.product_id)
+    )
 
 
 def decide_change_tax_rate(

@@ -19,6 +19,8 @@ class ProductAdded(msgspec.Struct, frozen=True):
     product_id: str
     name: str
     price: int
+    gtin: str | None = None
+    """The product's GTIN (barcode) in its 14-digit form; ``None``: none."""
     tax_rate: str = DEFAULT_RATE
     """Its rate's name in the shop's table (products added before VAT: the default)."""
 
@@ -52,6 +54,13 @@ class TaxRateDefined(msgspec.Struct, frozen=True):
     basis_points: int
 
 
+class ProductGtinChanged(msgspec.Struct, frozen=True):
+    """The product's GTIN is now ``gtin`` (14 digits), or it has none (``None``)."""
+
+    product_id: str
+    gtin: str | None
+
+
 class CheckoutLine(msgspec.Struct, frozen=True):
     product_id: str
     name: str
@@ -64,6 +73,8 @@ class CheckoutLine(msgspec.Struct, frozen=True):
     tax: int = 0
     net: int = -1
     """``line_total − tax`` (:mod:`~tillflow.shop.sale.vat`); filled in for older lines."""
+    gtin: str | None = None
+    """The product's GTIN when sold (14 digits): a retry rung up by barcode resolves by it."""
 
     def __post_init__(self) -> None:
         if self.net < 0:  # a line recorded before VAT
@@ -116,6 +127,7 @@ CATALOG_EVENTS: dict[str, type] = {
     "ProductDiscontinued": ProductDiscontinued,
     "ProductTaxRateChanged": ProductTaxRateChanged,
     "TaxRateDefined": TaxRateDefined,
+    "ProductGtinChanged": ProductGtinChanged,
 }
 SALE_EVENTS: dict[str, type] = {
     **CATALOG_EVENTS,

@@ -16,6 +16,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tillflow.engine import (
@@ -32,11 +33,13 @@ from tillflow.engine import (
 )
 from tillflow.engine.store import receipt_of
 from tillflow.shop import validation
-from tillflow.shop.errors import ProductDiscontinued, UnknownCheckout, UnknownProduct
+from tillflow.shop.errors import ProductDiscontinued, UnknownCheckout, UnknownGtin, UnknownProduct
 from tillflow.shop.sale import decisions
 from tillflow.shop.sale.catalog import Catalog
+from tillflow.shop.sale.catalog_import import ImportCatalog, ImportPlan, decide_import
 from tillflow.shop.sale.commands import (
     AddProduct,
+    ChangeProductGtin,
     ChangeProductTaxRate,
     Checkout,
     DefineTaxRate,
@@ -46,11 +49,13 @@ from tillflow.shop.sale.commands import (
     ReturnItems,
 )
 from tillflow.shop.sale.events import (
+    CATALOG_EVENTS,
     CATALOG_STREAM,
     CheckedOut,
     ItemsReturned,
     checkout_stream,
 )
+from tillflow.shop.sale.gtin import WIDTH
 
 Clock = Callable[[], datetime]
 CATALOG_RETRIES = 20
@@ -63,6 +68,20 @@ away, before it is asked again (the append then says whether it is back): reques
 each wait for it."""
 STALE = float("-inf")
 """``looked_at`` of a cached catalog that must be read again before the next checkout."""
+
+
+CATALOG_TYPES: dict[type, str] = {kind: name for name, kind in CATALOG_EVENTS.items()}
+"""The registered name of each catalog event class."""
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    """What an import did: its ``plan`` (the events and counts), the ``receipt`` of its one
+    append (``None``: nothing changed, nothing written), the catalog's version after it."""
+
+    plan: ImportPlan
+    receipt: Receipt | None
+    version: int
 
 
 def utc_now() -> datetime:
@@ -115,7 +134,12 @@ class SaleService:
         catalog = self._catalog  # one read: the decision sees this state only
         now = time.monotonic()
         try:
-            known = all(line.product_id in catalog.products for line in command.lines)
+            known = all(
+                line.product_id in catalog.products
+                if line.gtin is None
+                else line.gtin.zfill(WIDTH) in catalog.gtins
+                for line in command.lines
+            )
         except (AttributeError, TypeError):  # no lines, a line that is none, an unhashable id
             known = False
         if known and (now - catalog.looked_at < CATALOG_FRESH_FOR or now < self._away_until):
@@ -145,8 +169,7 @@ class SaleService:
             except ConcurrencyConflict as lost:
                 conflict = lost
                 continue
-            with self._refreshing:  # after any refresh that began before the append
-                self._catalog = dataclasses.replace(self._catalog, looked_at=STALE)
+            self._forget_catalog()
             return receipt
         assert conflict is not None  # CATALOG_RETRIES > 0: every round lost a race
         raise conflict
@@ -179,6 +202,34 @@ class SaleService:
             lambda c: decisions.decide_define_rate(command), "TaxRateDefined"
         )
 
+    def change_gtin(self, command: ChangeProductGtin) -> Receipt:
+        """Give a product a GTIN, another, or none. Raises :class:`DuplicateGtin` when another
+        product carries it, :class:`InvalidField` for a bad check digit."""
+        return self._change_catalog(
+            lambda c: decisions.decide_change_gtin(c, command), "ProductGtinChanged"
+        )
+
+    def import_catalog(self, command: ImportCatalog) -> ImportOutcome:
+        """Make the catalog say what ``command``'s rows say
+        (:func:`~tillflow.shop.sale.catalog_import.decide_import`): every event in one append
+        guarded by the catalog's version, so all or nothing; nothing at all when nothing
+        changes. Raises :class:`CatalogImportRefused` listing every bad row field, and
+        :class:`ConcurrencyConflict` when the catalog changed between the check and the
+        append (nothing written: run the import again)."""
+        catalog = self.catalog()
+        plan = decide_import(catalog, command)
+        if not plan.events:
+            return ImportOutcome(plan, None, catalog.version)
+        events = [NewEvent(CATALOG_TYPES[type(event)], event) for event in plan.events]
+        receipt = self.store.append(CATALOG_STREAM, events, catalog.version)
+        self._forget_catalog()
+        return ImportOutcome(plan, receipt, receipt.streams[CATALOG_STREAM])
+
+    def _forget_catalog(self) -> None:
+        """Make the next checkout read the catalog again (after a change appended here)."""
+        with self._refreshing:  # after any refresh that began before the append
+            self._catalog = dataclasses.replace(self._catalog, looked_at=STALE)
+
     # -- checkouts -------------------------------------------------------------------------
 
     def _decide(self, command: Checkout) -> CheckedOut | tuple[Receipt, CheckedOut]:
@@ -188,7 +239,7 @@ class SaleService:
         already recorded, the retry's answer: the original receipt and checkout."""
         try:
             return decisions.decide_checkout(self._catalog_for(command), command, self.clock())
-        except (UnknownProduct, ProductDiscontinued):
+        except (UnknownProduct, UnknownGtin, ProductDiscontinued):
             if not self.store.stream_version(checkout_stream(command.checkout_id)):
                 raise
             return self._repeat_recorded(command)

@@ -46,6 +46,7 @@ def sold_line(product: Product, quantity: int, rates: Mapping[str, int]) -> Chec
         quantity,
         product.price,
         gross,
+        gtin=product.gtin,
         tax_rate=product.tax_rate,
         basis_points=points,
         tax=tax,
