@@ -9,7 +9,7 @@ from tests.unit.test_reporting_projection import Bench, checkout
 from tillflow.shop.inventory.commands import ReceiveStock
 from tillflow.shop.inventory.events import ProductTaken
 from tillflow.shop.reporting.audit import rate_violations, totals_violations
-from tillflow.shop.reporting.rows import RateTotals, Totals
+from tillflow.shop.reporting.rows import ProductRow, RateTotals, Totals
 from tillflow.shop.sale.commands import AddProduct, DefineTaxRate, LineRequest, ReturnItems
 from tillflow.shop.sale.vat import BEFORE_VAT
 
@@ -62,6 +62,8 @@ def test_a_resized_rate_gets_its_own_entry() -> None:
 def test_the_audit_catches_rates_that_do_not_add_up() -> None:
     totals = Totals(revenue=300, tax=50, by_rate=[RateTotals("standard", 2000, 300, 40, 260)])
     assert rate_violations(totals) == ["totals.tax = 50, rates add up to 40"]
+    rows = [ProductRow("wine", revenue=300, tax=50)]
+    assert totals_violations(rows, totals) == ["totals.tax = 50, rates add up to 40"]
     totals.by_rate[0].net = 250
     assert "net 250 + tax 40 is not its revenue 300" in rate_violations(totals)[0]
 
