@@ -20,6 +20,7 @@ from tillflow.engine import EventStore, SqliteEventStore
 from tillflow.http import create_app
 from tillflow.service.access_tokens import Role, TokenBook
 from tillflow.service.bootstrap import service_registry
+from tillflow.shop.sale.payments import PaymentTerminal
 
 
 @dataclass
@@ -55,14 +56,18 @@ class Api:
 
 @asynccontextmanager
 async def serving(
-    store: EventStore, tokens: dict[Role, str] | None = None, *, fast_checkouts: bool = True
+    store: EventStore,
+    tokens: dict[Role, str] | None = None,
+    *,
+    fast_checkouts: bool = True,
+    terminal: PaymentTerminal | None = None,
 ) -> AsyncIterator[Api]:
     """The app over ASGI on the open ``store``, processors running, with a token per role
     (new ones, unless ``tokens`` from an earlier serving of the store are given)."""
     if tokens is None:
         book = TokenBook(store)
         tokens = {role: book.create(f"{role.value}-1", role)[0] for role in Role}
-    app = create_app(store=store, fast_checkouts=fast_checkouts)
+    app = create_app(store=store, fast_checkouts=fast_checkouts, terminal=terminal)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
@@ -73,11 +78,15 @@ async def serving(
 
 @asynccontextmanager
 async def served(
-    database: Path, tokens: dict[Role, str] | None = None, *, fast_checkouts: bool = True
+    database: Path,
+    tokens: dict[Role, str] | None = None,
+    *,
+    fast_checkouts: bool = True,
+    terminal: PaymentTerminal | None = None,
 ) -> AsyncIterator[Api]:
     """:func:`serving` on the SQLite file ``database``, opened for the test."""
     with SqliteEventStore(database, registry=service_registry(), durability="off") as store:
-        async with serving(store, tokens, fast_checkouts=fast_checkouts) as api:
+        async with serving(store, tokens, fast_checkouts=fast_checkouts, terminal=terminal) as api:
             yield api
 
 

@@ -45,6 +45,17 @@ async def test_a_checkout_answers_201_with_the_sale_as_recorded_and_its_receipt(
             },
         ],
         "total": 320,
+        "tenders": [  # none sent: the exact total in cash
+            {
+                "type": "cash",
+                "amount": 320,
+                "handed": 320,
+                "card": None,
+                "code": None,
+                "reference": None,
+            }
+        ],
+        "change": 0,
     }
     assert body["receipt"]["streams"] == {"checkout-c-1": 1}
     [position] = body["receipt"]["positions"].values()

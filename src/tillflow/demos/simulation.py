@@ -3,6 +3,12 @@ stock counts, reorder points, returns and catalog changes, interleaved with Inve
 report's steps and with crashes; the report's properties checked after every step, the truth
 and Inventory's low-stock alerts (:mod:`tillflow.shop.inventory.audit`) after the end.
 
+Tills pay with cash, cards and both through a simulated terminal — an external system
+that outlives every crash. Some cards are declined (no sale; some baskets are then settled
+in cash, some walk away), and some tills crash between the terminal's approval and the
+recorded sale: the retry must find that approval, never charging twice. At the end, tenders,
+gross line totals and the report's revenue must agree, per till and in all.
+
 ``design`` picks the report: ``barrier`` (the shop's own), ``chain``, ``eventual`` or
 ``naive`` and ``trap`` (negative controls, which the checks must catch). ``leasing`` runs
 Inventory and the report on several simulated workers sharing the lanes by leases.
@@ -16,8 +22,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+import msgspec
+
 from tillflow.engine import EventStore, Processor, Receipt, TillflowError
 from tillflow.shop.assembly import REGISTRY
+from tillflow.shop.errors import CardDeclined
 from tillflow.shop.inventory.audit import low_stock_violations
 from tillflow.shop.inventory.commands import CountStock, ReceiveStock, SetReorderPoint
 from tillflow.shop.inventory.events import stock_stream
@@ -43,6 +52,7 @@ from tillflow.shop.reporting.designs import (
 )
 from tillflow.shop.reporting.projection import REPORT_VIEWS, ReportViews, reporting_processor
 from tillflow.shop.reporting.rows import ProductRow
+from tillflow.shop.reporting.tender_audit import tender_violations
 from tillflow.shop.reporting.truth import ShopTruth
 from tillflow.shop.sale.commands import (
     AddProduct,
@@ -56,12 +66,24 @@ from tillflow.shop.sale.commands import (
 )
 from tillflow.shop.sale.events import CheckedOut, ItemsReturned, checkout_stream
 from tillflow.shop.sale.service import SaleService
+from tillflow.shop.sale.simulated_terminal import SimulatedTerminal
+from tillflow.shop.sale.tenders import CARD, CASH, Tender
 from tillflow.testing import Leasing, SimulationResult, simulate
 
 Design = Literal["barrier", "chain", "eventual", "naive", "trap"]
 StockChange = ReceiveStock | CountStock | SetReorderPoint
 DESIGNS: tuple[Design, ...] = ("barrier", "chain", "eventual", "naive", "trap")
 PRODUCTS = ("apple", "bread", "cheese", "dates")
+BROKE = "card-broke"
+"""The card reference the simulated terminal declines."""
+
+
+class TillCrashed(Exception):
+    """The till's process died between the terminal's approval and the recorded sale."""
+
+
+RATES = ("standard", "reduced", "zero", "super")
+"""The default table's rates and one a manager adds (a product may move to it once defined)."""
 RATES = ("standard", "reduced", "zero", "super")
 """The default table's rates and one a manager adds (a product may move to it once defined)."""
 
@@ -91,6 +113,12 @@ class ShopScenario:
     """Every delivery, count and keyed reorder point recorded, with the receipt its first
     call answered."""
     broken_promises: list[str] = field(default_factory=list)
+    terminal: SimulatedTerminal = field(
+        default_factory=lambda: SimulatedTerminal(decline_cards={BROKE})
+    )
+    """The card terminal: outside the shop, it survives every crash."""
+    payments: dict[str, int] = field(default_factory=dict)
+    """Seen during the run: paid by card, declined, crashed after approval, in cash."""
 
     def __post_init__(self) -> None:
         views = self.views
@@ -135,7 +163,7 @@ class ShopScenario:
         return [inventory_processor(batch_size=2), report]
 
     def command(self, rng: random.Random, store: EventStore) -> str:
-        sale = SaleService(store, self.clock)
+        sale = SaleService(store, self.clock, self.terminal)
         inventory = InventoryService(store)
         self.commands += 1
         if self.commands == 1:
@@ -194,13 +222,79 @@ class ShopScenario:
             LineRequest(rng.choice(PRODUCTS), rng.randint(1, 3)) for _ in range(rng.randint(1, 3))
         ]
         command = Checkout(f"c{self.commands}", f"till-{rng.randint(1, 3)}", lines)
+        prices = sale.catalog().products
+        total = sum(prices[str(line.product_id)].price * line.quantity for line in lines)
+        paying, paid = self._pay(rng, sale, store, command, total)
+        if paying is None:
+            return paid
+        command = paying
         receipt = sale.checkout(command)
         [recorded] = store.read_stream(checkout_stream(command.checkout_id), 0, 1)
         checked_out = recorded.decode(CheckedOut)
         self.truth.checked_out(checked_out, receipt)
         self.checkouts.append((command, checked_out))
         summary = ", ".join(f"{line.quantity} {line.product_id}" for line in checked_out.lines)
-        return f"checkout {command.checkout_id}: {summary}"
+        if self.terminal.charges_for(command.checkout_id) > 1:
+            self.broken_promises.append(f"checkout {command.checkout_id}: charged twice")
+        return f"checkout {command.checkout_id} ({paid}): {summary}"
+
+    def _pay(
+        self,
+        rng: random.Random,
+        sale: SaleService,
+        store: EventStore,
+        command: Checkout,
+        total: int,
+    ) -> tuple[Checkout | None, str]:
+        """The command to record, with its tenders, and how it is paid; ``None`` when the
+        customer walked away after a declined card. A till that crashes after the approval
+        is retried here; a decline must leave no sale, and a crash nothing recorded."""
+        roll = rng.random()
+        if roll < 0.3 or total == 0:
+            return command, "exact cash"
+        if roll < 0.5:
+            handed = total + rng.choice((0, 5, 50, 1000))
+            return msgspec.structs.replace(command, tenders=[Tender(CASH, handed)]), "cash"
+        if roll < 0.65 and total > 1:
+            card = rng.randint(1, total - 1)
+            split = [Tender(CARD, card, "card-ok"), Tender(CASH, total - card + 20)]
+            return msgspec.structs.replace(command, tenders=split), "split"
+        if roll < 0.8:
+            return msgspec.structs.replace(
+                command, tenders=[Tender(CARD, total, "card-ok")]
+            ), "card"
+        if roll < 0.9:
+            return self._crash_after_approval(sale, store, command, total)
+        declined = msgspec.structs.replace(command, tenders=[Tender(CARD, total, BROKE)])
+        try:
+            sale.checkout(declined)
+        except CardDeclined:
+            pass
+        else:
+            self.broken_promises.append(f"checkout {command.checkout_id}: a declined card sold")
+        if store.stream_version(checkout_stream(command.checkout_id)):
+            self.broken_promises.append(f"checkout {command.checkout_id}: declined, yet recorded")
+        self.payments["declined"] = self.payments.get("declined", 0) + 1
+        if rng.random() < 0.5:
+            return None, f"card declined, {command.checkout_id} walked away"
+        cash = [Tender(CASH, total)]
+        return msgspec.structs.replace(command, tenders=cash), "cash after a declined card"
+
+    def _crash_after_approval(
+        self, sale: SaleService, store: EventStore, command: Checkout, total: int
+    ) -> tuple[Checkout, str]:
+        paid = msgspec.structs.replace(command, tenders=[Tender(CARD, total, "card-ok")])
+        self.terminal.interrupt_next(TillCrashed(command.checkout_id))
+        try:
+            sale.checkout(paid)
+        except TillCrashed:
+            pass
+        else:
+            self.broken_promises.append(f"checkout {command.checkout_id}: the crash did not happen")
+        if store.stream_version(checkout_stream(command.checkout_id)):
+            self.broken_promises.append(f"checkout {command.checkout_id}: recorded while crashing")
+        self.payments["crashed"] = self.payments.get("crashed", 0) + 1
+        return paid, "card, retried after a crash between approval and recording"
 
     def _return(self, rng: random.Random, store: EventStore, sale: SaleService) -> str:
         if not self.checkouts:
@@ -294,7 +388,11 @@ class ShopScenario:
     def check_final(self, store: EventStore) -> list[str]:
         rows = read_rows(store, self.views)
         totals = read_totals(store, self.views)
-        return self.truth.violations(rows, totals) + self._low_stock(store, rows)
+        return [
+            *self.truth.violations(rows, totals),
+            *tender_violations(store, totals),
+            *self._low_stock(store, rows),
+        ]
 
 
 def simulate_shop(

@@ -31,9 +31,11 @@ from tillflow.http.services import Services
 from tillflow.http.watch import ReportWatch
 from tillflow.service.access_tokens import TokenBook
 from tillflow.service.bootstrap import open_store, service_registry
-from tillflow.service.settings import Settings, load_settings
+from tillflow.service.settings import Settings, load_settings, simulated_terminal
 from tillflow.shop.assembly import Shop
+from tillflow.shop.sale.payments import PaymentTerminal
 from tillflow.shop.sale.service import Clock, utc_now
+from tillflow.shop.sale.simulated_terminal import SimulatedTerminal
 
 STATIC: Final = Path(__file__).parent / "static"
 
@@ -104,6 +106,7 @@ def create_app(
     body_limit: int = DEFAULT_LIMIT,
     fast_checkouts: bool = True,
     run_runtime: RunRuntime | None = None,
+    terminal: PaymentTerminal | None = None,
 ) -> FastAPI:
     """A new app. ``store``: serve this open store (the caller closes it); otherwise the
     lifespan opens ``settings.database`` (default: :func:`load_settings`) and closes it.
@@ -112,8 +115,12 @@ def create_app(
     ``fast_checkouts``: answer the plain ``POST /checkouts`` without the framework
     (:mod:`tillflow.http.fast_checkout`; the same answers, less work per request).
     ``run_runtime``: how the processors' runtime runs while the app serves (default:
-    ``async with runtime``; ``tillflow serve`` also keeps leases of the lanes on PostgreSQL)."""
+    ``async with runtime``; ``tillflow serve`` also keeps leases of the lanes on PostgreSQL).
+    ``terminal``: the card terminal (default: a simulated one, configured by ``settings``
+    when given, else approving every card)."""
     metrics = Metrics()
+    if terminal is None:
+        terminal = simulated_terminal(settings) if settings else SimulatedTerminal()
     run = run_runtime or _run_alone
 
     @contextlib.asynccontextmanager
@@ -123,7 +130,7 @@ def create_app(
             chosen = settings or load_settings()
             opened = open_store(chosen.database, registry=service_registry())
         try:
-            shop = Shop(opened, clock)
+            shop = Shop(opened, clock, terminal=terminal)
             runtime = shop.runtime(run=None if run_processors else [])
             watch = ReportWatch(opened, on_progress=metrics.latency.progressed)
             async with run(opened, runtime), watch.running():

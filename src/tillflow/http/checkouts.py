@@ -3,10 +3,18 @@
 ``POST /checkouts``: the checkout id in the body, or an ``Idempotency-Key`` header (if both
 are given they must be equal), is the idempotency key. The first request records the sale
 and answers 201 with the checkout as recorded and the receipt. The same key with the same
-till and lines again answers **201 with the same body** (nothing new is recorded; the
-recorded prices stand, whatever the catalog says by then). The same key with a different
-till, lines or time is 409 ``idempotency-conflict``. Returns work the same way with
-``return_id`` (or the header).
+till, lines and tenders again answers **201 with the same body** (nothing new is recorded;
+the recorded prices stand, whatever the catalog says by then). The same key with a
+different till, lines, time or tenders is 409 ``idempotency-conflict``. Returns work the
+same way with ``return_id`` (or the header).
+
+A card is authorized by the shop's terminal (idempotency key: the checkout id) before the
+sale is recorded. Declined: 402 ``card-declined`` naming the tender and the reason, the
+decline recorded on the till's stream, no sale; a retry of that request answers the same
+402 without asking the terminal; the same checkout id may then be settled in cash. A
+terminal that does not answer in time: 504 ``terminal-timeout``, nothing recorded — retry
+with the same key (the terminal finds its approval; the card is never charged twice).
+Returns refund the card first (through the terminal), then cash.
 
 Every rule of ``POST /checkouts`` is here, once: who may ring up (:data:`RING_UP`), what a
 valid checkout is (:class:`CheckoutIn`, :func:`checkout_command`), which price applies (the
@@ -17,13 +25,13 @@ sale service's one checkout decision) and what the reply looks like (:func:`ring
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 import msgspec
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 
 from tillflow.engine import Receipt, id_from_key
@@ -37,6 +45,7 @@ from tillflow.shop import validation
 from tillflow.shop.errors import UnknownCheckout
 from tillflow.shop.sale.commands import Checkout, LineRequest, ReturnItems
 from tillflow.shop.sale.events import CheckedOut, ItemsReturned, checkout_stream
+from tillflow.shop.sale.tenders import MAX_TENDERS, Tender
 
 router = APIRouter(prefix="/checkouts", tags=["sale"], route_class=GuardedRoute)
 
@@ -44,6 +53,7 @@ CheckoutId = Annotated[
     Identifier, Path(description="The checkout's id.", openapi_examples={"c-1": {"value": "c-1"}})
 ]
 WRITE = problem_responses(400, 401, 403, 404, 409, 413, 415, 422)
+PAY = problem_responses(400, 401, 403, 402, 404, 409, 413, 415, 422, 504)
 RING_UP: Final = RoleGuard(TILLS, "ring up checkouts")
 """Who may ring up a checkout: the route's guard, and the fast path's."""
 
@@ -54,6 +64,21 @@ class LineIn(RequestBody):
 
 
 Lines = Annotated[list[LineIn], Field(min_length=1, max_length=validation.MAX_LINES)]
+
+
+class TenderIn(RequestBody):
+    """How the customer pays (part of) the checkout, in cents. Cash: ``amount`` handed over
+    (at least what is left to pay; the change is in the reply). Card: ``amount`` charged
+    (exactly what it pays) and ``card``, the terminal's reference or token for it (never a
+    card number); only a card tender carries ``card``. Amounts are checked by the shop's
+    tender rules, which name the field (``tenders[0].amount``)."""
+
+    type: Literal["cash", "card"]
+    amount: StrictInt
+    card: Identifier | None = None
+
+
+Tenders = Annotated[list[TenderIn], Field(min_length=1, max_length=MAX_TENDERS)]
 
 
 class CheckoutIn(RequestBody):
@@ -82,6 +107,12 @@ class CheckoutIn(RequestBody):
     at: Timestamp | None = Field(
         default=None, description="When the sale happened at the till (default: now)."
     )
+    tenders: Tenders | None = Field(
+        default=None,
+        description="Cash, a card, or both; omitted: the exact total in cash. A declined "
+        "card answers 402 and records no sale: settle in cash with the same checkout_id, or "
+        "try another card with a new one.",
+    )
 
 
 class ReturnIn(RequestBody):
@@ -108,14 +139,38 @@ class CheckoutLineOut(BaseModel):
     line_total: int
 
 
+class PaidTenderOut(BaseModel):
+    """A tender as recorded: ``amount`` paid towards the total; cash also ``handed``
+    (over); a card its ``card`` reference and the terminal's authorization ``code`` and
+    ``reference``. Fields that do not apply are 0 or null."""
+
+    type: str
+    amount: int
+    handed: int = 0
+    card: str | None = None
+    code: str | None = None
+    reference: str | None = None
+
+
+class RefundTenderOut(BaseModel):
+    """Part of a refund: cash from the drawer, or to the card of ``authorization``."""
+
+    type: str
+    amount: int
+    authorization: str | None = None
+    reference: str | None = None
+
+
 class CheckedOutOut(BaseModel):
-    """The checkout as recorded (prices in minor units)."""
+    """The checkout as recorded (prices in minor units); ``change``: cash handed back."""
 
     checkout_id: str
     till_id: str
     at: datetime
     lines: list[CheckoutLineOut]
     total: int
+    tenders: list[PaidTenderOut] = []
+    change: int = 0
 
     @classmethod
     def of(cls, event: CheckedOut) -> CheckedOutOut:
@@ -138,6 +193,7 @@ class ItemsReturnedOut(BaseModel):
     at: datetime
     lines: list[ReturnLineOut]
     refund_total: int
+    refunds: list[RefundTenderOut] = []
 
     @classmethod
     def of(cls, event: ItemsReturned) -> ItemsReturnedOut:
@@ -167,7 +223,10 @@ def checkout_command(body: CheckoutIn, idempotency_key: str | None) -> Checkout:
     """The command a valid body (and ``Idempotency-Key`` header) asks for. Raises
     :class:`InvalidField` naming ``checkout_id`` when no key or two different keys are sent."""
     checkout_id = required_key("checkout_id", body.checkout_id, idempotency_key)
-    return Checkout(checkout_id, body.till_id, _lines(body.lines), body.at)
+    tenders = None
+    if body.tenders is not None:
+        tenders = [Tender(tender.type, tender.amount, tender.card) for tender in body.tenders]
+    return Checkout(checkout_id, body.till_id, _lines(body.lines), body.at, tenders)
 
 
 class _ReceiptReply(msgspec.Struct):
@@ -209,7 +268,7 @@ async def ring_up(services: Services, command: Checkout) -> Response:
     status_code=201,
     summary="Ring up a checkout (idempotent)",
     dependencies=[Depends(RING_UP)],
-    responses=WRITE,
+    responses=PAY,
     response_model=CheckoutRecorded,
 )
 async def checkout(
@@ -249,7 +308,7 @@ async def get_checkout(checkout_id: CheckoutId, services: ServicesDep) -> Checko
     status_code=201,
     summary="Take back units of a checkout (idempotent)",
     dependencies=[require(TILLS, "take returns")],
-    responses=WRITE,
+    responses=PAY,
 )
 async def return_items(
     checkout_id: CheckoutId,

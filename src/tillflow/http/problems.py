@@ -22,6 +22,7 @@ unknown route; unknown product or checkout     404     ``not-found``, ``unknown-
 named in the URL path                                  ``unknown-checkout``
 method not allowed on the route                405     ``method-not-allowed``
 product already in the catalog                 409     ``product-exists``
+GTIN another product carries                   409     ``duplicate-gtin``
 id (idempotency key) reused with other content 409     ``idempotency-conflict``
 discontinued product named in the path         409     ``product-discontinued``
 too many concurrent writers, retries exhausted 409     ``concurrency-conflict``
@@ -34,6 +35,18 @@ one is required (``body``: required);
 unknown or discontinued product in the body            ``unknown-product``,
                                                        ``product-discontinued``
 return of more than was bought                 422     ``return-exceeds-purchase``
+GTIN no product carries (in the path: 404)     422     ``unknown-gtin``
+catalog file with bad rows (each field by      422     ``invalid-catalog``
+``line``; nothing imported)
+refund of more than was paid                   422     ``refund-exceeds-payment``
+card declined by the terminal (no sale; the    402     ``card-declined``
+decline is recorded)
+checkout id sent to the terminal before with   409     ``idempotency-conflict``
+another card or amount
+refund of an approval the terminal does not    409     ``terminal-refused``
+know (or has less left of)
+the card terminal did not answer in time       504     ``terminal-timeout``
+(nothing recorded; retry with the same key)
 the store is closing, or its database is       503     ``unavailable``
 unavailable (retry with the same key)
 =============================================  ======  =========================
@@ -61,13 +74,24 @@ from starlette.routing import Match
 
 from tillflow.engine import ConcurrencyConflict, StoreClosed, StoreUnavailable, TillflowError
 from tillflow.shop.errors import (
+    CardDeclined,
+    CatalogImportRefused,
     CheckoutConflict,
+    DuplicateGtin,
     InvalidField,
     ProductDiscontinued,
     ProductExists,
+    RefundExceedsPayment,
     ReturnExceedsPurchase,
     UnknownCheckout,
+    UnknownGtin,
     UnknownProduct,
+)
+from tillflow.shop.sale.payments import (
+    RefundExceedsCharge,
+    TerminalKeyReused,
+    TerminalTimeout,
+    UnknownAuthorization,
 )
 
 log = logging.getLogger("tillflow.http")
@@ -89,6 +113,8 @@ class FieldError(BaseModel):
     field: str
     reason: str
     location: Location | None = None
+    line: int | None = None
+    """The line of an uploaded file the field is on (a catalog import)."""
 
 
 class Problem(BaseModel):
@@ -146,6 +172,7 @@ DESCRIPTIONS: Final = {
     400: "A request that cannot be parsed: JSON that is not valid (a problem document), or "
     "HTTP the server itself cannot parse (plain text: bad framing headers, unknown methods).",
     401: "No token, or a token that is unknown or revoked.",
+    402: "The card was declined: no sale was recorded (the decline was, for audit).",
     403: "The token's role may not do this.",
     404: "Nothing at this path (or the product or checkout it names does not exist).",
     409: "Conflicts with what is recorded (duplicate, idempotency key reused differently).",
@@ -153,6 +180,7 @@ DESCRIPTIONS: Final = {
     415: "The body is not sent as application/json.",
     422: "A field the shop cannot accept; `errors` names each field and the reason.",
     503: "The server is shutting down.",
+    504: "The card terminal did not answer in time: nothing recorded; retry with the same key.",
 }
 
 # -- mapping errors -------------------------------------------------------------------------
@@ -257,6 +285,33 @@ def _location(request: Request, field: str) -> Location:
     return "body"
 
 
+def _catalog_problem(request: Request, error: TillflowError) -> Response | None:
+    """The problem for a refusal about GTINs or a catalog import, else ``None``."""
+    if isinstance(error, UnknownGtin):
+        in_path = error.field in request.path_params
+        field = FieldError(
+            field=error.field,
+            reason="no product carries this GTIN",
+            location="path" if in_path else "body",
+        )
+        return problem(404 if in_path else 422, "unknown-gtin", "Unknown GTIN", str(error), [field])
+    if isinstance(error, DuplicateGtin):
+        field = FieldError(
+            field=error.field, reason=f"product {error.held_by!r} carries it", location="body"
+        )
+        return problem(409, "duplicate-gtin", "Duplicate GTIN", str(error), [field])
+    if isinstance(error, CatalogImportRefused):
+        errors = [
+            FieldError(field=bad.field, reason=bad.reason, location="body", line=bad.line)
+            for bad in error.problems
+        ]
+        listed = "; ".join(f"line {e.line}: {e.field}: {e.reason}" for e in errors[:5])
+        more = f"; and {len(errors) - 5} more" if len(errors) > 5 else ""
+        detail = f"{len(errors)} bad field(s), nothing imported: {listed}{more}"
+        return problem(422, "invalid-catalog", "Invalid catalog file", detail, errors)
+    return None
+
+
 def domain_problem(request: Request, error: TillflowError) -> Response:
     if isinstance(error, InvalidField):
         location = _location(request, error.field.split(".")[0].split("[")[0])
@@ -295,6 +350,9 @@ def domain_problem(request: Request, error: TillflowError) -> Response:
     if isinstance(error, ProductExists):
         field = FieldError(field="product_id", reason="already in the catalog", location="body")
         return problem(409, "product-exists", "Product exists", str(error), [field])
+    barcode = _catalog_problem(request, error)
+    if barcode is not None:
+        return barcode
     if isinstance(error, CheckoutConflict):
         field = FieldError(
             field=error.key_name,
@@ -311,6 +369,9 @@ def domain_problem(request: Request, error: TillflowError) -> Response:
         return problem(
             422, "return-exceeds-purchase", "Return exceeds purchase", str(error), [field]
         )
+    payment = _payment_problem(request, error)
+    if payment is not None:
+        return payment
     if isinstance(error, ConcurrencyConflict):
         return problem(
             409,
@@ -331,6 +392,32 @@ def domain_problem(request: Request, error: TillflowError) -> Response:
         )
     log.error("unmapped error on %s %s: %r", request.method, request.url.path, error)
     return problem(500, "internal-error", "Internal error", "the server failed; see its log")
+
+
+def _payment_problem(request: Request, error: TillflowError) -> Response | None:
+    """The problem for a refusal of payment (a declined card, the terminal's errors)."""
+    if isinstance(error, CardDeclined):
+        field = FieldError(field=error.field, reason=f"declined: {error.reason}", location="body")
+        return problem(402, "card-declined", "Card declined", str(error), [field])
+    if isinstance(error, TerminalTimeout):
+        return problem(504, "terminal-timeout", "Card terminal timeout", str(error))
+    if isinstance(error, TerminalKeyReused):
+        field = FieldError(
+            field=_key_name(request),
+            reason=f"sent to the card terminal before with a different {error.field}",
+            location=_location(request, _key_name(request)),
+        )
+        return problem(409, "idempotency-conflict", "Idempotency key reused", str(error), [field])
+    if isinstance(error, (RefundExceedsPayment, RefundExceedsCharge)):
+        field = FieldError(field="lines", reason="more than is left to refund", location="body")
+        return problem(422, "refund-exceeds-payment", "Refund exceeds payment", str(error), [field])
+    if isinstance(error, UnknownAuthorization):
+        return problem(409, "terminal-refused", "Card terminal refused", str(error))
+    return None
+
+
+def _key_name(request: Request) -> str:
+    return "return_id" if request.url.path.endswith("/returns") else "checkout_id"
 
 
 async def _tillflow_error(request: Request, error: Exception) -> Response:

@@ -19,7 +19,19 @@ variable                   default          meaning
                                             Python's youngest generation (0..10,000,000; 0
                                             keeps Python's 700): see
                                             :mod:`tillflow.service.collector`
+``TILLFLOW_TERMINAL_       ``0``            seconds the simulated card terminal takes per
+LATENCY``                                   answer (0..60)
+``TILLFLOW_TERMINAL_       (none)           card references the simulated terminal declines
+DECLINE_CARDS``                             (comma-separated)
+``TILLFLOW_TERMINAL_       ``0``            the simulated terminal declines every n-th new
+DECLINE_EVERY``                             authorization (0: none)
 =========================  ===============  ==================================================
+
+``tillflow serve`` takes cards through a simulated terminal
+(:class:`~tillflow.shop.sale.simulated_terminal.SimulatedTerminal`) that approves every card
+except as the three ``TILLFLOW_TERMINAL_*`` settings say; it keeps its answers in the
+server's memory. A real terminal implements
+:class:`~tillflow.shop.sale.payments.PaymentTerminal` and is given to ``create_app``.
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tillflow.service.bootstrap import ConfigurationError
 from tillflow.service.collector import DEFAULT_THRESHOLD, MOST_THRESHOLD
+from tillflow.shop.sale.simulated_terminal import SimulatedTerminal
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
@@ -48,6 +61,9 @@ class Settings(BaseSettings):
     log_level: LogLevel = "info"
     workers: int = Field(default=0, ge=0, le=64)
     gc_threshold: int = Field(default=DEFAULT_THRESHOLD, ge=0, le=MOST_THRESHOLD)
+    terminal_latency: float = Field(default=0.0, ge=0.0, le=60.0, allow_inf_nan=False)
+    terminal_decline_cards: str = ""
+    terminal_decline_every: int = Field(default=0, ge=0, le=1_000_000)
 
     @field_validator("database")
     @classmethod
@@ -69,7 +85,20 @@ ENVIRONMENT_NAMES = {
     "log_level": "TILLFLOW_LOG_LEVEL",
     "workers": "TILLFLOW_WORKERS",
     "gc_threshold": "TILLFLOW_GC_THRESHOLD",
+    "terminal_latency": "TILLFLOW_TERMINAL_LATENCY",
+    "terminal_decline_cards": "TILLFLOW_TERMINAL_DECLINE_CARDS",
+    "terminal_decline_every": "TILLFLOW_TERMINAL_DECLINE_EVERY",
 }
+
+
+def simulated_terminal(settings: Settings) -> SimulatedTerminal:
+    """The card terminal ``tillflow serve`` uses, as ``settings`` configure it."""
+    cards = {card.strip() for card in settings.terminal_decline_cards.split(",")}
+    return SimulatedTerminal(
+        latency=settings.terminal_latency,
+        decline_cards=frozenset(cards - {""}),
+        decline_every=settings.terminal_decline_every,
+    )
 
 
 def load_settings(**overrides: Any) -> Settings:

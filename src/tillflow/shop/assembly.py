@@ -20,7 +20,9 @@ from tillflow.shop.inventory.service import InventoryService
 from tillflow.shop.reporting.projection import reporting_processor
 from tillflow.shop.reporting.queries import ReportReader
 from tillflow.shop.sale.events import SALE_EVENTS
+from tillflow.shop.sale.payments import PaymentTerminal
 from tillflow.shop.sale.service import Clock, SaleService, utc_now
+from tillflow.shop.sale.simulated_terminal import SimulatedTerminal
 
 REGISTRY = EventRegistry({**SALE_EVENTS, **INVENTORY_EVENTS})
 """Every event type the shop records, with its class."""
@@ -33,14 +35,17 @@ def shop_processors(inventory_batch: int = 3000, reporting_batch: int = 5000) ->
 
 @dataclass
 class Shop:
-    """The write sides and the report over one store."""
+    """The write sides and the report over one store. Cards go through ``terminal``: a
+    :class:`SimulatedTerminal` that approves every card unless given one (``None``: the
+    shop takes no cards)."""
 
     store: EventStore
     clock: Clock = utc_now
     processors: list[Processor] = field(default_factory=shop_processors)
+    terminal: PaymentTerminal | None = field(default_factory=SimulatedTerminal)
 
     def __post_init__(self) -> None:
-        self.sale = SaleService(self.store, self.clock)
+        self.sale = SaleService(self.store, self.clock, self.terminal)
         self.inventory = InventoryService(self.store)
         self.report = ReportReader(self.store)
 

@@ -132,3 +132,28 @@ class UnknownTaxRate(InvalidField):
         self.rate = rate
         self.known = tuple(known)
         super().__init__(field, rate, f"no such tax rate; the shop has {', '.join(known)}")
+
+
+class CardDeclined(TillflowError):
+    """The card terminal declined a checkout's card: no sale was recorded (the decline is,
+    on the till's stream). Settle the basket in cash with the same checkout id, or try
+    another card with a new checkout id."""
+
+    def __init__(self, checkout_id: str, field: str, reason: str) -> None:
+        self.checkout_id = checkout_id
+        self.field = field
+        self.reason = reason
+        super().__init__(f"checkout_id={checkout_id!r}: {field} was declined: {reason}")
+
+
+class RefundExceedsPayment(TillflowError):
+    """A refund of more than a checkout's tenders have left, net of earlier refunds."""
+
+    def __init__(self, checkout_id: str, refund: int, left: int) -> None:
+        self.checkout_id = checkout_id
+        self.refund = refund
+        self.left = left
+        super().__init__(
+            f"refund={refund}: checkout {checkout_id!r} has {left} cent(s) of its payment "
+            "left to refund"
+        )

@@ -9,6 +9,7 @@ from datetime import datetime
 
 import msgspec
 
+from tillflow.shop.sale.tenders import Tender
 from tillflow.shop.sale.vat import DEFAULT_RATE
 
 
@@ -72,12 +73,15 @@ class Checkout(msgspec.Struct, frozen=True):
     """Ring up a sale. ``checkout_id`` is the idempotency key (a UUIDv7 is best: ids in time
     order keep the log's indexes cheap). The same product on two lines is merged into one
     line, in the order first seen: scanning an item twice is normal at a till. ``at`` is
-    the time of the sale at the till; when omitted the shop's clock fills it in."""
+    the time of the sale at the till; when omitted the shop's clock fills it in.
+    ``tenders``: how the customer pays (see :mod:`tillflow.shop.sale.tenders`); ``None``
+    means the exact total in cash."""
 
     checkout_id: str
     till_id: str
     lines: list[LineRequest]
     at: datetime | None = None
+    tenders: list[Tender] | None = None
 
 
 class ReturnItems(msgspec.Struct, frozen=True):

@@ -21,6 +21,7 @@ from tillflow.shop.errors import (
     UnknownProduct,
 )
 from tillflow.shop.sale import gtin as gtins
+from tillflow.shop.sale import tenders
 from tillflow.shop.sale.catalog import Catalog, Product
 from tillflow.shop.sale.commands import (
     AddProduct,
@@ -35,6 +36,7 @@ from tillflow.shop.sale.commands import (
     ReturnItems,
 )
 from tillflow.shop.sale.events import (
+    CardDeclined,
     CheckedOut,
     ItemsReturned,
     ProductAdded,
@@ -148,7 +150,8 @@ def _sellable(catalog: Catalog, product_id: str, field: str) -> Product:
 
 
 def decide_checkout(catalog: Catalog, command: Checkout, now: datetime) -> CheckedOut:
-    """The ``CheckedOut`` for ``command`` at catalog prices. Never refused for stock."""
+    """The ``CheckedOut`` for ``command`` at catalog prices, settled with its tenders (a
+    card's authorization is not in it yet). Never refused for stock."""
     if not isinstance(command, Checkout):
         raise validation.invalid("command", command, "must be a Checkout")
     validation.identifier("checkout_id", command.checkout_id)
@@ -162,13 +165,14 @@ def decide_checkout(catalog: Catalog, command: Checkout, now: datetime) -> Check
         if product is None or product.discontinued:
             product = _sellable(catalog, product_id, f"lines[{index}].product_id")
         lines.append(sold_line(product, quantity, catalog.rates))
-    return CheckedOut(
-        command.checkout_id, command.till_id, at, lines, sum(line.line_total for line in lines)
-    )
+    total = sum(line.line_total for line in lines)
+    paid, change = tenders.settle(total, command.tenders)
+    return CheckedOut(command.checkout_id, command.till_id, at, lines, total, paid, change)
 
 
-def same_checkout(recorded: CheckedOut, command: Checkout) -> None:
-    """Raise :class:`CheckoutConflict` unless ``command`` is a retry of ``recorded``. Its
+def same_checkout(recorded: CheckedOut | CardDeclined, command: Checkout) -> None:
+    """Raise :class:`CheckoutConflict` unless ``command`` is a retry of ``recorded`` (a
+    checkout, or a checkout whose card was declined): same till, lines, time, tenders. Its
     barcodes resolve as they did when it was recorded (by its lines' GTINs)."""
     if recorded.till_id != command.till_id:
         raise CheckoutConflict("checkout_id", command.checkout_id, "till_id")
@@ -181,6 +185,10 @@ def same_checkout(recorded: CheckedOut, command: Checkout) -> None:
         raise CheckoutConflict("checkout_id", command.checkout_id, "lines")
     if command.at is not None and _aware("at", command.at, recorded.at) != recorded.at:
         raise CheckoutConflict("checkout_id", command.checkout_id, "at")
+    asked, _ = tenders.settle(recorded.total, command.tenders)
+    paid = tenders.paid_with(recorded.total, recorded.tenders)
+    if tenders.as_asked(asked) != tenders.as_asked(paid):
+        raise CheckoutConflict("checkout_id", command.checkout_id, "tenders")
 
 
 def decide_return(
@@ -190,7 +198,7 @@ def decide_return(
     now: datetime,
 ) -> ItemsReturned:
     """The ``ItemsReturned`` for ``command``: never more than bought, net of earlier returns.
-    Refunds at the price paid."""
+    Refunds at the price paid, to the original tenders (a card part is not refunded yet)."""
     validation.of_type("command", command, ReturnItems)
     validation.identifier("return_id", command.return_id)
     at = _aware("at", command.at, now)
@@ -212,9 +220,14 @@ def decide_return(
         if quantity > returnable:
             raise ReturnExceedsPurchase(checkout.checkout_id, product_id, quantity, returnable)
         lines.append(returned_line(sold, quantity, returned.get(product_id, 0)))
-    return ItemsReturned(
-        command.return_id, checkout.checkout_id, at, lines, sum(line.refund for line in lines)
+    refund = sum(line.refund for line in lines)
+    refunds = tenders.split_refund(
+        checkout.checkout_id,
+        tenders.paid_with(checkout.total, checkout.tenders),
+        [tenders.refunded_with(previous.refund_total, previous.refunds) for previous in earlier],
+        refund,
     )
+    return ItemsReturned(command.return_id, checkout.checkout_id, at, lines, refund, refunds)
 
 
 def same_return(recorded: ItemsReturned, command: ReturnItems) -> None:

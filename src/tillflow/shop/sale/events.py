@@ -6,6 +6,7 @@ from datetime import datetime
 
 import msgspec
 
+from tillflow.shop.sale.tenders import PaidTender, RefundTender
 from tillflow.shop.sale.vat import BEFORE_VAT, DEFAULT_RATE
 
 CATALOG_STREAM = "catalog"
@@ -13,6 +14,11 @@ CATALOG_STREAM = "catalog"
 
 def checkout_stream(checkout_id: str) -> str:
     return f"checkout-{checkout_id}"
+
+
+def till_stream(till_id: str) -> str:
+    """The till's own stream: declined cards (no sale) are recorded there for audit."""
+    return f"till-{till_id}"
 
 
 class ProductAdded(msgspec.Struct, frozen=True):
@@ -89,6 +95,11 @@ class CheckedOut(msgspec.Struct, frozen=True):
     at: datetime
     lines: list[CheckoutLine]
     total: int
+    tenders: list[PaidTender] = msgspec.field(default_factory=list)
+    """How it was paid; amounts sum to ``total`` (empty in checkouts recorded before
+    tenders existed: those were taken as the exact total in cash)."""
+    change: int = 0
+    """Cash handed back to the customer."""
 
 
 class ReturnLine(msgspec.Struct, frozen=True):
@@ -118,6 +129,23 @@ class ItemsReturned(msgspec.Struct, frozen=True):
     at: datetime
     lines: list[ReturnLine]
     refund_total: int
+    refunds: list[RefundTender] = msgspec.field(default_factory=list)
+    """Where the refund went back to (card first, then cash); amounts sum to
+    ``refund_total`` (empty in returns recorded before tenders existed: cash)."""
+
+
+class CardDeclined(msgspec.Struct, frozen=True):
+    """A card the terminal declined at a till: no sale, nothing leaves stock. Recorded on
+    the till's stream (:func:`till_stream`) for audit, with the basket as priced and the
+    tenders asked for; its event id is derived from the checkout id."""
+
+    checkout_id: str
+    till_id: str
+    at: datetime
+    lines: list[CheckoutLine]
+    total: int
+    tenders: list[PaidTender]
+    reason: str
 
 
 CATALOG_EVENTS: dict[str, type] = {
@@ -133,4 +161,5 @@ SALE_EVENTS: dict[str, type] = {
     **CATALOG_EVENTS,
     "CheckedOut": CheckedOut,
     "ItemsReturned": ItemsReturned,
+    "CardDeclined": CardDeclined,
 }

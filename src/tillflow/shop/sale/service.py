@@ -6,6 +6,9 @@
   derived from the checkout id. A retry — same id, same till and lines — gets the original
   receipt, however much later and whatever the catalog says by then; the same id with other
   content is a :class:`CheckoutConflict` naming the field that differs.
+* A checkout with a card is authorized by the terminal first (idempotency key: the checkout
+  id), then recorded; a declined card records ``CardDeclined`` on the till's stream and no
+  sale (see :mod:`tillflow.shop.sale.card_payments`).
 * A return appends ``ItemsReturned`` to the checkout's stream guarded by its version, so two
   concurrent returns can never together return more than was bought.
 """
@@ -34,7 +37,8 @@ from tillflow.engine import (
 from tillflow.engine.store import receipt_of
 from tillflow.shop import validation
 from tillflow.shop.errors import ProductDiscontinued, UnknownCheckout, UnknownGtin, UnknownProduct
-from tillflow.shop.sale import decisions
+from tillflow.shop.sale import decisions, tenders
+from tillflow.shop.sale.card_payments import DEFAULT_CURRENCY, CardPayments, run_sync
 from tillflow.shop.sale.catalog import Catalog
 from tillflow.shop.sale.catalog_import import ImportCatalog, ImportPlan, decide_import
 from tillflow.shop.sale.commands import (
@@ -56,6 +60,7 @@ from tillflow.shop.sale.events import (
     checkout_stream,
 )
 from tillflow.shop.sale.gtin import WIDTH
+from tillflow.shop.sale.payments import PaymentTerminal
 
 Clock = Callable[[], datetime]
 CATALOG_RETRIES = 20
@@ -102,9 +107,16 @@ class SaleService:
     thread that waited for another's refresh takes its result when that read began after
     the thread asked (nothing it could have missed)."""
 
-    def __init__(self, store: EventStore, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        clock: Clock = utc_now,
+        terminal: PaymentTerminal | None = None,
+        currency: str = DEFAULT_CURRENCY,
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.payments = CardPayments(store, terminal, currency)
         self._catalog = Catalog()
         self._refreshing = threading.Lock()
         self._away_until = STALE
@@ -255,6 +267,10 @@ class SaleService:
         decided = self._decide(command)
         if isinstance(decided, tuple):
             return decided
+        if tenders.has_card(decided.tenders):
+            decided = run_sync(self._paid(command, decided))
+            if isinstance(decided, tuple):
+                return decided
         try:
             receipt = self.store.append(
                 checkout_stream(command.checkout_id), [checkout_event(decided)], NO_STREAM
@@ -270,10 +286,15 @@ class SaleService:
 
     async def checkout_recorded_async(self, command: Checkout) -> tuple[Receipt, CheckedOut]:
         """:meth:`checkout_recorded` without blocking the event loop: the same decision, the
-        same append, the same answer to a retry."""
+        same append, the same answer to a retry. The card terminal is awaited: a slow
+        authorization holds no thread and no lock."""
         decided = self._decide(command)
         if isinstance(decided, tuple):
             return decided
+        if tenders.has_card(decided.tenders):
+            decided = await self._paid(command, decided)
+            if isinstance(decided, tuple):
+                return decided
         try:
             receipt = await self.store.append_async(
                 checkout_stream(command.checkout_id), [checkout_event(decided)], NO_STREAM
@@ -300,6 +321,12 @@ class SaleService:
             if isinstance(decided, tuple):
                 outcomes.append(decided[0])
                 continue
+            if tenders.has_card(decided.tenders):  # the terminal first: alone
+                try:
+                    outcomes.append(self.checkout(command))
+                except TillflowError as refusal:
+                    outcomes.append(refusal)
+                continue
             event = checkout_event(decided)
             outcomes.append(None)
             requests.append(AppendRequest(checkout_stream(command.checkout_id), [event], NO_STREAM))
@@ -317,6 +344,18 @@ class SaleService:
                     result = refusal
             results.append(result)
         return results
+
+    async def _paid(
+        self, command: Checkout, decided: CheckedOut
+    ) -> CheckedOut | tuple[Receipt, CheckedOut]:
+        """``decided`` (which has a card) authorized by the terminal — or the answer it
+        was given before: its decline again, or the recorded checkout and receipt."""
+        found = tenders.card_of(decided.tenders)
+        assert found is not None  # called for a checkout with a card
+        self.payments.declined_before(command, found[0])
+        if self.store.stream_version(checkout_stream(command.checkout_id)):
+            return self._repeat_recorded(command)
+        return await self.payments.authorized(command, decided)
 
     def _repeat(self, command: Checkout) -> Receipt:
         return self._repeat_recorded(command)[0]
@@ -353,6 +392,8 @@ class SaleService:
             returned = decisions.decide_return(
                 history[0].decode(CheckedOut), earlier, command, self.clock()
             )
+            if tenders.has_card(returned.refunds):  # back to the card before it is recorded
+                returned = run_sync(self.payments.refunded(returned))
             try:
                 return self.store.append(
                     checkout_stream(command.checkout_id),
