@@ -90,7 +90,7 @@ async def test_a_point_raised_above_the_stock_is_low_at_once_and_the_dashboard_r
     assert (low["product_id"], low["stock"], low["since"]["version"]) == ("milk", 10, 3)
     report = await shop.get("/report/products/milk", params={"wait_for": token})
     row = report.json()["row"]
-    assert (row["reorder_point"], row["low_alerts"]) == (12, 1)
+    assert (row["reorder_point"], row["low"], row["low_alerts"]) == (12, True, 1)
     assert row["low_since"] == low["since"]
 
 

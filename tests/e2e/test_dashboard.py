@@ -58,6 +58,7 @@ TILLFLOW = str(Path(sys.executable).parent / "tillflow")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 LAPTOP: ViewportSize = {"width": 1366, "height": 768}
 SHORT = re.compile(r"(^|\s)short(\s|$)")
+LOW = re.compile(r"(^|\s)low(\s|$)")
 DEADLINE = 15.0
 PAGE_DEADLINE_MS = 10_000
 expect.set_options(timeout=PAGE_DEADLINE_MS)  # every page wait, not playwright's 5 s
@@ -369,6 +370,42 @@ def test_the_dashboard_follows_checkouts_oversells_and_the_pipeline_live(
     pipeline_caught_up(shop, page)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "dashboard.png")
+
+
+def test_the_dashboard_highlights_low_stock_live(shop: Shop, page: Page) -> None:
+    """A reorder point set at the stock: not low; one sale below it: the row is marked low
+    and the Low stock card counts and names it; a delivery back above: neither."""
+    open_dashboard(page, shop)
+    honey = page.locator('#report tr[data-product="honey"]')
+    stock = shop.row(shop.report(), "honey")["stock_left"]
+    answer = shop.client.post(
+        "/stock/honey/reorder-point",
+        json={"reorder_point": stock},
+        headers=shop.headers("manager"),
+    )
+    assert answer.status_code == 200, answer.text
+    shop.report(answer.json()["receipt"]["token"])
+    expect(cell(page, "honey", "stock_left")).to_have_attribute("title", f"reorder point {stock:,}")
+    expect(honey).not_to_have_class(LOW)
+    low_before = total(page, "low_products").inner_text()
+
+    row = shop.row(shop.report(shop.checkout("till-1", {"honey": 1})), "honey")
+    assert row["low"] and row["low_since"]["version"] == row["as_of"]["version"], row
+    expect(honey).to_have_class(LOW)
+    changes(total(page, "low_products"), low_before, str(int(low_before) + 1))
+    expect(total(page, "low_names")).to_have_attribute("title", re.compile("Café honey"))
+    expect(page.locator("#kpi-low")).to_have_class(re.compile(r"(^|\s)warn(\s|$)"))
+    expect(cell(page, "honey", "stock_left")).to_have_attribute(
+        "title", re.compile(f"^below its reorder point {stock:,} since ")
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "dashboard-low-stock.png")
+
+    shop.report(
+        shop.post("/stock/honey/deliveries", {"quantity": 5}, "manager")["receipt"]["token"]
+    )
+    expect(honey).not_to_have_class(LOW)
+    changes(total(page, "low_products"), str(int(low_before) + 1), low_before)
 
 
 def test_a_refused_or_revoked_token_is_said_plainly(shop: Shop, page: Page) -> None:

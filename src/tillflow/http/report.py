@@ -14,7 +14,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from tillflow.engine import EventStore
 from tillflow.http.auth import VIEWERS, GuardedRoute, require
@@ -24,6 +24,7 @@ from tillflow.http.services import Services, ServicesDep
 from tillflow.service.receipt_tokens import PATTERN as RECEIPT_TOKEN_PATTERN
 from tillflow.service.receipt_tokens import decode_receipt
 from tillflow.shop.errors import InvalidField, UnknownProduct
+from tillflow.shop.inventory.stock import is_low
 from tillflow.shop.reporting.queries import Report
 
 router = APIRouter(prefix="/report", tags=["report"], route_class=GuardedRoute)
@@ -64,6 +65,11 @@ class ProductRowOut(BaseModel):
         default=None, description="While below the reorder point: the LowStock alert."
     )
     low_alerts: int = Field(default=0, description="LowStock alerts recorded, ever.")
+
+    @computed_field(description="The stock is below the reorder point.")  # type: ignore[prop-decorator]
+    @property
+    def low(self) -> bool:
+        return is_low(self.stock_left, self.reorder_point)
 
 
 class RateTotalsOut(BaseModel):

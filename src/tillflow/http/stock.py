@@ -32,7 +32,7 @@ from tillflow.http.services import Services, ServicesDep
 from tillflow.shop.errors import UnknownProduct
 from tillflow.shop.inventory.commands import CountStock, ReceiveStock, SetReorderPoint
 from tillflow.shop.inventory.events import stock_stream
-from tillflow.shop.inventory.stock import StockLevel, is_low
+from tillflow.shop.inventory.stock import StockLevel
 
 router = APIRouter(prefix="/stock", tags=["stock"], route_class=GuardedRoute)
 
@@ -167,7 +167,7 @@ async def low_stock(services: ServicesDep, wait: ReadYourWrites) -> LowStockOut:
                 as_of=row.as_of,
             )
             for row in report.rows
-            if is_low(row.stock_left, row.reorder_point) and row.low_since is not None
+            if row.low and row.low_since is not None
         ],
         freshness=report.freshness,
     )

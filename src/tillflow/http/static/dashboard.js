@@ -83,6 +83,17 @@ const COLUMNS = [
   { key: "changed", className: "text changed", text: (r) => since(r.as_of.at) },
 ];
 
+function stockTitle(row) {
+  if (!row.reorder_point) return "no reorder point";
+  const since = row.low_since;
+  if (!row.low || !since) return `reorder point ${count(row.reorder_point)}`;
+  const where = position(since.lane, since.position, view.lanes);
+  return (
+    `below its reorder point ${count(row.reorder_point)} since ${clock(since.at)} ` +
+    `(v${since.version} · ${where})`
+  );
+}
+
 function sortValue(row, key) {
   switch (key) {
     case "name":
@@ -132,8 +143,10 @@ function fillRow(entry, row) {
     if (column.text) setText(cells[column.key].firstElementChild || cells[column.key], column.text(row));
   }
   tr.classList.toggle("short", row.open_shortfall > 0);
+  tr.classList.toggle("low", row.low);
   tr.classList.toggle("discontinued", row.discontinued);
   cells.stock_left.classList.toggle("negative", row.stock_left < 0);
+  cells.stock_left.title = stockTitle(row);
   const at = clock(row.as_of.at);
   cells.as_of.title =
     `Every figure in this row is Inventory's version ${row.as_of.version} of ` +
@@ -212,6 +225,13 @@ function renderTotals() {
   setText(field("short_products"), count(shortProducts));
   setText(field("short_units"), count(shortUnits));
   $("#kpi-short").classList.toggle("alert", shortProducts > 0);
+  const low = [...view.rows.values()].filter((row) => row.low).sort(compareRows);
+  setText(field("low_products"), count(low.length));
+  const names = low.map((row) => row.name || row.product_id);
+  const more = names.length > 2 ? ` +${names.length - 2}` : "";
+  setText(field("low_names"), names.slice(0, 2).join(", ") + more);
+  field("low_names").title = names.join(", ");
+  $("#kpi-low").classList.toggle("warn", low.length > 0);
   setText(field("as_of"), position(totals.as_of.lane, totals.as_of.position, view.lanes));
   field("as_of").title = `the totals include every event up to position ${totals.as_of.position}`;
   renderAges();
