@@ -1,7 +1,8 @@
 """Failover and hand-over on a real PostgreSQL cluster: a lane taken over starts with a
 small batch whatever its backlog, a lane let go is not stepped and a batch under way on it
-is abandoned (so a SIGTERMed worker resigns and stops at once), and a worker gone without
-resigning has its lanes taken as soon as its leases expire, not at the next round."""
+is abandoned (so a SIGTERMed worker resigns and stops at once), a worker gone without
+resigning has its lanes taken as soon as its leases expire, not at the next round, and a
+batch that loses to another worker's commit is redone in its own turn."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tillflow.cli.leased import lease_keeper, leased
-from tillflow.engine import NewEvent, Processor, RecordedEvent, Runtime, Session, State
+from tillflow.engine import (
+    BatchEffects,
+    NewEvent,
+    Processor,
+    RecordedEvent,
+    Runtime,
+    Session,
+    State,
+)
 from tillflow.engine.lane_processor import FIRST_BATCH, LaneProcessor
 from tillflow.engine.leasing import LeaseKeeper
 from tillflow.engine.postgres import PostgresEventStore
@@ -185,3 +194,28 @@ def test_next_expiry_is_the_soonest_of_the_other_workers(store: PostgresEventSto
     assert 0.0 < (leases.next_expiry("me") or 0.0) <= 5.0
     leases.resign("other")
     assert leases.next_expiry("me") is None
+
+
+def test_a_batch_that_loses_to_another_workers_commit_is_redone_in_its_turn(
+    store: PostgresEventStore,
+) -> None:
+    """Another worker's lane commits a new total while this batch has read the old one: the
+    commit is refused (``ViewRowChanged``) and the step redoes the batch, smaller, against
+    the new total, instead of raising and waiting for its next turn."""
+    backlog(store, 40)
+    passes = 0
+
+    def count(event: RecordedEvent, session: Session) -> None:
+        nonlocal passes
+        total = session.get("v", "total") or 0
+        if passes == 0:  # the other worker commits meanwhile, once
+            store.commit_batch("other", 0, 0, 0, BatchEffects(views={("v", "total"): b"100"}))
+        passes += 1
+        session.put("v", "total", total + 1)
+
+    only = keeper(store, Processor("counter", count))
+    only.tick()
+    result = lane_of(only, "counter").step()
+    assert result.scanned == FIRST_BATCH // 4  # redone a quarter the size
+    assert store.read_view("v", "total") == str(100 + FIRST_BATCH // 4).encode()
+    assert store.leases.overview().fenced == {}

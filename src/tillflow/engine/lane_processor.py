@@ -30,7 +30,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tillflow.engine.errors import CheckpointConflict, HandlerFailed, StoreUnavailable
+from tillflow.engine.errors import (
+    CheckpointConflict,
+    ConcurrencyConflict,
+    HandlerFailed,
+    StoreUnavailable,
+)
 from tillflow.engine.ids import format_id
 from tillflow.engine.processor import Processor, Session
 from tillflow.engine.store import BatchEffects, EventStore
@@ -39,6 +44,9 @@ from tillflow.engine.types import Receipt, RecordedEvent
 THROUGHPUT_WINDOW = 5.0  # seconds
 FIRST_BATCH = 32
 """Positions in the first batch of a lane taken over (:meth:`LaneProcessor.taken_over`)."""
+REDOS_IN_TURN = 2
+"""Times a step redoes a batch that lost to a concurrent commit, smaller, before raising
+the conflict (:meth:`LaneProcessor.step`)."""
 
 
 class State(enum.Enum):
@@ -77,7 +85,9 @@ CommitBatch = Callable[[str, int, int, int, BatchEffects], Receipt]
 class LaneProcessor:
     """One processor on one lane. Not thread-safe: one caller steps it at a time."""
 
-    def __init__(self, store: EventStore, processor: Processor, lane: int) -> None:
+    def __init__(
+        self, store: EventStore, processor: Processor, lane: int, redos_in_turn: int = REDOS_IN_TURN
+    ) -> None:
         self.store = store
         self.processor = processor
         self.lane = lane
@@ -104,6 +114,10 @@ class LaneProcessor:
         self.leased = True
         """Whether this runtime may step this lane (always, unless a lease keeper shares
         the lanes among workers)."""
+        self.redos_in_turn = redos_in_turn
+        """Redos of a batch that lost to a concurrent commit within one step (a simulator
+        sets 0: each redo a step of its own, so that its schedule can put anything before
+        it)."""
         self.commit_batch: CommitBatch | None = None
         """How batches commit: a lease keeper's fenced commit, or (``None``) the store's,
         looked up at each commit."""
@@ -155,14 +169,29 @@ class LaneProcessor:
         return limit, waiting_on
 
     def step(self) -> StepResult:
-        """Process at most one batch; see the module docstring.
+        """Process at most one batch; see the module docstring. A batch that loses to a
+        concurrent commit (a view row or stream another worker wrote meanwhile) is redone
+        at once, a quarter the size, up to :attr:`redos_in_turn` times: in this step's
+        turn, not after every other lane that shares its thread.
 
         Raises :class:`HandlerFailed` (effects before the failing event committed) or
         :class:`CheckpointConflict` (another worker moved the checkpoint; nothing written,
         the cached checkpoint is dropped and the next step re-reads it) or
+        :class:`ConcurrencyConflict` (still losing after the redos; nothing written) or
         :class:`StoreUnavailable` (nothing of the batch committed, or the commit's fate is
         unknown: the cached checkpoint is dropped; no attempt is counted).
         """
+        redos = 0
+        while True:
+            try:
+                return self._attempt()
+            except ConcurrencyConflict:
+                if redos >= self.redos_in_turn:
+                    raise
+                redos += 1
+                self.contended()
+
+    def _attempt(self) -> StepResult:
         if not self.leased:  # let go while this step waited for its turn
             return self._elsewhere()
         checkpoint = self.checkpoint()

@@ -394,7 +394,8 @@ class Simulator:
         self.names = validate_graph(declared, self.store.registry)
         self.lanes = {
             name: [
-                LaneProcessor(self.store, by_name[name], lane) for lane in range(self.lane_count)
+                LaneProcessor(self.store, by_name[name], lane, redos_in_turn=0)
+                for lane in range(self.lane_count)
             ]
             for name in self.names
         }
