@@ -25,6 +25,10 @@ async def test_the_demo_matches_the_truth_with_oversells_deliveries_and_returns(
         assert verdict.counters.refusals == 0, verdict.refusals
         assert verdict.units_oversold > 0
         assert verdict.open_shortfall > 0
+        payments = verdict.payments  # paid in cash, by card and split; declines, both ways
+        assert min(payments.cash, payments.card, payments.split) > 0, payments
+        assert min(payments.settled_in_cash, payments.walked_away) > 0, payments
+        assert payments.by_card == demo.terminal.charged > 0
         assert set(verdict.short_products) >= {
             item.name for item in CATALOG if item.scarce and item.popularity >= 1
         }
@@ -42,6 +46,11 @@ async def test_the_demo_matches_the_truth_with_oversells_deliveries_and_returns(
         demo.truth.received("milk", 1)
         found = demo.verify(verdict.elapsed, verdict.drain_seconds).problems
         assert any(problem.startswith("milk: received") for problem in found), found
+
+        # negative control: a card charged twice (the terminal charged more than the tenders)
+        demo.payments.by_card -= 1
+        found = demo.verify(verdict.elapsed, verdict.drain_seconds).problems
+        assert any(problem.startswith("the terminal charged") for problem in found), found
 
 
 def test_settings_name_the_option_that_is_wrong() -> None:

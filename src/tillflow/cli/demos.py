@@ -122,6 +122,15 @@ def _print_verdict(verdict: Verdict, settings: ShopDemoSettings) -> None:
             f"{verdict.open_shortfall:,} units of {'; '.join(verdict.short_products) or 'nothing'}",
             highlight=False,
         )
+    paid = verdict.payments
+    console.print(
+        f"paid: {paid.cash:,} in cash, {paid.card:,} by card, {paid.split:,} split; "
+        f"{paid.declined:,} cards declined ({paid.settled_in_cash:,} then paid in cash, "
+        f"{paid.walked_away:,} walked away);\n  tenders {money(paid.tendered)} "
+        f"(cards {money(paid.by_card)}, change given {money(paid.change)})"
+        + (" = gross = revenue, per till and in all" if verdict.matches else ""),
+        highlight=False,
+    )
     lag = ", ".join(
         f"{name} {verdict.max_lag_events[name]:,} events / {verdict.max_lag_seconds[name]:.3f} s"
         for name in verdict.max_lag_events

@@ -6,10 +6,15 @@ the truth computed from the commands the demo issued.
 
     tills (asyncio, open loop) ──Checkout──► Sale ──CheckedOut──► inventory ──► reporting
     delivery truck (thread) ──ReceiveStock──► Inventory ─────────────┘   (after inventory)
-    returns desk (thread) ──ReturnItems──► Sale
+    returns desk (thread) ──ReturnItems──► Sale (refunds to the card through the terminal)
     every tick: the report as committed (rows, totals, freshness) + processor statistics
 
-Nothing here draws on a terminal: :func:`run_shop_demo` calls ``on_tick`` with a
+Customers pay with cash, a card or both (:mod:`tillflow.demos.paying`); some cards are
+declined — no sale — and the customer pays the same basket in cash or walks away. The
+verdict also checks the money: tenders = gross = the report's revenue, per till and in all,
+and the card terminal charged exactly what the card tenders say (never twice).
+
+Nothing here draws on the screen: :func:`run_shop_demo` calls ``on_tick`` with a
 :class:`Snapshot` a few times a second and returns a :class:`Verdict`.
 
 Oversells are deliberate: a few *scarce* products start with a handful of units and are never
@@ -31,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Final
 
+from tillflow.demos.paying import Payments, demo_terminal, pay
 from tillflow.engine import (
     EventStore,
     ProcessorStatistics,
@@ -45,6 +51,7 @@ from tillflow.shop.inventory.commands import ReceiveStock
 from tillflow.shop.reporting.audit import ConsistentCutAudit, identity_violations
 from tillflow.shop.reporting.projection import REPORT_VIEWS
 from tillflow.shop.reporting.queries import Report
+from tillflow.shop.reporting.tender_audit import tender_violations
 from tillflow.shop.reporting.truth import ShopTruth, expected_line
 from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest, ReturnItems
 from tillflow.shop.sale.events import CheckedOut, ItemsReturned, ReturnLine
@@ -169,6 +176,7 @@ class Verdict:
     max_lag_events: dict[str, int] = field(default_factory=dict)
     max_lag_seconds: dict[str, float] = field(default_factory=dict)
     refusals: list[str] = field(default_factory=list)
+    payments: Payments = field(default_factory=Payments)
 
     @property
     def matches(self) -> bool:
@@ -192,7 +200,10 @@ class ShopDemo:
 
     def __init__(self, store: EventStore, settings: ShopDemoSettings) -> None:
         self.store = store
-        self.shop = Shop(store)
+        self.terminal = demo_terminal()
+        self.shop = Shop(store, terminal=self.terminal)
+        self.payments = Payments()
+        self.gross = 0  # cents of the checkouts rung up, from the catalog's prices alone
         self.settings = settings
         self.truth = ShopTruth()
         self.counters = Counters()
@@ -268,13 +279,16 @@ class ShopDemo:
                 till_id,
                 [LineRequest(product_id, quantity) for product_id, quantity in basket.items()],
             )
+            total = sum(BY_ID[product_id].price * units for product_id, units in basket.items())
             try:
-                receipt = await self.shop.sale.checkout_async(command)
+                paid = await pay(self.shop.sale, command, total, rng, self.payments)
             except TillflowError as refusal:
                 self._refused(f"checkout {command.checkout_id}: {refusal}")
             else:
-                self._rung_up(command, receipt)
-                previous = (command, receipt)
+                if paid is not None:  # else the card was declined and the customer left
+                    command, receipt, _ = paid
+                    self._rung_up(command, receipt)
+                    previous = (command, receipt)
             next_at += rng.expovariate(per_till)
 
     def _rung_up(self, command: Checkout, receipt: Receipt) -> None:
@@ -297,6 +311,7 @@ class ShopDemo:
             sum(line.line_total for line in lines),
         )
         self.truth.checked_out(expected, receipt)
+        self.gross += expected.total
         if len(self.recent) < RECENT:
             self.recent.append(expected)
         else:
@@ -454,6 +469,8 @@ class ShopDemo:
         problems = self.truth.violations(rows, totals)
         problems += ConsistentCutAudit(REPORT_VIEWS)(self.store)
         problems += self.anomalies
+        problems += tender_violations(self.store, totals)
+        problems += self.payments.problems(self.terminal, self.gross)
         if self.identity_breaks:
             problems.append(
                 f"{self.identity_breaks} of {self.identity_checks} rows read during the run "
@@ -474,6 +491,7 @@ class ShopDemo:
             dict(self.max_lag_events),
             dict(self.max_lag_seconds),
             list(self.refusals),
+            replace(self.payments),
         )
 
     # -- the run ---------------------------------------------------------------------------
