@@ -278,14 +278,20 @@ def _ids(count: int) -> Iterator[bytes]:
 
 
 def test_the_id_index_finds_every_id_through_its_growth() -> None:
+    """Ids added 700 at a time (as windows are packed) and one by one: the table grows
+    past its first size several times; each id is found."""
     index = IdIndex()
-    for ref, event_id in enumerate(_ids(5_000)):
-        index.add(event_id, ref * 3 + 1)
+    every = list(_ids(5_000))
+    for first in range(0, 4_900, 700):
+        index.add_many([(every[ref], ref * 3 + 1) for ref in range(first, min(first + 700, 4_900))])
+    for ref in range(4_900, 5_000):
+        index.add(every[ref], ref * 3 + 1)
     assert len(index) == 5_000
-    assert [index.get(event_id) for event_id in _ids(5_000)] == [
-        ref * 3 + 1 for ref in range(5_000)
-    ]
+    assert [index.get(event_id) for event_id in every] == [ref * 3 + 1 for ref in range(5_000)]
     assert index.get(id_from_key("other", "0")) is None
+    assert index.any_of([id_from_key("other", "1"), every[0]])
+    assert not index.any_of([id_from_key("other", str(n)) for n in range(100)])
+    assert not IdIndex().any_of(every)
 
 
 def test_the_id_index_takes_references_past_32_bits() -> None:

@@ -1,14 +1,16 @@
-"""An index of 16-byte event ids without a Python object per entry.
+"""An index of 16-byte event ids without a Python object per entry (for packed events).
 
-A ``dict[bytes, int]`` costs ~140 bytes per id (a bytes object, an int and the dict's entry);
-this table keeps each id in one ``bytearray`` (16 bytes), its reference in an ``array``
-(4 bytes, 8 past 2**32) and finds it by open addressing over an ``array`` of entry numbers
-(at most half full: 8 to 16 bytes per id).
+A ``dict[bytes, int]`` costs ~140 bytes per id once the id's bytes object is its own (the
+event it came with packed away); this table keeps each id in one ``bytearray`` (16 bytes),
+its reference in an ``array`` (4 bytes, 8 past 2**32) and finds it by open addressing over
+an ``array`` of entry numbers (at most half full: 8 to 16 bytes per id). Ids arrive in
+bulk, a window of packed events at a time (:meth:`IdIndex.add_many`).
 """
 
 from __future__ import annotations
 
 from array import array
+from collections.abc import Iterable
 from typing import Final
 
 ID_SIZE: Final = 16
@@ -26,8 +28,9 @@ def _table(capacity: int, entries: int) -> array[int]:
 class IdIndex:
     """Id → non-negative int reference. Not thread-safe (the store holds its lock).
 
-    Contract: :meth:`add` is given each id once (the store checks :meth:`get` first);
-    :meth:`get` returns the reference added with ``event_id`` or ``None``.
+    Contract: each id is added once (the store checks first); :meth:`get` returns the
+    reference added with ``event_id`` or ``None``; :meth:`any_of` whether any of the ids
+    was added.
     """
 
     __slots__ = ("_ids", "_mask", "_refs", "_slots")
@@ -43,39 +46,57 @@ class IdIndex:
 
     def get(self, event_id: bytes) -> int | None:
         """The reference of ``event_id``, or ``None`` if it was never added."""
+        entry = self._entry(event_id)
+        return self._refs[entry - 1] if entry else None
+
+    def any_of(self, event_ids: Iterable[bytes]) -> bool:
+        """Whether any of ``event_ids`` was added (one call for a batch of ids)."""
+        return bool(self._refs) and any(map(self._entry, event_ids))
+
+    def _entry(self, event_id: bytes) -> int:
+        """The entry number of ``event_id`` (from 1), or 0."""
         slots, ids, mask = self._slots, self._ids, self._mask
         slot = hash(event_id) & mask
         entry = slots[slot]
         while entry:
             start = (entry - 1) * ID_SIZE
             if ids[start : start + ID_SIZE] == event_id:
-                return self._refs[entry - 1]
+                return entry
             slot = (slot + 1) & mask
             entry = slots[slot]
-        return None
+        return 0
 
     def add(self, event_id: bytes, ref: int) -> None:
         """Index ``event_id`` (16 bytes, not yet indexed) as ``ref``."""
-        refs = self._refs
-        if ref >= _SMALL_LIMIT and refs.typecode == "I":
-            refs = self._refs = array("Q", refs)
-        self._ids += event_id
-        refs.append(ref)
-        entry = len(refs)
-        slots = self._slots
-        if entry * 2 > len(slots):
-            self._grow()
-            return
-        mask = self._mask
-        slot = hash(event_id) & mask
-        while slots[slot]:
-            slot = (slot + 1) & mask
-        slots[slot] = entry
+        self.add_many([(event_id, ref)])
 
-    def _grow(self) -> None:
-        """Twice the slots, every id placed again (amortised: ~0.3 µs per id added)."""
-        capacity = len(self._slots) * 2
-        slots = _table(capacity, len(self._refs))
+    def add_many(self, pairs: list[tuple[bytes, int]]) -> None:
+        """Index each ``(event_id, ref)`` of ``pairs`` (ids not yet indexed)."""
+        if not pairs:
+            return
+        refs = self._refs
+        if refs.typecode == "I" and max(ref for _, ref in pairs) >= _SMALL_LIMIT:
+            refs = self._refs = array("Q", refs)
+        entry = len(refs)
+        if (entry + len(pairs)) * 2 > len(self._slots):
+            self._grow(entry + len(pairs))
+        ids, slots, mask = self._ids, self._slots, self._mask
+        for event_id, ref in pairs:
+            ids += event_id
+            refs.append(ref)
+            entry += 1
+            slot = hash(event_id) & mask
+            while slots[slot]:
+                slot = (slot + 1) & mask
+            slots[slot] = entry
+
+    def _grow(self, entries: int) -> None:
+        """Slots for ``entries`` at most half full (doubling), every id placed again
+        (amortised: ~0.3 µs per id added)."""
+        capacity = len(self._slots)
+        while entries * 2 > capacity:
+            capacity *= 2
+        slots = _table(capacity, entries)
         mask = capacity - 1
         ids = self._ids
         for entry in range(1, len(self._refs) + 1):

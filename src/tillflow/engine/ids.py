@@ -85,7 +85,7 @@ def id_from_key(namespace: str, key: str) -> bytes:
     """
     name = f"tillflow:{namespace}:{key}"
     try:
-        prefix = uuid.UUID(key).bytes[:8]
+        prefix = _uuid_bytes(key)[:8]
     except ValueError:
         return uuid.uuid5(uuid.NAMESPACE_URL, name).bytes
     raw = bytearray(prefix + hashlib.blake2b(name.encode(), digest_size=8).digest())
@@ -93,9 +93,26 @@ def id_from_key(namespace: str, key: str) -> bytes:
     return bytes(raw)
 
 
+def _uuid_bytes(text: str) -> bytes:
+    """``uuid.UUID(text).bytes``, without its parsing for the canonical ``8-4-4-4-12``
+    form (what tills send); ``ValueError`` for what is not a UUID."""
+    if len(text) == 36 and text[8] == text[13] == text[18] == text[23] == "-":
+        try:
+            raw = bytes.fromhex(text[:8] + text[9:13] + text[14:18] + text[19:23] + text[24:])
+        except ValueError:
+            raw = b""
+        if len(raw) == 16:  # 32 hex digits: what uuid.UUID reads them as
+            return raw
+    return uuid.UUID(text).bytes
+
+
 def format_id(event_id: bytes) -> str:
-    """The canonical text form (``8-4-4-4-12`` hex) of an id."""
-    return str(uuid.UUID(bytes=event_id))
+    """The canonical text form (``8-4-4-4-12`` hex) of an id (``ValueError`` unless 16
+    bytes)."""
+    if len(event_id) != 16:
+        return str(uuid.UUID(bytes=event_id))  # raises, as it says why
+    digits = event_id.hex()
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def parse_id(text: str | bytes | uuid.UUID) -> bytes:

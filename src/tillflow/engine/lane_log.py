@@ -10,7 +10,8 @@ once. A few decoded windows and blocks are kept.
 
 Packing runs in a short-lived thread of its own (zlib lets go of the interpreter lock while
 it compresses, ~1.3 µs per event); the packed window replaces its objects at a later append
-once ready. Until then the objects serve every read: nothing is visible twice or missing.
+once ready (and ``on_pack`` is told which events left the objects). Until then the objects
+serve every read: nothing is visible twice or missing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import bisect
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Final
 
 import msgspec
@@ -36,6 +38,7 @@ COMPRESSION_LEVEL: Final = 1
 
 _encoder: Final = msgspec.msgpack.Encoder()
 _decoder: Final = msgspec.msgpack.Decoder(list[RecordedEvent])
+_position: Final = attrgetter("position")
 
 
 def _pack(events: list[RecordedEvent]) -> bytes:
@@ -101,7 +104,9 @@ class LaneLog:
     holds its lock).
 
     Contract: :meth:`get`, :meth:`slice` and :meth:`of_stream` return the events
-    :meth:`append` was given, in row order, whether they are still objects or packed.
+    :meth:`extend` was given, in row order, whether they are still objects or packed.
+    ``on_pack(events)`` is called (under the caller's lock, from :meth:`extend` or
+    :meth:`settle`) with each window's events just before they stop being objects.
     """
 
     __slots__ = (
@@ -109,6 +114,7 @@ class LaneLog:
         "_hot",
         "_hot_limit",
         "_length",
+        "_on_pack",
         "_packed",
         "_packing",
         "_wholes",
@@ -116,9 +122,15 @@ class LaneLog:
         "_windows",
     )
 
-    def __init__(self, hot: int = HOT_EVENTS, window: int = WINDOW_EVENTS) -> None:
+    def __init__(
+        self,
+        hot: int = HOT_EVENTS,
+        window: int = WINDOW_EVENTS,
+        on_pack: Callable[[list[RecordedEvent]], object] | None = None,
+    ) -> None:
         if hot < 0 or window < 1:
             raise ValueError("hot must be ≥ 0 and window ≥ 1")
+        self._on_pack = on_pack
         self._hot: list[RecordedEvent] = []
         self._length = 0
         """Rows: one attribute, so that a reader without the lock (the store's ``head``)
@@ -137,12 +149,12 @@ class LaneLog:
     def __len__(self) -> int:
         return self._length
 
-    def append(self, event: RecordedEvent) -> None:
-        """Add the next row; once more than ``hot`` + a window are objects, the oldest
+    def extend(self, events: list[RecordedEvent]) -> None:
+        """Add the next rows; once more than ``hot`` + a window are objects, the oldest
         window is packed (in a thread; installed by a later call once ready)."""
         hot = self._hot
-        hot.append(event)
-        self._length += 1
+        hot += events
+        self._length += len(events)
         if len(hot) >= self._hot_limit + self._window:
             packing = self._packing
             if packing is None:
@@ -164,6 +176,8 @@ class LaneLog:
             self._packing = _Packing(self._hot[: self._window])
 
     def _install(self, window: _Window) -> None:
+        if self._on_pack is not None:
+            self._on_pack(self._hot[: self._window])
         self._windows.append(window)
         del self._hot[: self._window]
         self._packed += self._window
@@ -248,7 +262,3 @@ class LaneLog:
     def packed_bytes(self) -> int:
         """Bytes of the packed blocks (for measurements)."""
         return sum(len(block) for window in self._windows for block in window.blocks)
-
-
-def _position(event: RecordedEvent) -> int:
-    return event.position
