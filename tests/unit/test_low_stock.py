@@ -214,7 +214,11 @@ def test_a_change_id_makes_a_retry_answer_the_first_receipt(
     with pytest.raises(CheckoutConflict) as caught:
         inventory.set_reorder_point(SetReorderPoint("apple", 6, change_id="p-1"))
     assert caught.value.field == "reorder_point"
+    with pytest.raises(CheckoutConflict) as caught:
+        inventory.set_reorder_point(SetReorderPoint("bread", 5, change_id="p-1"))
+    assert caught.value.field == "product_id"
     assert len(_alerts(store)) == 1
+    assert store.stream_version("stock-bread") == 0
 
 
 @pytest.mark.parametrize(

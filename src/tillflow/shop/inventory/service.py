@@ -52,15 +52,48 @@ def _follow_ups(level: StockLevel, after: StockLevel, by: str) -> list[NewEvent]
     return []
 
 
+_KeyedEvent = type[StockReceived] | type[StockCounted] | type[ReorderPointSet]
+"""The first event of a keyed command's append."""
+
+
 @dataclass(frozen=True)
 class _Key:
-    """A command's idempotency key: its namespace, the field that carried it, its value, and
-    which field of the first recorded event differs from this command (``None``: same)."""
+    """A command's idempotency key: its namespace, the field that carried it, its value; and
+    what the command's first event must hold for a repeat to be the same command: ``kind``
+    of event, the product, and ``expected`` in the field ``compared``."""
 
     namespace: str
     field: str
     value: str
-    differs: Callable[[RecordedEvent], str | None]
+    kind: _KeyedEvent
+    product_id: str
+    compared: str
+    expected: int
+
+    def differs(self, first: RecordedEvent) -> str | None:
+        """The field in which ``first`` (the first event recorded under this key) differs
+        from this command, or ``None``."""
+        recorded = first.decode(self.kind)
+        if recorded.product_id != self.product_id:
+            return "product_id"
+        return self.compared if getattr(recorded, self.compared) != self.expected else None
+
+
+def _key(
+    namespace: str,
+    field: str,
+    value: str | None,
+    kind: _KeyedEvent,
+    product_id: str,
+    compared: str,
+    expected: int,
+) -> _Key | None:
+    """The key of a command carrying ``value`` in ``field`` (``None``: not keyed); raises
+    :class:`InvalidField` for a value that is not an identifier."""
+    if value is None:
+        return None
+    key = validation.identifier(field, value)
+    return _Key(namespace, field, key, kind, product_id, compared, expected)
 
 
 class InventoryService:
@@ -81,17 +114,15 @@ class InventoryService:
         validation.of_type("command", command, ReceiveStock)
         product_id = validation.identifier("product_id", command.product_id)
         quantity = validation.quantity("quantity", command.quantity, validation.MAX_STOCK_QUANTITY)
-        key = None
-        if command.delivery_id is not None:
-
-            def differs(first: RecordedEvent) -> str | None:
-                recorded = first.decode(StockReceived)
-                if recorded.product_id != product_id:
-                    return "product_id"
-                return "quantity" if recorded.quantity != quantity else None
-
-            delivery_id = validation.identifier("delivery_id", command.delivery_id)
-            key = _Key("delivery", "delivery_id", delivery_id, differs)
+        key = _key(
+            "delivery",
+            "delivery_id",
+            command.delivery_id,
+            StockReceived,
+            product_id,
+            "quantity",
+            quantity,
+        )
 
         def decide(level: StockLevel) -> list[NewEvent]:
             after = level.moved(level.stock + quantity)
@@ -116,17 +147,9 @@ class InventoryService:
         counted = validation.whole_number(
             "counted", command.counted, 0, validation.MAX_STOCK_QUANTITY
         )
-        key = None
-        if command.count_id is not None:
-
-            def differs(first: RecordedEvent) -> str | None:
-                recorded = first.decode(StockCounted)
-                if recorded.product_id != product_id:
-                    return "product_id"
-                return "counted" if recorded.counted != counted else None
-
-            count_id = validation.identifier("count_id", command.count_id)
-            key = _Key("count", "count_id", count_id, differs)
+        key = _key(
+            "count", "count_id", command.count_id, StockCounted, product_id, "counted", counted
+        )
 
         def decide(level: StockLevel) -> list[NewEvent]:
             after = level.moved(counted)
@@ -155,17 +178,15 @@ class InventoryService:
         point = validation.whole_number(
             "reorder_point", command.reorder_point, 0, validation.MAX_STOCK_QUANTITY
         )
-        key = None
-        if command.change_id is not None:
-
-            def differs(first: RecordedEvent) -> str | None:
-                recorded = first.decode(ReorderPointSet)
-                if recorded.product_id != product_id:
-                    return "product_id"
-                return "reorder_point" if recorded.reorder_point != point else None
-
-            change_id = validation.identifier("change_id", command.change_id)
-            key = _Key("reorder point", "change_id", change_id, differs)
+        key = _key(
+            "reorder point",
+            "change_id",
+            command.change_id,
+            ReorderPointSet,
+            product_id,
+            "reorder_point",
+            point,
+        )
 
         def decide(level: StockLevel) -> list[NewEvent]:
             if key is None and level.version > 0 and level.reorder_point == point:
