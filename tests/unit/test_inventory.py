@@ -180,7 +180,10 @@ def test_inventory_redoes_a_batch_when_a_delivery_lands_in_between(
         if event.type == "CheckedOut":
             inventory.receive(ReceiveStock("apple", 10))
 
-    raced = LaneProcessor(store, Processor(declared.name, racing, declared.types), 0)
+    # the conflict is raised, not redone in the same step: the redo is the next step
+    raced = LaneProcessor(
+        store, Processor(declared.name, racing, declared.types), 0, redos_in_turn=0
+    )
     with pytest.raises(ConcurrencyConflict):
         raced.step()
     _run_inventory(store)

@@ -260,7 +260,10 @@ def test_a_redo_decides_the_crossing_again_with_the_point_that_landed_in_between
         if event.type == "CheckedOut":
             inventory.set_reorder_point(SetReorderPoint("apple", 5))
 
-    raced = LaneProcessor(store, Processor(declared.name, racing, declared.types), 0)
+    # the conflict is raised, not redone in the same step: the redo is the next step
+    raced = LaneProcessor(
+        store, Processor(declared.name, racing, declared.types), 0, redos_in_turn=0
+    )
     with pytest.raises(ConcurrencyConflict):
         raced.step()
     assert _alerts(store) == []  # 6 was not below 5: the point alone did not cross
