@@ -15,6 +15,7 @@ async def test_a_manager_adds_renames_reprices_and_discontinues_a_product(api: A
         "name": "Tea",
         "price": 250,
         "discontinued": False,
+        "gtin": None,
     }
     assert added.json()["receipt"]["streams"] == {"catalog": 1}
     renamed = await api.post("/catalog/tea/rename", {"name": "  Green tea  "})
@@ -32,7 +33,13 @@ async def test_a_manager_adds_renames_reprices_and_discontinues_a_product(api: A
     assert listed.json() == {
         "version": 4,
         "products": [
-            {"product_id": "tea", "name": "Green tea", "price": 275, "discontinued": True}
+            {
+                "product_id": "tea",
+                "name": "Green tea",
+                "price": 275,
+                "discontinued": True,
+                "gtin": None,
+            }
         ],
     }
     one = await api.get("/catalog/tea", role=Role.VIEWER)

@@ -8,6 +8,7 @@ check failed, 2 bad usage or configuration.
     tillflow reorder-point                   low stock below it (cli.scripts)
     tillflow report | status | version       look inside (cli.inspect)
     tillflow token create | revoke | list    bearer tokens (cli.tokens)
+    tillflow catalog import FILE.csv         import or update the catalog (cli.catalog)
     tillflow demo | engine-demo | simulate   see it work (cli.demos)
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import typer
 
-from tillflow.cli import demos, inspect, scripts, serve, tokens
+from tillflow.cli import catalog, demos, inspect, scripts, serve, tokens
 
 app = typer.Typer(
     help="tillflow: a point-of-sale backend whose reports stay true while its handlers run "
@@ -34,6 +35,7 @@ app.command("reorder-point")(scripts.reorder_point)
 app.command()(inspect.report)
 app.command()(inspect.status)
 app.add_typer(tokens.app, name="token")
+app.add_typer(catalog.app, name="catalog")
 app.command()(demos.demo)
 app.command("engine-demo")(demos.engine_demo)
 app.command()(demos.simulate)

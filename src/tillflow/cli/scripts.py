@@ -27,15 +27,23 @@ from tillflow.shop.sale.events import CheckedOut, checkout_stream
 
 
 def _line(text: str) -> LineRequest:
+    """``PRODUCT=QUANTITY``, or ``@GTIN=QUANTITY`` for a product by its barcode."""
     product_id, sign, quantity = text.partition("=")
     if not sign or not product_id or not quantity.strip().lstrip("-").isdigit():
-        raise fail(f"line {text!r}: write PRODUCT=QUANTITY, e.g. apple=2", 2)
-    return LineRequest(product_id.strip(), int(quantity))
+        raise fail(f"line {text!r}: write PRODUCT=QUANTITY or @GTIN=QUANTITY, e.g. apple=2", 2)
+    product_id = product_id.strip()
+    if product_id.startswith("@"):
+        return LineRequest(None, int(quantity), gtin=product_id[1:])
+    return LineRequest(product_id, int(quantity))
 
 
 def checkout(
     lines: Annotated[
-        list[str], typer.Argument(help="PRODUCT=QUANTITY, one or more (e.g. apple=2 pear=1).")
+        list[str],
+        typer.Argument(
+            help="PRODUCT=QUANTITY or @GTIN=QUANTITY (a barcode), one or more "
+            "(e.g. apple=2 @4006381333931=1)."
+        ),
     ],
     till: Annotated[str, typer.Option("--till", help="The till ringing it up.")],
     checkout_id: Annotated[

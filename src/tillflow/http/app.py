@@ -21,7 +21,17 @@ from tillflow import __version__
 from tillflow.engine import EventStore, Runtime
 from tillflow.engine.outage import StoreStatus
 from tillflow.engine.postgres.leases import LeaseOverview
-from tillflow.http import catalog, checkouts, events, problems, processors, report, stock
+from tillflow.http import (
+    catalog,
+    catalog_import,
+    checkouts,
+    events,
+    problems,
+    processors,
+    report,
+    stock,
+)
+from tillflow.http.catalog_import import IMPORT_LIMIT, IMPORT_PATH
 from tillflow.http.fast_checkout import CheckoutFastPath
 from tillflow.http.leases import lease_overview
 from tillflow.http.limits import DEFAULT_LIMIT, BodyLimit
@@ -166,6 +176,7 @@ def create_app(
     problems.install(app)
     for module in (catalog, checkouts, stock, report, processors, events):
         app.include_router(module.router)
+    app.include_router(catalog_import.router)
     if STATIC.is_dir():
         app.mount("/dashboard", StaticFiles(directory=STATIC, html=True), name="dashboard")
 
@@ -173,7 +184,7 @@ def create_app(
     async def home() -> RedirectResponse:
         return RedirectResponse("/dashboard/")
 
-    app.add_middleware(BodyLimit, limit=body_limit)
+    app.add_middleware(BodyLimit, limit=body_limit, larger={IMPORT_PATH: IMPORT_LIMIT})
     if fast_checkouts:  # inside the request metrics, outside the body limit's layer
         app.add_middleware(CheckoutFastPath, limit=body_limit)
     app.add_middleware(RequestMetrics, metrics=metrics)

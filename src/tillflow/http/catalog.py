@@ -1,5 +1,6 @@
-"""Catalog routes: list (anyone with a token), add, rename, reprice, change the tax rate,
-discontinue (managers). The rate table itself: :mod:`tillflow.http.tax_rates`.
+"""Catalog routes: list, look up by GTIN (anyone with a token), add, rename, reprice, change
+the tax rate or the GTIN, discontinue (managers). The rate table itself:
+:mod:`tillflow.http.tax_rates`; importing a CSV file: :mod:`tillflow.http.catalog_import`.
 
 Changes are commands (``POST /catalog/{id}/rename`` …): each appends one event to the
 catalog stream and answers with the product as it is now and the receipt.
@@ -16,12 +17,14 @@ from starlette.concurrency import run_in_threadpool
 from tillflow.engine import Receipt
 from tillflow.http.auth import ANYONE, MANAGERS, GuardedRoute, require
 from tillflow.http.problems import problem_responses
-from tillflow.http.schemas import Identifier, Name, Price, ReceiptOut, RequestBody
+from tillflow.http.schemas import Gtin, Identifier, Name, Price, ReceiptOut, RequestBody
 from tillflow.http.services import Services, ServicesDep
-from tillflow.shop.errors import UnknownProduct
+from tillflow.shop.errors import UnknownGtin, UnknownProduct
+from tillflow.shop.sale import gtin as gtins
 from tillflow.shop.sale.catalog import Product
 from tillflow.shop.sale.commands import (
     AddProduct,
+    ChangeProductGtin,
     ChangeProductTaxRate,
     DiscontinueProduct,
     RenameProduct,
@@ -45,6 +48,7 @@ class ProductOut(BaseModel):
     price: int = Field(description="Minor units, tax included.")
     tax_rate: str = Field(description="The name of its rate in the shop's table.")
     discontinued: bool
+    gtin: str | None = Field(description="Its GTIN (barcode) in 14 digits, or none.")
 
     @classmethod
     def of(cls, product: Product) -> ProductOut:
@@ -77,6 +81,7 @@ class AddProductIn(RequestBody):
     tax_rate: Identifier = Field(
         default=DEFAULT_RATE, description="A rate of the shop's table (GET /tax-rates)."
     )
+    gtin: Gtin | None = Field(default=None, description="Its barcode; no other product's.")
 
 
 class RenameProductIn(RequestBody):
@@ -85,6 +90,10 @@ class RenameProductIn(RequestBody):
 
 class RepriceProductIn(RequestBody):
     price: Price
+
+
+class ChangeGtinIn(RequestBody):
+    gtin: Gtin | None = Field(description="The product's barcode from now on; null: none.")
 
 
 class ChangeTaxRateIn(RequestBody):
@@ -123,6 +132,23 @@ async def get_product(product_id: ProductId, services: ServicesDep) -> ProductOu
     return ProductOut.of(product)
 
 
+@router.get(
+    "/by-gtin/{gtin}",
+    summary="The product carrying a GTIN (a scanned barcode)",
+    dependencies=[require(ANYONE, "read the catalog")],
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def product_by_gtin(
+    gtin: Annotated[Gtin, Path(description="EAN-13, UPC-A, EAN-8 or GTIN-14.")],
+    services: ServicesDep,
+) -> ProductOut:
+    catalog = services.shop.sale.catalog()
+    product_id = catalog.gtins.get(gtins.normalised("gtin", gtin))
+    if product_id is None:
+        raise UnknownGtin(gtin)
+    return ProductOut.of(catalog.products[product_id])
+
+
 @router.post(
     "",
     status_code=201,
@@ -131,7 +157,9 @@ async def get_product(product_id: ProductId, services: ServicesDep) -> ProductOu
     responses=WRITE,
 )
 async def add_product(body: AddProductIn, services: ServicesDep) -> CatalogChangeOut:
-    command = AddProduct(body.product_id, body.name, body.price, tax_rate=body.tax_rate)
+    command = AddProduct(
+        body.product_id, body.name, body.price, gtin=body.gtin, tax_rate=body.tax_rate
+    )
     receipt = await run_in_threadpool(services.shop.sale.add_product, command)
     return _changed(services, body.product_id, receipt)
 
@@ -175,6 +203,20 @@ async def change_tax_rate(
 ) -> CatalogChangeOut:
     command = ChangeProductTaxRate(product_id, body.tax_rate)
     receipt = await run_in_threadpool(services.shop.sale.change_tax_rate, command)
+    return _changed(services, product_id, receipt)
+
+
+@router.post(
+    "/{product_id}/gtin",
+    summary="Give a product a GTIN (barcode), another one, or none",
+    dependencies=[require(MANAGERS, "change the catalog")],
+    responses=WRITE,
+)
+async def change_gtin(
+    product_id: ProductId, body: ChangeGtinIn, services: ServicesDep
+) -> CatalogChangeOut:
+    command = ChangeProductGtin(product_id, body.gtin)
+    receipt = await run_in_threadpool(services.shop.sale.change_gtin, command)
     return _changed(services, product_id, receipt)
 
 

@@ -38,7 +38,7 @@ from tillflow.engine import Receipt, id_from_key
 from tillflow.http.auth import ANYONE, TILLS, GuardedRoute, RoleGuard, require
 from tillflow.http.idempotency import IdempotencyKey, required_key
 from tillflow.http.problems import problem_responses
-from tillflow.http.schemas import Identifier, Quantity, ReceiptOut, RequestBody, Timestamp
+from tillflow.http.schemas import Gtin, Identifier, Quantity, ReceiptOut, RequestBody, Timestamp
 from tillflow.http.services import Services, ServicesDep
 from tillflow.service.receipt_tokens import encode_receipt
 from tillflow.shop import validation
@@ -64,6 +64,18 @@ class LineIn(RequestBody):
 
 
 Lines = Annotated[list[LineIn], Field(min_length=1, max_length=validation.MAX_LINES)]
+
+
+class ScannedLineIn(RequestBody):
+    """A checkout line: the product by ``product_id`` or by ``gtin`` (a scanned barcode),
+    exactly one of the two."""
+
+    product_id: Identifier | None = None
+    gtin: Gtin | None = None
+    quantity: Quantity
+
+
+ScannedLines = Annotated[list[ScannedLineIn], Field(min_length=1, max_length=validation.MAX_LINES)]
 
 
 class TenderIn(RequestBody):
@@ -103,7 +115,7 @@ class CheckoutIn(RequestBody):
         default=None, description="The idempotency key (or send an Idempotency-Key header)."
     )
     till_id: Identifier
-    lines: Lines
+    lines: ScannedLines
     at: Timestamp | None = Field(
         default=None, description="When the sale happened at the till (default: now)."
     )
@@ -226,7 +238,8 @@ def checkout_command(body: CheckoutIn, idempotency_key: str | None) -> Checkout:
     tenders = None
     if body.tenders is not None:
         tenders = [Tender(tender.type, tender.amount, tender.card) for tender in body.tenders]
-    return Checkout(checkout_id, body.till_id, _lines(body.lines), body.at, tenders)
+    lines = [LineRequest(line.product_id, line.quantity, gtin=line.gtin) for line in body.lines]
+    return Checkout(checkout_id, body.till_id, lines, body.at, tenders)
 
 
 class _ReceiptReply(msgspec.Struct):

@@ -4,11 +4,13 @@
 It trusts neither ``Content-Length`` nor its absence: a declared length over the limit is
 refused at once, and the body is read from the stream, counting bytes, up to the limit;
 only a body that fits is handed on (replayed as one message). Later ``receive`` calls go
-to the server, so a streaming response still hears ``http.disconnect``.
+to the server, so a streaming response still hears ``http.disconnect``. A few paths (an
+uploaded catalog file) may have a larger limit of their own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,20 +21,26 @@ DEFAULT_LIMIT: Final = 64 * 1024
 
 
 class BodyLimit:
-    """Refuse request bodies larger than ``limit`` bytes (413 problem document)."""
+    """Refuse request bodies larger than ``limit`` bytes (413 problem document); a path in
+    ``larger`` has the limit given there instead."""
 
-    def __init__(self, app: ASGIApp, limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int = DEFAULT_LIMIT, larger: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.larger = dict(larger or {})
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, status: int) -> None:
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, status: int, limit: int
+    ) -> None:
         if status == 413:
             response = problem(
                 413,
                 "body-too-large",
                 "Content too large",
-                f"the body is larger than {self.limit:,} bytes",
-                [FieldError(field="body", reason=f"at most {self.limit} bytes", location="body")],
+                f"the body is larger than {limit:,} bytes",
+                [FieldError(field="body", reason=f"at most {limit} bytes", location="body")],
                 headers={"Connection": "close"},
             )
         else:
@@ -50,15 +58,16 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope["path"], self.limit)
         headers = dict(scope.get("headers", ()))
         declared = headers.get(b"content-length")
         if declared is not None:
             text = declared.decode("latin-1").strip()
             if not text.isdigit():
-                await self._refuse(scope, receive, send, 400)
+                await self._refuse(scope, receive, send, 400, limit)
                 return
-            if int(text) > self.limit:
-                await self._refuse(scope, receive, send, 413)
+            if int(text) > limit:
+                await self._refuse(scope, receive, send, 413, limit)
                 return
             if int(text) == 0 and b"transfer-encoding" not in headers:
                 await self.app(scope, receive, send)
@@ -74,8 +83,8 @@ class BodyLimit:
                 return  # the client went away before sending its body
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.limit:
-                await self._refuse(scope, receive, send, 413)
+            if size > limit:
+                await self._refuse(scope, receive, send, 413, limit)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):

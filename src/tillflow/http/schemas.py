@@ -29,6 +29,7 @@ from tillflow.engine import Receipt
 from tillflow.service.receipt_tokens import encode_receipt
 from tillflow.shop import validation
 from tillflow.shop.errors import InvalidField
+from tillflow.shop.sale import gtin
 from tillflow.shop.sale.vat import MAX_BASIS_POINTS
 
 T = TypeVar("T")
@@ -109,6 +110,28 @@ Count = Annotated[
 Price = Annotated[StrictInt, _between(0, validation.MAX_PRICE), _integer(0, validation.MAX_PRICE)]
 BasisPoints = Annotated[StrictInt, _between(0, MAX_BASIS_POINTS), _integer(0, MAX_BASIS_POINTS)]
 """A tax rate's size: 0..10,000 basis points (2000 is 20 %)."""
+
+
+def _gtin(field: str, value: object) -> str:
+    """``value`` as sent, once :func:`~tillflow.shop.sale.gtin.normalised` accepts it."""
+    gtin.normalised(field, value)
+    assert isinstance(value, str)
+    return value
+
+
+Gtin = Annotated[
+    StrictStr,
+    _rule(_gtin),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^([0-9]{8}|[0-9]{12,14})$",
+            "description": "A GTIN (barcode): EAN-8, UPC-A, EAN-13 or GTIN-14, check digit last.",
+            "examples": ["4006381333931"],
+        }
+    ),
+]
+"""A GTIN with a valid check digit, as sent (the shop keeps it in its 14-digit form)."""
 
 
 def _text_only(value: object) -> object:
