@@ -96,6 +96,24 @@ def test_without_a_gtin_column_gtins_stay_and_unnamed_products_are_left_alone(
     assert "soda" in sale.catalog().products
 
 
+def test_a_tax_rate_column_sets_new_products_rates_and_moves_existing_ones(
+    store: EventStore, sale: SaleService
+) -> None:
+    before = store.stream_version(CATALOG_STREAM)
+    text = (
+        "product_id,name,price,tax_rate\npen,Pen,150,reduced\ngum,Gum,50,\nsoda,Soda,99,standard\n"
+    )
+    outcome = _imported(sale, text)
+    assert (outcome.plan.added, outcome.plan.retaxed, outcome.plan.unchanged) == (1, 1, 1)
+    assert _types(store, before) == ["ProductTaxRateChanged", "ProductAdded"]
+    products = sale.catalog().products
+    assert (products["pen"].tax_rate, products["gum"].tax_rate) == ("reduced", "standard")
+    assert _imported(sale, text).receipt is None
+    assert _refused(sale, "product_id,name,price,tax_rate\npen,Pen,150,luxury\n") == [
+        (2, "tax_rate", "luxury")
+    ]
+
+
 def test_two_products_may_swap_gtins_in_one_import(sale: SaleService) -> None:
     _imported(sale, f"product_id,name,price,gtin\npen,Pen,150,{SODA}\nsoda,Soda,99,{PEN}\n")
     assert sale.catalog().gtins == {"00036000291452": "pen", "04006381333931": "soda"}
@@ -158,7 +176,10 @@ def test_a_change_to_a_discontinued_product_is_a_bad_row(sale: SaleService) -> N
             "product_id,title,price,price\n",
             [
                 RowProblem(
-                    1, "header", "title", "unknown column (known: product_id, name, price, gtin)"
+                    1,
+                    "header",
+                    "title",
+                    "unknown column (known: product_id, name, price, gtin, tax_rate)",
                 ),
                 RowProblem(1, "header", "price", "column given twice"),
                 RowProblem(1, "header", "name", "required column missing"),

@@ -50,7 +50,10 @@ def test_a_good_file_imports_and_running_it_again_writes_nothing(
     done = runner.invoke(app, ["catalog", "import", file, "-d", database])
     assert done.exit_code == 0, done.output
     assert done.stdout.strip()  # the receipt token
-    assert "1 added, 1 renamed, 0 repriced, 0 GTIN(s) changed, 0 unchanged" in done.stderr
+    assert (
+        "1 added, 1 renamed, 0 repriced, 0 GTIN(s) changed, 0 tax rate(s) changed, 0 unchanged"
+        in done.stderr
+    )
     catalog = _catalog(database)
     assert (catalog.version, catalog.products["pen"].name) == (3, "Ballpoint")
     assert catalog.gtins["00000073513537"] == "gum"

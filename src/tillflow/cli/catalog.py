@@ -52,7 +52,7 @@ def import_file(
         Path,
         typer.Argument(
             help="A CSV file with a header row: product_id,name,price (minor units) and "
-            "optionally gtin.",
+            "optionally gtin and tax_rate.",
             dir_okay=False,
         ),
     ],
@@ -77,6 +77,7 @@ def import_file(
         errors.print(
             f"{file.name}: {plan.added:,} added, {plan.renamed:,} renamed, "
             f"{plan.repriced:,} repriced, {plan.gtins_changed:,} GTIN(s) changed, "
+            f"{plan.retaxed:,} tax rate(s) changed, "
             f"{plan.unchanged:,} unchanged (catalog version {outcome.version:,})",
             highlight=False,
             markup=False,

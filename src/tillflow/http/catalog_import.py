@@ -36,13 +36,14 @@ EXAMPLE: Final = "product_id,name,price,gtin\napple,Apple,120,4006381333931\npea
 
 class ImportOut(BaseModel):
     """What the import changed: products ``added``, ``renamed``, ``repriced``, whose GTIN
-    changed, and rows that changed nothing; the catalog's ``version`` after it; the
+    or tax rate changed, and rows that changed nothing; the catalog's ``version`` after it; the
     ``receipt`` of its one append (``null``: nothing changed, nothing written)."""
 
     added: int
     renamed: int
     repriced: int
     gtins_changed: int
+    retaxed: int
     unchanged: int
     version: int
     receipt: ReceiptOut | None = Field(description="Null when the file changed nothing.")
@@ -56,6 +57,7 @@ class ImportOut(BaseModel):
             renamed=plan.renamed,
             repriced=plan.repriced,
             gtins_changed=plan.gtins_changed,
+            retaxed=plan.retaxed,
             unchanged=plan.unchanged,
             version=outcome.version,
             receipt=None if receipt is None else ReceiptOut.of(receipt),

@@ -6,9 +6,11 @@
     apple,Apple,120,4006381333931
     pear,Pear,80,
 
-Columns by name, in any order: ``product_id``, ``name``, ``price`` (minor units, e.g. ``120``
-for 1.20) are required; ``gtin`` is optional (a column left out leaves every GTIN as it is,
-an empty cell removes the product's). UTF-8 (a byte-order mark is fine); cells are trimmed;
+Columns by name, in any order: ``product_id``, ``name``, ``price`` (minor units, tax
+included, e.g. ``120`` for 1.20) are required; ``gtin`` is optional (a column left out
+leaves every GTIN as it is, an empty cell removes the product's), and so is ``tax_rate``
+(a rate of the shop's table; left out or empty: as it is, the default for a new product).
+UTF-8 (a byte-order mark is fine); cells are trimmed;
 blank lines are skipped; a quoted cell may span lines. Rows are numbered by the line they
 start on (the header is line 1). A header that cannot be used is refused at once; a row that
 cannot be read (too many or too few cells, not UTF-8) is reported with the rows' own
@@ -27,7 +29,7 @@ from tillflow.shop.errors import CatalogImportRefused, RowProblem
 from tillflow.shop.sale.catalog_import import MAX_ROWS, CatalogRow, ImportCatalog
 
 REQUIRED: Final = ("product_id", "name", "price")
-OPTIONAL: Final = ("gtin",)
+OPTIONAL: Final = ("gtin", "tax_rate")
 MEDIA_TYPE: Final = "text/csv"
 
 
@@ -106,7 +108,8 @@ def _row(line: int, cells: dict[str, str]) -> CatalogRow:
     gtin: str | msgspec.UnsetType | None = msgspec.UNSET
     if "gtin" in cells:
         gtin = cells["gtin"] or None
-    return CatalogRow(line, cells["product_id"], cells["name"], cells["price"], gtin)
+    tax_rate: str | msgspec.UnsetType = cells.get("tax_rate") or msgspec.UNSET
+    return CatalogRow(line, cells["product_id"], cells["name"], cells["price"], gtin, tax_rate)
 
 
 class _Counted:

@@ -2,11 +2,13 @@
 the rows say, or a refusal naming every bad field of every row.
 
 A row names a product by id. A product not in the catalog is added; one that is gets a
-``ProductRenamed`` / ``ProductRepriced`` / ``ProductGtinChanged`` for each field that differs;
+``ProductRenamed`` / ``ProductRepriced`` / ``ProductGtinChanged`` / ``ProductTaxRateChanged``
+for each field that differs;
 an unchanged row writes nothing (so importing the same rows again writes nothing). Products
 the rows do not name are left alone. A row's GTIN may be left out (``UNSET``: its GTIN stays
-as it is) or empty (``None``: it has none). GTINs must be unique in the catalog the import
-leaves behind: a GTIN may move from one product to another within one import.
+as it is) or empty (``None``: it has none); so may its tax rate (``UNSET``: as it is, or the
+default rate for a new product). GTINs must be unique in the catalog the import leaves
+behind: a GTIN may move from one product to another within one import.
 
 The decision is pure and checks everything before anything is written: the service appends
 all the events in one append guarded by the catalog's version (all or nothing).
@@ -30,26 +32,32 @@ from tillflow.shop.sale.events import (
     ProductGtinChanged,
     ProductRenamed,
     ProductRepriced,
+    ProductTaxRateChanged,
 )
+from tillflow.shop.sale.tax_rates import rate_name
 
 T = TypeVar("T")
 MAX_ROWS: Final = 100_000
 _DIGITS: Final = re.compile(r"[0-9]{1,20}")
 
-CatalogEvent = ProductAdded | ProductRenamed | ProductRepriced | ProductGtinChanged
+CatalogEvent = (
+    ProductAdded | ProductRenamed | ProductRepriced | ProductGtinChanged | ProductTaxRateChanged
+)
 
 
 class CatalogRow(msgspec.Struct, frozen=True):
     """One product as an import states it. ``line``: where the row stands in its file (named
     by every refusal of it). ``price`` in minor units; a text of digits (a file's cell)
     counts as its number. ``gtin``: ``UNSET`` leaves the product's GTIN as it is, ``None``
-    (an empty cell) removes it."""
+    (an empty cell) removes it. ``tax_rate``: a rate of the shop's table; ``UNSET`` leaves
+    the product's as it is (a new product: the default rate)."""
 
     line: int
     product_id: str
     name: str
     price: int | str
     gtin: str | msgspec.UnsetType | None = msgspec.UNSET
+    tax_rate: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class ImportCatalog(msgspec.Struct, frozen=True):
@@ -70,6 +78,7 @@ class ImportPlan:
     renamed: int = 0
     repriced: int = 0
     gtins_changed: int = 0
+    retaxed: int = 0
     unchanged: int = 0
 
 
@@ -80,6 +89,7 @@ class _Checked:
     name: str
     price: int
     gtin: str | msgspec.UnsetType | None
+    tax_rate: str | msgspec.UnsetType
 
 
 def decide_import(catalog: Catalog, command: ImportCatalog) -> ImportPlan:
@@ -93,7 +103,7 @@ def decide_import(catalog: Catalog, command: ImportCatalog) -> ImportPlan:
     if len(command.rows) > MAX_ROWS:
         raise InvalidField("rows", len(command.rows), f"at most {MAX_ROWS:,} rows")
     problems = list(command.problems)
-    checked = _checked_rows(command.rows, problems)
+    checked = _checked_rows(catalog, command.rows, problems)
     _unique_gtins(catalog, checked, problems)
     plan = ImportPlan()
     for one in checked:
@@ -103,7 +113,9 @@ def decide_import(catalog: Catalog, command: ImportCatalog) -> ImportPlan:
     return plan
 
 
-def _checked_rows(rows: list[CatalogRow], problems: list[RowProblem]) -> list[_Checked]:
+def _checked_rows(
+    catalog: Catalog, rows: list[CatalogRow], problems: list[RowProblem]
+) -> list[_Checked]:
     """Each row's fields validated (every bad one noted); rows with no bad field."""
     checked: list[_Checked] = []
     first_line: dict[str, int] = {}
@@ -119,6 +131,11 @@ def _checked_rows(rows: list[CatalogRow], problems: list[RowProblem]) -> list[_C
         gtin: str | msgspec.UnsetType | None = row.gtin
         if not isinstance(gtin, msgspec.UnsetType):
             gtin = _valid(problems, line, "gtin", gtin, gtins.optional)
+        tax_rate: str | msgspec.UnsetType | None = row.tax_rate
+        if not isinstance(tax_rate, msgspec.UnsetType):
+            tax_rate = _valid(
+                problems, line, "tax_rate", tax_rate, lambda f, v: rate_name(f, v, catalog.rates)
+            )
         if isinstance(product_id, str):
             if product_id in first_line:
                 problems.append(
@@ -133,8 +150,8 @@ def _checked_rows(rows: list[CatalogRow], problems: list[RowProblem]) -> list[_C
                 first_line[product_id] = row.line
         if len(problems) == before:
             assert isinstance(product_id, str) and isinstance(name, str)
-            assert isinstance(price, int)
-            checked.append(_Checked(row, product_id, name, price, gtin))
+            assert isinstance(price, int) and tax_rate is not None
+            checked.append(_Checked(row, product_id, name, price, gtin, tax_rate))
     return checked
 
 
@@ -190,16 +207,17 @@ def _plan_row(
     product: Product | None, one: _Checked, plan: ImportPlan, problems: list[RowProblem]
 ) -> None:
     """Add to ``plan`` what makes ``product`` (``None``: a new one) say what ``one`` says."""
-    gtin = one.gtin
+    gtin, tax_rate = one.gtin, one.tax_rate
     if product is None:
-        plan.events.append(
-            ProductAdded(
-                one.product_id,
-                one.name,
-                one.price,
-                gtin=None if isinstance(gtin, msgspec.UnsetType) else gtin,
-            )
+        added = ProductAdded(
+            one.product_id,
+            one.name,
+            one.price,
+            gtin=None if isinstance(gtin, msgspec.UnsetType) else gtin,
         )
+        if not isinstance(tax_rate, msgspec.UnsetType):
+            added = msgspec.structs.replace(added, tax_rate=tax_rate)
+        plan.events.append(added)
         plan.added += 1
         return
     changes: list[CatalogEvent] = []
@@ -212,6 +230,9 @@ def _plan_row(
     if not isinstance(gtin, msgspec.UnsetType) and gtin != product.gtin:
         changes.append(ProductGtinChanged(one.product_id, gtin))
         plan.gtins_changed += 1
+    if not isinstance(tax_rate, msgspec.UnsetType) and tax_rate != product.tax_rate:
+        changes.append(ProductTaxRateChanged(one.product_id, tax_rate))
+        plan.retaxed += 1
     if not changes:
         plan.unchanged += 1
     elif product.discontinued:
