@@ -2,11 +2,11 @@
 
 The newest events (at least ``hot`` of them) stay :class:`RecordedEvent` objects, so the
 processors reading behind the head get them without any decoding. Older events are packed
-``window`` at a time into compressed msgpack blocks (~60 bytes per shop event instead of
-~700 as objects): within a window, a stream with at least :data:`OWN_BLOCK` events gets a
-block of its own, the rest share one. So reading a long stream from its start decodes that
-stream's blocks only, not the whole log, and reading the lane in order decodes each window
-once. A few decoded windows and blocks are kept.
+``window`` at a time into compressed blocks of msgpack columns (~60-90 bytes per shop
+event instead of ~700 as objects): within a window, a stream with at least
+:data:`OWN_BLOCK` events gets a block of its own, the rest share one. So reading a long
+stream from its start decodes that stream's blocks only, not the whole log, and reading the
+lane in order decodes each window once. A few decoded windows and blocks are kept.
 
 Packing runs in a short-lived thread of its own (zlib lets go of the interpreter lock while
 it compresses, ~1.3 µs per event); the packed window replaces its objects at a later append
@@ -22,7 +22,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from operator import attrgetter
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -37,16 +37,21 @@ DECODED_BLOCKS: Final = 16
 COMPRESSION_LEVEL: Final = 1
 
 _encoder: Final = msgspec.msgpack.Encoder()
-_decoder: Final = msgspec.msgpack.Decoder(list[RecordedEvent])
+_decoder: Final = msgspec.msgpack.Decoder()
 _position: Final = attrgetter("position")
+_FIELDS: Final = tuple(map(attrgetter, RecordedEvent.__struct_fields__))
 
 
 def _pack(events: list[RecordedEvent]) -> bytes:
-    return zlib.compress(_encoder.encode(events), COMPRESSION_LEVEL)
+    """Column by column (a list of ids, one of streams...): no field names repeated, like
+    values side by side, so there is less to compress and it compresses better."""
+    columns = [list(map(field, events)) for field in _FIELDS]
+    return zlib.compress(_encoder.encode(columns), COMPRESSION_LEVEL)
 
 
 def _unpack(block: bytes) -> list[RecordedEvent]:
-    return _decoder.decode(zlib.decompress(block))
+    columns: list[list[Any]] = _decoder.decode(zlib.decompress(block))
+    return list(map(RecordedEvent, *columns))
 
 
 class _Window:
