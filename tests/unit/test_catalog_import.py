@@ -148,6 +148,9 @@ def test_every_bad_row_field_is_named_by_line_and_nothing_is_written(
         (8, "product_id", "tea"),
         (10, "gtin", GUM),
     ]
+    with pytest.raises(CatalogImportRefused) as refused:
+        _imported(sale, text)
+    assert refused.value.problems[-1].reason == "also given on line 9"
     assert store.stream_version(CATALOG_STREAM) == before
 
 

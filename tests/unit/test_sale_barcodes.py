@@ -16,6 +16,7 @@ from tillflow.shop.errors import (
     ProductDiscontinued,
     UnknownGtin,
 )
+from tillflow.shop.sale import service as sale_service
 from tillflow.shop.sale.commands import (
     AddProduct,
     ChangeProductGtin,
@@ -162,3 +163,14 @@ def test_a_return_names_products_by_id(sale: SaleService) -> None:
     with pytest.raises(InvalidField) as refused:
         sale.return_items(ReturnItems("r-1", "c-1", [_scan(PEN)]))
     assert refused.value.field == "lines[0].gtin"
+
+
+def test_a_barcode_another_process_just_gave_is_found_at_once(
+    store: EventStore, sale: SaleService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sale_service, "CATALOG_FRESH_FOR", 3600.0)  # the cache stays fresh
+    sale.checkout(Checkout("c-1", "till-1", [LineRequest("bag", 1)]))  # caches the catalog
+    SaleService(store).change_gtin(ChangeProductGtin("bag", GUM))  # another process
+    sale.checkout(Checkout("c-2", "till-1", [_scan(GUM)]))
+    recorded = store.read_stream(checkout_stream("c-2"))[0].decode(CheckedOut)
+    assert recorded.lines[0].product_id == "bag"
