@@ -2,11 +2,13 @@
 small batch whatever its backlog, a lane let go is not stepped and a batch under way on it
 is abandoned (so a SIGTERMed worker resigns and stops at once), a worker gone without
 resigning has its lanes taken as soon as its leases expire, not at the next round, and a
-batch that loses to another worker's commit is redone in its own turn."""
+batch that loses to another worker's commit is redone in its own turn, and the lanes that
+share a thread let a lane just taken over go first."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +24,7 @@ from tillflow.engine import (
     Runtime,
     Session,
     State,
+    lanes,
 )
 from tillflow.engine.lane_processor import FIRST_BATCH, LaneProcessor
 from tillflow.engine.leasing import LeaseKeeper
@@ -29,14 +32,6 @@ from tillflow.engine.postgres import PostgresEventStore
 
 WAIT = 30.0
 """Deadline of every wait for a condition (a busy machine is slow, never this slow)."""
-
-
-def eventually(condition: Callable[[], bool], timeout: float = WAIT) -> float:
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, "condition not met in time"
-        time.sleep(0.01)
-    return time.monotonic() - started
 
 
 class Gate:
@@ -75,13 +70,16 @@ def keeper(store: PostgresEventStore, processor: Processor, ttl: float = 30.0) -
     return found
 
 
-def lane_of(keeper: LeaseKeeper, name: str) -> LaneProcessor:
-    return keeper._lanes[name][0]
+def lane_of(keeper: LeaseKeeper, name: str, lane: int = 0) -> LaneProcessor:
+    return keeper._lanes[name][lane]
 
 
-def backlog(store: PostgresEventStore, events: int) -> None:
-    for start in range(0, events, 100):
-        store.append(f"s{start}", [NewEvent("Tick") for _ in range(min(100, events - start))])
+def backlog(store: PostgresEventStore, events: int, lane: int = 0) -> None:
+    """``events`` events on ``lane``, 100 a stream."""
+    count = store.lane_count
+    streams = (f"s{n}" for n in itertools.count() if lanes.lane_of(f"s{n}", count) == lane)
+    for start, stream in zip(range(0, events, 100), streams, strict=False):
+        store.append(stream, [NewEvent("Tick") for _ in range(min(100, events - start))])
 
 
 def test_a_lane_taken_over_starts_with_a_small_batch_whatever_its_backlog(
@@ -219,3 +217,57 @@ def test_a_batch_that_loses_to_another_workers_commit_is_redone_in_its_turn(
     assert result.scanned == FIRST_BATCH // 4  # redone a quarter the size
     assert store.read_view("v", "total") == str(100 + FIRST_BATCH // 4).encode()
     assert store.leases.overview().fenced == {}
+
+
+@pytest.fixture
+def two_lanes(postgres_url: str) -> Iterator[PostgresEventStore]:
+    opened = PostgresEventStore(postgres_url, lanes=2)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def test_the_other_lanes_give_way_to_a_lane_just_taken_over(
+    two_lanes: PostgresEventStore,
+) -> None:
+    """Both lanes have a backlog. A holds lane 0, B lane 1; B resigns and A takes lane 1:
+    A's lane 0 (same processor, same thread) waits until lane 1 has committed a batch, so
+    that a lane taken over is served next, not after a batch of every other lane."""
+    store = two_lanes
+    backlog(store, 300, lane=0)
+    backlog(store, 300, lane=1)
+    counter = Processor("counter", lambda event, session: None)
+    first, second = keeper(store, counter), keeper(store, counter)
+    for each in (first, second, first, second):  # A alone takes both, then hands lane 1 over
+        each.tick()
+    assert first.lanes_of("counter") == [0] and second.lanes_of("counter") == [1]
+    held = lane_of(first, "counter", 0)
+    assert held.step().scanned == FIRST_BATCH
+    second.resign()
+    first.tick()
+    taken = lane_of(first, "counter", 1)
+    assert taken.leased
+    assert held.step().scanned == 0  # gives way
+    assert taken.step().scanned == FIRST_BATCH
+    assert held.step().scanned == 2 * FIRST_BATCH  # its turn again
+
+
+def test_giving_way_lasts_a_second_at_most(
+    two_lanes: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lane taken over that is never stepped (its task stuck) holds the others back only
+    for ``GIVE_WAY`` seconds."""
+    monkeypatch.setattr("tillflow.engine.lane_processor.GIVE_WAY", 0.2)
+    store = two_lanes
+    backlog(store, 100, lane=0)
+    only = keeper(store, Processor("counter", lambda event, session: None))
+    ticked = time.monotonic()
+    only.tick()  # takes both lanes: both just taken over
+    held = lane_of(only, "counter", 0)
+    assert held.step().scanned == FIRST_BATCH  # served: no longer just taken over
+    assert held.step().scanned == 0  # gives way: lane 1 not served yet
+    while held.step().scanned == 0:
+        assert time.monotonic() - ticked < WAIT
+        time.sleep(0.01)
+    assert time.monotonic() - ticked >= 0.2

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 from tillflow.engine import EventStore, Runtime
-from tillflow.engine.lane_processor import CommitBatch
+from tillflow.engine.lane_processor import CommitBatch, Turns
 from tillflow.engine.leasing import Fence, LeaseKeeper
 from tillflow.engine.outage import describe_error
 from tillflow.engine.postgres import PostgresEventStore
@@ -39,6 +39,10 @@ def lease_keeper(store: EventStore, runtime: Runtime, ttl: float) -> LeaseKeeper
     lanes = {name: runtime.lanes[name] for name in runtime.running}
     if not lanes:
         return None
+    for processors in lanes.values():  # a processor's lanes take turns in one thread
+        turns = Turns()
+        for lane_processor in processors:
+            lane_processor.turns = turns
     return LeaseKeeper(store.leases, worker_id(), lanes, ttl, fenced, health=runtime.health)
 
 

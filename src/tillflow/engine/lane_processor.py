@@ -47,6 +47,9 @@ FIRST_BATCH = 32
 REDOS_IN_TURN = 2
 """Times a step redoes a batch that lost to a concurrent commit, smaller, before raising
 the conflict (:meth:`LaneProcessor.step`)."""
+GIVE_WAY = 1.0
+"""Seconds at most that a processor's other lanes give way to a lane just taken over
+(:class:`Turns`)."""
 
 
 class State(enum.Enum):
@@ -80,6 +83,30 @@ class StepResult:
 
 CommitBatch = Callable[[str, int, int, int, BatchEffects], Receipt]
 """``EventStore.commit_batch``'s shape: processor, lane, expected, new checkpoint, effects."""
+
+
+class Turns:
+    """The lanes of one processor in one runtime, which take turns in one thread: while a
+    lane just taken over has not had a step that did something (committed, or found
+    nothing to do), the others give way, so that it is served next rather than after a
+    batch of each of them; for :data:`GIVE_WAY` seconds at most. Given by a lease keeper."""
+
+    def __init__(self) -> None:
+        self._fresh: set[LaneProcessor] = set()
+        self._until = 0.0
+
+    def taken(self, lane: LaneProcessor) -> None:
+        self._fresh.add(lane)
+        self._until = time.monotonic() + GIVE_WAY
+
+    def served(self, lane: LaneProcessor) -> None:
+        self._fresh.discard(lane)
+
+    def give_way(self, lane: LaneProcessor) -> bool:
+        """Whether ``lane`` should let a lane just taken over go first."""
+        if lane in self._fresh or time.monotonic() >= self._until:
+            return False
+        return any(fresh.leased for fresh in list(self._fresh))
 
 
 class LaneProcessor:
@@ -118,6 +145,8 @@ class LaneProcessor:
         """Redos of a batch that lost to a concurrent commit within one step (a simulator
         sets 0: each redo a step of its own, so that its schedule can put anything before
         it)."""
+        self.turns: Turns | None = None
+        """Shared with this processor's other lanes when a lease keeper moves lanes."""
         self.commit_batch: CommitBatch | None = None
         """How batches commit: a lease keeper's fenced commit, or (``None``) the store's,
         looked up at each commit."""
@@ -139,6 +168,8 @@ class LaneProcessor:
         that the first commit comes quickly however long the backlog the lane brings."""
         self.forget()
         self.batch_limit = min(self.processor.batch_size, FIRST_BATCH)
+        if self.turns is not None:
+            self.turns.taken(self)
 
     @property
     def name(self) -> str:
@@ -172,7 +203,8 @@ class LaneProcessor:
         """Process at most one batch; see the module docstring. A batch that loses to a
         concurrent commit (a view row or stream another worker wrote meanwhile) is redone
         at once, a quarter the size, up to :attr:`redos_in_turn` times: in this step's
-        turn, not after every other lane that shares its thread.
+        turn, not after every other lane that shares its thread. A step that gives way to
+        a lane just taken over (:class:`Turns`) does nothing.
 
         Raises :class:`HandlerFailed` (effects before the failing event committed) or
         :class:`CheckpointConflict` (another worker moved the checkpoint; nothing written,
@@ -181,6 +213,21 @@ class LaneProcessor:
         :class:`StoreUnavailable` (nothing of the batch committed, or the commit's fate is
         unknown: the cached checkpoint is dropped; no attempt is counted).
         """
+        turns = self.turns
+        if turns is not None and turns.give_way(self):
+            known = self._checkpoint or 0
+            return StepResult(known, known, None, 0, 0)
+        try:
+            result = self._redoing()
+        except BaseException:
+            if turns is not None:
+                turns.served(self)
+            raise
+        if turns is not None and (result.progressed or result.waiting_on is None):
+            turns.served(self)
+        return result
+
+    def _redoing(self) -> StepResult:
         redos = 0
         while True:
             try:
