@@ -179,4 +179,5 @@ async def test_a_slow_terminal_does_not_serialize_tills(
     await asyncio.gather(*(ring_up(number) for number in range(1, 17)))
     sixteen = time.monotonic() - started
     assert one >= 0.2
-    assert sixteen < 16 * one / 4, (one, sixteen)  # one after another would take 16 × one
+    # together they take about one call's time: one after another 16 ×, six threads 3 ×
+    assert sixteen < 2.5 * one, (one, sixteen)

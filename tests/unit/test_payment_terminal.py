@@ -101,4 +101,4 @@ async def test_latency_is_awaited_without_serializing_callers() -> None:
     many = time.monotonic() - started
     assert all(isinstance(answer, Approved) for answer in answers)
     assert one >= 0.2
-    assert many < 16 * one / 4  # 16 concurrent calls take about one call's time, not 16
+    assert many < 2.5 * one  # 16 concurrent calls take about one call's time, not 16

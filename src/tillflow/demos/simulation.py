@@ -52,7 +52,7 @@ from tillflow.shop.reporting.designs import (
 )
 from tillflow.shop.reporting.projection import REPORT_VIEWS, ReportViews, reporting_processor
 from tillflow.shop.reporting.rows import ProductRow
-from tillflow.shop.reporting.tender_audit import tender_violations
+from tillflow.shop.reporting.tender_audit import tally_tenders, tender_violations
 from tillflow.shop.reporting.truth import ShopTruth
 from tillflow.shop.sale.commands import (
     AddProduct,
@@ -385,12 +385,25 @@ class ShopScenario:
             problems += self._as_of_reaches_waited_receipts(store)
         return problems
 
+    def _charges(self, store: EventStore) -> list[str]:
+        """The terminal charged (and refunded) exactly what the recorded card tenders say:
+        a retry that charged again shows here, whatever key it used."""
+        tally = tally_tenders(store)
+        charged, refunded = self.terminal.charged, self.terminal.refunded
+        if (tally.by_card, tally.refunded_to_cards) == (charged, refunded):
+            return []
+        return [
+            f"the terminal charged {charged} and refunded {refunded}; the card tenders "
+            f"recorded {tally.by_card} and their refunds {tally.refunded_to_cards}"
+        ]
+
     def check_final(self, store: EventStore) -> list[str]:
         rows = read_rows(store, self.views)
         totals = read_totals(store, self.views)
         return [
             *self.truth.violations(rows, totals),
             *tender_violations(store, totals),
+            *self._charges(store),
             *self._low_stock(store, rows),
         ]
 

@@ -29,6 +29,9 @@ class TenderTally:
     tendered: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     gross: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     declines: int = 0
+    by_card: int = 0
+    """Cents card tenders paid: what the terminal must have charged, no more."""
+    refunded_to_cards: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -78,6 +81,7 @@ def _checked_out(
         )
     till_of[sale.checkout_id] = sale.till_id
     paid_by_card[sale.checkout_id] = tenders.has_card(paid)
+    tally.by_card += sum(tender.amount for tender in paid if tender.type == tenders.CARD)
     tally.tendered[sale.till_id] += tendered
     tally.gross[sale.till_id] += lines
 
@@ -91,6 +95,7 @@ def _returned(tally: TenderTally, returned: ItemsReturned, till_of: dict[str, st
             f"return {returned.return_id}: refunds {refunded}, refund total "
             f"{returned.refund_total}, lines {lines} differ"
         )
+    tally.refunded_to_cards += sum(part.amount for part in refunds if part.type == tenders.CARD)
     till = till_of.get(returned.checkout_id, "?")
     tally.tendered[till] -= refunded
     tally.gross[till] -= lines
