@@ -21,6 +21,9 @@ MATRIX: list[tuple[str, str, Any, set[Role]]] = [
     ("POST", "/catalog", {"product_id": "tea", "name": "Tea", "price": 1}, {Role.MANAGER}),
     ("POST", "/catalog/apple/rename", {"name": "Apfel"}, {Role.MANAGER}),
     ("POST", "/catalog/apple/reprice", {"price": 1}, {Role.MANAGER}),
+    ("POST", "/catalog/apple/tax-rate", {"tax_rate": "reduced"}, {Role.MANAGER}),
+    ("GET", "/tax-rates", None, {Role.TILL, Role.MANAGER, Role.VIEWER}),
+    ("PUT", "/tax-rates/standard", {"basis_points": 1900}, {Role.MANAGER}),
     ("POST", "/checkouts", CHECKOUT, {Role.TILL}),
     ("GET", "/checkouts/c-1", None, {Role.TILL, Role.MANAGER, Role.VIEWER}),
     (

@@ -14,6 +14,7 @@ async def test_a_manager_adds_renames_reprices_and_discontinues_a_product(api: A
         "product_id": "tea",
         "name": "Tea",
         "price": 250,
+        "tax_rate": "standard",
         "discontinued": False,
         "gtin": None,
     }
@@ -37,6 +38,7 @@ async def test_a_manager_adds_renames_reprices_and_discontinues_a_product(api: A
                 "product_id": "tea",
                 "name": "Green tea",
                 "price": 275,
+                "tax_rate": "standard",
                 "discontinued": True,
                 "gtin": None,
             }

@@ -22,6 +22,8 @@ BODIES: dict[tuple[str, str], tuple[Role, dict[str, Any]]] = {
     ("/catalog/{product_id}/rename", "POST"): (Role.MANAGER, {"name": "Green apple"}),
     ("/catalog/{product_id}/reprice", "POST"): (Role.MANAGER, {"price": 130}),
     ("/catalog/{product_id}/gtin", "POST"): (Role.MANAGER, {"gtin": "4006381333931"}),
+    ("/catalog/{product_id}/tax-rate", "POST"): (Role.MANAGER, {"tax_rate": "reduced"}),
+    ("/tax-rates/{rate}", "PUT"): (Role.MANAGER, {"basis_points": 1900}),
     ("/checkouts", "POST"): (
         Role.TILL,
         {
@@ -38,6 +40,7 @@ BODIES: dict[tuple[str, str], tuple[Role, dict[str, Any]]] = {
     ("/stock/{product_id}/counts", "POST"): (Role.MANAGER, {"counted": 5}),
     ("/stock/{product_id}/reorder-point", "POST"): (Role.MANAGER, {"reorder_point": 5}),
 }
+METHODS = {path: method for path, method in BODIES}
 CONSTANTS = ["NaN", "Infinity", "-Infinity"]
 
 
@@ -63,12 +66,13 @@ def test_every_route_that_takes_a_body_is_covered(shop: Api) -> None:
     assert taking == set(BODIES)
 
 
-async def _post(shop: Api, template: str, raw: bytes) -> httpx.Response:
-    role = BODIES[template, "POST"][0]
-    path = template.format(product_id="apple", checkout_id="c-1")
+async def _send(shop: Api, template: str, raw: bytes) -> httpx.Response:
+    method = METHODS[template]
+    role = BODIES[template, method][0]
+    path = template.format(product_id="apple", checkout_id="c-1", rate="standard")
     before = await shop.settled_heads()
     headers = {**shop.auth(role), "Content-Type": "application/json"}
-    response = await shop.client.post(path, content=raw, headers=headers)
+    response = await shop.client.request(method, path, content=raw, headers=headers)
     assert response.headers["content-type"] == "application/problem+json", response.text
     assert await shop.settled_heads() == before, "a refused request wrote something"
     return response
@@ -86,8 +90,8 @@ def _with_constant(body: dict[str, Any], constant: str) -> bytes:
 async def test_nan_or_infinity_in_a_body_is_malformed_json(
     shop: Api, template: str, constant: str
 ) -> None:
-    raw = _with_constant(BODIES[template, "POST"][1], constant)
-    response = await _post(shop, template, raw)
+    raw = _with_constant(BODIES[template, METHODS[template]][1], constant)
+    response = await _send(shop, template, raw)
     problem = response.json()
     assert (response.status_code, problem["type"]) == (400, "urn:tillflow:problem:malformed-json")
     position = raw.decode().index(constant)
@@ -117,7 +121,7 @@ async def test_the_words_nan_and_infinity_inside_strings_are_plain_text(shop: Ap
 
 @pytest.mark.parametrize("template", sorted(path for path, _ in BODIES))
 async def test_an_empty_body_is_422_naming_the_body_as_required(shop: Api, template: str) -> None:
-    response = await _post(shop, template, b"")
+    response = await _send(shop, template, b"")
     problem = response.json()
     assert (response.status_code, problem["type"]) == (422, "urn:tillflow:problem:invalid-field")
     assert problem["errors"] == [{"field": "body", "location": "body", "reason": "required"}]
@@ -125,7 +129,7 @@ async def test_an_empty_body_is_422_naming_the_body_as_required(shop: Api, templ
 
 @pytest.mark.parametrize("template", sorted(path for path, _ in BODIES))
 async def test_a_body_of_whitespace_only_is_malformed_json(shop: Api, template: str) -> None:
-    response = await _post(shop, template, b" \n")
+    response = await _send(shop, template, b" \n")
     assert (response.status_code, response.json()["type"]) == (
         400,
         "urn:tillflow:problem:malformed-json",

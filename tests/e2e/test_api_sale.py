@@ -35,6 +35,11 @@ async def test_a_checkout_answers_201_with_the_sale_as_recorded_and_its_receipt(
                 "quantity": 2,
                 "unit_price": 120,
                 "line_total": 240,
+                "tax_rate": "standard",  # 20 %, tax included in the price
+                "basis_points": 2000,
+                "tax": 40,
+                "net": 200,
+                "gtin": None,
             },
             {
                 "product_id": "pear",
@@ -42,6 +47,11 @@ async def test_a_checkout_answers_201_with_the_sale_as_recorded_and_its_receipt(
                 "quantity": 1,
                 "unit_price": 80,
                 "line_total": 80,
+                "tax_rate": "standard",
+                "basis_points": 2000,
+                "tax": 13,  # 13.33
+                "net": 67,
+                "gtin": None,
             },
         ],
         "total": 320,

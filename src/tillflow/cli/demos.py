@@ -66,10 +66,21 @@ def _totals_line(snapshot: Snapshot) -> str:
         f"[bold]totals[/]: revenue {money(totals.revenue)} · {totals.checkouts:,} checkouts · "
         f"{totals.returns:,} returns · {totals.units_sold:,} units sold, "
         f"{totals.units_returned:,} returned — as of position {totals.as_of.position:,}\n"
+        f"VAT {money(totals.tax)} in it: {_vat_by_rate(snapshot)}\n"
         f"live check of every row read: received − sold + returned = stock left held "
         f"{snapshot.identity_checks - snapshot.identity_breaks:,} of "
         f"{snapshot.identity_checks:,} times"
     )
+
+
+def _vat_by_rate(snapshot: Snapshot) -> str:
+    """Tax per rate, e.g. ``reduced 5 %: 12.34 of 259.00``."""
+    rates = [
+        f"{entry.rate or 'before VAT'} {entry.basis_points / 100:g} %: {money(entry.tax)} "
+        f"of {money(entry.revenue)}"
+        for entry in snapshot.report.totals.by_rate
+    ]
+    return " · ".join(rates) or "no sales yet"
 
 
 def _activity_line(snapshot: Snapshot) -> str:
@@ -89,10 +100,10 @@ def _activity_line(snapshot: Snapshot) -> str:
 
 
 def _shop_view(progress: Progress, snapshot: Snapshot, height: int) -> Group:
-    # everything but the product rows takes about 17 lines + a row per processor lane:
+    # everything but the product rows takes about 18 lines + a row per processor lane:
     # show as many top products as fit (3..10), then every product short
     short = sum(row.open_shortfall > 0 for row in snapshot.report.rows)
-    top = max(3, min(10, height - 17 - len(snapshot.statistics) - short))
+    top = max(3, min(10, height - 18 - len(snapshot.statistics) - short))
     return Group(
         progress,
         _activity_line(snapshot),

@@ -30,6 +30,7 @@ from tillflow.http import (
     processors,
     report,
     stock,
+    tax_rates,
 )
 from tillflow.http.catalog_import import IMPORT_LIMIT, IMPORT_PATH
 from tillflow.http.fast_checkout import CheckoutFastPath
@@ -174,7 +175,7 @@ def create_app(
         openapi_url="/openapi.json",
     )
     problems.install(app)
-    for module in (catalog, checkouts, stock, report, processors, events):
+    for module in (catalog, tax_rates, checkouts, stock, report, processors, events):
         app.include_router(module.router)
     app.include_router(catalog_import.router)
     if STATIC.is_dir():

@@ -144,11 +144,19 @@ class ReturnIn(RequestBody):
 
 
 class CheckoutLineOut(BaseModel):
+    """A line as sold: ``line_total`` (gross, tax included) = ``net`` + ``tax``, at the
+    rate named ``tax_rate`` of ``basis_points`` (``""``: recorded before VAT)."""
+
     product_id: str
     name: str
     quantity: int
     unit_price: int
     line_total: int
+    tax_rate: str
+    basis_points: int
+    tax: int
+    net: int
+    gtin: str | None = Field(description="The product's GTIN when sold (14 digits).")
 
 
 class PaidTenderOut(BaseModel):
@@ -190,11 +198,18 @@ class CheckedOutOut(BaseModel):
 
 
 class ReturnLineOut(BaseModel):
+    """A line brought back: ``refund`` = ``net`` + ``tax``, the tax the bought line's share
+    for the units."""
+
     product_id: str
     name: str
     quantity: int
     unit_price: int
     refund: int
+    tax: int
+    tax_rate: str
+    basis_points: int
+    net: int
 
 
 class ItemsReturnedOut(BaseModel):

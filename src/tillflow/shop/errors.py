@@ -125,15 +125,6 @@ class CatalogImportRefused(TillflowError):
         )
 
 
-class UnknownTaxRate(InvalidField):
-    """A rate name the shop's rate table does not have (``known``: the names it has)."""
-
-    def __init__(self, field: str, rate: str, known: Sequence[str]) -> None:
-        self.rate = rate
-        self.known = tuple(known)
-        super().__init__(field, rate, f"no such tax rate; the shop has {', '.join(known)}")
-
-
 class CardDeclined(TillflowError):
     """The card terminal declined a checkout's card: no sale was recorded (the decline is,
     on the till's stream). Settle the basket in cash with the same checkout id, or try
@@ -157,3 +148,13 @@ class RefundExceedsPayment(TillflowError):
             f"refund={refund}: checkout {checkout_id!r} has {left} cent(s) of its payment "
             "left to refund"
         )
+
+
+class UnknownTaxRate(InvalidField):
+    """A rate name the shop's rate table does not have (``known``: the names it has)."""
+
+    def __init__(self, field: str, rate: str, known: Sequence[str]) -> None:
+        self.rate = rate
+        self.known = tuple(known)
+        have = ", ".join(known)
+        super().__init__(field, rate, f"no tax rate {rate!r} in the table; the shop has {have}")
