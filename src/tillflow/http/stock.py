@@ -109,7 +109,10 @@ class LowProductOut(BaseModel):
     stock: int
     reorder_point: int
     short: int
-    since: AsOfOut = Field(description="The LowStock alert that opened this low spell.")
+    since: AsOfOut | None = Field(
+        description="The LowStock alert that opened this low spell (null only while a count "
+        "or reorder point is in the report and the alert appended with it not yet)."
+    )
     as_of: AsOfOut = Field(description="What the row's figures reflect.")
 
 
@@ -167,7 +170,7 @@ async def low_stock(services: ServicesDep, wait: ReadYourWrites) -> LowStockOut:
                 as_of=row.as_of,
             )
             for row in report.rows
-            if row.low and row.low_since is not None
+            if row.low
         ],
         freshness=report.freshness,
     )
