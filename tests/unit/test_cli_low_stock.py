@@ -3,6 +3,7 @@ receipt token, says when the product is low; refusals exit 1 naming the field.""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,18 @@ def test_a_bad_change_id_is_refused_naming_it(database: str) -> None:
     assert result.exit_code == 1, result.output
     assert "change_id" in result.output
     assert _kinds(database) == ["StockReceived"]
+
+
+def test_the_report_marks_a_low_product_with_its_point(database: str) -> None:
+    runner.invoke(app, ["reorder-point", "apple", "3", "-d", database])
+    runner.invoke(app, ["checkout", "--till", "t", "apple=2", "-d", database])  # 2: below 3
+
+    async def drain() -> None:
+        with SqliteEventStore(Path(database), registry=service_registry()) as store:
+            async with Shop(store).runtime() as runtime:
+                await runtime.drain(10)
+
+    asyncio.run(drain())
+    table = runner.invoke(app, ["report", "-d", database], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "2 < 3" in table.output

@@ -15,6 +15,7 @@ from tillflow.cli.common import DatabaseOption, console, money, open_existing
 from tillflow.cli.leased import LEASE_COLUMNS, lease_cells
 from tillflow.http.report import report_out
 from tillflow.service.bootstrap import describe_database
+from tillflow.shop.inventory.stock import is_low
 from tillflow.shop.reporting.queries import Report, ReportReader
 
 
@@ -69,6 +70,7 @@ def report_table(report: Report) -> Table:
     ):
         table.add_column(column, justify="left" if column in ("product", "name") else "right")
     for row in report.rows:
+        low = is_low(row.stock_left, row.reorder_point)
         table.add_row(
             row.product_id,
             row.name + (" (discontinued)" if row.discontinued else ""),
@@ -77,11 +79,11 @@ def report_table(report: Report) -> Table:
             f"{row.units_returned:,}",
             money(row.revenue),
             f"{row.received:,}",
-            f"{row.stock_left:,}",
+            f"{row.stock_left:,}" + (f" < {row.reorder_point:,}" if low else ""),
             f"{row.open_shortfall:,}" if row.open_shortfall else "",
             f"{row.units_oversold:,}" if row.units_oversold else "",
             f"v{row.as_of.version:,} @{row.as_of.position:,}, {_when(row.as_of.at)}",
-            style="bold red" if row.open_shortfall > 0 else None,
+            style="bold red" if row.open_shortfall > 0 else "yellow" if low else None,
         )
     return table
 
