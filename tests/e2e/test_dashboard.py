@@ -362,6 +362,8 @@ def test_the_dashboard_follows_checkouts_oversells_and_the_pipeline_live(
         f"v{apple['as_of']['version']} · #{apple['as_of']['position']:,}"
     )
     expect(total(page, "revenue")).to_have_text(money(report["totals"]["revenue"]))
+    expect(total(page, "tax")).to_have_text(money(report["totals"]["tax"]))
+    expect(total(page, "tax_by_rate")).to_contain_text("standard 20 %")
 
     pipeline_caught_up(shop, page)
     # the last events change no row (a token made by the CLI, in another process): the

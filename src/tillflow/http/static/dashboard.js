@@ -210,6 +210,13 @@ function renderTotals() {
   if (!totals) return;
   const field = (name) => document.querySelector(`[data-total="${name}"]`);
   setText(field("revenue"), money(totals.revenue));
+  setText(field("tax"), money(totals.tax));
+  const rate = (entry) => `${entry.rate || "before VAT"} ${entry.basis_points / 100} %`;
+  const taxed = totals.by_rate.filter((entry) => entry.revenue !== 0 || entry.tax !== 0);
+  setText(field("tax_by_rate"), taxed.map((e) => `${rate(e)}: ${money(e.tax)}`).join(" · "));
+  field("tax_by_rate").title = taxed
+    .map((e) => `${rate(e)}: net ${money(e.net)} + VAT ${money(e.tax)} = ${money(e.revenue)}`)
+    .join("\n");
   setText(field("checkouts"), count(totals.checkouts));
   setText(field("units_sold"), count(totals.units_sold));
   setText(field("returns"), count(totals.returns));
