@@ -104,6 +104,34 @@ def test_checkout_refusals_are_exit_1_and_bad_usage_exit_2(
     assert says in result.output
 
 
+def test_checkout_takes_cash_card_or_both_and_names_a_bad_tender(database: str) -> None:
+    split = runner.invoke(
+        app,
+        [
+            "checkout",
+            "--till",
+            "t",
+            "--card",
+            "120:tok-1",
+            "--cash",
+            "500",
+            "pear=1",
+            "apple=1",
+            "-d",
+            database,
+        ],
+    )
+    assert split.exit_code == 0, split.output
+    assert "paid card 1.20 + cash 5.00, change 4.20" in split.stderr
+    short = runner.invoke(
+        app, ["checkout", "--till", "t", "--cash", "100", "pear=2", "-d", database]
+    )
+    assert short.exit_code == 1 and one_line(short.output)
+    assert "tenders[0].amount=100" in short.output
+    bad = runner.invoke(app, ["checkout", "--till", "t", "--card", "tok", "pear=1", "-d", database])
+    assert bad.exit_code == 2 and "CENTS:REFERENCE" in bad.output
+
+
 def test_receive_prints_a_receipt_token_and_refuses_unknown_products(database: str) -> None:
     received = runner.invoke(app, ["receive", "apple", "12", "-d", database])
     assert received.exit_code == 0, received.output

@@ -24,6 +24,7 @@ from tillflow.shop.inventory.commands import CountStock, ReceiveStock, SetReorde
 from tillflow.shop.inventory.events import stock_stream
 from tillflow.shop.sale.commands import Checkout, LineRequest
 from tillflow.shop.sale.events import CheckedOut, checkout_stream
+from tillflow.shop.sale.tenders import CARD, CASH, Tender
 
 
 def _line(text: str) -> LineRequest:
@@ -35,6 +36,20 @@ def _line(text: str) -> LineRequest:
     if product_id.startswith("@"):
         return LineRequest(None, int(quantity), gtin=product_id[1:])
     return LineRequest(product_id, int(quantity))
+
+
+def _tenders(cash: int | None, card: str | None) -> list[Tender] | None:
+    """The tenders ``--cash CENTS`` and ``--card CENTS:REFERENCE`` ask for (``None``: no
+    option, the exact total in cash). The shop's tender rules check the amounts."""
+    tenders = []
+    if card is not None:
+        cents, sign, reference = card.partition(":")
+        if not sign or not cents.strip().lstrip("-").isdigit():
+            raise fail(f"--card {card!r}: write CENTS:REFERENCE, e.g. 1499:tok-1", 2)
+        tenders.append(Tender(CARD, int(cents), reference.strip()))
+    if cash is not None:
+        tenders.append(Tender(CASH, cash))
+    return tenders or None
 
 
 def checkout(
@@ -50,29 +65,55 @@ def checkout(
         str | None,
         typer.Option("--id", help="The checkout id (idempotency key); default: a new one."),
     ] = None,
+    cash: Annotated[
+        int | None,
+        typer.Option(
+            "--cash",
+            help="Cents handed over in cash (the change is printed); at least what is due.",
+        ),
+    ] = None,
+    card: Annotated[
+        str | None,
+        typer.Option(
+            "--card",
+            help="CENTS:REFERENCE charged to a card, exactly its part (e.g. 1499:tok-1), through "
+            "a simulated terminal that approves every card. With --cash: split. Neither: the "
+            "exact total in cash.",
+        ),
+    ] = None,
     database: DatabaseOption = "tillflow.db",
 ) -> None:
-    """Ring up a checkout; print its receipt token. Running it again with the same --id
-    and lines records nothing new and prints the same token."""
+    """Ring up a checkout; print its receipt token. Running it again with the same --id,
+    lines and tenders records nothing new and prints the same token."""
     requested = [_line(text) for text in lines]
+    tenders = _tenders(cash, card)
     chosen = checkout_id or format_id(new_event_id())
     store = open_existing(database)
     try:
         shop = Shop(store)
         try:
-            receipt = shop.sale.checkout(Checkout(chosen, till, requested))
+            receipt = shop.sale.checkout(Checkout(chosen, till, requested, tenders=tenders))
         except TillflowError as refusal:
             raise fail(f"refused: {refusal}", 1) from None
         [recorded] = store.read_stream(checkout_stream(chosen), 0, 1)
         sale = recorded.decode(CheckedOut)
         errors.print(
             f"checkout {chosen} recorded: {len(sale.lines)} line(s), total "
-            f"{money(sale.total)} (positions {receipt.positions})",
+            f"{money(sale.total)}, paid {_paid(sale)} (positions {receipt.positions})",
             highlight=False,
         )
         typer.echo(encode_receipt(receipt))
     finally:
         store.close()
+
+
+def _paid(sale: CheckedOut) -> str:
+    """How ``sale`` was paid, e.g. ``card 1.20 + cash 2.00, change 0.80``."""
+    paid = " + ".join(
+        f"{tender.type} {money(tender.handed if tender.type == CASH else tender.amount)}"
+        for tender in sale.tenders
+    )
+    return f"{paid}, change {money(sale.change)}" if sale.change else paid
 
 
 def _change_stock(

@@ -266,15 +266,7 @@ class ShopScenario:
         if roll < 0.9:
             return self._crash_after_approval(sale, store, command, total)
         declined = msgspec.structs.replace(command, tenders=[Tender(CARD, total, BROKE)])
-        try:
-            sale.checkout(declined)
-        except CardDeclined:
-            pass
-        else:
-            self.broken_promises.append(f"checkout {command.checkout_id}: a declined card sold")
-        if store.stream_version(checkout_stream(command.checkout_id)):
-            self.broken_promises.append(f"checkout {command.checkout_id}: declined, yet recorded")
-        self.payments["declined"] = self.payments.get("declined", 0) + 1
+        self._no_sale(sale, store, declined, CardDeclined, "declined")
         if rng.random() < 0.5:
             return None, f"card declined, {command.checkout_id} walked away"
         cash = [Tender(CASH, total)]
@@ -285,16 +277,28 @@ class ShopScenario:
     ) -> tuple[Checkout, str]:
         paid = msgspec.structs.replace(command, tenders=[Tender(CARD, total, "card-ok")])
         self.terminal.interrupt_next(TillCrashed(command.checkout_id))
+        self._no_sale(sale, store, paid, TillCrashed, "crashed")
+        return paid, "card, retried after a crash between approval and recording"
+
+    def _no_sale(
+        self,
+        sale: SaleService,
+        store: EventStore,
+        command: Checkout,
+        expected: type[Exception],
+        what: str,
+    ) -> None:
+        """Ring ``command`` up where it must end in ``expected`` (a declined card, a crash
+        after the approval) with no sale recorded; counts ``what`` happened."""
         try:
-            sale.checkout(paid)
-        except TillCrashed:
+            sale.checkout(command)
+        except expected:
             pass
         else:
-            self.broken_promises.append(f"checkout {command.checkout_id}: the crash did not happen")
+            self.broken_promises.append(f"checkout {command.checkout_id}: not {what}, sold")
         if store.stream_version(checkout_stream(command.checkout_id)):
-            self.broken_promises.append(f"checkout {command.checkout_id}: recorded while crashing")
-        self.payments["crashed"] = self.payments.get("crashed", 0) + 1
-        return paid, "card, retried after a crash between approval and recording"
+            self.broken_promises.append(f"checkout {command.checkout_id}: {what}, yet recorded")
+        self.payments[what] = self.payments.get(what, 0) + 1
 
     def _return(self, rng: random.Random, store: EventStore, sale: SaleService) -> str:
         if not self.checkouts:
