@@ -77,6 +77,34 @@ async def test_a_count_that_clears_a_shortfall_answers_the_same_bytes_on_every_r
     )
 
 
+async def test_a_reorder_point_that_alerts_answers_the_same_bytes_on_every_retry(
+    tmp_path: Path,
+) -> None:
+    """``ReorderPointSet`` and the ``LowStock`` appended with it: the receipt names the alert,
+    a retry (body key, header, after a restart) answers it, the read that waited is as of it."""
+    database = tmp_path / "shop.db"
+    body = {"reorder_point": 12, "change_id": "p-1"}
+    async with served(database) as api:
+        assert (await api.post("/catalog", MILK)).status_code == 201
+        assert (await api.post("/stock/milk/deliveries", {"quantity": 10})).status_code == 201
+        first = await api.post("/stock/milk/reorder-point", body)
+        assert first.status_code == 200, first.text
+        assert first.json()["receipt"]["streams"] == {"stock-milk": 3}  # 10 in, point, alert
+        assert (await api.post("/stock/milk/deliveries", {"quantity": 1})).status_code == 201
+        again = await api.post("/stock/milk/reorder-point", body)
+        assert again.content == first.content
+        keyed = await api.post(
+            "/stock/milk/reorder-point", {"reorder_point": 12}, headers={"Idempotency-Key": "p-1"}
+        )
+        assert keyed.content == first.content
+        row = await _row_after(api, first)
+        assert row["as_of"]["version"] >= 3 and row["low_alerts"] == 1, row
+        tokens = api.tokens
+    async with served(database, tokens) as restarted:
+        after_restart = await restarted.post("/stock/milk/reorder-point", body)
+        assert after_restart.content == first.content
+
+
 async def test_a_retried_count_is_not_applied_again_after_the_shelf_moved_on(
     tmp_path: Path,
 ) -> None:
