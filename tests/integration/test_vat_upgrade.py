@@ -46,7 +46,7 @@ async def test_a_shop_recorded_before_vat_opens_and_goes_on_taxed(tmp_path: Path
         assert shop.sale.catalog().products["apple"].tax_rate == "standard"
         async with shop.runtime() as runtime:
             await shop.sale.checkout_async(Checkout("c-new", "till-1", [LineRequest("apple", 2)]))
-            back = shop.sale.return_items(ReturnItems("r-old", "c-old", [LineRequest("apple", 1)]))
+            shop.sale.return_items(ReturnItems("r-old", "c-old", [LineRequest("apple", 1)]))
             await runtime.drain(timeout=30)
         totals = shop.report.totals()
         assert totals.by_rate == [
