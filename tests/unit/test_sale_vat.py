@@ -29,6 +29,7 @@ from tillflow.shop.sale.events import (
     checkout_stream,
 )
 from tillflow.shop.sale.service import SaleService
+from tillflow.shop.sale.tax_rates import RateSummary, by_rate
 from tillflow.shop.sale.vat import BEFORE_VAT, DEFAULT_RATES, tax_in
 
 NOON = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -168,6 +169,24 @@ def test_a_bad_rate_definition_is_refused_naming_the_field(
     )
     assert store.heads() == heads
     assert sale.catalog().rates == DEFAULT_RATES
+
+
+def test_a_checkout_and_a_return_sum_up_per_rate_as_a_receipt_prints_them(
+    store: EventStore, sale: SaleService
+) -> None:
+    sold = _checkout(sale, "c-1", wine=2, bread=3, book=1)
+    assert by_rate(sold.lines) == [
+        RateSummary("reduced", 500, 714, 36, 750),
+        RateSummary("standard", 2000, 1998, 400, 2398),
+        RateSummary("zero", 0, 1500, 0, 1500),
+    ]
+    assert sum(summary.gross for summary in by_rate(sold.lines)) == sold.total
+    sale.return_items(ReturnItems("r-1", "c-1", [LineRequest("wine", 1), LineRequest("book", 1)]))
+    returned = store.read_stream(checkout_stream("c-1"))[-1].decode(ItemsReturned)
+    assert by_rate(returned.lines) == [
+        RateSummary("standard", 2000, 999, 200, 1199),
+        RateSummary("zero", 0, 1500, 0, 1500),
+    ]
 
 
 def test_moving_an_unknown_product_is_refused(sale: SaleService) -> None:

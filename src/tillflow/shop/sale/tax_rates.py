@@ -11,7 +11,9 @@ lines of a checkout or return taxed by :mod:`tillflow.shop.sale.vat`'s rule.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+
+import msgspec
 
 from tillflow.shop import validation
 from tillflow.shop.errors import UnknownTaxRate
@@ -70,3 +72,28 @@ def returned_line(sold: CheckoutLine, quantity: int, returned_before: int) -> Re
         basis_points=sold.basis_points,
         net=refund - tax,
     )
+
+
+class RateSummary(msgspec.Struct, frozen=True):
+    """The lines of one rate (and size) together: what a receipt prints per rate."""
+
+    rate: str
+    basis_points: int
+    net: int
+    tax: int
+    gross: int
+
+
+def by_rate(lines: Iterable[CheckoutLine | ReturnLine]) -> list[RateSummary]:
+    """The lines' net, tax and gross per rate and size, in rate order: they add up to the
+    lines' (a checkout's total, or a return's refund)."""
+    sums: dict[tuple[str, int], list[int]] = {}
+    for line in lines:
+        gross = line.line_total if isinstance(line, CheckoutLine) else line.refund
+        figures = sums.setdefault((line.tax_rate, line.basis_points), [0, 0])
+        figures[0] += line.tax
+        figures[1] += gross
+    return [
+        RateSummary(rate, points, gross - tax, tax, gross)
+        for (rate, points), (tax, gross) in sorted(sums.items())
+    ]
