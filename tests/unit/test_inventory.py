@@ -182,7 +182,7 @@ def test_inventory_redoes_a_batch_when_a_delivery_lands_in_between(
 
     # the conflict is raised, not redone in the same step: the redo is the next step
     raced = LaneProcessor(
-        store, Processor(declared.name, racing, declared.types), 0, redos_in_turn=0
+        store, Processor(declared.name, racing, declared.types), 0, scheduled=True
     )
     with pytest.raises(ConcurrencyConflict):
         raced.step()

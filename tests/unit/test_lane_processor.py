@@ -18,6 +18,7 @@ from tillflow.engine import (
     Session,
     State,
 )
+from tillflow.engine.lane_processor import FIRST_BATCH
 
 
 def _append(store: MemoryEventStore, *types: str) -> None:
@@ -251,3 +252,30 @@ def test_a_handler_joining_each_event_to_upstream_effects_reads_them_once_per_ba
     assert store.reads == [20, 20]  # per type: the first "A" reads ahead for all 20, "B" too
     assert joined[7] == [{"of": 7, "i": 0}, {"of": 7, "i": 1}]
     assert len(joined) == 40
+
+
+def test_batches_that_take_too_long_are_halved_and_quick_ones_doubled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A lane shares its thread with its processor's other lanes: a batch longer than
+    ``BATCH_SECONDS`` makes the next one half as long (not below ``FIRST_BATCH``), a quick
+    one or one that small twice as long (up to the batch size)."""
+    store = MemoryEventStore()
+    _append(store, *["E"] * 400)
+    lane = LaneProcessor(store, Processor("p", _count, batch_size=100), 0)
+    monkeypatch.setattr("tillflow.engine.lane_processor.BATCH_SECONDS", 0.0)  # all too long
+    assert [lane.step().scanned for _ in range(3)] == [100, 50, FIRST_BATCH]
+    monkeypatch.setattr("tillflow.engine.lane_processor.BATCH_SECONDS", 3600.0)  # all quick
+    assert [lane.step().scanned for _ in range(2)] == [2 * FIRST_BATCH, 100]
+    assert lane.step().scanned == 400 - (100 + 50 + 3 * FIRST_BATCH + 100)  # the rest
+
+
+def test_a_scheduled_lane_sizes_its_batches_by_count_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A simulator's lanes replay exactly: no batch is cut for taking long."""
+    store = MemoryEventStore()
+    _append(store, *["E"] * 300)
+    lane = LaneProcessor(store, Processor("p", _count, batch_size=100), 0, scheduled=True)
+    monkeypatch.setattr("tillflow.engine.lane_processor.BATCH_SECONDS", 0.0)
+    assert [lane.step().scanned for _ in range(3)] == [100, 100, 100]

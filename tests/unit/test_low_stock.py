@@ -262,7 +262,7 @@ def test_a_redo_decides_the_crossing_again_with_the_point_that_landed_in_between
 
     # the conflict is raised, not redone in the same step: the redo is the next step
     raced = LaneProcessor(
-        store, Processor(declared.name, racing, declared.types), 0, redos_in_turn=0
+        store, Processor(declared.name, racing, declared.types), 0, scheduled=True
     )
     with pytest.raises(ConcurrencyConflict):
         raced.step()

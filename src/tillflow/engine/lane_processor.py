@@ -47,6 +47,9 @@ FIRST_BATCH = 32
 REDOS_IN_TURN = 2
 """Times a step redoes a batch that lost to a concurrent commit, smaller, before raising
 the conflict (:meth:`LaneProcessor.step`)."""
+BATCH_SECONDS = 0.25
+"""How long a batch may take before the lane's next ones are made smaller
+(:meth:`LaneProcessor.step`)."""
 GIVE_WAY = 1.0
 """Seconds at most that a processor's other lanes give way to a lane just taken over
 (:class:`Turns`)."""
@@ -110,10 +113,14 @@ class Turns:
 
 
 class LaneProcessor:
-    """One processor on one lane. Not thread-safe: one caller steps it at a time."""
+    """One processor on one lane. Not thread-safe: one caller steps it at a time.
+
+    ``scheduled``: stepped by a simulator's schedule, which must replay exactly: no redo
+    within a step (each redo a step of its own, so that the schedule can put anything
+    before it), and batch sizes that do not depend on how long batches took."""
 
     def __init__(
-        self, store: EventStore, processor: Processor, lane: int, redos_in_turn: int = REDOS_IN_TURN
+        self, store: EventStore, processor: Processor, lane: int, *, scheduled: bool = False
     ) -> None:
         self.store = store
         self.processor = processor
@@ -137,14 +144,15 @@ class LaneProcessor:
         self._history: deque[tuple[float, int]] = deque()
         self.batch_limit = processor.batch_size
         """Positions a batch may span: the processor's batch size, cut down while batches
-        keep losing to concurrent commits (:meth:`contended`), grown back as they land."""
+        keep losing to concurrent commits (:meth:`contended`) or take longer than
+        :data:`BATCH_SECONDS`, grown back as they land quickly."""
         self.leased = True
         """Whether this runtime may step this lane (always, unless a lease keeper shares
         the lanes among workers)."""
-        self.redos_in_turn = redos_in_turn
-        """Redos of a batch that lost to a concurrent commit within one step (a simulator
-        sets 0: each redo a step of its own, so that its schedule can put anything before
-        it)."""
+        self.redos_in_turn = 0 if scheduled else REDOS_IN_TURN
+        """Redos of a batch that lost to a concurrent commit within one step."""
+        self.paced = not scheduled
+        """Whether batches are sized by how long they take (:data:`BATCH_SECONDS`)."""
         self.turns: Turns | None = None
         """Shared with this processor's other lanes when a lease keeper moves lanes."""
         self.commit_batch: CommitBatch | None = None
@@ -204,7 +212,8 @@ class LaneProcessor:
         concurrent commit (a view row or stream another worker wrote meanwhile) is redone
         at once, a quarter the size, up to :attr:`redos_in_turn` times: in this step's
         turn, not after every other lane that shares its thread. A step that gives way to
-        a lane just taken over (:class:`Turns`) does nothing.
+        a lane just taken over (:class:`Turns`) does nothing. Batches are sized to take
+        about :data:`BATCH_SECONDS` at most.
 
         Raises :class:`HandlerFailed` (effects before the failing event committed) or
         :class:`CheckpointConflict` (another worker moved the checkpoint; nothing written,
@@ -241,6 +250,7 @@ class LaneProcessor:
     def _attempt(self) -> StepResult:
         if not self.leased:  # let go while this step waited for its turn
             return self._elsewhere()
+        began = time.monotonic()
         checkpoint = self.checkpoint()
         limit, waiting_on = self.barrier()
         if limit <= checkpoint:
@@ -267,8 +277,19 @@ class LaneProcessor:
                 self._fail(checkpoint, events[:index], event, error)
         self._commit(checkpoint, upto, session, handled=len(events))
         self.attempts = 0
-        self.batch_limit = min(self.processor.batch_size, self.batch_limit * 2)
+        self._pace(upto - checkpoint, time.monotonic() - began)
         return StepResult(upto, limit, waiting_on, upto - checkpoint, len(events))
+
+    def _pace(self, scanned: int, seconds: float) -> None:
+        """After a batch committed: the next one half as long if this one took more than
+        :data:`BATCH_SECONDS` (never below :data:`FIRST_BATCH`), twice as long (up to the
+        processor's batch size) if it took less than half of that or was that small. So a
+        lane with a backlog holds its thread (which the processor's other lanes share) for
+        a bounded time per turn."""
+        if not self.paced or scanned <= FIRST_BATCH or seconds < BATCH_SECONDS / 2:
+            self.batch_limit = min(self.processor.batch_size, self.batch_limit * 2)
+        elif seconds > BATCH_SECONDS:
+            self.batch_limit = max(FIRST_BATCH, scanned // 2)
 
     def _elsewhere(self) -> StepResult:
         """A step of a lane this runtime no longer holds: nothing read or written."""

@@ -196,7 +196,7 @@ class LeasedSimulator(Simulator):
         chosen = runs[(self.joined - 1) % len(runs)] if runs else self.names
         lanes = {
             processor: [
-                LaneProcessor(self.store, by_name[processor], lane, redos_in_turn=0)
+                LaneProcessor(self.store, by_name[processor], lane, scheduled=True)
                 for lane in range(self.lane_count)
             ]
             for processor in self.names

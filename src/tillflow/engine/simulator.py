@@ -394,7 +394,7 @@ class Simulator:
         self.names = validate_graph(declared, self.store.registry)
         self.lanes = {
             name: [
-                LaneProcessor(self.store, by_name[name], lane, redos_in_turn=0)
+                LaneProcessor(self.store, by_name[name], lane, scheduled=True)
                 for lane in range(self.lane_count)
             ]
             for name in self.names
