@@ -159,6 +159,7 @@ def test_report_prints_rows_with_as_of_and_totals_or_json(database: str) -> None
     assert "report as of position" in table.output
     assert "apple" in table.output
     assert "revenue 3.60" in table.output
+    assert "VAT 0.60 in it: standard 20 %: 0.60 of 3.60" in table.output
     as_json = runner.invoke(app, ["report", "--json", "-d", database])
     body = json.loads(as_json.stdout)
     apple = next(row for row in body["rows"] if row["product_id"] == "apple")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 
 from tillflow.engine import EventStore, ProcessorStatistics, TillflowError
@@ -15,9 +15,23 @@ from tillflow.service.bootstrap import (
     open_store,
     service_registry,
 )
+from tillflow.shop.reporting.rows import Totals
 
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
+
+
+def show(renderable: RenderableType) -> None:
+    """Print to stdout: on a terminal, fitted to its width; piped or captured, whole (tables at
+    their natural width, lines unwrapped), so a script never gets a name cut to "…" or a line
+    split by a width nobody chose."""
+    if console.is_terminal:
+        console.print(renderable, highlight=False)
+        return
+    wide = console.options.update_width(10_000)
+    width = max(console.measure(renderable, options=wide).maximum, 1)
+    console.print(renderable, width=width, soft_wrap=True, highlight=False)
+
 
 DatabaseOption = Annotated[
     str,
@@ -95,3 +109,14 @@ def money(cents: int) -> str:
     sign = "-" if cents < 0 else ""
     whole, part = divmod(abs(cents), 100)
     return f"{sign}{whole:,}.{part:02d}"
+
+
+def vat_by_rate(totals: Totals) -> str:
+    """The VAT in the revenue and its share per rate: ``VAT 12.90 in it: reduced 5 %:
+    0.60 of 12.60 · standard 20 %: 12.30 of 73.80``."""
+    rates = [
+        f"{entry.rate or 'before VAT'} {entry.basis_points / 100:g} %: {money(entry.tax)} "
+        f"of {money(entry.revenue)}"
+        for entry in totals.by_rate
+    ]
+    return f"VAT {money(totals.tax)} in it: {' · '.join(rates) or 'no sales yet'}"

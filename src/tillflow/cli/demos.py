@@ -14,7 +14,7 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from tillflow.cli.common import console, errors, fail, money, statistics_table
+from tillflow.cli.common import console, errors, fail, money, statistics_table, vat_by_rate
 from tillflow.demos.engine import REGISTRY as ENGINE_REGISTRY
 from tillflow.demos.engine import DemoSettings
 from tillflow.demos.engine import run_demo as run_engine_demo
@@ -66,21 +66,11 @@ def _totals_line(snapshot: Snapshot) -> str:
         f"[bold]totals[/]: revenue {money(totals.revenue)} · {totals.checkouts:,} checkouts · "
         f"{totals.returns:,} returns · {totals.units_sold:,} units sold, "
         f"{totals.units_returned:,} returned — as of position {totals.as_of.position:,}\n"
-        f"VAT {money(totals.tax)} in it: {_vat_by_rate(snapshot)}\n"
+        f"{vat_by_rate(totals)}\n"
         f"live check of every row read: received − sold + returned = stock left held "
         f"{snapshot.identity_checks - snapshot.identity_breaks:,} of "
         f"{snapshot.identity_checks:,} times"
     )
-
-
-def _vat_by_rate(snapshot: Snapshot) -> str:
-    """Tax per rate, e.g. ``reduced 5 %: 12.34 of 259.00``."""
-    rates = [
-        f"{entry.rate or 'before VAT'} {entry.basis_points / 100:g} %: {money(entry.tax)} "
-        f"of {money(entry.revenue)}"
-        for entry in snapshot.report.totals.by_rate
-    ]
-    return " · ".join(rates) or "no sales yet"
 
 
 def _activity_line(snapshot: Snapshot) -> str:

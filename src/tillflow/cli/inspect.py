@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from tillflow import __version__
-from tillflow.cli.common import DatabaseOption, console, money, open_existing
+from tillflow.cli.common import DatabaseOption, console, money, open_existing, show, vat_by_rate
 from tillflow.cli.leased import LEASE_COLUMNS, lease_cells
 from tillflow.http.report import report_out
 from tillflow.service.bootstrap import describe_database
@@ -35,7 +35,7 @@ def status(database: DatabaseOption = "tillflow.db") -> None:
                 if leases is not None:
                     cells.extend(leases.get((name, lane), ("-", "-", "unleased")))
                 table.add_row(*cells)
-        console.print(table)
+        show(table)
     finally:
         store.close()
 
@@ -62,6 +62,7 @@ def report_table(report: Report) -> Table:
         "sold",
         "returned",
         "revenue",
+        "VAT",
         "received",
         "stock left",
         "short",
@@ -78,6 +79,7 @@ def report_table(report: Report) -> Table:
             f"{row.units_sold:,}",
             f"{row.units_returned:,}",
             money(row.revenue),
+            money(row.tax),
             f"{row.received:,}",
             f"{row.stock_left:,}" + (f" < {row.reorder_point:,}" if low else ""),
             f"{row.open_shortfall:,}" if row.open_shortfall else "",
@@ -102,14 +104,13 @@ def report(
         if as_json:
             typer.echo(report_out(store, read).model_dump_json(indent=2))
             return
-        console.print(report_table(read))
+        show(report_table(read))
         totals = read.totals
-        console.print(
+        show(
             f"[bold]totals[/]: revenue {money(totals.revenue)} · {totals.checkouts:,} checkouts "
             f"· {totals.returns:,} returns · {totals.units_sold:,} units sold, "
             f"{totals.units_returned:,} returned — as of position {totals.as_of.position:,} "
-            f"({_when(totals.as_of.at)}); read at {_when(time.time())}",
-            highlight=False,
+            f"({_when(totals.as_of.at)}); read at {_when(time.time())}\n{vat_by_rate(totals)}"
         )
     finally:
         store.close()
