@@ -30,7 +30,8 @@ def show(renderable: RenderableType) -> None:
         return
     wide = console.options.update_width(10_000)
     width = max(console.measure(renderable, options=wide).maximum, 1)
-    console.print(renderable, width=width, soft_wrap=True, highlight=False)
+    # Console.print never goes wider than its console: a console of the content's width.
+    Console(width=width, soft_wrap=True).print(renderable, highlight=False)
 
 
 DatabaseOption = Annotated[
