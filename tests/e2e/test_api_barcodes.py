@@ -22,7 +22,7 @@ async def _csv(
     api: Api, text: str, role: Role = Role.MANAGER, content_type: str = "text/csv; charset=utf-8"
 ) -> httpx.Response:
     sent = {**api.auth(role), "Content-Type": content_type}
-    return await api.client.post("/catalog/import", content=text.encode(), headers=sent)
+    return await api.client.post("/catalog-import", content=text.encode(), headers=sent)
 
 
 @pytest.fixture

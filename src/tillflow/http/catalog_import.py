@@ -1,4 +1,4 @@
-"""``POST /catalog/import`` (managers): a catalog file in the body, ``Content-Type: text/csv``
+"""``POST /catalog-import`` (managers): a catalog file in the body, ``Content-Type: text/csv``
 (the format: :mod:`tillflow.service.catalog_csv`).
 
 Every row is checked before anything is written; a file with bad rows is 422
@@ -25,11 +25,12 @@ from tillflow.http.services import Services, ServicesDep
 from tillflow.service.catalog_csv import MEDIA_TYPE, decoded, read_catalog
 from tillflow.shop.sale.service import ImportOutcome
 
-IMPORT_PATH: Final = "/catalog/import"
+IMPORT_PATH: Final = "/catalog-import"
+"""Not under ``/catalog/``: ``GET /catalog/{product_id}`` would answer for it too."""
 IMPORT_LIMIT: Final = 16 * 1024 * 1024
 """Bytes a catalog file may have (about 200,000 rows of a typical catalog)."""
 
-router = APIRouter(prefix="/catalog", tags=["catalog"], route_class=GuardedRoute)
+router = APIRouter(tags=["catalog"], route_class=GuardedRoute)
 
 EXAMPLE: Final = "product_id,name,price,gtin\napple,Apple,120,4006381333931\npear,Pear,80,\n"
 
@@ -75,7 +76,7 @@ def _imported(services: Services, body: bytes) -> ImportOutcome:
 
 
 @router.post(
-    "/import",
+    IMPORT_PATH,
     summary="Import or update the catalog from a CSV file (all or nothing)",
     dependencies=[require(MANAGERS, "change the catalog")],
     responses=problem_responses(400, 401, 403, 409, 413, 415, 422),
