@@ -160,11 +160,21 @@ class LaneLog:
         return self._length
 
     def extend(self, events: list[RecordedEvent]) -> None:
-        """Add the next rows; once more than ``hot`` + a window are objects, the oldest
-        window is packed (in a thread; installed by a later call once ready)."""
+        """Add the next rows."""
+        self._hot += events
+        self.grew(len(events))
+
+    def appender(self) -> Callable[[RecordedEvent], None]:
+        """A function adding the next row (valid for the log's life; the writer's quick
+        way to add rows one by one): call :meth:`grew` once done."""
+        return self._hot.append
+
+    def grew(self, count: int) -> None:
+        """Count ``count`` rows added through :meth:`appender`; once more than ``hot`` + a
+        window are objects, the oldest window is packed (in a thread; installed by a later
+        call once ready)."""
         hot = self._hot
-        hot += events
-        self._length += len(events)
+        self._length += count
         if len(hot) >= self._hot_limit + self._window:
             packing = self._packing
             if packing is None:
