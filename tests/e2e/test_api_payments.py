@@ -151,15 +151,19 @@ async def test_a_return_refunds_the_card_through_the_terminal(
 async def test_a_terminal_timeout_answers_504_and_the_retry_charges_once(
     shop: Api, terminal: SimulatedTerminal
 ) -> None:
-    terminal.timeout_every = 1
+    terminal.offline = True
     timed_out = await shop.post("/checkouts", sale("c-1", [card()]), role=Role.TILL)
     assert timed_out.status_code == 504, timed_out.text
     assert timed_out.json()["type"] == "urn:tillflow:problem:terminal-timeout"
     assert shop.store.stream_version(checkout_stream("c-1")) == 0
-    terminal.timeout_every = 0
+    terminal.offline = False
     retried = await shop.post("/checkouts", sale("c-1", [card()]), role=Role.TILL)
     assert retried.status_code == 201, retried.text
     assert terminal.charged == 320 and terminal.charges_for("c-1") == 1
+    terminal.timeout_every = 1  # approved, but the answer is lost: found by its key
+    lost = await shop.post("/checkouts", sale("c-2", [card()]), role=Role.TILL)
+    assert lost.status_code == 201, lost.text
+    assert terminal.charged == 640 and terminal.charges_for("c-2") == 1
 
 
 async def test_a_slow_terminal_does_not_serialize_tills(

@@ -72,6 +72,16 @@ async def test_a_timeout_after_the_approval_finds_it_on_retry() -> None:
     assert terminal.charges_for("c-1") == 1 and terminal.charged == 500
 
 
+async def test_an_offline_terminal_times_out_and_authorizes_nothing() -> None:
+    terminal = SimulatedTerminal(offline=True)
+    with pytest.raises(TerminalTimeout):
+        await terminal.authorize("c-1", 500, "EUR", "tok")
+    with pytest.raises(TerminalTimeout):
+        await terminal.lookup("c-1")
+    terminal.offline = False
+    assert await terminal.lookup("c-1") is None and terminal.charged == 0
+
+
 async def test_refunds_are_idempotent_and_bounded_by_the_charge() -> None:
     terminal = SimulatedTerminal()
     approved = await terminal.authorize("c-1", 500, "EUR", "tok")

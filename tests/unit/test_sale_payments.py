@@ -145,18 +145,28 @@ def test_a_crash_between_approval_and_recording_finds_the_approval_on_retry(
     assert terminal.authorizations == 1 and terminal.charged == 610  # charged once
 
 
-def test_a_terminal_timeout_records_nothing_and_the_retry_charges_once(
-    store: EventStore, terminal: SimulatedTerminal
+def test_an_answer_lost_on_its_way_back_is_looked_up_and_charged_once(
+    store: EventStore, sale: SaleService, terminal: SimulatedTerminal
 ) -> None:
-    terminal.timeout_every = 1
-    sale = SaleService(store, clock=lambda: NOON, terminal=terminal)
-    sale.add_product(AddProduct("apple", "Apple", 120))
-    command = Checkout("c-1", "till-1", [LineRequest("apple", 1)], tenders=_card(amount=120))
+    terminal.timeout_every = 1  # the terminal approves, the answer times out
+    sale.checkout(Checkout("c-1", "till-1", BASKET, tenders=_card()))
+    [paid] = _recorded(store, "c-1").tenders
+    assert paid.reference is not None
+    assert terminal.charged == 610 and terminal.charges_for("c-1") == 1
+
+
+def test_an_unreachable_terminal_records_nothing_and_the_retry_charges_once(
+    store: EventStore, sale: SaleService, terminal: SimulatedTerminal
+) -> None:
+    terminal.offline = True
+    command = Checkout("c-1", "till-1", BASKET, tenders=_card())
+    before = len(_log(store))
     with pytest.raises(TerminalTimeout):
         sale.checkout(command)
-    assert store.stream_version(checkout_stream("c-1")) == 0
+    assert len(_log(store)) == before and terminal.charged == 0
+    terminal.offline = False
     sale.checkout(command)
-    assert terminal.charged == 120 and terminal.charges_for("c-1") == 1
+    assert terminal.charged == 610 and terminal.charges_for("c-1") == 1
 
 
 def test_a_retry_of_a_recorded_card_checkout_answers_it_without_the_terminal(

@@ -114,9 +114,10 @@ class ShopScenario:
     call answered."""
     broken_promises: list[str] = field(default_factory=list)
     terminal: SimulatedTerminal = field(
-        default_factory=lambda: SimulatedTerminal(decline_cards={BROKE})
+        default_factory=lambda: SimulatedTerminal(decline_cards={BROKE}, timeout_every=5)
     )
-    """The card terminal: outside the shop, it survives every crash."""
+    """The card terminal: outside the shop, it survives every crash; the answer to every
+    fifth authorization is lost on its way back (the till looks it up)."""
     payments: dict[str, int] = field(default_factory=dict)
     """Seen during the run: paid by card, declined, crashed after approval, in cash."""
 

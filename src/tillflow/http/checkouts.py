@@ -12,7 +12,8 @@ A card is authorized by the shop's terminal (idempotency key: the checkout id) b
 sale is recorded. Declined: 402 ``card-declined`` naming the tender and the reason, the
 decline recorded on the till's stream, no sale; a retry of that request answers the same
 402 without asking the terminal; the same checkout id may then be settled in cash. A
-terminal that does not answer in time: 504 ``terminal-timeout``, nothing recorded — retry
+terminal that does not answer in time is asked what it answered for the key; when it answered
+nothing (or cannot say): 504 ``terminal-timeout``, nothing recorded — retry
 with the same key (the terminal finds its approval; the card is never charged twice).
 Returns refund the card first (through the terminal), then cash.
 

@@ -9,8 +9,9 @@ record a decline on the till's stream (no sale), refund a return's card part.
         terminal.authorize(key=checkout id) ──Approved──► the checkout, authorized
                 │                           ──Declined──► CardDeclined event on till-<till>
                 ▼                                          + CardDeclined error (no sale)
-         TerminalTimeout: nothing recorded; a retry with the same id finds an approval the
-                          terminal made instead of charging again
+         TerminalTimeout ──► terminal.lookup(key): the answer it gave after all (handled as
+                          above), or none: TerminalTimeout, nothing recorded — a retry with
+                          the same id finds an approval the terminal made, never charging twice
 
 A declined checkout id answers its decline again to a retry of the same command, without
 asking the terminal; the same id settled with cash only is a new answer (the sale); any
@@ -33,7 +34,7 @@ from tillflow.shop.sale import decisions, tenders
 from tillflow.shop.sale.commands import Checkout
 from tillflow.shop.sale.events import CardDeclined as CardDeclinedEvent
 from tillflow.shop.sale.events import CheckedOut, ItemsReturned, till_stream
-from tillflow.shop.sale.payments import Declined, PaymentTerminal
+from tillflow.shop.sale.payments import Declined, PaymentTerminal, TerminalTimeout
 
 T = TypeVar("T")
 DEFAULT_CURRENCY = "EUR"
@@ -79,17 +80,25 @@ class CardPayments:
     async def authorized(self, command: Checkout, decided: CheckedOut) -> CheckedOut:
         """``decided`` with its card tender authorized (as it is without a card); the caller
         has checked :meth:`declined_before` and that it is not recorded yet. A decline
-        is recorded and raised as :class:`CardDeclined`; :class:`TerminalTimeout` and
-        :class:`TerminalKeyReused` pass through (nothing recorded)."""
+        is recorded and raised as :class:`CardDeclined`. When the authorization times out, the
+        terminal is asked what it answered for the key (``lookup``); :class:`TerminalTimeout`
+        when it answered nothing (or does not answer that either) and
+        :class:`TerminalKeyReused` pass through, nothing recorded."""
         found = tenders.card_of(decided.tenders)
         if found is None:
             return decided
         index, card = found
         terminal = self._terminal(index)
         assert card.card is not None  # settle() requires it of a card
-        answer = await terminal.authorize(
-            decided.checkout_id, card.amount, self.currency, card.card
-        )
+        try:
+            answer = await terminal.authorize(
+                decided.checkout_id, card.amount, self.currency, card.card
+            )
+        except TerminalTimeout:
+            earlier = await terminal.lookup(decided.checkout_id)  # it answered after all?
+            if earlier is None:
+                raise
+            answer = earlier
         if isinstance(answer, Declined):
             await self._record_decline(decided, answer.reason)
             raise CardDeclined(decided.checkout_id, f"tenders[{index}]", answer.reason)

@@ -11,9 +11,10 @@ Decline rules (any may apply; the first that does names the reason):
 
 ``latency`` seconds pass (without holding a thread or a lock) before every answer.
 ``timeout_every``: every n-th new authorization is *made* but answered with
-:class:`~tillflow.shop.sale.payments.TerminalTimeout` — the case where a till must not charge
-twice on its retry. :meth:`SimulatedTerminal.interrupt_next` does the same with any error
-(a crash of the till between the approval and the recorded sale).
+:class:`~tillflow.shop.sale.payments.TerminalTimeout` — the answer lost on its way back, the
+case where a till must not charge twice. :meth:`SimulatedTerminal.interrupt_next` does the same
+with any error (a crash of the till between the approval and the recorded sale). ``offline``:
+every call times out and nothing is authorized (the terminal unreachable).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class SimulatedTerminal:
     decline_over: int | None = None
     decline_every: int = 0
     timeout_every: int = 0
+    offline: bool = False
     authorizations: int = field(default=0, init=False)
     """New authorization requests seen (a repeated key is not counted)."""
     calls: int = field(default=0, init=False)
@@ -108,6 +110,8 @@ class SimulatedTerminal:
         interrupt: Exception | None = None
         with self._lock:
             self.calls += 1
+            if self.offline:
+                raise TerminalTimeout(key, self.latency)
             asked = self._asked.get(key)
             if asked is None:
                 self.authorizations += 1
@@ -136,11 +140,15 @@ class SimulatedTerminal:
     async def lookup(self, key: str) -> Authorization | None:
         await asyncio.sleep(self.latency)
         with self._lock:
+            if self.offline:
+                raise TerminalTimeout(key, self.latency)
             asked = self._asked.get(key)
             return None if asked is None else asked.answer
 
     async def refund(self, key: str, reference: str, amount: int, currency: str) -> Refunded:
         with self._lock:
+            if self.offline:
+                raise TerminalTimeout(key, self.latency)
             done = self._refunds.get(key)
             if done is not None:
                 if done[0] != reference:
