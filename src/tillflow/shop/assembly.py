@@ -7,6 +7,8 @@
     manager ──ReceiveStock/CountStock──► InventoryService ──┤ (stock-<product> streams)
                                                             ▼
                                      reporting (after=["inventory"]) ──► report rows
+    till ──OpenTill/CloseTill──► SaleService.tills ──► till-<id> ──► tills (processor)
+                                                                     └─► X / Z reports
 """
 
 from __future__ import annotations
@@ -23,14 +25,20 @@ from tillflow.shop.sale.events import SALE_EVENTS
 from tillflow.shop.sale.payments import PaymentTerminal
 from tillflow.shop.sale.service import Clock, SaleService, utc_now
 from tillflow.shop.sale.simulated_terminal import SimulatedTerminal
+from tillflow.shop.tills.projection import tills_processor
+from tillflow.shop.tills.queries import TillReader
 
 REGISTRY = EventRegistry({**SALE_EVENTS, **INVENTORY_EVENTS})
 """Every event type the shop records, with its class."""
 
 
 def shop_processors(inventory_batch: int = 3000, reporting_batch: int = 5000) -> list[Processor]:
-    """Inventory, then the report behind its barrier."""
-    return [inventory_processor(inventory_batch), reporting_processor(reporting_batch)]
+    """Inventory, then the report behind its barrier; the tills' cash-up."""
+    return [
+        inventory_processor(inventory_batch),
+        reporting_processor(reporting_batch),
+        tills_processor(reporting_batch),
+    ]
 
 
 @dataclass
@@ -48,6 +56,7 @@ class Shop:
         self.sale = SaleService(self.store, self.clock, self.terminal)
         self.inventory = InventoryService(self.store)
         self.report = ReportReader(self.store)
+        self.tills = TillReader(self.store)
 
     def runtime(self, run: list[str] | None = None) -> Runtime:
         """A runtime for the shop's processors (all, or those named in ``run``)."""

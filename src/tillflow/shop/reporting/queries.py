@@ -13,8 +13,9 @@ from tillflow.shop.reporting.rows import PRODUCTS_VIEW, TOTALS_KEY, TOTALS_VIEW,
 
 
 class Freshness(msgspec.Struct, frozen=True):
-    """How far the report is behind the log when read: per lane, the report's checkpoint,
-    the head, and the age in seconds of the oldest event it has not yet passed."""
+    """How far the report (or another processor) is behind the log when read: per lane,
+    its checkpoint, the head, and the age in seconds of the oldest event it has not yet
+    passed."""
 
     checkpoint: dict[int, int]
     head: dict[int, int]
@@ -28,6 +29,25 @@ class Report(msgspec.Struct, frozen=True):
     rows: list[ProductRow]
     totals: Totals
     freshness: Freshness
+
+
+def freshness_of(store: EventStore, processor: str, waited: WaitOutcome | None) -> Freshness:
+    """How far ``processor`` is behind ``store``'s log now (``waited``: how a wait ended)."""
+    checkpoints = {lane: store.checkpoint(processor, lane) for lane in range(store.lane_count)}
+    heads = store.heads()
+    lag_seconds = 0.0
+    for lane, checkpoint in checkpoints.items():
+        if checkpoint < heads[lane]:
+            oldest = store.read(lane, checkpoint, checkpoint + 1)
+            if oldest:
+                lag_seconds = max(lag_seconds, time.time() - oldest[0].recorded_at)
+    return Freshness(
+        checkpoints,
+        heads,
+        sum(heads[lane] - checkpoints[lane] for lane in heads),
+        lag_seconds,
+        None if waited is None else waited.status,
+    )
 
 
 class ReportReader:
@@ -50,23 +70,7 @@ class ReportReader:
         return Totals() if raw is None else msgspec.json.decode(raw, type=Totals)
 
     def freshness(self, waited: WaitOutcome | None = None) -> Freshness:
-        checkpoints = {
-            lane: self.store.checkpoint(NAME, lane) for lane in range(self.store.lane_count)
-        }
-        heads = self.store.heads()
-        lag_seconds = 0.0
-        for lane, checkpoint in checkpoints.items():
-            if checkpoint < heads[lane]:
-                oldest = self.store.read(lane, checkpoint, checkpoint + 1)
-                if oldest:
-                    lag_seconds = max(lag_seconds, time.time() - oldest[0].recorded_at)
-        return Freshness(
-            checkpoints,
-            heads,
-            sum(heads[lane] - checkpoints[lane] for lane in heads),
-            lag_seconds,
-            None if waited is None else waited.status,
-        )
+        return freshness_of(self.store, NAME, waited)
 
     def report(self, waited: WaitOutcome | None = None) -> Report:
         """Rows, totals and freshness, read in one snapshot: they agree with each other."""

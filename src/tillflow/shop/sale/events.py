@@ -7,6 +7,7 @@ from datetime import datetime
 import msgspec
 
 from tillflow.shop.sale.tenders import PaidTender, RefundTender
+from tillflow.shop.sale.till_sessions import TILL_EVENTS
 from tillflow.shop.sale.vat import BEFORE_VAT, DEFAULT_RATE
 
 CATALOG_STREAM = "catalog"
@@ -100,6 +101,9 @@ class CheckedOut(msgspec.Struct, frozen=True):
     tenders existed: those were taken as the exact total in cash)."""
     change: int = 0
     """Cash handed back to the customer."""
+    session_id: str | None = None
+    """The till's open session it was rung up in (``None``: the till is unmanaged — never
+    opened — or the sale was recorded before till sessions existed)."""
 
 
 class ReturnLine(msgspec.Struct, frozen=True):
@@ -132,6 +136,11 @@ class ItemsReturned(msgspec.Struct, frozen=True):
     refunds: list[RefundTender] = msgspec.field(default_factory=list)
     """Where the refund went back to (card first, then cash); amounts sum to
     ``refund_total`` (empty in returns recorded before tenders existed: cash)."""
+    till_id: str | None = None
+    """The till that paid the refund: the checkout's (``None``: recorded before till
+    sessions existed — the checkout's till, too)."""
+    session_id: str | None = None
+    """That till's open session then (``None``: unmanaged, or recorded before sessions)."""
 
 
 class CardDeclined(msgspec.Struct, frozen=True):
@@ -162,4 +171,5 @@ SALE_EVENTS: dict[str, type] = {
     "CheckedOut": CheckedOut,
     "ItemsReturned": ItemsReturned,
     "CardDeclined": CardDeclined,
+    **TILL_EVENTS,
 }

@@ -9,6 +9,8 @@
 * A checkout with a card is authorized by the terminal first (idempotency key: the checkout
   id), then recorded; a declined card records ``CardDeclined`` on the till's stream and no
   sale (see :mod:`tillflow.shop.sale.card_payments`).
+* A checkout or return names its till's open session; a till that was opened once and
+  is closed now refuses both (:mod:`tillflow.shop.sale.till_sessions`).
 * A return appends ``ItemsReturned`` to the checkout's stream guarded by its version, so two
   concurrent returns can never together return more than was bought.
 """
@@ -21,6 +23,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import msgspec
 
 from tillflow.engine import (
     NO_STREAM,
@@ -61,6 +65,8 @@ from tillflow.shop.sale.events import (
 )
 from tillflow.shop.sale.gtin import WIDTH
 from tillflow.shop.sale.payments import PaymentTerminal
+from tillflow.shop.sale.till_sessions import TillNotOpen
+from tillflow.shop.sale.tills import Tills
 
 Clock = Callable[[], datetime]
 CATALOG_RETRIES = 20
@@ -117,6 +123,7 @@ class SaleService:
         self.store = store
         self.clock = clock
         self.payments = CardPayments(store, terminal, currency)
+        self.tills = Tills(store, clock)
         self._catalog = Catalog()
         self._refreshing = threading.Lock()
         self._away_until = STALE
@@ -250,11 +257,15 @@ class SaleService:
         a product the command names (discontinued or gone since) and the checkout was
         already recorded, the retry's answer: the original receipt and checkout."""
         try:
-            return decisions.decide_checkout(self._catalog_for(command), command, self.clock())
-        except (UnknownProduct, UnknownGtin, ProductDiscontinued):
+            decided = decisions.decide_checkout(self._catalog_for(command), command, self.clock())
+            session_id = self.tills.session_for(command.till_id)
+        except (UnknownProduct, UnknownGtin, ProductDiscontinued, TillNotOpen):
             if not self.store.stream_version(checkout_stream(command.checkout_id)):
                 raise
             return self._repeat_recorded(command)
+        if session_id is None:
+            return decided
+        return msgspec.structs.replace(decided, session_id=session_id)
 
     def checkout(self, command: Checkout) -> Receipt:
         """Record a sale; see the module docstring. Raises :class:`InvalidField`,
@@ -389,8 +400,12 @@ class SaleService:
             if not history or history[0].type != "CheckedOut":
                 raise UnknownCheckout(command.checkout_id)
             earlier = [e.decode(ItemsReturned) for e in history if e.type == "ItemsReturned"]
-            returned = decisions.decide_return(
-                history[0].decode(CheckedOut), earlier, command, self.clock()
+            bought = history[0].decode(CheckedOut)
+            returned = decisions.decide_return(bought, earlier, command, self.clock())
+            returned = msgspec.structs.replace(
+                returned,
+                till_id=bought.till_id,
+                session_id=self.tills.session_for(bought.till_id),
             )
             if tenders.has_card(returned.refunds):  # back to the card before it is recorded
                 returned = run_sync(self.payments.refunded(returned))

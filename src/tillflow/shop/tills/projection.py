@@ -1,0 +1,154 @@
+"""The cash-up: a processor behind the sale keeping, per till session, its takings.
+
+::
+
+    till-<id>:      TillOpened ─► session row (float)        TillClosed ─► counted: Z report
+                    CardDeclined ─► declines of the till's open session (same stream: in order)
+    checkout-<id>:  CheckedOut{session_id} ─► takings by tender of that session
+                    ItemsReturned{till_id, session_id} ─► refunds by tender of that session
+
+A sale names its session itself (the sale side stamps the till's open session on it), so
+whatever order the lanes are handled in, a sale lands in the session it was rung up in.
+A sale without one (an unmanaged till) counts in the till's ``outside`` figures. A sale
+naming a session the cash-up has already closed counts in that session's ``late`` figures:
+a Z report never changes once written. Every row carries the log position it reflects
+(``as_of``), so reads are consistent cuts as the report's are (``wait_for`` a receipt).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from tillflow.engine import Processor, RecordedEvent, Session
+from tillflow.shop.reporting.rows import AsOf
+from tillflow.shop.sale.events import checkout_stream
+from tillflow.shop.sale.tenders import PaidTender, RefundTender
+from tillflow.shop.sale.till_sessions import TillClosed, TillOpened
+from tillflow.shop.tills.rows import (
+    SESSIONS_VIEW,
+    TILLS_VIEW,
+    Takings,
+    TillRow,
+    TillSession,
+    session_key,
+)
+
+NAME = "tills"
+SUBSCRIBED = frozenset({"TillOpened", "TillClosed", "CardDeclined", "CheckedOut", "ItemsReturned"})
+
+
+class _Sale(msgspec.Struct):
+    """The part of a ``CheckedOut`` the cash-up reads."""
+
+    till_id: str
+    total: int
+    tenders: list[PaidTender] = msgspec.field(default_factory=list)
+    session_id: str | None = None
+
+
+class _Return(msgspec.Struct):
+    """The part of an ``ItemsReturned`` the cash-up reads."""
+
+    checkout_id: str
+    refund_total: int
+    refunds: list[RefundTender] = msgspec.field(default_factory=list)
+    till_id: str | None = None
+    session_id: str | None = None
+
+
+class _Declined(msgspec.Struct):
+    till_id: str
+
+
+def as_of(event: RecordedEvent) -> AsOf:
+    return AsOf(event.lane, event.position, event.recorded_at)
+
+
+def load_till(session: Session, till_id: str) -> TillRow:
+    row: TillRow | None = session.get(TILLS_VIEW, till_id, TillRow)
+    return row if row is not None else TillRow(till_id)
+
+
+def load_session(session: Session, till_id: str, session_id: str) -> TillSession:
+    key = session_key(till_id, session_id)
+    row: TillSession | None = session.get(SESSIONS_VIEW, key, TillSession)
+    return row if row is not None else TillSession(till_id, session_id)
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat()
+
+
+class CashUp:
+    """The handler of the ``tills`` processor."""
+
+    def __call__(self, event: RecordedEvent, session: Session) -> None:
+        kind = event.type
+        if kind == "CheckedOut":
+            sale = event.decode(_Sale)
+            self._count(session, event, sale.till_id, sale.session_id).sold(
+                sale.total, sale.tenders
+            )
+        elif kind == "ItemsReturned":
+            back = event.decode(_Return)
+            till_id = back.till_id
+            if till_id is None:  # recorded before till sessions: the checkout's till
+                first = session.store.read_stream(checkout_stream(back.checkout_id), 0, 1)
+                till_id = first[0].decode(_Sale).till_id
+            self._count(session, event, till_id, back.session_id).refunded(
+                back.refund_total, back.refunds
+            )
+        elif kind == "CardDeclined":
+            till = load_till(session, event.decode(_Declined).till_id)
+            self._count(session, event, till.till_id, till.open_session).declines += 1
+        elif kind == "TillOpened":
+            self._opened(session, event)
+        elif kind == "TillClosed":
+            self._closed(session, event)
+
+    def _count(
+        self, session: Session, event: RecordedEvent, till_id: str, session_id: str | None
+    ) -> Takings:
+        """The figures ``event`` counts in (the caller adds to them; rows are put here,
+        and ``session.put`` stores them as they are when the batch commits)."""
+        till = load_till(session, till_id)
+        till.as_of = as_of(event)
+        session.put(TILLS_VIEW, till_id, till)
+        if session_id is None:
+            return till.outside
+        row = load_session(session, till_id, session_id)
+        row.as_of = as_of(event)
+        session.put(SESSIONS_VIEW, session_key(till_id, session_id), row)
+        return row.late if row.closed else row.takings
+
+    def _opened(self, session: Session, event: RecordedEvent) -> None:
+        opened = event.decode(TillOpened)
+        row = load_session(session, opened.till_id, opened.session_id)
+        row.float = opened.float
+        row.opened_at = _iso(opened.at)
+        row.as_of = as_of(event)
+        session.put(SESSIONS_VIEW, session_key(opened.till_id, opened.session_id), row)
+        till = load_till(session, opened.till_id)
+        till.open_session = till.last_session = opened.session_id
+        till.sessions += 1
+        till.as_of = as_of(event)
+        session.put(TILLS_VIEW, opened.till_id, till)
+
+    def _closed(self, session: Session, event: RecordedEvent) -> None:
+        closed = event.decode(TillClosed)
+        row = load_session(session, closed.till_id, closed.session_id)
+        row.counted = closed.counted
+        row.closed_at = _iso(closed.at)
+        row.as_of = row.closed_as_of = as_of(event)
+        session.put(SESSIONS_VIEW, session_key(closed.till_id, closed.session_id), row)
+        till = load_till(session, closed.till_id)
+        till.open_session = None
+        till.as_of = as_of(event)
+        session.put(TILLS_VIEW, closed.till_id, till)
+
+
+def tills_processor(batch_size: int = 5000) -> Processor:
+    """The cash-up's declaration (it reads only the sale's own events: no barrier)."""
+    return Processor(NAME, CashUp(), types=SUBSCRIBED, batch_size=batch_size)
