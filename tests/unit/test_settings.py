@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from tillflow.cli import app
 from tillflow.service.bootstrap import ConfigurationError
 from tillflow.service.collector import DEFAULT_THRESHOLD
-from tillflow.service.settings import load_settings
+from tillflow.service.settings import load_settings, simulated_terminal
+from tillflow.shop.sale.payments import Declined
 
 runner = CliRunner()
 
@@ -26,6 +27,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "TILLFLOW_LOG_LEVEL",
         "TILLFLOW_WORKERS",
         "TILLFLOW_GC_THRESHOLD",
+        "TILLFLOW_TERMINAL_LATENCY",
+        "TILLFLOW_TERMINAL_DECLINE_CARDS",
+        "TILLFLOW_TERMINAL_DECLINE_EVERY",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -76,6 +80,23 @@ def test_the_collector_threshold_defaults_to_tillflows_and_may_be_set(
     assert load_settings(gc_threshold=20_000).gc_threshold == 20_000
 
 
+async def test_the_simulated_terminal_is_configured_by_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    default = simulated_terminal(load_settings())  # approves every card, at once
+    assert (default.latency, set(default.decline_cards), default.decline_every) == (0, set(), 0)
+    monkeypatch.setenv("TILLFLOW_TERMINAL_LATENCY", "0.01")
+    monkeypatch.setenv("TILLFLOW_TERMINAL_DECLINE_CARDS", "stolen, broke,")
+    monkeypatch.setenv("TILLFLOW_TERMINAL_DECLINE_EVERY", "3")
+    terminal = simulated_terminal(load_settings())
+    assert (terminal.latency, set(terminal.decline_cards), terminal.decline_every) == (
+        0.01,
+        {"stolen", "broke"},
+        3,
+    )
+    assert isinstance(await terminal.authorize("c-1", 100, "EUR", "broke"), Declined)
+
+
 def test_settings_are_frozen() -> None:
     settings = load_settings()
     with pytest.raises(ValidationError):
@@ -94,6 +115,9 @@ def test_settings_are_frozen() -> None:
         ("TILLFLOW_GC_THRESHOLD", "-1", "TILLFLOW_GC_THRESHOLD"),
         ("TILLFLOW_GC_THRESHOLD", "lots", "TILLFLOW_GC_THRESHOLD"),
         ("TILLFLOW_DATABASE", "  ", "TILLFLOW_DATABASE"),
+        ("TILLFLOW_TERMINAL_LATENCY", "-1", "TILLFLOW_TERMINAL_LATENCY"),
+        ("TILLFLOW_TERMINAL_LATENCY", "nan", "TILLFLOW_TERMINAL_LATENCY"),
+        ("TILLFLOW_TERMINAL_DECLINE_EVERY", "-2", "TILLFLOW_TERMINAL_DECLINE_EVERY"),
     ],
 )
 def test_invalid_settings_are_one_line_naming_the_setting(
