@@ -9,6 +9,9 @@ the truth computed from the commands the demo issued.
     returns desk (thread) ──ReturnItems──► Sale (refunds to the card through the terminal)
     every tick: the report as committed (rows, totals, freshness) + processor statistics
 
+Every product carries an in-store EAN-13 (GS1 prefix 20) and tills scan about half the lines
+by barcode, the rest by product id; the truth resolves barcodes from the seeded catalog.
+
 Customers pay with cash, a card or both (:mod:`tillflow.demos.paying`); some cards are
 declined — no sale — and the customer pays the same basket in cash or walks away. The
 verdict also checks the money: tenders = gross = the report's revenue, per till and in all,
@@ -55,6 +58,7 @@ from tillflow.shop.reporting.tender_audit import tender_violations
 from tillflow.shop.reporting.truth import ShopTruth, expected_line
 from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest, ReturnItems
 from tillflow.shop.sale.events import CheckedOut, ItemsReturned, ReturnLine
+from tillflow.shop.sale.gtin import check_digit
 from tillflow.shop.sale.vat import DEFAULT_RATES
 
 
@@ -99,6 +103,13 @@ CATALOG: Final[tuple[Item, ...]] = (
 """24 products; the four marked ``scarce`` start with a few units and are never reordered."""
 
 BY_ID: Final = {item.product_id: item for item in CATALOG}
+GTINS: Final = {
+    item.product_id: f"20{number:010d}{check_digit(f'20{number:010d}')}"
+    for number, item in enumerate(CATALOG, start=1)
+}
+"""Each product's in-store EAN-13 (prefix 20: numbers a shop gives its own items)."""
+BY_GTIN: Final = {gtin: product_id for product_id, gtin in GTINS.items()}
+SCANNED_SHARE: Final = 0.5  # lines a till rings up by barcode rather than by id
 QUANTITIES: Final = (1, 1, 1, 1, 1, 1, 1, 2, 2, 3)  # units per line, as a till sees them
 UNITS_PER_LINE: Final = sum(QUANTITIES) / len(QUANTITIES)
 LINES_PER_CHECKOUT: Final = 3.0  # 1..5 distinct products (before merging repeats)
@@ -226,7 +237,13 @@ class ShopDemo:
         rng = random.Random(f"{self.settings.seed}:stock")
         for item in CATALOG:
             self.shop.sale.add_product(
-                AddProduct(item.product_id, item.name, item.price, tax_rate=item.tax_rate)
+                AddProduct(
+                    item.product_id,
+                    item.name,
+                    item.price,
+                    gtin=GTINS[item.product_id],
+                    tax_rate=item.tax_rate,
+                )
             )
         for item in CATALOG:
             self._receive(
@@ -262,6 +279,7 @@ class ShopDemo:
         """Ring up checkouts at this till's share of the rate, on a schedule fixed in
         advance (open loop): a slow shop makes the till fall behind, not the rate drop."""
         rng = random.Random(f"{self.settings.seed}:till:{number}")
+        scanner = random.Random(f"{self.settings.seed}:scanner:{number}")
         till_id = f"till-{number}"
         per_till = self.settings.rate / self.settings.tills
         loop = asyncio.get_running_loop()
@@ -277,7 +295,12 @@ class ShopDemo:
             command = Checkout(
                 format_id(new_event_id()),
                 till_id,
-                [LineRequest(product_id, quantity) for product_id, quantity in basket.items()],
+                [
+                    LineRequest(None, quantity, gtin=GTINS[product_id])
+                    if scanner.random() < SCANNED_SHARE
+                    else LineRequest(product_id, quantity)
+                    for product_id, quantity in basket.items()
+                ],
             )
             total = sum(BY_ID[product_id].price * units for product_id, units in basket.items())
             try:
@@ -295,8 +318,7 @@ class ShopDemo:
         """The truth of a checkout, from the command and the catalog's prices alone."""
         lines = []
         for request in command.lines:
-            assert request.product_id is not None  # the demo rings up by id
-            item = BY_ID[request.product_id]
+            item = BY_ID[request.product_id or BY_GTIN[request.gtin or ""]]
             points = DEFAULT_RATES[item.tax_rate]
             lines.append(
                 expected_line(
