@@ -269,7 +269,9 @@ class SaleService:
 
     def checkout(self, command: Checkout) -> Receipt:
         """Record a sale; see the module docstring. Raises :class:`InvalidField`,
-        :class:`UnknownProduct`, :class:`ProductDiscontinued`, :class:`CheckoutConflict`."""
+        :class:`UnknownProduct`, :class:`ProductDiscontinued`, :class:`CheckoutConflict`, and
+        for a card :class:`CardDeclined`, :class:`TerminalTimeout`. A card's terminal call runs
+        on an event loop of its own: from ``async`` code, call :meth:`checkout_async`."""
         return self.checkout_recorded(command)[0]
 
     def checkout_recorded(self, command: Checkout) -> tuple[Receipt, CheckedOut]:
@@ -382,8 +384,10 @@ class SaleService:
     # -- returns ---------------------------------------------------------------------------
 
     def return_items(self, command: ReturnItems) -> Receipt:
-        """Record units brought back. Raises :class:`UnknownCheckout`,
-        :class:`ReturnExceedsPurchase`, :class:`InvalidField`, :class:`CheckoutConflict`;
+        """Record units brought back, refunded to the original tenders (a card's part through
+        the terminal first, keyed by the return id: call it where no event loop runs). Raises
+        :class:`UnknownCheckout`, :class:`ReturnExceedsPurchase`, :class:`InvalidField`,
+        :class:`CheckoutConflict`, :class:`RefundExceedsPayment`, :class:`TerminalTimeout`;
         after ``CATALOG_RETRIES`` lost races for the checkout's stream, the last
         :class:`ConcurrencyConflict` (what was expected and what was found)."""
         validation.of_type("command", command, ReturnItems)
