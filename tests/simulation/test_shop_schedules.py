@@ -77,6 +77,19 @@ def test_a_run_really_exercises_the_shop() -> None:
     assert "handled" in trace
 
 
+def test_runs_resize_tax_rates_and_move_products_between_them() -> None:
+    """Guard against a vacuous pass of the VAT checks: rates are redefined and products
+    moved (to a rate defined mid-run too), and those runs hold."""
+    changes = []
+    for seed in range(60):
+        result = simulate_shop("barrier", seed)
+        assert result.ok, str(result)
+        changes += [line for line in result.trace if "command: rate " in line]
+        changes += [line for line in result.trace if "command: tax " in line]
+    assert any("command: rate " in line for line in changes)
+    assert any("command: tax " in line for line in changes)
+
+
 class _ReportBlindToResolutions(ShopScenario):
     """The shop's report without ``ShortfallResolved`` among its types: a delivery's or
     count's row then stays as of the change, not of the resolution appended with it."""
