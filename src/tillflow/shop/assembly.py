@@ -19,6 +19,7 @@ from tillflow.engine import EventRegistry, EventStore, Processor, Runtime
 from tillflow.shop.inventory.events import INVENTORY_EVENTS
 from tillflow.shop.inventory.processor import inventory_processor
 from tillflow.shop.inventory.service import InventoryService
+from tillflow.shop.receipts.numbering import receipts_processor
 from tillflow.shop.reporting.projection import reporting_processor
 from tillflow.shop.reporting.queries import ReportReader
 from tillflow.shop.sale.events import SALE_EVENTS
@@ -33,11 +34,12 @@ REGISTRY = EventRegistry({**SALE_EVENTS, **INVENTORY_EVENTS})
 
 
 def shop_processors(inventory_batch: int = 3000, reporting_batch: int = 5000) -> list[Processor]:
-    """Inventory, then the report behind its barrier; the tills' cash-up."""
+    """Inventory, then the report behind its barrier; the tills' cash-up; receipt numbers."""
     return [
         inventory_processor(inventory_batch),
         reporting_processor(reporting_batch),
         tills_processor(reporting_batch),
+        receipts_processor(),
     ]
 
 

@@ -158,3 +158,23 @@ class UnknownTaxRate(InvalidField):
         self.known = tuple(known)
         have = ", ".join(known)
         super().__init__(field, rate, f"no tax rate {rate!r} in the table; the shop has {have}")
+
+
+class UnknownReturn(TillflowError):
+    """A return id that no return (of the checkout named, when one is) was recorded under."""
+
+    def __init__(self, return_id: str) -> None:
+        self.return_id = return_id
+        super().__init__(f"return_id={return_id!r}: no such return")
+
+
+class ReceiptNotNumbered(TillflowError):
+    """A recorded checkout whose receipt number the ``receipts`` processor has not given
+    yet (it runs behind the sale): ask again shortly."""
+
+    def __init__(self, checkout_id: str) -> None:
+        self.checkout_id = checkout_id
+        super().__init__(
+            f"checkout_id={checkout_id!r}: recorded, but its receipt is not numbered yet "
+            "(the receipts processor is behind or stopped); ask again shortly"
+        )
