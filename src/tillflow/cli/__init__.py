@@ -7,6 +7,7 @@ check failed, 2 bad usage or configuration.
     tillflow checkout | receive | count      write from scripts (cli.scripts)
     tillflow reorder-point                   low stock below it (cli.scripts)
     tillflow report | status | version       look inside (cli.inspect)
+    tillflow receipt ID [--return R]         print a receipt (cli.receipts)
     tillflow token create | revoke | list    bearer tokens (cli.tokens)
     tillflow catalog import FILE.csv         import or update the catalog (cli.catalog)
     tillflow demo | engine-demo | simulate   see it work (cli.demos)
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import typer
 
-from tillflow.cli import catalog, demos, inspect, scripts, serve, tokens
+from tillflow.cli import catalog, demos, inspect, receipts, scripts, serve, tokens
 
 app = typer.Typer(
     help="tillflow: a point-of-sale backend whose reports stay true while its handlers run "
@@ -34,6 +35,7 @@ app.command()(scripts.count)
 app.command("reorder-point")(scripts.reorder_point)
 app.command()(inspect.report)
 app.command()(inspect.status)
+app.command()(receipts.receipt)
 app.add_typer(tokens.app, name="token")
 app.add_typer(catalog.app, name="catalog")
 app.command()(demos.demo)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,17 +12,21 @@ from tillflow.http.metrics import Metrics
 from tillflow.http.watch import ReportWatch
 from tillflow.service.access_tokens import TokenBook
 from tillflow.shop.assembly import Shop
+from tillflow.shop.receipts.model import ShopHeader
 
 
 @dataclass
 class Services:
-    """The shop, its runtime, the token book, the report watch and the metrics of one app."""
+    """The shop, its runtime, the token book, the report watch, the metrics and the
+    receipts' header of one app."""
 
     shop: Shop
     runtime: Runtime
     tokens: TokenBook
     watch: ReportWatch
     metrics: Metrics
+    header: ShopHeader = field(default_factory=ShopHeader)
+    """What receipts print about the shop (its name, its time zone)."""
 
     @property
     def store(self) -> EventStore:

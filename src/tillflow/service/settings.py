@@ -25,6 +25,9 @@ LATENCY``                                   answer (0..60)
 DECLINE_CARDS``                             (comma-separated)
 ``TILLFLOW_TERMINAL_       ``0``            the simulated terminal declines every n-th new
 DECLINE_EVERY``                             authorization (0: none)
+``TILLFLOW_SHOP_NAME``     ``tillflow``     the shop's name, printed on every receipt
+``TILLFLOW_TIMEZONE``      ``UTC``          the shop's IANA time zone (``Europe/Paris``):
+                                            receipts print times in it
 =========================  ===============  ==================================================
 
 ``tillflow serve`` takes cards through a simulated terminal
@@ -37,12 +40,16 @@ server's memory. A real terminal implements
 from __future__ import annotations
 
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tillflow.service.bootstrap import ConfigurationError
 from tillflow.service.collector import DEFAULT_THRESHOLD, MOST_THRESHOLD
+from tillflow.shop import validation
+from tillflow.shop.errors import InvalidField
+from tillflow.shop.receipts.model import ShopHeader
 from tillflow.shop.sale.simulated_terminal import SimulatedTerminal
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
@@ -64,12 +71,28 @@ class Settings(BaseSettings):
     terminal_latency: float = Field(default=0.0, ge=0.0, le=60.0, allow_inf_nan=False)
     terminal_decline_cards: str = ""
     terminal_decline_every: int = Field(default=0, ge=0, le=1_000_000)
+    shop_name: str = "tillflow"
+    timezone: str = "UTC"
 
     @field_validator("database")
     @classmethod
     def _usable_database(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must name an SQLite file, a postgresql:// URL or 'memory'")
+        return value
+
+    @field_validator("shop_name")
+    @classmethod
+    def _printable_name(cls, value: str) -> str:
+        try:
+            return validation.name("shop_name", value)
+        except InvalidField as error:
+            raise ValueError(error.reason) from None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        time_zone(value)
         return value
 
     @field_validator("log_level", mode="before")
@@ -88,6 +111,8 @@ ENVIRONMENT_NAMES = {
     "terminal_latency": "TILLFLOW_TERMINAL_LATENCY",
     "terminal_decline_cards": "TILLFLOW_TERMINAL_DECLINE_CARDS",
     "terminal_decline_every": "TILLFLOW_TERMINAL_DECLINE_EVERY",
+    "shop_name": "TILLFLOW_SHOP_NAME",
+    "timezone": "TILLFLOW_TIMEZONE",
 }
 
 
@@ -99,6 +124,19 @@ def simulated_terminal(settings: Settings) -> SimulatedTerminal:
         decline_cards=frozenset(cards - {""}),
         decline_every=settings.terminal_decline_every,
     )
+
+
+def time_zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name``. Raises ``ValueError`` naming it when unknown."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"no time zone {name!r}: use an IANA name like Europe/Paris") from None
+
+
+def shop_header(settings: Settings) -> ShopHeader:
+    """What the shop's receipts print about it, as ``settings`` say."""
+    return ShopHeader(settings.shop_name, time_zone(settings.timezone))
 
 
 def load_settings(**overrides: Any) -> Settings:
