@@ -11,7 +11,7 @@ import pytest
 from tillflow.engine import ConcurrencyConflict, EventStore, SqliteEventStore
 from tillflow.service.catalog_csv import decoded, read_catalog
 from tillflow.shop.assembly import REGISTRY
-from tillflow.shop.errors import CatalogImportRefused, RowProblem
+from tillflow.shop.errors import CatalogImportRefused, InvalidField, RowProblem
 from tillflow.shop.sale import service as sale_service
 from tillflow.shop.sale.catalog import Catalog
 from tillflow.shop.sale.catalog_import import ImportCatalog, ImportPlan, decide_import
@@ -196,6 +196,22 @@ def test_a_file_without_a_usable_header_is_refused_at_once(
     with pytest.raises(CatalogImportRefused) as refused:
         _csv(text)
     assert list(refused.value.problems) == problems
+
+
+def test_a_file_whose_every_row_is_unreadable_names_each_line(sale: SaleService) -> None:
+    assert _refused(sale, "product_id,name,price\ntea,Tea\nmint,Mint,1,2\n") == [
+        (2, "row", 2),
+        (3, "row", 4),
+    ]
+
+
+def test_rows_that_are_no_list_are_refused_naming_rows(sale: SaleService) -> None:
+    with pytest.raises(InvalidField) as refused:
+        sale.import_catalog(ImportCatalog(5))  # type: ignore[arg-type]
+    assert (refused.value.field, refused.value.value) == ("rows", 5)
+    with pytest.raises(InvalidField) as empty:
+        sale.import_catalog(ImportCatalog([]))
+    assert (empty.value.field, empty.value.reason) == ("rows", "no rows to import")
 
 
 def test_a_file_that_is_not_utf_8_is_refused_naming_the_line() -> None:

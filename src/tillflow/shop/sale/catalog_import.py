@@ -98,11 +98,15 @@ def decide_import(catalog: Catalog, command: ImportCatalog) -> ImportPlan:
     order) — a value the shop refuses, a product id given twice, a GTIN two products would
     carry, a change to a discontinued product — and nothing else is decided."""
     validation.of_type("command", command, ImportCatalog)
-    if not isinstance(command.rows, list) or not command.rows:
-        raise InvalidField("rows", len(command.rows) if command.rows else 0, "no rows to import")
+    if not isinstance(command.rows, list):
+        raise validation.invalid("rows", command.rows, "must be a list of CatalogRow")
     if len(command.rows) > MAX_ROWS:
         raise InvalidField("rows", len(command.rows), f"at most {MAX_ROWS:,} rows")
     problems = list(command.problems)
+    if not command.rows:
+        if problems:  # every row of the file was unreadable
+            raise CatalogImportRefused(problems)
+        raise InvalidField("rows", 0, "no rows to import")
     checked = _checked_rows(catalog, command.rows, problems)
     _unique_gtins(catalog, checked, problems)
     plan = ImportPlan()
