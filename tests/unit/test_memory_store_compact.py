@@ -283,7 +283,8 @@ def test_the_id_index_finds_every_id_through_its_growth() -> None:
     index = IdIndex()
     every = list(_ids(5_000))
     for first in range(0, 4_900, 700):
-        index.add_many([(every[ref], ref * 3 + 1) for ref in range(first, min(first + 700, 4_900))])
+        last = min(first + 700, 4_900)
+        index.add_many(every[first:last], range(first * 3 + 1, last * 3 + 1, 3))
     for ref in range(4_900, 5_000):
         index.add(every[ref], ref * 3 + 1)
     assert len(index) == 5_000

@@ -12,7 +12,7 @@ full: 8 to 16 bytes per id). Ids arrive in bulk, a window of packed events at a 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 ID_SIZE: Final = 16
@@ -54,7 +54,11 @@ class IdIndex:
 
     def any_of(self, event_ids: Iterable[bytes]) -> bool:
         """Whether any of ``event_ids`` was added (one call for a batch of ids)."""
-        return bool(self._refs) and any(map(self._entry, event_ids))
+        if not self._refs:
+            return False
+        slots, mask, entry_of = self._slots, self._mask, self._entry
+        # an empty first slot settles most ids without a call
+        return any(slots[hash(event_id) & mask] and entry_of(event_id) for event_id in event_ids)
 
     def _entry(self, event_id: bytes) -> int:
         """The entry number of ``event_id`` (from 1), or 0."""
@@ -73,21 +77,26 @@ class IdIndex:
 
     def add(self, event_id: bytes, ref: int) -> None:
         """Index ``event_id`` (16 bytes, not yet indexed) as ``ref``."""
-        self.add_many([(event_id, ref)])
+        self.add_many([event_id], [ref])
 
-    def add_many(self, pairs: list[tuple[bytes, int]]) -> None:
-        """Index each ``(event_id, ref)`` of ``pairs`` (ids not yet indexed)."""
-        if not pairs:
+    def add_many(self, event_ids: list[bytes], refs: Sequence[int]) -> None:
+        """Index each of ``event_ids`` (not yet indexed) as the ``refs`` in the same order
+        (one each)."""
+        if not event_ids:
             return
-        refs = self._refs
-        if refs.typecode == "I" and max(ref for _, ref in pairs) >= _SMALL_LIMIT:
-            refs = self._refs = array("Q", refs)
-        entry = len(refs)
-        if (entry + len(pairs)) * 2 > len(self._slots):
-            self._grow(entry + len(pairs))
-        self._ids += b"".join([event_id for event_id, _ in pairs])
-        refs.extend([ref for _, ref in pairs])
-        hashes = [hash(event_id) for event_id, _ in pairs]
+        added = array(self._refs.typecode, [])
+        try:
+            added.extend(refs)
+        except OverflowError:  # a reference past 32 bits: all of them 8 bytes from now on
+            added = array("Q", refs)
+        if added.typecode != self._refs.typecode:
+            self._refs = array("Q", self._refs)
+        entry = len(self._refs)
+        if (entry + len(event_ids)) * 2 > len(self._slots):
+            self._grow(entry + len(event_ids))
+        self._ids += b"".join(event_ids)
+        self._refs.extend(added)
+        hashes = [hash(event_id) for event_id in event_ids]
         self._hashes.extend(hashes)
         self._place(hashes, entry + 1)
 

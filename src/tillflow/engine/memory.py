@@ -84,8 +84,10 @@ class MemoryEventStore(EventStore):
         self._appenders = [log.appender() for log in self._lanes]
         self._streams: dict[str, _Refs] = {}
         """Stream → its rows (in its lane), in version order."""
-        self._recent: dict[bytes, RecordedEvent] = {}
-        """Id → event, for the events the lanes hold as objects."""
+        self._window = window
+        self._recent: list[list[dict[bytes, RecordedEvent]]] = [[{}] for _ in range(lane_count)]
+        """Per lane, id → event for the rows still objects: a dict per window of rows, oldest
+        first (a window's dict goes whole when the window is packed)."""
         self._ids = IdIndex()
         """Id → reference (``row * lane_count + lane``), for packed events."""
         self._by_causation: dict[bytes, _Refs] = {}
@@ -194,7 +196,7 @@ class MemoryEventStore(EventStore):
         ids = [event.id for events in groups for event in events if event.id is not None]
         return (
             len(set(ids)) != len(ids)
-            or not self._recent.keys().isdisjoint(ids)
+            or any(not chunk.keys().isdisjoint(ids) for lane in self._recent for chunk in lane)
             or self._ids.any_of(ids)
         )
 
@@ -216,10 +218,9 @@ class MemoryEventStore(EventStore):
             rows = self._streams.get(stream)
             current = 0 if rows is None else 1 if type(rows) is int else len(rows)  # type: ignore[arg-type]
         if check_ids:
-            recent, packed = self._recent, self._ids.get
             for event in events:
                 event_id = event.id
-                if event_id is not None and (event_id in recent or packed(event_id) is not None):
+                if event_id is not None and self._get_event(event_id) is not None:
                     repeat = repeat_receipt(stream, events, encoded, self._get_event)  # store.py's
                     if repeat is not None:
                         return repeat
@@ -237,19 +238,23 @@ class MemoryEventStore(EventStore):
         after), noting each lane's last position and each stream's version in the
         receipt's ``positions`` and ``versions``."""
         lane_count, lanes, streams = self.lane_count, self._lanes, self._streams
-        recent, caused = self._recent, self._by_causation
+        caused, window = self._by_causation, self._window
         for stream, events, encoded, base in plans:
             if not events:
                 continue
             version = base
             lane = 0 if lane_count == 1 else lane_of(stream, lane_count)
-            log, push = lanes[lane], self._appenders[lane]
+            log, push, chunks = lanes[lane], self._appenders[lane], self._recent[lane]
+            recent = chunks[-1]
             first = row = len(log)
             # most appends hold one event: a tuple is quicker to make than a zip
             pairs = (
                 zip(events, encoded, strict=True) if len(events) > 1 else ((events[0], encoded[0]),)
             )
             for event, data in pairs:
+                if row and not row % window:  # the first row of a window: its own dict
+                    recent = {}
+                    chunks.append(recent)
                 version += 1
                 event_id = event.id or new_event_id()
                 cause = event.causation_id
@@ -292,16 +297,14 @@ class MemoryEventStore(EventStore):
             versions[stream] = version
 
     def _packed(self, events: list[RecordedEvent]) -> None:
-        """A lane's window of ``events`` is leaving the objects: their ids go compact."""
-        recent, lane_count = self._recent, self.lane_count
-        moving: list[tuple[bytes, int]] = []
-        for event in events:
-            found = recent.pop(event.id, None)
-            if found is event:
-                moving.append((event.id, (event.position - 1) * lane_count + event.lane))
-            elif found is not None:  # the id's first event, on another lane: not this one
-                recent[event.id] = found
-        self._ids.add_many(moving)
+        """A lane's oldest window of ``events`` is leaving the objects: its dict of ids
+        goes, the ids go compact (an id twice in one append: both rows, the first found)."""
+        lane, count = events[0].lane, self.lane_count
+        del self._recent[lane][0]
+        first = (events[0].position - 1) * count + lane
+        self._ids.add_many(
+            [event.id for event in events], range(first, first + len(events) * count, count)
+        )
 
     def _version(self, stream: str) -> int:
         rows = self._streams.get(stream)
@@ -314,9 +317,11 @@ class MemoryEventStore(EventStore):
         return self._lanes[lane].get(row)
 
     def _get_event(self, event_id: bytes) -> RecordedEvent | None:
-        found = self._recent.get(event_id)
-        if found is not None:
-            return found
+        for lane in self._recent:
+            for chunk in lane:
+                found = chunk.get(event_id)
+                if found is not None:
+                    return found
         ref = self._ids.get(event_id)
         return None if ref is None else self._at(ref)
 
