@@ -113,6 +113,14 @@ def line(product_id: object = "apple", quantity: object = 1) -> dict[str, object
     return {"product_id": product_id, "quantity": quantity}
 
 
+def cash(amount: object) -> dict[str, object]:
+    return {"type": "cash", "amount": amount}
+
+
+def card(amount: object) -> dict[str, object]:
+    return {"type": "card", "amount": amount, "card": "tok-1"}
+
+
 # (name, body, role, extra headers, query string); sent in this order to both apps
 REQUESTS: list[tuple[str, bytes, str | None, dict[str, str], str]] = [
     ("plain", body(), "till", {}, ""),
@@ -162,6 +170,55 @@ REQUESTS: list[tuple[str, bytes, str | None, dict[str, str], str]] = [
     ("text/plain", body(checkout_id="c-10"), "till", {"Content-Type": "text/plain"}, ""),
     ("charset", body(checkout_id="c-11"), "till", {"Content-Type": "application/json; x=1"}, ""),
     ("plain, second", body(checkout_id="c-12", lines=[line("pear", 4)]), "till", {}, ""),
+    # tenders: the same rules on both paths (each app's own simulated terminal, in step)
+    ("exact cash asked", body(tenders=[cash(320)]), "till", {}, ""),
+    ("the same id, other tenders", body(tenders=[cash(500)]), "till", {}, ""),
+    ("cash with change", body(checkout_id="c-30", tenders=[cash(1000)]), "till", {}, ""),
+    ("card", body(checkout_id="c-31", tenders=[card(320)]), "till", {}, ""),
+    ("card again", body(checkout_id="c-31", tenders=[card(320)]), "till", {}, ""),
+    ("split", body(checkout_id="c-32", tenders=[card(20), cash(500)]), "till", {}, ""),
+    ("cash short", body(checkout_id="c-33", tenders=[cash(319)]), "till", {}, ""),
+    ("card short", body(checkout_id="c-33", tenders=[card(319)]), "till", {}, ""),
+    ("cash negative", body(checkout_id="c-33", tenders=[cash(-1)]), "till", {}, ""),
+    ("cash 3.5", body(checkout_id="c-33", tenders=[cash(3.5)]), "till", {}, ""),
+    (
+        "cash with a card",
+        body(checkout_id="c-33", tenders=[{**cash(320), "card": "t"}]),
+        "till",
+        {},
+        "",
+    ),
+    (
+        "card without one",
+        body(checkout_id="c-33", tenders=[{"type": "card", "amount": 320}]),
+        "till",
+        {},
+        "",
+    ),
+    (
+        "card, unknown field",
+        body(checkout_id="c-33", tenders=[{**card(320), "handed": 1}]),
+        "till",
+        {},
+        "",
+    ),
+    ("two cash tenders", body(checkout_id="c-33", tenders=[cash(300), cash(300)]), "till", {}, ""),
+    (
+        "three tenders",
+        body(checkout_id="c-33", tenders=[card(1), card(1), cash(1)]),
+        "till",
+        {},
+        "",
+    ),
+    ("no tenders", body(checkout_id="c-33", tenders=[]), "till", {}, ""),
+    ("tenders null", body(checkout_id="c-34", tenders=None), "till", {}, ""),
+    (
+        "cheque",
+        body(checkout_id="c-35", tenders=[{"type": "cheque", "amount": 320}]),
+        "till",
+        {},
+        "",
+    ),
     # where pydantic's JSON parser and Python's could differ: the same answers regardless
     (
         "a key twice: the last wins",
@@ -208,8 +265,14 @@ async def test_only_the_plain_case_takes_the_fast_path(
         statuses[name] = (await fast.send(sent, role, headers, query)).status_code
     # the plain ones (a time included: the route's model parses it), their retries and
     # conflicts, and the domain's refusals of bodies the model accepts
-    plain = ["c-1", "c-1", "c-1", "c-1", "c-2", "c-3", "c-4", "c-5", "c-6", "c-12", "c-13", "c-15"]
+    plain = ["c-1", "c-1", "c-1", "c-1", "c-2", "c-3", "c-4", "c-5", "c-6", "c-12"]
+    # tenders the model takes (the domain's tender rules refuse some: c-33)
+    plain += ["c-1", "c-1", "c-30", "c-31", "c-31", "c-32", *["c-33"] * 6, "c-34"]
+    plain += ["c-13", "c-15"]
     assert taken == plain  # not c-14: pydantic's parser refuses a byte order mark
+    assert statuses["card"] == statuses["card again"] == statuses["split"] == 201
+    assert statuses["the same id, other tenders"] == 409
+    assert statuses["cash short"] == statuses["cash 3.5"] == statuses["three tenders"] == 422
     assert statuses["plain"] == statuses["plain, second"] == 201
     assert statuses["the same id, another till"] == 409
     assert statuses["unknown product"] == statuses["discontinued product"] == 422
