@@ -29,7 +29,10 @@ from tillflow.engine import (
 from tillflow.engine.lane_processor import FIRST_BATCH, LaneProcessor
 from tillflow.engine.leasing import LeaseKeeper
 from tillflow.engine.postgres import PostgresEventStore
+from tillflow.engine.runtime import PollBackoff
 
+SLOW = PollBackoff(first=30.0, most=30.0)
+"""A runtime that looks at a lane it is not told about every 30 s."""
 WAIT = 30.0
 """Deadline of every wait for a condition (a busy machine is slow, never this slow)."""
 
@@ -271,3 +274,17 @@ def test_giving_way_lasts_a_second_at_most(
         assert time.monotonic() - ticked < WAIT
         time.sleep(0.01)
     assert time.monotonic() - ticked >= 0.2
+
+
+async def test_lanes_granted_are_stepped_at_once_not_at_their_next_poll(
+    store: PostgresEventStore,
+) -> None:
+    """The runtime polls a lane it does not hold every 30 s here; the keeper's first round
+    grants it, and the grant wakes the lane: its backlog is handled within seconds."""
+    backlog(store, 10)
+    runtime = Runtime(store, [Processor("counter", lambda event, session: None)], poll=SLOW)
+    async with leased(store, runtime, ttl=30.0):
+        started = time.monotonic()
+        while store.checkpoint("counter", 0) < 10:
+            assert time.monotonic() - started < 10.0, "the lane waited for its next poll"
+            await asyncio.sleep(0.01)

@@ -43,7 +43,15 @@ def lease_keeper(store: EventStore, runtime: Runtime, ttl: float) -> LeaseKeeper
         turns = Turns()
         for lane_processor in processors:
             lane_processor.turns = turns
-    return LeaseKeeper(store.leases, worker_id(), lanes, ttl, fenced, health=runtime.health)
+    return LeaseKeeper(
+        store.leases,
+        worker_id(),
+        lanes,
+        ttl,
+        fenced,
+        health=runtime.health,
+        on_taken=runtime.wake,
+    )
 
 
 @contextlib.asynccontextmanager

@@ -101,6 +101,7 @@ class LeaseKeeper:
         fenced: Callable[[Fence], CommitBatch],
         health: StoreHealth | None = None,
         outage: OutageBackoff | None = None,
+        on_taken: Callable[[], None] | None = None,
     ) -> None:
         if not (math.isfinite(ttl) and ttl > 0):
             raise ValueError(f"a lease TTL must be a positive number of seconds: {ttl!r}")
@@ -120,6 +121,10 @@ class LeaseKeeper:
         """Told when a round fails (the database away) and when one works again."""
         self.outage = outage or OutageBackoff(most=ttl / 3)
         """Pauses between failed rounds (at most ``ttl / 3``: a renewal is never late)."""
+        self.on_taken = on_taken
+        """Called (in :meth:`keep`'s event loop) after a round that took lanes: e.g. the
+        runtime's :meth:`~tillflow.engine.runtime.Runtime.wake`, so that they are stepped
+        at once rather than at their next poll."""
         self.next_look: float | None = None
         """Seconds from the end of the last round until another worker's lease or heartbeat
         expires (from a :class:`LeaseExpiries` table; ``None``: not known)."""
@@ -231,7 +236,10 @@ class LeaseKeeper:
                 hint.clear()
                 pause = self.ttl / 3
                 try:
+                    taken = self.changes
                     await asyncio.to_thread(self.tick)
+                    if self.on_taken is not None and self.changes != taken:
+                        self.on_taken()
                     if self.next_look is not None:  # a lease running out: take it then
                         pause = min(pause, self.next_look + EXPIRY_MARGIN)
                 except Exception as error:

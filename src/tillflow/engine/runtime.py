@@ -206,6 +206,11 @@ class Runtime:
         for wake in self._wake:
             wake.set()
 
+    def wake(self) -> None:
+        """Have every lane look again now, not after its poll interval: e.g. lanes a lease
+        keeper has just granted. Call it from the event loop's thread."""
+        self._wake_all()
+
     async def _notify_progress(self) -> None:
         assert self._progress is not None
         async with self._progress:
