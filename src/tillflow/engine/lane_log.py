@@ -2,8 +2,8 @@
 
 The newest events (at least ``hot`` of them) stay :class:`RecordedEvent` objects, so the
 processors reading behind the head get them without any decoding. Older events are packed
-``window`` at a time into zstd-compressed blocks of msgpack columns (~55-75 bytes per shop
-event instead of ~700 as objects): within a window, a stream with at least
+``window`` at a time into zstd-compressed msgpack blocks (~60-85 bytes per shop event
+instead of ~700 as objects): within a window, a stream with at least
 :data:`OWN_BLOCK` events gets a block of its own, the rest share one. So reading a long
 stream from its start decodes that stream's blocks only, not the whole log, and reading the
 lane in order decodes each window once. A few decoded windows and blocks are kept.
@@ -22,7 +22,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from operator import attrgetter
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 import zstandard
@@ -38,22 +38,19 @@ DECODED_BLOCKS: Final = 16
 COMPRESSION_LEVEL: Final = 1
 
 _encoder: Final = msgspec.msgpack.Encoder()
-_decoder: Final = msgspec.msgpack.Decoder()
+_decoder: Final = msgspec.msgpack.Decoder(list[RecordedEvent])
 _position: Final = attrgetter("position")
-_FIELDS: Final = tuple(map(attrgetter, RecordedEvent.__struct_fields__))
 
 
 def _pack(events: list[RecordedEvent], compressor: zstandard.ZstdCompressor) -> bytes:
-    """Column by column (a list of ids, one of streams...): no field names repeated, like
-    values side by side, so there is less to compress and it compresses better."""
-    columns = [list(map(field, events)) for field in _FIELDS]
-    packed = compressor.compress(_encoder.encode(columns))
+    """Encoded as they are, which holds the interpreter lock least (~0.2 µs per event;
+    columns compress ~12 % smaller but take twice as long to build and encode)."""
+    packed = compressor.compress(_encoder.encode(events))
     return bytes(memoryview(packed))  # its own size: zstd's bytes keeps the bound allocated
 
 
 def _unpack(block: bytes, decompressor: zstandard.ZstdDecompressor) -> list[RecordedEvent]:
-    columns: list[list[Any]] = _decoder.decode(decompressor.decompress(block))
-    return list(map(RecordedEvent, *columns))
+    return _decoder.decode(decompressor.decompress(block))
 
 
 class _Window:
