@@ -52,6 +52,7 @@ from tillflow.shop.reporting.designs import (
 )
 from tillflow.shop.reporting.projection import REPORT_VIEWS, ReportViews, reporting_processor
 from tillflow.shop.reporting.rows import ProductRow
+from tillflow.shop.reporting.sales import SalesAudit
 from tillflow.shop.reporting.tender_audit import tally_tenders, tender_violations
 from tillflow.shop.reporting.truth import ShopTruth
 from tillflow.shop.sale.commands import (
@@ -131,6 +132,8 @@ class ShopScenario:
             self.audits = [IdentityAudit(views)]
         else:
             self.audits = [IdentityAudit(views), ConsistentCutAudit(views)]
+            if views.sales is not None:
+                self.audits.append(SalesAudit(self.report_name, views.sales))
 
     @property
     def views(self) -> ReportViews:

@@ -16,6 +16,7 @@ from tillflow.engine import EventStore, RecordedEvent
 from tillflow.shop.inventory.events import stock_stream
 from tillflow.shop.reporting.projection import ReportViews
 from tillflow.shop.reporting.rows import TOTALS_KEY, ProductRow, Totals
+from tillflow.shop.reporting.sales import sales_violations
 
 
 class Figures(msgspec.Struct, frozen=True):
@@ -130,7 +131,8 @@ def rate_violations(totals: Totals) -> list[str]:
 
 class ConsistentCutAudit:
     """Every row is Inventory's stream folded up to the version the row says (so no torn
-    checkout, no stale level), the identity holds, versions never go back, totals add up."""
+    checkout, no stale level), the identity holds, versions never go back, totals add up,
+    and so do the sales per quarter hour (when the views keep them)."""
 
     def __init__(self, views: ReportViews) -> None:
         self.views = views
@@ -162,7 +164,10 @@ class ConsistentCutAudit:
                     f"{self.seen[row.product_id]} to {version}"
                 )
             self.seen[row.product_id] = version
-        return found + totals_violations(rows, read_totals(store, self.views))
+        totals = read_totals(store, self.views)
+        if self.views.sales is not None:
+            found += sales_violations(store, totals, self.views.sales)
+        return found + totals_violations(rows, totals)
 
 
 class IdentityAudit:

@@ -41,6 +41,7 @@ from tillflow.shop.reporting.rows import (
     ProductRow,
     Totals,
 )
+from tillflow.shop.reporting.sales import SALES_VIEW, count_sale
 from tillflow.shop.sale.events import (
     ProductAdded,
     ProductDiscontinued,
@@ -75,9 +76,12 @@ class ReportViews:
 
     products: str = PRODUCTS_VIEW
     totals: str = TOTALS_VIEW
+    sales: str | None = None
+    """Where sales per quarter hour are kept (:mod:`~tillflow.shop.reporting.sales`);
+    ``None``: not kept."""
 
 
-REPORT_VIEWS = ReportViews()
+REPORT_VIEWS = ReportViews(sales=SALES_VIEW)
 
 
 class MissingEffects(TillflowError):
@@ -227,6 +231,8 @@ class BarrierReport:
         effects = session.emitted_by(INVENTORY, event)
         if not effects:
             raise MissingEffects(event)
+        if self.views.sales is not None:
+            count_sale(session, self.views.sales, event, totals)
         by_product: dict[str, list[RecordedEvent]] = defaultdict(list)
         for effect in effects:
             if effect.stream.startswith(STOCK_STREAM_PREFIX):

@@ -1,0 +1,262 @@
+"""Sales over time, kept by the report's processor: figures per quarter of an hour (UTC).
+
+The report counts every ``CheckedOut`` and ``ItemsReturned`` it handles into the quarter
+hour of the sale's (or return's) ``at``, in the same batch as its rows and totals — so the
+buckets are a cut as of the same position as the report, and their sums are the totals.
+One view row per UTC date (``report.sales``, key ``2026-12-06``) holds that day's quarters::
+
+    CheckedOut(at=14:07Z, total, lines, tenders) ──► report.sales["…-06"].quarters[56]
+                                                     checkouts, units, sales, tax, cash, card
+
+Quarters, not hours, because every time zone in use is a whole number of quarter hours
+from UTC: a reader (:mod:`~tillflow.shop.reporting.sales_queries`) groups them into hours
+or days of any zone, and the zone can change without rebuilding anything.
+
+A report kept before these buckets existed has earlier sales in its totals only; the row
+``since`` records the totals as they stood when the buckets began (zeros for a new shop),
+so ``since + Σ buckets == totals`` always holds (:func:`sales_violations`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Final
+
+import msgspec
+
+from tillflow.engine import EventStore, RecordedEvent, Session
+from tillflow.shop.reporting.rows import Totals
+from tillflow.shop.sale import tenders
+from tillflow.shop.sale.tenders import PaidTender, RefundTender
+
+SALES_VIEW: Final = "report.sales"
+SINCE_KEY: Final = "since"
+QUARTER: Final = timedelta(minutes=15)
+QUARTERS_PER_DAY: Final = 96
+
+
+class SalesFigures(msgspec.Struct, array_like=True):
+    """Sales in one period, in integer cents. ``sales``: what checkouts were paid (tax
+    included); ``refunds``: what returns paid back; ``tax``: the tax in sales − refunds;
+    ``cash`` / ``card``: takings by tender net of refunds to it (cash handed over beyond
+    the total went back as change and is not counted). ``cash + card == revenue``."""
+
+    checkouts: int = 0
+    returns: int = 0
+    units_sold: int = 0
+    units_returned: int = 0
+    sales: int = 0
+    refunds: int = 0
+    tax: int = 0
+    cash: int = 0
+    card: int = 0
+
+    @property
+    def revenue(self) -> int:
+        """Sales − refunds, tax included (the report's ``revenue``)."""
+        return self.sales - self.refunds
+
+    @property
+    def net(self) -> int:
+        """Revenue without its tax."""
+        return self.revenue - self.tax
+
+    def add(self, other: SalesFigures) -> None:
+        """Add ``other``'s figures to these."""
+        for name in self.__struct_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class SalesDay(msgspec.Struct):
+    """One UTC date: figures per quarter of an hour (0 = 00:00–00:15 UTC), only those with
+    a sale or a return."""
+
+    quarters: dict[int, SalesFigures] = msgspec.field(default_factory=dict)
+
+
+class _Line(msgspec.Struct):
+    quantity: int
+    tax: int = 0
+
+
+class _Sale(msgspec.Struct):
+    """What the buckets need of a ``CheckedOut`` (decoded without the rest)."""
+
+    at: datetime
+    total: int
+    lines: list[_Line]
+    tenders: list[PaidTender] = msgspec.field(default_factory=list)
+
+
+class _Return(msgspec.Struct):
+    """What the buckets need of an ``ItemsReturned``."""
+
+    at: datetime
+    refund_total: int
+    lines: list[_Line]
+    refunds: list[RefundTender] = msgspec.field(default_factory=list)
+
+
+def quarter_of(at: datetime) -> tuple[date, int]:
+    """The UTC date and the quarter of that date ``at`` falls in."""
+    utc = at.astimezone(UTC)
+    return utc.date(), utc.hour * 4 + utc.minute // 15
+
+
+def quarter_start(day: date, quarter: int) -> datetime:
+    """When quarter ``quarter`` of UTC date ``day`` begins."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + quarter * QUARTER
+
+
+def figures_of(event: RecordedEvent) -> tuple[datetime, SalesFigures]:
+    """The sale's or return's time and its figures (a ``CheckedOut`` or ``ItemsReturned``)."""
+    if event.type == "CheckedOut":
+        sale = msgspec.json.decode(event.data, type=_Sale)
+        paid = tenders.paid_with(sale.total, sale.tenders)
+        return sale.at, SalesFigures(
+            checkouts=1,
+            units_sold=sum(line.quantity for line in sale.lines),
+            sales=sale.total,
+            tax=sum(line.tax for line in sale.lines),
+            cash=sum(part.amount for part in paid if part.type == tenders.CASH),
+            card=sum(part.amount for part in paid if part.type == tenders.CARD),
+        )
+    back = msgspec.json.decode(event.data, type=_Return)
+    refunds = tenders.refunded_with(back.refund_total, back.refunds)
+    return back.at, SalesFigures(
+        returns=1,
+        units_returned=sum(line.quantity for line in back.lines),
+        refunds=back.refund_total,
+        tax=-sum(line.tax for line in back.lines),
+        cash=-sum(part.amount for part in refunds if part.type == tenders.CASH),
+        card=-sum(part.amount for part in refunds if part.type == tenders.CARD),
+    )
+
+
+def since_figures(totals: Totals) -> SalesFigures:
+    """What ``totals`` hold, as sales figures (tenders unknown: all counted as cash)."""
+    return SalesFigures(
+        checkouts=totals.checkouts,
+        returns=totals.returns,
+        units_sold=totals.units_sold,
+        units_returned=totals.units_returned,
+        sales=totals.revenue,
+        tax=totals.tax,
+        cash=totals.revenue,
+    )
+
+
+def count_sale(session: Session, view: str, event: RecordedEvent, before: Totals) -> None:
+    """Count ``event`` (a ``CheckedOut`` or ``ItemsReturned``) into its quarter of ``view``.
+    ``before``: the report's totals before the event (kept as ``since`` the first time)."""
+    marker = ("sales-since", view)
+    if marker not in session.scratch:
+        if session.get(view, SINCE_KEY) is None:  # the first sale since buckets began
+            counted = before.checkouts or before.returns
+            session.put(view, SINCE_KEY, since_figures(before) if counted else SalesFigures())
+        session.scratch[marker] = True
+    at, figures = figures_of(event)
+    day, quarter = quarter_of(at)
+    key = day.isoformat()
+    found: SalesDay | None = session.get(view, key, SalesDay)
+    row = found if found is not None else SalesDay()
+    bucket = row.quarters.get(quarter)
+    if bucket is None:
+        row.quarters[quarter] = figures
+    else:
+        bucket.add(figures)
+    session.put(view, key, row)
+
+
+def read_since(store: EventStore, view: str = SALES_VIEW) -> SalesFigures:
+    """The totals the buckets began from (zeros if none)."""
+    raw = store.read_view(view, SINCE_KEY)
+    return SalesFigures() if raw is None else msgspec.json.decode(raw, type=SalesFigures)
+
+
+def read_days(store: EventStore, view: str = SALES_VIEW) -> dict[date, SalesDay]:
+    """Every UTC date with sales, with its quarters."""
+    decoder = msgspec.json.Decoder(SalesDay)
+    return {
+        date.fromisoformat(key): decoder.decode(raw)
+        for key, raw in store.view_rows(view)
+        if key != SINCE_KEY
+    }
+
+
+def summed(parts: Iterable[SalesFigures]) -> SalesFigures:
+    """The sum of ``parts``."""
+    total = SalesFigures()
+    for part in parts:
+        total.add(part)
+    return total
+
+
+def sales_violations(store: EventStore, totals: Totals, view: str = SALES_VIEW) -> list[str]:
+    """How the buckets disagree with the report's ``totals`` read in the same snapshot:
+    each bucket's tenders must give its revenue, and ``since`` + the buckets the totals'
+    checkouts and returns (both counted as the report handles a sale). On one lane the
+    revenue, tax and units must agree too; on several, the totals take a sale's lines when
+    Inventory's stream of the product reaches them, which may come before the report has
+    handled the sale on its own lane (:class:`SalesAudit` checks the buckets there)."""
+    found = []
+    buckets = [
+        (day, quarter, figures)
+        for day, row in sorted(read_days(store, view).items())
+        for quarter, figures in sorted(row.quarters.items())
+    ]
+    for day, quarter, figures in buckets:
+        if figures.cash + figures.card != figures.revenue:
+            found.append(
+                f"sales {day} quarter {quarter}: tenders (cash {figures.cash} + card "
+                f"{figures.card}) and revenue {figures.revenue} differ"
+            )
+    all_of = summed([read_since(store, view), *(figures for _, _, figures in buckets)])
+    pairs = {
+        "checkouts": (all_of.checkouts, totals.checkouts),
+        "returns": (all_of.returns, totals.returns),
+    }
+    if store.lane_count == 1:
+        pairs |= {
+            "units_sold": (all_of.units_sold, totals.units_sold),
+            "units_returned": (all_of.units_returned, totals.units_returned),
+            "revenue": (all_of.revenue, totals.revenue),
+            "tax": (all_of.tax, totals.tax),
+        }
+    for name, (buckets_say, totals_say) in pairs.items():
+        if buckets_say != totals_say:
+            found.append(f"sales buckets add up to {name} {buckets_say}, totals say {totals_say}")
+    return found
+
+
+class SalesAudit:
+    """The buckets against the log: every quarter holds exactly the sales and returns at
+    or before the report's checkpoint on each lane, whatever the lanes (a shop whose
+    buckets began after its report, ``since`` not zero, is not checked)."""
+
+    def __init__(self, processor: str, view: str = SALES_VIEW) -> None:
+        self.processor = processor
+        self.view = view
+
+    def __call__(self, store: EventStore) -> list[str]:
+        with store.snapshot():
+            if read_since(store, self.view) != SalesFigures():
+                return []
+            truth: dict[tuple[date, int], SalesFigures] = {}
+            for lane in range(store.lane_count):
+                passed = store.checkpoint(self.processor, lane)
+                for event in store.read(lane, 0, passed, types=("CheckedOut", "ItemsReturned")):
+                    at, figures = figures_of(event)
+                    truth.setdefault(quarter_of(at), SalesFigures()).add(figures)
+            kept = {
+                (day, quarter): figures
+                for day, row in read_days(store, self.view).items()
+                for quarter, figures in row.quarters.items()
+            }
+        return [
+            f"sales {day} quarter {quarter}: buckets {kept.get((day, quarter))}, the sales "
+            f"the report passed {truth.get((day, quarter))}"
+            for day, quarter in sorted(set(truth) | set(kept))
+            if kept.get((day, quarter)) != truth.get((day, quarter))
+        ]
