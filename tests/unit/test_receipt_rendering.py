@@ -160,7 +160,7 @@ def test_long_names_ids_and_many_lines_stay_within_48_columns() -> None:
     )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     names=st.lists(
         st.text(min_size=1, max_size=200).map(str.strip).filter(bool), min_size=1, max_size=8
@@ -170,18 +170,39 @@ def test_long_names_ids_and_many_lines_stay_within_48_columns() -> None:
     bp=st.integers(0, 10_000),
     rate=st.text(min_size=0, max_size=64),
     shop=st.text(min_size=1, max_size=200),
+    till=st.integers(1, 64),
+    number=st.integers(1, 10**12),
+    card=st.text(min_size=1, max_size=64),
     cash=st.integers(0, 10**13),
 )
 def test_any_receipt_fits_48_columns(
-    names: list[str], quantity: int, price: int, bp: int, rate: str, shop: str, cash: int
+    names: list[str],
+    quantity: int,
+    price: int,
+    bp: int,
+    rate: str,
+    shop: str,
+    till: int,
+    number: int,
+    card: str,
+    cash: int,
 ) -> None:
     lines = [line(f"p{index}", name, quantity, price, rate, bp) for index, name in enumerate(names)]
     total = sum(item.line_total for item in lines)
-    sale = CheckedOut(
-        "c-1", "till-1", NOON, lines, total, [PaidTender("cash", total, handed=total + cash)], cash
-    )
-    printed = checkout_receipt(ShopHeader(shop), sale, Numbered("till-1", 3))
+    paid = [PaidTender("card", 1, card=card, code=card, reference=card)] if total else []
+    paid.append(PaidTender("cash", total - len(paid), handed=total - len(paid) + cash))
+    till_id = "t" * till
+    sale = CheckedOut("c-1", till_id, NOON, lines, total, paid, cash)
+    printed = checkout_receipt(ShopHeader(shop), sale, Numbered(till_id, number))
     assert max(_widths(render_text(printed))) <= WIDTH
+
+
+@pytest.mark.parametrize("till", range(30, 45))
+def test_a_till_and_number_just_too_wide_for_one_line_take_two(till: int) -> None:
+    sale = CheckedOut("c-1", "t" * till, NOON, [line("a", "A", 1, 100, "zero", 0)], 100)
+    text = render_text(checkout_receipt(ShopHeader(), sale, Numbered("t" * till, 1234)))
+    assert max(_widths(text)) <= WIDTH
+    assert "Receipt 1234" in text
 
 
 def test_zero_rate_lines_and_a_sale_recorded_before_vat_print_their_rows() -> None:
