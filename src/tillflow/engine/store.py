@@ -51,9 +51,9 @@ class Emitted:
     """Already validated where it was made (by :class:`Session.emit`)."""
 
 
-@dataclass(frozen=True, slots=True)
-class AppendRequest:
-    """One append of :meth:`EventStore.append_many`."""
+class AppendRequest(msgspec.Struct, frozen=True):
+    """One append of :meth:`EventStore.append_many` (a Struct: a checkout's tills make one
+    per checkout, and a frozen dataclass takes ~0.6 µs to make, this ~0.1)."""
 
     stream: str
     events: Sequence[NewEvent]
