@@ -70,9 +70,9 @@ Le Petit Prince
 TOTAL                                      36.73
 ------------------------------------------------
 VAT                    net        tax      gross
-A reduced 5.5%        3.55       0.20       3.75
-B standard 20%       19.98       4.00      23.98
-C zero 0%             9.00       0.00       9.00
+A reduced 5.5 %       3.55       0.20       3.75
+B standard 20 %      19.98       4.00      23.98
+C zero 0 %            9.00       0.00       9.00
 ------------------------------------------------
 Card ****4242                              20.00
   auth A1B2C3  ref sim-00000007
@@ -211,7 +211,7 @@ def test_zero_rate_lines_and_a_sale_recorded_before_vat_print_their_rows() -> No
     sale = CheckedOut("c-1", "till-1", NOON, [legacy, zero], 1100)  # no tenders recorded: cash
     text = render_text(checkout_receipt(ShopHeader(), sale, Numbered("till-1", 1)))
     assert vat_row("A no VAT", "2.00", "0.00", "2.00") in text
-    assert vat_row("B zero 0%", "9.00", "0.00", "9.00") in text
+    assert vat_row("B zero 0 %", "9.00", "0.00", "9.00") in text
     assert "2026-07-14 10:05:09 UTC" in text  # the default zone
     assert "Cash                                       11.00" in text
     assert "CHANGE                                      0.00" in text
@@ -223,7 +223,7 @@ def test_a_rate_label_too_wide_for_its_column_goes_on_a_line_of_its_own() -> Non
     )
     text = render_text(checkout_receipt(ShopHeader(), sale, Numbered("till-1", 1)))
     figures = vat_row("", "10.00", "2.00", "12.00").lstrip()
-    assert f"\nA super-reduced-rate 20%\n{figures:>{WIDTH}}\n" in text
+    assert f"\nA super-reduced-rate 20 %\n{figures:>{WIDTH}}\n" in text
 
 
 @pytest.mark.parametrize(

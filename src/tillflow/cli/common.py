@@ -15,6 +15,7 @@ from tillflow.service.bootstrap import (
     open_store,
     service_registry,
 )
+from tillflow.shop.money import money, percent
 from tillflow.shop.reporting.rows import Totals
 
 console = Console()
@@ -105,18 +106,11 @@ def statistics_table(rows: list[ProcessorStatistics], title: str) -> Table:
     return table
 
 
-def money(cents: int) -> str:
-    """Minor units as money: ``123456`` → ``1,234.56`` (integer arithmetic, no float)."""
-    sign = "-" if cents < 0 else ""
-    whole, part = divmod(abs(cents), 100)
-    return f"{sign}{whole:,}.{part:02d}"
-
-
 def vat_by_rate(totals: Totals) -> str:
     """The VAT in the revenue and its share per rate: ``VAT 12.90 in it: reduced 5 %:
     0.60 of 12.60 · standard 20 %: 12.30 of 73.80``."""
     rates = [
-        f"{entry.rate or 'before VAT'} {entry.basis_points / 100:g} %: {money(entry.tax)} "
+        f"{entry.rate or 'before VAT'} {percent(entry.basis_points)}: {money(entry.tax)} "
         f"of {money(entry.revenue)}"
         for entry in totals.by_rate
     ]

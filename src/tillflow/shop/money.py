@@ -11,7 +11,7 @@ def money(cents: int) -> str:
 
 
 def percent(basis_points: int) -> str:
-    """A rate in basis points as a percentage: ``2000`` → ``20%``, ``550`` → ``5.5%``."""
+    """A rate in basis points as a percentage: ``2000`` → ``20 %``, ``550`` → ``5.5 %``."""
     whole, part = divmod(basis_points, 100)
     decimals = f"{part:02d}".rstrip("0")
-    return f"{whole}.{decimals}%" if decimals else f"{whole}%"
+    return f"{whole}.{decimals} %" if decimals else f"{whole} %"

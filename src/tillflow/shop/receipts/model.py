@@ -63,7 +63,7 @@ class VatRow:
 
     @property
     def label(self) -> str:
-        """``standard 20%`` (``no VAT`` for lines recorded before the shop kept VAT)."""
+        """``standard 20 %`` (``no VAT`` for lines recorded before the shop kept VAT)."""
         return f"{self.rate} {percent(self.basis_points)}" if self.rate else "no VAT"
 
 

@@ -17,7 +17,7 @@ from tillflow.shop.sale.tenders import CARD
 
 WIDTH: Final = 48
 LABEL: Final = 15
-"""Columns of a VAT row's label (``A standard 20%``); three figures of 11 fill the rest."""
+"""Columns of a VAT row's label (``A standard 20 %``); three figures of 11 fill the rest."""
 FIGURE: Final = 11
 RULE: Final = "-" * WIDTH
 DOUBLE: Final = "=" * WIDTH
