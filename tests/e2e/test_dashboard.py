@@ -42,6 +42,7 @@ from tests.e2e.servers import free_socket
 from tillflow.engine.postgres import PostgresEventStore
 from tillflow.service.access_tokens import Role, TokenBook
 from tillflow.service.bootstrap import service_registry
+from tillflow.shop.assembly import shop_processors
 
 CHROMIUM = Path(os.environ.get("TILLFLOW_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -456,6 +457,7 @@ def test_the_checks_fail_on_a_page_that_stopped_updating(shop: Shop, page: Page)
 # -- PostgreSQL: workers and the lanes they hold -----------------------------------------
 
 LEASED_LANES = 4
+GROUPS = [processor.name for processor in shop_processors()]
 LEASE_TTL = 2.0
 START_DEADLINE = 45.0
 """Seconds for processes to start: a busy machine takes many to import them."""
@@ -493,7 +495,7 @@ class LeasedShop:
         return held
 
     def settled(self, pids: set[int], timeout: float = DEADLINE) -> dict[int, dict[str, list[int]]]:
-        """The holdings once every lane of both groups is held by ``pids`` in fair shares."""
+        """The holdings once every lane of every group is held by ``pids`` in fair shares."""
         share = -(-LEASED_LANES // len(pids))
         deadline = time.monotonic() + timeout
         while True:
@@ -503,7 +505,7 @@ class LeasedShop:
             ]
             if (
                 set(held) == pids
-                and len(lanes) == 2 * LEASED_LANES
+                and len(lanes) == len(GROUPS) * LEASED_LANES
                 and all(len(g) <= share for groups in held.values() for g in groups.values())
             ):
                 return held
@@ -592,7 +594,7 @@ def test_the_pipeline_shows_workers_and_their_lanes_live_on_postgres(
     first.send_signal(signal.SIGTERM)
     assert first.wait(DEADLINE) == 0
     alone = leased_shop.settled({second.pid})
-    assert alone == {second.pid: {"inventory": [0, 1, 2, 3], "reporting": [0, 1, 2, 3]}}
+    assert alone == {second.pid: {group: [0, 1, 2, 3] for group in GROUPS}}
     shows_holdings(page, alone)
     expect(page.locator("#workers-note")).to_have_text("1 live · lanes shared by leases")
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from tests.e2e.servers import Api
 from tillflow.cli import app
 from tillflow.cli.leased import lease_keeper
-from tillflow.engine import BatchEffects, MemoryEventStore, NewEvent, State
+from tillflow.engine import BatchEffects, MemoryEventStore, NewEvent, Processor, State
 from tillflow.engine.leasing import Fence, LeaseKeeper
 from tillflow.engine.postgres import LeaseLost, PostgresEventStore
 from tillflow.engine.postgres.errors import ViewRowChanged
@@ -23,10 +23,16 @@ from tillflow.engine.runtime import Runtime
 from tillflow.http import create_app
 from tillflow.service.access_tokens import Role, TokenBook
 from tillflow.service.bootstrap import service_registry
-from tillflow.shop.assembly import REGISTRY, Shop
+from tillflow.shop.assembly import REGISTRY, Shop, shop_processors
 
 LANES = 4
 TTL = 30.0
+GROUPS = ("inventory", "reporting")
+
+
+def shop_groups() -> list[Processor]:
+    """The shop's processors of :data:`GROUPS`."""
+    return [processor for processor in shop_processors() if processor.name in GROUPS]
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 15.0) -> None:
@@ -46,7 +52,9 @@ def store(postgres_url: str) -> Iterator[PostgresEventStore]:
 
 
 def keeper(store: PostgresEventStore, run: list[str] | None = None) -> tuple[LeaseKeeper, Runtime]:
-    runtime = Shop(store).runtime(run)
+    """A keeper of a runtime of the shop's Inventory and report (the groups these tests
+    look at) running ``run`` (default: both)."""
+    runtime = Shop(store, processors=shop_groups()).runtime(run)
     found = lease_keeper(store, runtime, TTL)
     assert found is not None
     return found, runtime

@@ -16,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.servers import Api
+from tests.integration.test_postgres_lease_keeper import GROUPS, shop_groups
 from tillflow.cli.leased import lease_keeper
 from tillflow.engine import BatchEffects, CheckpointConflict, EventStore, SqliteEventStore
 from tillflow.engine.leasing import Fence, LeaseKeeper
@@ -30,7 +31,7 @@ from tillflow.http import create_app
 from tillflow.http.metrics import Metrics
 from tillflow.service.access_tokens import Role, TokenBook
 from tillflow.service.bootstrap import service_registry
-from tillflow.shop.assembly import Shop
+from tillflow.shop.assembly import Shop, shop_processors
 
 LANES = 4
 LONG = 30.0
@@ -131,7 +132,7 @@ def wait_for(attempt: Callable[[], Fence | None], timeout: float = 15.0) -> Fenc
 
 
 def keeper(store: PostgresEventStore) -> LeaseKeeper:
-    found = lease_keeper(store, Shop(store).runtime(), LONG)
+    found = lease_keeper(store, Shop(store, processors=shop_groups()).runtime(), LONG)
     assert found is not None
     return found
 
@@ -195,7 +196,10 @@ async def test_processors_show_the_workers_their_lanes_and_the_lanes_nobody_hold
         status = (await api.get("/processors")).json()
         assert status["leased"] is True
         unheld = sorted(set(range(LANES)) - set(first.held))
-        assert status["unheld"] == {"inventory": unheld, "reporting": unheld}
+        assert status["unheld"] == {  # the shop's other processors run nowhere here
+            processor.name: unheld if processor.name in GROUPS else list(range(LANES))
+            for processor in shop_processors()
+        }
         workers = {worker["worker"]: worker for worker in status["workers"]}
         assert set(workers) == {first.owner, second.owner}
         mine = sorted(first.held)
@@ -208,7 +212,7 @@ async def test_processors_show_the_workers_their_lanes_and_the_lanes_nobody_hold
         }
         second.tick()
         status = (await api.get("/processors")).json()
-        assert status["unheld"] == {}
+        assert status["unheld"].keys().isdisjoint(GROUPS)
         rows = {(row["processor"], row["lane"]): row for row in status["processors"]}
         for lane in second.held:
             assert rows[("reporting", lane)]["owner"] == second.owner

@@ -17,7 +17,7 @@ import pytest
 
 from tillflow.engine import format_id, new_event_id
 from tillflow.engine.postgres import LeaseRow, PostgresEventStore
-from tillflow.shop.assembly import REGISTRY, Shop
+from tillflow.shop.assembly import REGISTRY, Shop, shop_processors
 from tillflow.shop.inventory.commands import ReceiveStock
 from tillflow.shop.reporting.audit import read_rows, read_totals
 from tillflow.shop.reporting.projection import REPORT_VIEWS
@@ -101,7 +101,7 @@ def shared_fairly(store: PostgresEventStore, pids: set[int]) -> bool:
     """Every lane of every group held, by the given workers only, ≤ the fair share each."""
     held = owners(store)
     share = -(-LANES // len(pids))
-    return len(held) == 2 and all(
+    return len(held) == len(shop_processors()) and all(
         sum(counts.values()) == LANES and set(counts) <= pids and max(counts.values()) <= share
         for counts in held.values()
     )

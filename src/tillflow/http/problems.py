@@ -18,11 +18,15 @@ more than 4,300 digits), bad Content-Length
 server's own plain-text 400)
 missing / invalid / revoked token              401     ``unauthenticated``
 a role acting outside its rights               403     ``forbidden``
-unknown route; unknown product, checkout or    404     ``not-found``, ``unknown-product``,
-return named in the URL path                           ``unknown-checkout``,
-                                                       ``unknown-return``
+unknown route; unknown product or checkout     404     ``not-found``, ``unknown-product``,
+named in the URL path                                  ``unknown-checkout``
+till or closed session unknown to the cash-up  404     ``unknown-till``,
+(in the URL path)                                      ``unknown-session``
 method not allowed on the route                405     ``method-not-allowed``
 product already in the catalog                 409     ``product-exists``
+a sale, return or close at a till that was     409     ``till-not-open``
+opened before and is closed now
+opening a till that is open                    409     ``till-open``
 GTIN another product carries                   409     ``duplicate-gtin``
 id (idempotency key) reused with other content 409     ``idempotency-conflict``
 discontinued product named in the path         409     ``product-discontinued``
@@ -50,8 +54,6 @@ the card terminal did not answer in time       504     ``terminal-timeout``
 (nothing recorded; retry with the same key)
 the store is closing, or its database is       503     ``unavailable``
 unavailable (retry with the same key)
-a receipt asked for before the receipts        503     ``receipt-not-numbered``
-processor numbered its checkout (Retry-After)
 =============================================  ======  =========================
 
 Rule for things that do not exist: named in the URL path → 404 (the resource is not
@@ -84,13 +86,11 @@ from tillflow.shop.errors import (
     InvalidField,
     ProductDiscontinued,
     ProductExists,
-    ReceiptNotNumbered,
     RefundExceedsPayment,
     ReturnExceedsPurchase,
     UnknownCheckout,
     UnknownGtin,
     UnknownProduct,
-    UnknownReturn,
 )
 from tillflow.shop.sale.payments import (
     RefundExceedsCharge,
@@ -98,6 +98,8 @@ from tillflow.shop.sale.payments import (
     TerminalTimeout,
     UnknownAuthorization,
 )
+from tillflow.shop.sale.till_sessions import TillAlreadyOpen, TillNotOpen
+from tillflow.shop.tills.queries import UnknownSession, UnknownTill
 
 log = logging.getLogger("tillflow.http")
 
@@ -317,27 +319,6 @@ def _catalog_problem(request: Request, error: TillflowError) -> Response | None:
     return None
 
 
-def _receipt_problem(request: Request, error: TillflowError) -> Response | None:
-    """The problem for a receipt that cannot be printed (yet), else ``None``."""
-    if isinstance(error, UnknownReturn):
-        in_path = "return_id" in request.path_params
-        field = FieldError(
-            field="return_id", reason="no such return", location="path" if in_path else "body"
-        )
-        return problem(
-            404 if in_path else 422, "unknown-return", "Unknown return", str(error), [field]
-        )
-    if isinstance(error, ReceiptNotNumbered):
-        return problem(
-            503,
-            "receipt-not-numbered",
-            "Receipt not numbered yet",
-            str(error),
-            headers={"Retry-After": RETRY_AFTER},
-        )
-    return None
-
-
 def domain_problem(request: Request, error: TillflowError) -> Response:
     if isinstance(error, InvalidField):
         location = _location(request, error.field.split(".")[0].split("[")[0])
@@ -379,9 +360,6 @@ def domain_problem(request: Request, error: TillflowError) -> Response:
     barcode = _catalog_problem(request, error)
     if barcode is not None:
         return barcode
-    printed = _receipt_problem(request, error)
-    if printed is not None:
-        return printed
     if isinstance(error, CheckoutConflict):
         field = FieldError(
             field=error.key_name,
@@ -401,6 +379,9 @@ def domain_problem(request: Request, error: TillflowError) -> Response:
     payment = _payment_problem(request, error)
     if payment is not None:
         return payment
+    till = _till_problem(request, error)
+    if till is not None:
+        return till
     if isinstance(error, ConcurrencyConflict):
         return problem(
             409,
@@ -442,6 +423,25 @@ def _payment_problem(request: Request, error: TillflowError) -> Response | None:
         return problem(422, "refund-exceeds-payment", "Refund exceeds payment", str(error), [field])
     if isinstance(error, UnknownAuthorization):
         return problem(409, "terminal-refused", "Card terminal refused", str(error))
+    return None
+
+
+def _till_problem(request: Request, error: TillflowError) -> Response | None:
+    """The problem for a refusal about a till's sessions, else ``None``."""
+    if isinstance(error, TillNotOpen):
+        location = _location(request, "till_id")
+        field = FieldError(field="till_id", reason="the till is not open", location=location)
+        return problem(409, "till-not-open", "Till not open", str(error), [field])
+    if isinstance(error, TillAlreadyOpen):
+        reason = f"session {error.open_session!r} is open"
+        field = FieldError(field="till_id", reason=reason, location="path")
+        return problem(409, "till-open", "Till open", str(error), [field])
+    if isinstance(error, UnknownTill):
+        field = FieldError(field="till_id", reason="no such till", location="path")
+        return problem(404, "unknown-till", "Unknown till", str(error), [field])
+    if isinstance(error, UnknownSession):
+        field = FieldError(field="session_id", reason="no closed session", location="path")
+        return problem(404, "unknown-session", "Unknown session", str(error), [field])
     return None
 
 

@@ -16,7 +16,7 @@ import msgspec
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field, computed_field
 
-from tillflow.engine import EventStore
+from tillflow.engine import EventStore, Receipt
 from tillflow.http.auth import VIEWERS, GuardedRoute, require
 from tillflow.http.problems import problem_responses
 from tillflow.http.schemas import Identifier
@@ -25,7 +25,7 @@ from tillflow.service.receipt_tokens import PATTERN as RECEIPT_TOKEN_PATTERN
 from tillflow.service.receipt_tokens import decode_receipt
 from tillflow.shop.errors import InvalidField, UnknownProduct
 from tillflow.shop.inventory.stock import is_low
-from tillflow.shop.reporting.queries import Report
+from tillflow.shop.reporting.queries import Freshness, Report
 
 router = APIRouter(prefix="/report", tags=["report"], route_class=GuardedRoute)
 
@@ -151,8 +151,8 @@ def read_your_writes(
 ReadYourWrites = Annotated[Wait, Depends(read_your_writes)]
 
 
-def _freshness(store: EventStore, report: Report) -> FreshnessOut:
-    freshness = report.freshness
+def freshness_out(store: EventStore, freshness: Freshness) -> FreshnessOut:
+    """The JSON form of a processor's ``freshness``, with each checkpoint's commit time."""
     as_of = []
     for lane, position in sorted(freshness.checkpoint.items()):
         passed = store.read(lane, position - 1, position) if position > 0 else []
@@ -174,27 +174,34 @@ def report_out(store: EventStore, report: Report) -> ReportOut:
     return ReportOut(
         rows=[ProductRowOut.model_validate(msgspec.to_builtins(row)) for row in report.rows],
         totals=TotalsOut.model_validate(msgspec.to_builtins(report.totals)),
-        freshness=_freshness(store, report),
+        freshness=freshness_out(store, report.freshness),
     )
+
+
+def awaited(store: EventStore, wait: Wait) -> Receipt | None:
+    """The receipt ``wait.wait_for`` names (``None`` if none). Raises
+    :class:`InvalidField` for a token that is not a receipt of this store."""
+    if wait.wait_for is None:
+        return None
+    receipt = decode_receipt(wait.wait_for)
+    heads = store.heads()
+    for lane, position in receipt.positions.items():
+        if lane not in heads:
+            raise InvalidField("wait_for", wait.wait_for, f"names lane {lane}: no such lane")
+        if position > heads[lane]:
+            raise InvalidField(
+                "wait_for",
+                wait.wait_for,
+                f"names position {position} on lane {lane}, beyond the log's head "
+                f"{heads[lane]}: not a receipt of this store",
+            )
+    return receipt
 
 
 async def read_report(services: Services, wait: Wait) -> ReportOut:
     """The report, after waiting for ``wait.wait_for`` if given. Raises
     :class:`InvalidField` for a token that is not a receipt of this store."""
-    receipt = None
-    if wait.wait_for is not None:
-        receipt = decode_receipt(wait.wait_for)
-        heads = services.store.heads()
-        for lane, position in receipt.positions.items():
-            if lane not in heads:
-                raise InvalidField("wait_for", wait.wait_for, f"names lane {lane}: no such lane")
-            if position > heads[lane]:
-                raise InvalidField(
-                    "wait_for",
-                    wait.wait_for,
-                    f"names position {position} on lane {lane}, beyond the log's head "
-                    f"{heads[lane]}: not a receipt of this store",
-                )
+    receipt = awaited(services.store, wait)
     report = await services.shop.report.read(services.runtime, receipt, wait.timeout)
     return report_out(services.store, report)
 

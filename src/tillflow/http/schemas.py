@@ -30,6 +30,7 @@ from tillflow.service.receipt_tokens import encode_receipt
 from tillflow.shop import validation
 from tillflow.shop.errors import InvalidField
 from tillflow.shop.sale import gtin
+from tillflow.shop.sale.till_sessions import MAX_CASH
 from tillflow.shop.sale.vat import MAX_BASIS_POINTS
 
 T = TypeVar("T")
@@ -108,6 +109,8 @@ Count = Annotated[
     _integer(0, validation.MAX_STOCK_QUANTITY),
 ]
 Price = Annotated[StrictInt, _between(0, validation.MAX_PRICE), _integer(0, validation.MAX_PRICE)]
+Cash = Annotated[StrictInt, _between(0, MAX_CASH), _integer(0, MAX_CASH)]
+"""Cents of cash in a till's drawer: a float or a count."""
 BasisPoints = Annotated[StrictInt, _between(0, MAX_BASIS_POINTS), _integer(0, MAX_BASIS_POINTS)]
 """A tax rate's size: 0..10,000 basis points (2000 is 20 %)."""
 
