@@ -28,6 +28,7 @@ from tillflow.http import (
     events,
     problems,
     processors,
+    receipts,
     report,
     stock,
     tax_rates,
@@ -43,8 +44,9 @@ from tillflow.http.services import Services
 from tillflow.http.watch import ReportWatch
 from tillflow.service.access_tokens import TokenBook
 from tillflow.service.bootstrap import open_store, service_registry
-from tillflow.service.settings import Settings, load_settings, simulated_terminal
+from tillflow.service.settings import Settings, load_settings, shop_header, simulated_terminal
 from tillflow.shop.assembly import Shop
+from tillflow.shop.receipts.model import ShopHeader
 from tillflow.shop.sale.payments import PaymentTerminal
 from tillflow.shop.sale.service import Clock, utc_now
 from tillflow.shop.sale.simulated_terminal import SimulatedTerminal
@@ -138,8 +140,10 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opened = store
+        header = shop_header(settings) if settings else ShopHeader()
         if opened is None:
             chosen = settings or load_settings()
+            header = shop_header(chosen)
             opened = open_store(chosen.database, registry=service_registry())
         try:
             shop = Shop(opened, clock, terminal=terminal)
@@ -150,7 +154,9 @@ def create_app(
                 metrics.store_health = runtime.health.status
                 metrics.report_rows = shop.report.rows
                 metrics.leases = functools.partial(_leases_unless_away, opened, runtime)
-                app.state.services = Services(shop, runtime, TokenBook(opened), watch, metrics)
+                app.state.services = Services(
+                    shop, runtime, TokenBook(opened), watch, metrics, header
+                )
                 try:
                     yield
                 finally:
@@ -176,7 +182,7 @@ def create_app(
         openapi_url="/openapi.json",
     )
     problems.install(app)
-    for module in (catalog, tax_rates, checkouts, stock, report, processors, events):
+    for module in (catalog, tax_rates, checkouts, receipts, stock, report, processors, events):
         app.include_router(module.router)
     app.include_router(catalog_import.router)
     app.include_router(tills.router)

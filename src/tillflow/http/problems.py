@@ -18,8 +18,9 @@ more than 4,300 digits), bad Content-Length
 server's own plain-text 400)
 missing / invalid / revoked token              401     ``unauthenticated``
 a role acting outside its rights               403     ``forbidden``
-unknown route; unknown product or checkout     404     ``not-found``, ``unknown-product``,
-named in the URL path                                  ``unknown-checkout``
+unknown route; unknown product, checkout or    404     ``not-found``, ``unknown-product``,
+return named in the URL path                           ``unknown-checkout``,
+                                                       ``unknown-return``
 till or closed session unknown to the cash-up  404     ``unknown-till``,
 (in the URL path)                                      ``unknown-session``
 method not allowed on the route                405     ``method-not-allowed``
@@ -54,6 +55,8 @@ the card terminal did not answer in time       504     ``terminal-timeout``
 (nothing recorded; retry with the same key)
 the store is closing, or its database is       503     ``unavailable``
 unavailable (retry with the same key)
+a receipt asked for before the receipts        503     ``receipt-not-numbered``
+processor numbered its checkout (Retry-After)
 =============================================  ======  =========================
 
 Rule for things that do not exist: named in the URL path → 404 (the resource is not
@@ -86,11 +89,13 @@ from tillflow.shop.errors import (
     InvalidField,
     ProductDiscontinued,
     ProductExists,
+    ReceiptNotNumbered,
     RefundExceedsPayment,
     ReturnExceedsPurchase,
     UnknownCheckout,
     UnknownGtin,
     UnknownProduct,
+    UnknownReturn,
 )
 from tillflow.shop.sale.payments import (
     RefundExceedsCharge,
@@ -319,6 +324,27 @@ def _catalog_problem(request: Request, error: TillflowError) -> Response | None:
     return None
 
 
+def _receipt_problem(request: Request, error: TillflowError) -> Response | None:
+    """The problem for a receipt that cannot be printed (yet), else ``None``."""
+    if isinstance(error, UnknownReturn):
+        in_path = "return_id" in request.path_params
+        field = FieldError(
+            field="return_id", reason="no such return", location="path" if in_path else "body"
+        )
+        return problem(
+            404 if in_path else 422, "unknown-return", "Unknown return", str(error), [field]
+        )
+    if isinstance(error, ReceiptNotNumbered):
+        return problem(
+            503,
+            "receipt-not-numbered",
+            "Receipt not numbered yet",
+            str(error),
+            headers={"Retry-After": RETRY_AFTER},
+        )
+    return None
+
+
 def domain_problem(request: Request, error: TillflowError) -> Response:
     if isinstance(error, InvalidField):
         location = _location(request, error.field.split(".")[0].split("[")[0])
@@ -360,6 +386,9 @@ def domain_problem(request: Request, error: TillflowError) -> Response:
     barcode = _catalog_problem(request, error)
     if barcode is not None:
         return barcode
+    printed = _receipt_problem(request, error)
+    if printed is not None:
+        return printed
     if isinstance(error, CheckoutConflict):
         field = FieldError(
             field=error.key_name,
