@@ -185,3 +185,27 @@ async def test_a_slow_terminal_does_not_serialize_tills(
     assert one >= 0.2
     # 64 tills together take about one call's time: one after another 64 ×, six threads 11 ×
     assert tills < 2.5 * one, (one, tills)
+
+
+async def test_a_card_refund_the_terminal_refuses_is_a_409_and_records_nothing(
+    tmp_path: Path,
+) -> None:
+    """A terminal that does not know the approval (a simulated one after a restart: it kept
+    its answers in memory) refuses the refund; nothing is recorded, the till is told why."""
+    async with served(tmp_path / "shop.db", terminal=SimulatedTerminal()) as api:
+        added = await api.post("/catalog", {"product_id": "apple", "name": "Apple", "price": 120})
+        assert added.status_code == 201, added.text
+        body = sale("c-1", [card(120)]) | {"lines": [{"product_id": "apple", "quantity": 1}]}
+        rung = await api.post("/checkouts", body, role=Role.TILL)
+        assert rung.status_code == 201, rung.text
+        tokens = api.tokens
+    async with served(tmp_path / "shop.db", tokens, terminal=SimulatedTerminal()) as api:
+        before = await api.settled_heads()
+        returned = await api.post(
+            "/checkouts/c-1/returns",
+            {"return_id": "r-1", "lines": [{"product_id": "apple", "quantity": 1}]},
+            role=Role.TILL,
+        )
+        assert returned.status_code == 409, returned.text
+        assert returned.json()["type"] == "urn:tillflow:problem:terminal-refused"
+        assert await api.settled_heads() == before

@@ -44,13 +44,14 @@ return of more than was bought                 422     ``return-exceeds-purchase
 GTIN no product carries (in the path: 404)     422     ``unknown-gtin``
 catalog file with bad rows (each field by      422     ``invalid-catalog``
 ``line``; nothing imported)
-refund of more than was paid                   422     ``refund-exceeds-payment``
+refund of more than was paid (or than the      422     ``refund-exceeds-payment``
+terminal has left of the approval)
 card declined by the terminal (no sale; the    402     ``card-declined``
 decline is recorded)
 checkout id sent to the terminal before with   409     ``idempotency-conflict``
 another card or amount
 refund of an approval the terminal does not    409     ``terminal-refused``
-know (or has less left of)
+know (nothing recorded)
 the card terminal did not answer in time       504     ``terminal-timeout``
 (nothing recorded; retry with the same key)
 the store is closing, or its database is       503     ``unavailable``
