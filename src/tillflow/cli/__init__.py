@@ -6,7 +6,8 @@ check failed, 2 bad usage or configuration.
     tillflow serve | worker                  run the shop (cli.serve)
     tillflow checkout | receive | count      write from scripts (cli.scripts)
     tillflow reorder-point                   low stock below it (cli.scripts)
-    tillflow report | status | version       look inside (cli.inspect)
+    tillflow report | status | version       look inside (cli.inspect; report --csv)
+    tillflow sales hourly | daily            sales per hour or day as CSV (cli.sales)
     tillflow receipt ID [--return R]         print a receipt (cli.receipts)
     tillflow token create | revoke | list    bearer tokens (cli.tokens)
     tillflow catalog import FILE.csv         import or update the catalog (cli.catalog)
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import typer
 
-from tillflow.cli import catalog, demos, inspect, receipts, scripts, serve, tokens
+from tillflow.cli import catalog, demos, inspect, receipts, sales, scripts, serve, tokens
 
 app = typer.Typer(
     help="tillflow: a point-of-sale backend whose reports stay true while its handlers run "
@@ -38,6 +39,7 @@ app.command()(inspect.status)
 app.command()(receipts.receipt)
 app.add_typer(tokens.app, name="token")
 app.add_typer(catalog.app, name="catalog")
+app.add_typer(sales.app, name="sales")
 app.command()(demos.demo)
 app.command("engine-demo")(demos.engine_demo)
 app.command()(demos.simulate)

@@ -11,11 +11,20 @@ import typer
 from rich.table import Table
 
 from tillflow import __version__
-from tillflow.cli.common import DatabaseOption, console, money, open_existing, show, vat_by_rate
+from tillflow.cli.common import (
+    DatabaseOption,
+    console,
+    fail,
+    open_existing,
+    show,
+    vat_by_rate,
+)
 from tillflow.cli.leased import LEASE_COLUMNS, lease_cells
 from tillflow.http.report import report_out
 from tillflow.service.bootstrap import describe_database
+from tillflow.service.exports import report_csv, totals_csv
 from tillflow.shop.inventory.stock import is_low
+from tillflow.shop.money import money
 from tillflow.shop.reporting.queries import Report, ReportReader
 
 
@@ -95,12 +104,25 @@ def report(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON (as GET /report).")
     ] = False,
+    as_csv: Annotated[
+        bool,
+        typer.Option("--csv", help="Print the rows as CSV, each with its as-of (GET /report.csv)."),
+    ] = False,
+    totals_only: Annotated[
+        bool,
+        typer.Option("--totals", help="With --csv: the totals, all and per VAT rate, instead."),
+    ] = False,
 ) -> None:
     """Print the report: per product units sold and returned, revenue, stock left,
     shortfalls, each row with the position and time it is true as of; then the totals."""
+    if totals_only and not as_csv:
+        raise fail("--totals goes with --csv", 2)
     store = open_existing(database)
     try:
         read = ReportReader(store).report()
+        if as_csv:
+            typer.echo(totals_csv(read) if totals_only else report_csv(read), nl=False)
+            return
         if as_json:
             typer.echo(report_out(store, read).model_dump_json(indent=2))
             return

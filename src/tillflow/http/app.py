@@ -26,6 +26,7 @@ from tillflow.http import (
     catalog_import,
     checkouts,
     events,
+    exports,
     problems,
     processors,
     receipts,
@@ -185,6 +186,7 @@ def create_app(
     for module in (catalog, tax_rates, checkouts, receipts, stock, report, processors, events):
         app.include_router(module.router)
     app.include_router(catalog_import.router)
+    app.include_router(exports.router)
     app.include_router(tills.router)
     if STATIC.is_dir():
         app.mount("/dashboard", StaticFiles(directory=STATIC, html=True), name="dashboard")
