@@ -15,7 +15,7 @@ refund by tender (card first, then cash from the drawer). Returns take no number
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from string import ascii_uppercase
@@ -121,20 +121,32 @@ def _code(index: int) -> str:
     return ascii_uppercase[index] if index < len(ascii_uppercase) else str(index + 1)
 
 
-def _vat(
-    lines: Iterable[CheckoutLine | ReturnLine],
-) -> tuple[list[VatRow], dict[tuple[str, int], str]]:
-    """VAT per rate of ``lines``, coded A, B, … in rate order; and each rate's code."""
-    rows = [
+def _priced(
+    lines: Sequence[CheckoutLine] | Sequence[ReturnLine],
+) -> tuple[list[ReceiptLine], list[VatRow]]:
+    """``lines`` as printed, each with its rate's code; and VAT per rate, coded A, B, … in
+    rate order (:func:`~tillflow.shop.sale.tax_rates.by_rate`)."""
+    vat = [
         VatRow(_code(index), rate.rate, rate.basis_points, rate.net, rate.tax, rate.gross)
         for index, rate in enumerate(by_rate(lines))
     ]
-    return rows, {(row.rate, row.basis_points): row.code for row in rows}
+    codes = {(row.rate, row.basis_points): row.code for row in vat}
+    printed = [
+        ReceiptLine(
+            line.name,
+            line.quantity,
+            line.unit_price,
+            line.line_total if isinstance(line, CheckoutLine) else line.refund,
+            codes[(line.tax_rate, line.basis_points)],
+        )
+        for line in lines
+    ]
+    return printed, vat
 
 
 def checkout_receipt(header: ShopHeader, sale: CheckedOut, numbered: Numbered) -> PrintedReceipt:
     """The receipt of ``sale``, numbered ``numbered`` at its till."""
-    vat, codes = _vat(sale.lines)
+    lines, vat = _priced(sale.lines)
     tenders = [
         TenderRow(CARD, tender.amount, masked(tender.card), tender.code, tender.reference)
         if tender.type == CARD
@@ -147,16 +159,7 @@ def checkout_receipt(header: ShopHeader, sale: CheckedOut, numbered: Numbered) -
         number=numbered.number,
         checkout_id=sale.checkout_id,
         at=sale.at.astimezone(header.timezone),
-        lines=[
-            ReceiptLine(
-                line.name,
-                line.quantity,
-                line.unit_price,
-                line.line_total,
-                codes[(line.tax_rate, line.basis_points)],
-            )
-            for line in sale.lines
-        ],
+        lines=lines,
         vat=vat,
         total=sale.total,
         tenders=tenders,
@@ -169,7 +172,7 @@ def return_receipt(
 ) -> PrintedReceipt:
     """The receipt of ``returned``, units of ``sale`` (numbered ``numbered``), at the till
     that paid the refund (returns recorded before tills said so: the sale's)."""
-    vat, codes = _vat(returned.lines)
+    lines, vat = _priced(returned.lines)
     cards = {tender.reference: tender.card for tender in sale.tenders if tender.type == CARD}
     refunds = [
         TenderRow(
@@ -187,16 +190,7 @@ def return_receipt(
         number=numbered.number,
         checkout_id=sale.checkout_id,
         at=returned.at.astimezone(header.timezone),
-        lines=[
-            ReceiptLine(
-                line.name,
-                line.quantity,
-                line.unit_price,
-                line.refund,
-                codes[(line.tax_rate, line.basis_points)],
-            )
-            for line in returned.lines
-        ],
+        lines=lines,
         vat=vat,
         total=returned.refund_total,
         tenders=refunds,
