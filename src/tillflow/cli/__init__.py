@@ -9,6 +9,8 @@ check failed, 2 bad usage or configuration.
     tillflow report | status | version       look inside (cli.inspect; report --csv)
     tillflow sales hourly | daily            sales per hour or day as CSV (cli.sales)
     tillflow receipt ID [--return R]         print a receipt (cli.receipts)
+    tillflow till open | close | x-report    till sessions and cash-up (cli.tills)
+    tillflow till z-report TILL SESSION      a closed session's Z report (cli.tills)
     tillflow token create | revoke | list    bearer tokens (cli.tokens)
     tillflow catalog import FILE.csv         import or update the catalog (cli.catalog)
     tillflow demo | engine-demo | simulate   see it work (cli.demos)
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import typer
 
-from tillflow.cli import catalog, demos, inspect, receipts, sales, scripts, serve, tokens
+from tillflow.cli import catalog, demos, inspect, receipts, sales, scripts, serve, tills, tokens
 
 app = typer.Typer(
     help="tillflow: a point-of-sale backend whose reports stay true while its handlers run "
@@ -37,6 +39,7 @@ app.command("reorder-point")(scripts.reorder_point)
 app.command()(inspect.report)
 app.command()(inspect.status)
 app.command()(receipts.receipt)
+app.add_typer(tills.app, name="till")
 app.add_typer(tokens.app, name="token")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(sales.app, name="sales")

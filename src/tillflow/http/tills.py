@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from tillflow.engine import Receipt
+from tillflow.engine import EventStore, Receipt
 from tillflow.http.auth import MANAGERS, GuardedRoute, require
 from tillflow.http.idempotency import IdempotencyKey, optional_key
 from tillflow.http.problems import problem_responses
@@ -131,7 +131,8 @@ def _session(row: TillSession) -> SessionOut:
     )
 
 
-def _report(services: Services, report: TillReport) -> TillReportOut:
+def till_report_out(store: EventStore, report: TillReport) -> TillReportOut:
+    """The JSON form of an X or Z report read from ``store``."""
     till = report.till
     return TillReportOut(
         till_id=till.till_id,
@@ -140,7 +141,7 @@ def _report(services: Services, report: TillReport) -> TillReportOut:
         session=None if report.session is None else _session(report.session),
         final=report.final,
         outside=_takings(till.outside),
-        freshness=freshness_out(services.store, report.freshness),
+        freshness=freshness_out(store, report.freshness),
     )
 
 
@@ -196,7 +197,7 @@ async def close_till(
 async def x_report(till_id: TillId, services: ServicesDep, wait: ReadYourWrites) -> TillReportOut:
     reader = services.shop.tills
     waited = await reader.wait(services.runtime, awaited(services.store, wait), wait.timeout)
-    return _report(services, reader.x_report(till_id, waited))
+    return till_report_out(services.store, reader.x_report(till_id, waited))
 
 
 @router.get(
@@ -210,4 +211,4 @@ async def z_report(
 ) -> TillReportOut:
     reader = services.shop.tills
     waited = await reader.wait(services.runtime, awaited(services.store, wait), wait.timeout)
-    return _report(services, reader.z_report(till_id, session_id, waited))
+    return till_report_out(services.store, reader.z_report(till_id, session_id, waited))
