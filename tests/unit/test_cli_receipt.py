@@ -91,3 +91,13 @@ def test_an_unknown_time_zone_is_a_usage_error(
     refused = runner.invoke(app, ["receipt", "c-1", "-d", database])
     assert refused.exit_code == 2
     assert "TILLFLOW_TIMEZONE: no time zone 'Europe/Atlantis'" in refused.output
+
+
+@pytest.mark.parametrize("name", ["   ", "Shop\x1b[2J", "x" * 201])
+def test_a_shop_name_a_printer_cannot_take_is_a_usage_error(
+    database: str, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv("TILLFLOW_SHOP_NAME", name)
+    refused = runner.invoke(app, ["receipt", "c-1", "-d", database])
+    assert refused.exit_code == 2
+    assert "TILLFLOW_SHOP_NAME: must" in refused.output
