@@ -38,6 +38,7 @@ def test_a_uuid_key_keeps_its_first_eight_bytes_in_any_case(key: uuid.UUID) -> N
         "01a248d2-5a98-7000-8000-0c87f6a98cb ",  # a space where a digit goes
         "01a248d2-5a98-7000-8000-0c87f6a98cbg",  # not hex
         "01a248d2 5a98-7000-8000-0c87f6a98cb0",
+        "01a248d2-5a98-7000-8000-0c87f6a9  cb",  # bytes.fromhex skips spaces: 15 bytes
         "0_a248d2-5a98-7000-8000-0c87f6a98cb0",  # int() would take the underscore
         "０1a248d2-5a98-7000-8000-0c87f6a98cb0",  # a full-width digit
         "till-7:checkout-42",
