@@ -4,7 +4,8 @@ alone: ``python -m bench.failover``).
 
 On the benchmark's own cluster (:func:`bench.postgres_shop.bench_cluster`), a fresh
 database of 16 lanes gets the workload's catalog and stock; three workers share the lanes
-of Inventory and the report by leases (``--lease-ttl``) while a till thread keeps ringing
+of the shop's processors (Inventory, the report and the others: :data:`GROUPS`) by leases
+(``--lease-ttl``) while a till thread keeps ringing
 up checkouts (a batch of 8 every 50 ms, so every lane keeps getting work; it holds back
 while the workers are far behind: :data:`MOST_BEHIND`). Then, one at a time, each
 followed by a fresh worker and a wait until the lanes are shared fairly again:
@@ -44,7 +45,6 @@ from tests.postgres_cluster import PostgresCluster
 from bench.cases import Context, Progress
 from bench.pos import workload
 from bench.postgres_shop import (
-    GROUPS,
     LANES,
     RunFailed,
     WorkerProcess,
@@ -60,7 +60,7 @@ from bench.report import CaseResult
 from bench.shop import BASKETS, percentile
 from tillflow.engine import format_id, new_event_id
 from tillflow.engine.postgres import PostgresEventStore, fair_share
-from tillflow.shop.assembly import REGISTRY, Shop
+from tillflow.shop.assembly import REGISTRY, Shop, shop_processors
 from tillflow.shop.sale.commands import Checkout
 
 WORKERS: Final = 3
@@ -76,12 +76,15 @@ TILL_BATCH: Final = 8
 TILL_PAUSE: Final = 0.05
 """The till's pace: at most 160 checkouts/s, about ten events a second on every lane (a
 commit to wait for), light enough for the workers to keep up on a small machine."""
-MOST_BEHIND: Final = 3_000
+MOST_BEHIND: Final = 600
 """Positions Inventory and the report may be behind the heads, summed, before the till
-holds back: on a machine that other work leaves too little of (two cores shared with a
-test suite), 160 checkouts/s outruns the workers, and then every lane's backlog, and each
-new owner's wait behind its other lanes' batches, grows without end: a figure of the
-machine, not of failover."""
+holds back (about two seconds of the till's work; ``--most-behind``): on a machine that
+other work leaves too little of (two cores shared with a test suite), 160 checkouts/s
+outruns the workers, and then every lane's backlog, and each new owner's wait behind its
+other lanes' batches, grows without end: a figure of the machine, not of failover."""
+
+GROUPS: Final = tuple(processor.name for processor in shop_processors())
+"""The processor groups whose lanes the workers share (``tillflow worker`` runs them all)."""
 
 Signal = Literal["SIGKILL", "SIGTERM"]
 Lane = tuple[str, int]
@@ -191,8 +194,9 @@ def watch_takeover(
 class Till:
     """A till ringing up the workload's checkouts in small batches until stopped."""
 
-    def __init__(self, store: PostgresEventStore) -> None:
+    def __init__(self, store: PostgresEventStore, most_behind: int = MOST_BEHIND) -> None:
         self.store = store
+        self.most_behind = most_behind
         self.shop = Shop(store)
         self.count = 0
         self.held_back = 0.0
@@ -211,7 +215,7 @@ class Till:
         started = time.monotonic()
         try:
             while not self._stop.is_set():
-                if sum(behind(self.store)) > MOST_BEHIND:
+                if sum(behind(self.store)) > self.most_behind:
                     self._stop.wait(TILL_PAUSE)
                     self.held_back += TILL_PAUSE
                     continue
@@ -236,7 +240,7 @@ class Till:
         return (
             f"the till rang up {self.count / seconds:.0f} checkouts/s (at most "
             f"{TILL_BATCH / TILL_PAUSE:.0f}), held back {self.held_back / seconds:.0%} of the "
-            f"time (Inventory and the report more than {MOST_BEHIND:,} positions behind)"
+            f"time (Inventory and the report more than {self.most_behind:,} positions behind)"
         )
 
     def stop(self) -> int:
@@ -353,6 +357,7 @@ def run_failover(
     *,
     ttl: float = TTL,
     workers: int = WORKERS,
+    most_behind: int = MOST_BEHIND,
     progress: Progress = lambda _: None,
 ) -> FailoverRun:
     """``kills`` SIGKILLs, then ``handovers`` SIGTERMs, on a fresh database of
@@ -361,7 +366,7 @@ def run_failover(
     url = cluster.create_database()
     store = PostgresEventStore(url, lanes=LANES, registry=REGISTRY)
     fleet = Fleet(url, ttl)
-    till = Till(store)
+    till = Till(store, most_behind)
     try:
         seed(store)
         for _ in range(workers):
@@ -515,6 +520,12 @@ def main() -> None:
     parser.add_argument("--handovers", type=int, default=10)
     parser.add_argument("--ttl", type=float, default=TTL, help="the workers' --lease-ttl")
     parser.add_argument("--workers", type=int, default=WORKERS)
+    parser.add_argument(
+        "--most-behind",
+        type=int,
+        default=MOST_BEHIND,
+        help="positions the workers may be behind before the till holds back",
+    )
     options = parser.parse_args()
     say: Callable[[str], None] = lambda message: print(f"… {message}", file=sys.stderr)  # noqa: E731
     with bench_cluster() as (cluster, shown):
@@ -526,6 +537,7 @@ def main() -> None:
             options.handovers,
             ttl=options.ttl,
             workers=options.workers,
+            most_behind=options.most_behind,
             progress=say,
         )
     for result in _results(run, options.kills, options.handovers, f"load {os.getloadavg()}"):
