@@ -57,13 +57,15 @@ class Gate:
             self.released = released
 
 
+def opened(url: str, lanes: int) -> Iterator[PostgresEventStore]:
+    with PostgresEventStore(url, lanes=lanes) as store:
+        assert isinstance(store, PostgresEventStore)
+        yield store
+
+
 @pytest.fixture
 def store(postgres_url: str) -> Iterator[PostgresEventStore]:
-    opened = PostgresEventStore(postgres_url, lanes=1)
-    try:
-        yield opened
-    finally:
-        opened.close()
+    yield from opened(postgres_url, 1)
 
 
 def keeper(store: PostgresEventStore, processor: Processor, ttl: float = 30.0) -> LeaseKeeper:
@@ -224,11 +226,7 @@ def test_a_batch_that_loses_to_another_workers_commit_is_redone_in_its_turn(
 
 @pytest.fixture
 def two_lanes(postgres_url: str) -> Iterator[PostgresEventStore]:
-    opened = PostgresEventStore(postgres_url, lanes=2)
-    try:
-        yield opened
-    finally:
-        opened.close()
+    yield from opened(postgres_url, 2)
 
 
 def test_the_other_lanes_give_way_to_a_lane_just_taken_over(
