@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from pathlib import Path
+from socket import socket
 from typing import Annotated
 
 import typer
@@ -14,15 +15,22 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from tillflow.cli.common import console, errors, fail, money, statistics_table, vat_by_rate
+from tillflow.cli.common import console, errors, fail, statistics_table, vat_by_rate
+from tillflow.cli.demo_server import listening_socket, run_served
 from tillflow.demos.engine import REGISTRY as ENGINE_REGISTRY
 from tillflow.demos.engine import DemoSettings
 from tillflow.demos.engine import run_demo as run_engine_demo
 from tillflow.demos.shop import ShopDemoSettings, Snapshot, Verdict, run_shop_demo
 from tillflow.demos.simulation import DESIGNS, Design, simulate_shop
-from tillflow.engine import ProcessorStatistics, TillflowError
-from tillflow.service.bootstrap import ConfigurationError, describe_database, open_store
+from tillflow.engine import EventStore, ProcessorStatistics, TillflowError
+from tillflow.service.bootstrap import (
+    ConfigurationError,
+    describe_database,
+    open_store,
+    service_registry,
+)
 from tillflow.shop.assembly import REGISTRY as SHOP_REGISTRY
+from tillflow.shop.money import money
 from tillflow.shop.reporting.rows import ProductRow
 from tillflow.testing import Leasing
 
@@ -159,6 +167,50 @@ def _print_verdict(verdict: Verdict, settings: ShopDemoSettings) -> None:
         )
 
 
+def _run_live(store: EventStore, settings: ShopDemoSettings, sock: socket | None) -> Verdict | None:
+    """Run the demo under a live view (served on ``sock`` if given: see
+    :mod:`tillflow.cli.demo_server`); ``None`` when a signal stopped it before its verdict."""
+    duration = settings.duration
+    progress = Progress(
+        TextColumn("[bold]{task.fields[phase]:<9}"),
+        BarColumn(),
+        TextColumn("{task.completed:5.1f}/{task.total:g} s"),
+        TextColumn("{task.fields[checkouts]:>9,} checkouts rung up"),
+        TimeRemainingColumn(),
+    )
+    task = progress.add_task("selling", total=duration, phase="selling", checkouts=0)
+    height = console.height if console.is_terminal else 40  # fit the view on a screen
+    url = ""
+    with Live(console=console, auto_refresh=False, redirect_stderr=False) as live:
+
+        def tick(snapshot: Snapshot) -> None:
+            progress.update(
+                task,
+                completed=min(snapshot.elapsed, duration),
+                phase=snapshot.phase,
+                checkouts=snapshot.counters.checkouts,
+            )
+            live.update(_shop_view(progress, snapshot, height), refresh=True)
+
+        def announce(found: str) -> None:
+            nonlocal url
+            url = found
+            console.print(f"[bold]dashboard:[/] {found}", highlight=False, soft_wrap=True)
+
+        def finished(verdict: Verdict) -> None:
+            live.stop()
+            console.print()
+            _print_verdict(verdict, settings)
+            console.print(f"still serving {url}\n  Ctrl-C to stop", highlight=False, soft_wrap=True)
+
+        try:
+            if sock is None:
+                return asyncio.run(run_shop_demo(store, settings, tick))
+            return asyncio.run(run_served(store, settings, sock, announce, tick, finished))
+        except TillflowError as error:
+            raise fail(f"the demo stopped: {error}", 1) from None
+
+
 def demo(
     database: Annotated[
         str | None,
@@ -174,6 +226,20 @@ def demo(
     tills: Annotated[int, typer.Option(help="Tills checking out concurrently.")] = 4,
     rate: Annotated[float, typer.Option(help="Checkouts per second, all tills together.")] = 500.0,
     seed: Annotated[int, typer.Option(help="Seed of the tills', truck's and returns' dice.")] = 1,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Serve the API and the dashboard while the demo runs (and after, until "
+            "Ctrl-C); print the dashboard's URL with a viewer token.",
+        ),
+    ] = False,
+    host: Annotated[str, typer.Option(help="With --serve: the address to listen on.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="With --serve: the port (0: a free one).")
+    ] = 8000,
 ) -> None:
     """The shop on a SQLite file: a seeded catalog, tills checking out concurrently while
     deliveries arrive, customers return things and a few products sell out (oversells become
@@ -182,9 +248,15 @@ def demo(
     settings = ShopDemoSettings(duration, tills, rate, seed)
     for problem in settings.problems():
         raise fail(problem, 2)
+    sock = None
+    if serve:
+        try:
+            sock = listening_socket(host, port)
+        except OSError as error:
+            raise fail(f"--host {host} --port {port}: cannot listen there: {error}", 2) from None
     path = database or str(Path(tempfile.mkdtemp(prefix="tillflow-shop-")) / "shop.db")
     try:
-        store = open_store(path, registry=SHOP_REGISTRY)
+        store = open_store(path, registry=service_registry() if serve else SHOP_REGISTRY)
     except (ConfigurationError, TillflowError) as error:
         raise fail(str(error), 2) from None
     try:
@@ -199,34 +271,17 @@ def demo(
             f"{rate:,.0f} checkouts/s · {duration:g} s · seed {seed}",
             highlight=False,
         )
-        progress = Progress(
-            TextColumn("[bold]{task.fields[phase]:<9}"),
-            BarColumn(),
-            TextColumn("{task.completed:5.1f}/{task.total:g} s"),
-            TextColumn("{task.fields[checkouts]:>9,} checkouts rung up"),
-            TimeRemainingColumn(),
-        )
-        task = progress.add_task("selling", total=duration, phase="selling", checkouts=0)
-        height = console.height if console.is_terminal else 40  # fit the view on a screen
-        with Live(console=console, auto_refresh=False, redirect_stderr=False) as live:
-
-            def tick(snapshot: Snapshot) -> None:
-                progress.update(
-                    task,
-                    completed=min(snapshot.elapsed, duration),
-                    phase=snapshot.phase,
-                    checkouts=snapshot.counters.checkouts,
-                )
-                live.update(_shop_view(progress, snapshot, height), refresh=True)
-
-            try:
-                verdict = asyncio.run(run_shop_demo(store, settings, tick))
-            except TillflowError as error:
-                raise fail(f"the demo stopped: {error}", 1) from None
+        served = _run_live(store, settings, sock)
     finally:
+        if sock is not None:
+            sock.close()
         store.close()
-    console.print()
-    _print_verdict(verdict, settings)
+    if served is None:
+        raise fail("stopped before the end: nothing verified", 1)
+    verdict = served
+    if sock is None:  # --serve printed it while still serving
+        console.print()
+        _print_verdict(verdict, settings)
     shown = describe_database(path)
     console.print(f"database: {shown}\n  look inside: tillflow status --database {shown}")
     if not verdict.matches:
