@@ -9,6 +9,12 @@ in cash, some walk away), and some tills crash between the terminal's approval a
 recorded sale: the retry must find that approval, never charging twice. At the end, tenders,
 gross line totals and the report's revenue must agree, per till and in all.
 
+Every few commands a till changes shift (:mod:`tillflow.demos.till_shifts`): its session is
+closed with a count and the next opened. After every step the cash-up is checked against the
+log at its checkpoint (:class:`~tillflow.shop.tills.audit.CashUpAudit`), and at the end each
+Z report's difference against the count made. ``cash_up="handed"`` runs a cash-up that
+forgets the change (negative control, which the checks must catch).
+
 ``design`` picks the report: ``barrier`` (the shop's own), ``chain``, ``eventual`` or
 ``naive`` and ``trap`` (negative controls, which the checks must catch). ``leasing`` runs
 Inventory and the report on several simulated workers sharing the lanes by leases.
@@ -24,6 +30,7 @@ from typing import Literal
 
 import msgspec
 
+from tillflow.demos.till_shifts import TillShifts
 from tillflow.engine import EventStore, Processor, Receipt, TillflowError
 from tillflow.shop.assembly import REGISTRY
 from tillflow.shop.errors import CardDeclined
@@ -69,9 +76,13 @@ from tillflow.shop.sale.events import CheckedOut, ItemsReturned, checkout_stream
 from tillflow.shop.sale.service import SaleService
 from tillflow.shop.sale.simulated_terminal import SimulatedTerminal
 from tillflow.shop.sale.tenders import CARD, CASH, Tender
+from tillflow.shop.tills.audit import CashUpAudit
+from tillflow.shop.tills.designs import handed_cash_up_processor
+from tillflow.shop.tills.projection import tills_processor
 from tillflow.testing import Leasing, SimulationResult, simulate
 
 Design = Literal["barrier", "chain", "eventual", "naive", "trap"]
+CashUpDesign = Literal["shop", "handed"]
 StockChange = ReceiveStock | CountStock | SetReorderPoint
 DESIGNS: tuple[Design, ...] = ("barrier", "chain", "eventual", "naive", "trap")
 PRODUCTS = ("apple", "bread", "cheese", "dates")
@@ -121,6 +132,8 @@ class ShopScenario:
     fifth authorization is lost on its way back (the till looks it up)."""
     payments: dict[str, int] = field(default_factory=dict)
     """Seen during the run: paid by card, declined, crashed after approval, in cash."""
+    cash_up: CashUpDesign = "shop"
+    shifts: TillShifts = field(default_factory=TillShifts)
 
     def __post_init__(self) -> None:
         views = self.views
@@ -134,6 +147,7 @@ class ShopScenario:
             self.audits = [IdentityAudit(views), ConsistentCutAudit(views)]
             if views.sales is not None:
                 self.audits.append(SalesAudit(self.report_name, views.sales))
+        self.audits.append(CashUpAudit())
 
     @property
     def views(self) -> ReportViews:
@@ -164,9 +178,17 @@ class ShopScenario:
             "naive": naive_processor,
             "trap": trap_processor,
         }[self.design]()
-        return [inventory_processor(batch_size=2), report]
+        cash_up = tills_processor(2) if self.cash_up == "shop" else handed_cash_up_processor()
+        return [inventory_processor(batch_size=2), report, cash_up]
 
     def command(self, rng: random.Random, store: EventStore) -> str:
+        done = self._command(rng, store)
+        if not self.shifts.due(self.commands):
+            return done
+        sale = SaleService(store, self.clock, self.terminal)
+        return f"{done}; {self.shifts.change(store, sale, self.commands)}"
+
+    def _command(self, rng: random.Random, store: EventStore) -> str:
         sale = SaleService(store, self.clock, self.terminal)
         inventory = InventoryService(store)
         self.commands += 1
@@ -413,6 +435,7 @@ class ShopScenario:
             *tender_violations(store, totals),
             *self._charges(store),
             *self._low_stock(store, rows),
+            *self.shifts.violations(store),
         ]
 
 

@@ -39,7 +39,7 @@ NAME = "tills"
 SUBSCRIBED = frozenset({"TillOpened", "TillClosed", "CardDeclined", "CheckedOut", "ItemsReturned"})
 
 
-class _Sale(msgspec.Struct):
+class Sale(msgspec.Struct):
     """The part of a ``CheckedOut`` the cash-up reads."""
 
     till_id: str
@@ -87,28 +87,26 @@ class CashUp:
     def __call__(self, event: RecordedEvent, session: Session) -> None:
         kind = event.type
         if kind == "CheckedOut":
-            sale = event.decode(_Sale)
-            self._count(session, event, sale.till_id, sale.session_id).sold(
-                sale.total, sale.tenders
-            )
+            sale = event.decode(Sale)
+            self.count(session, event, sale.till_id, sale.session_id).sold(sale.total, sale.tenders)
         elif kind == "ItemsReturned":
             back = event.decode(_Return)
             till_id = back.till_id
             if till_id is None:  # recorded before till sessions: the checkout's till
                 first = session.store.read_stream(checkout_stream(back.checkout_id), 0, 1)
-                till_id = first[0].decode(_Sale).till_id
-            self._count(session, event, till_id, back.session_id).refunded(
+                till_id = first[0].decode(Sale).till_id
+            self.count(session, event, till_id, back.session_id).refunded(
                 back.refund_total, back.refunds
             )
         elif kind == "CardDeclined":
             till = load_till(session, event.decode(_Declined).till_id)
-            self._count(session, event, till.till_id, till.open_session).declines += 1
+            self.count(session, event, till.till_id, till.open_session).declines += 1
         elif kind == "TillOpened":
             self._opened(session, event)
         elif kind == "TillClosed":
             self._closed(session, event)
 
-    def _count(
+    def count(
         self, session: Session, event: RecordedEvent, till_id: str, session_id: str | None
     ) -> Takings:
         """The figures ``event`` counts in (the caller adds to them; rows are put here,
