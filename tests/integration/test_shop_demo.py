@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
+
 from tillflow.demos.shop import CATALOG, ShopDemo, ShopDemoSettings, Snapshot
 from tillflow.engine import SqliteEventStore
-from tillflow.shop.assembly import REGISTRY
+from tillflow.engine.store import BatchEffects
+from tillflow.shop.assembly import REGISTRY, shop_processors
+from tillflow.shop.receipts.numbering import NUMBERS_VIEW, Numbered
 
 
 async def test_the_demo_matches_the_truth_with_oversells_deliveries_and_returns(
@@ -38,8 +42,7 @@ async def test_the_demo_matches_the_truth_with_oversells_deliveries_and_returns(
         assert snapshots[-1].identity_checks > 0
         assert snapshots[-1].identity_breaks == 0
         assert {lane.processor for lane in snapshots[-1].statistics} == {
-            "inventory",
-            "reporting",
+            processor.name for processor in shop_processors()
         }
 
         # negative control: a truth that differs by one delivered unit is a mismatch
@@ -51,6 +54,14 @@ async def test_the_demo_matches_the_truth_with_oversells_deliveries_and_returns(
         demo.payments.by_card -= 1
         found = demo.verify(verdict.elapsed, verdict.drain_seconds).problems
         assert any(problem.startswith("the terminal charged") for problem in found), found
+
+        # negative control: a receipt number given twice at a till (to no checkout)
+        tampered = BatchEffects(
+            views={(NUMBERS_VIEW, "ghost"): msgspec.json.encode(Numbered("till-1", 1))}
+        )
+        store.commit_batch("tamper", 0, 0, 0, tampered)
+        found = demo.verify(verdict.elapsed, verdict.drain_seconds).problems
+        assert any("receipt 1 of till-1: no ghost" in problem for problem in found), found
 
 
 def test_settings_name_the_option_that_is_wrong() -> None:

@@ -11,20 +11,31 @@ from pathlib import Path
 
 import pytest
 
-from tillflow.engine import EventStore, MemoryEventStore, SqliteEventStore, TillflowError
+from tillflow.engine import (
+    EventStore,
+    MemoryEventStore,
+    Processor,
+    RecordedEvent,
+    Session,
+    SqliteEventStore,
+    TillflowError,
+)
 from tillflow.engine.faults import FaultyStore, SimulatedCommitFailure
 from tillflow.engine.lane_processor import LaneProcessor
 from tillflow.shop.assembly import REGISTRY, Shop
 from tillflow.shop.errors import CardDeclined, CheckoutConflict
+from tillflow.shop.receipts.audit import numbering_violations
 from tillflow.shop.receipts.numbering import (
     NAME,
+    NUMBERS_VIEW,
+    TILLS_VIEW,
     Numbered,
     numbers_of,
     receipt_number,
     receipts_processor,
 )
 from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest
-from tillflow.shop.sale.events import checkout_stream
+from tillflow.shop.sale.events import CheckedOut, checkout_stream
 from tillflow.shop.sale.simulated_terminal import SimulatedTerminal
 from tillflow.shop.sale.tenders import Tender
 
@@ -86,6 +97,7 @@ async def test_numbers_are_dense_per_till_across_lanes_with_racing_retries_and_d
         by_till[command.till_id].append(command.checkout_id)
     numbers = _dense(store, by_till)
     assert len(numbers) == len(commands)  # the retries and the declines took none
+    assert numbering_violations(store) == []
     assert all(store.checkpoint(NAME, lane) == store.head(lane) for lane in range(4))
 
 
@@ -153,6 +165,7 @@ async def test_a_restart_keeps_the_numbers_and_goes_on_from_them(tmp_path: Path)
         numbers = _dense(
             store, {"till-1": [f"c-{index}" for index in range(8)], "till-2": ["c-other"]}
         )
+        assert numbering_violations(store) == []
     assert {checkout_id: numbers[checkout_id] for checkout_id in before} == before
     assert numbers["c-7"] == Numbered("till-1", 8) and numbers["c-other"] == Numbered("till-2", 1)
 
@@ -172,3 +185,46 @@ def test_a_refused_checkout_takes_no_number() -> None:
 async def _drain(shop: Shop) -> None:
     async with shop.runtime() as runtime:
         await runtime.drain(timeout=30)
+
+
+def _broken(kind: str) -> Processor:
+    """A numbering processor broken one way (the audit's negative controls)."""
+
+    def handle(event: RecordedEvent, session: Session) -> None:
+        sale = event.decode(CheckedOut)
+        last: int = session.get(TILLS_VIEW, sale.till_id, int) or 0
+        step = 2 if kind == "gap" else 1
+        if kind != "duplicate":
+            session.put(TILLS_VIEW, sale.till_id, last + step)
+        till = "till-x" if kind == "wrong till" else sale.till_id
+        if kind != "skip" or sale.checkout_id != "c-2":
+            session.put(NUMBERS_VIEW, sale.checkout_id, Numbered(till, last + step))
+
+    return Processor(NAME, handle, types=frozenset({"CheckedOut"}))
+
+
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [
+        ("right", None),
+        ("gap", "are not 1..3 (missing [1, 3], given twice [])"),
+        ("duplicate", "are not 1..3 (missing [2, 3], given twice [1])"),
+        ("wrong till", "numbered at till-x"),
+        ("skip", "1 checkout(s) not numbered, e.g. c-2"),
+    ],
+)
+async def test_the_audit_finds_gaps_duplicates_wrong_tills_and_unnumbered_sales(
+    kind: str, said: str | None
+) -> None:
+    store = MemoryEventStore(registry=REGISTRY)
+    shop = Shop(store, processors=[receipts_processor() if kind == "right" else _broken(kind)])
+    _stock(shop)
+    for index in range(1, 4):
+        shop.sale.checkout(_checkout(f"c-{index}", "till-1"))
+    async with shop.runtime() as runtime:
+        await runtime.drain(timeout=30)
+    found = numbering_violations(store)
+    if said is None:
+        assert found == []
+    else:
+        assert any(said in problem for problem in found), found

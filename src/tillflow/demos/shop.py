@@ -15,7 +15,8 @@ by barcode, the rest by product id; the truth resolves barcodes from the seeded 
 Customers pay with cash, a card or both (:mod:`tillflow.demos.paying`); some cards are
 declined — no sale — and the customer pays the same basket in cash or walks away. The
 verdict also checks the money: tenders = gross = the report's revenue, per till and in all,
-and the card terminal charged exactly what the card tenders say (never twice).
+and the card terminal charged exactly what the card tenders say (never twice); and the
+receipt numbers: each till's are 1..n, one per checkout (:mod:`tillflow.shop.receipts.audit`).
 
 Nothing here draws on the screen: :func:`run_shop_demo` calls ``on_tick`` with a
 :class:`Snapshot` a few times a second and returns a :class:`Verdict`.
@@ -51,6 +52,7 @@ from tillflow.engine import (
 )
 from tillflow.shop.assembly import Shop
 from tillflow.shop.inventory.commands import ReceiveStock
+from tillflow.shop.receipts.audit import numbering_violations
 from tillflow.shop.reporting.audit import ConsistentCutAudit, identity_violations
 from tillflow.shop.reporting.projection import REPORT_VIEWS
 from tillflow.shop.reporting.queries import Report
@@ -492,6 +494,7 @@ class ShopDemo:
         problems += ConsistentCutAudit(REPORT_VIEWS)(self.store)
         problems += self.anomalies
         problems += tender_violations(self.store, totals)
+        problems += numbering_violations(self.store)
         problems += self.payments.problems(self.terminal, self.gross)
         if self.identity_breaks:
             problems.append(
