@@ -7,11 +7,14 @@ from pathlib import Path
 
 import msgspec
 
+from tillflow.demos.cash_up import SESSION, SHORT
 from tillflow.demos.shop import CATALOG, ShopDemo, ShopDemoSettings, Snapshot
 from tillflow.engine import SqliteEventStore
 from tillflow.engine.store import BatchEffects
 from tillflow.shop.assembly import REGISTRY, shop_processors
 from tillflow.shop.receipts.numbering import NUMBERS_VIEW, Numbered
+from tillflow.shop.tills.queries import TillReader
+from tillflow.shop.tills.rows import SESSIONS_VIEW, session_key
 
 
 async def test_the_demo_matches_the_truth_with_oversells_deliveries_and_returns(
@@ -62,6 +65,23 @@ async def test_the_demo_matches_the_truth_with_oversells_deliveries_and_returns(
         store.commit_batch("tamper", 0, 0, 0, tampered)
         found = demo.verify(verdict.elapsed, verdict.drain_seconds).problems
         assert any("receipt 1 of till-1: no ghost" in problem for problem in found), found
+
+        # the tills were cashed up: till-1's drawer counted 0.50 short, the others exact
+        z_reports = [(z.till_id, z.difference, z.late.sales) for z in verdict.z_reports]
+        assert z_reports == [("till-1", -SHORT, 0), ("till-2", 0, 0), ("till-3", 0, 0)]
+        assert all(min(z.takings.cash, z.takings.card) > 0 for z in verdict.z_reports)
+
+        # negative control: a Z report a cent richer in cash than the log says
+        richer = TillReader(store).session("till-2", SESSION)
+        assert richer is not None
+        richer.takings.cash += 1
+        key = (SESSIONS_VIEW, session_key("till-2", SESSION))
+        store.commit_batch(
+            "tamper", 0, 0, 0, BatchEffects(views={key: msgspec.json.encode(richer)})
+        )
+        found = demo.verify(verdict.elapsed, verdict.drain_seconds).problems
+        assert any("till till-2 session day-1 shows" in problem for problem in found), found
+        assert any(problem.startswith("till-2: the Z report expects") for problem in found)
 
 
 def test_settings_name_the_option_that_is_wrong() -> None:

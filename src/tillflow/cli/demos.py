@@ -111,6 +111,24 @@ def _shop_view(progress: Progress, snapshot: Snapshot, height: int) -> Group:
     )
 
 
+def _print_z_reports(verdict: Verdict) -> None:
+    """One line per till's Z report: takings by tender, expected and counted cash."""
+    for row in verdict.z_reports:
+        takings = row.takings
+        difference = row.difference or 0
+        console.print(
+            f"Z {row.till_id}: {takings.sales:,} sales, cash {money(takings.cash)}, card "
+            f"{money(takings.card)}, refunds {money(takings.cash_refunds + takings.card_refunds)};"
+            f" expected {money(row.expected_cash)}, counted {money(row.counted or 0)}"
+            + (
+                f" ({money(abs(difference))} {'over' if difference > 0 else 'short'})"
+                if difference
+                else " (exact)"
+            ),
+            highlight=False,
+        )
+
+
 def _print_verdict(verdict: Verdict, settings: ShopDemoSettings) -> None:
     counters = verdict.counters
     selling = min(verdict.elapsed, settings.duration)
@@ -140,6 +158,7 @@ def _print_verdict(verdict: Verdict, settings: ShopDemoSettings) -> None:
         + (" = gross = revenue, per till and in all" if verdict.matches else ""),
         highlight=False,
     )
+    _print_z_reports(verdict)
     lag = ", ".join(
         f"{name} {verdict.max_lag_events[name]:,} events / {verdict.max_lag_seconds[name]:.3f} s"
         for name in verdict.max_lag_events

@@ -18,6 +18,10 @@ verdict also checks the money: tenders = gross = the report's revenue, per till 
 and the card terminal charged exactly what the card tenders say (never twice); and the
 receipt numbers: each till's are 1..n, one per checkout (:mod:`tillflow.shop.receipts.audit`).
 
+Each till opens a session with a float before the first customer and is cashed up once the
+shop has closed and the processors have caught up; the verdict checks the Z reports against
+the log (:mod:`tillflow.demos.cash_up`).
+
 Nothing here draws on the screen: :func:`run_shop_demo` calls ``on_tick`` with a
 :class:`Snapshot` a few times a second and returns a :class:`Verdict`.
 
@@ -40,6 +44,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Final
 
+from tillflow.demos.cash_up import DemoTills
 from tillflow.demos.paying import Payments, demo_terminal, pay
 from tillflow.engine import (
     EventStore,
@@ -62,6 +67,7 @@ from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest, Retur
 from tillflow.shop.sale.events import CheckedOut, ItemsReturned, ReturnLine
 from tillflow.shop.sale.gtin import check_digit
 from tillflow.shop.sale.vat import DEFAULT_RATES
+from tillflow.shop.tills.rows import TillSession
 
 
 @dataclass(frozen=True)
@@ -190,6 +196,7 @@ class Verdict:
     max_lag_seconds: dict[str, float] = field(default_factory=dict)
     refusals: list[str] = field(default_factory=list)
     payments: Payments = field(default_factory=Payments)
+    z_reports: list[TillSession] = field(default_factory=list)
 
     @property
     def matches(self) -> bool:
@@ -216,6 +223,7 @@ class ShopDemo:
         self.terminal = demo_terminal()
         self.shop = Shop(store, terminal=self.terminal)
         self.payments = Payments()
+        self.tills = DemoTills(settings.tills)
         self.gross = 0  # cents of the checkouts rung up, from the catalog's prices alone
         self.settings = settings
         self.truth = ShopTruth()
@@ -496,6 +504,7 @@ class ShopDemo:
         problems += tender_violations(self.store, totals)
         problems += numbering_violations(self.store)
         problems += self.payments.problems(self.terminal, self.gross)
+        problems += self.tills.problems(self.store)
         if self.identity_breaks:
             problems.append(
                 f"{self.identity_breaks} of {self.identity_checks} rows read during the run "
@@ -517,6 +526,7 @@ class ShopDemo:
             dict(self.max_lag_seconds),
             list(self.refusals),
             replace(self.payments),
+            self.tills.z_reports(self.store),
         )
 
     # -- the run ---------------------------------------------------------------------------
@@ -525,6 +535,7 @@ class ShopDemo:
         self._closing = asyncio.Event()
         async with self.shop.runtime() as runtime:
             await asyncio.to_thread(self.seed_catalog)
+            await asyncio.to_thread(self.tills.open_all, self.shop.sale)
             started = time.monotonic()
 
             def tick(phase: str) -> None:
@@ -557,6 +568,8 @@ class ShopDemo:
                 drain_started = time.monotonic()
                 await watch([asyncio.create_task(runtime.drain(timeout=120))], "draining")
                 drain_seconds = time.monotonic() - drain_started
+                await asyncio.to_thread(self.tills.close_all, self.store, self.shop.sale)
+                await watch([asyncio.create_task(runtime.drain(timeout=120))], "cash-up")
             finally:
                 self._closing.set()
                 for task in [*tills, *back_office]:
