@@ -15,13 +15,14 @@ from typing import Annotated
 
 import typer
 
-from tillflow.cli.common import DatabaseOption, errors, fail, money, open_existing
+from tillflow.cli.common import DatabaseOption, errors, fail, open_existing
 from tillflow.engine import Receipt, TillflowError, format_id, new_event_id
 from tillflow.service.receipt_tokens import encode_receipt
 from tillflow.shop.assembly import Shop
 from tillflow.shop.errors import UnknownProduct
 from tillflow.shop.inventory.commands import CountStock, ReceiveStock, SetReorderPoint
 from tillflow.shop.inventory.events import stock_stream
+from tillflow.shop.money import money
 from tillflow.shop.sale.commands import Checkout, LineRequest
 from tillflow.shop.sale.events import CheckedOut, checkout_stream
 from tillflow.shop.sale.tenders import CARD, CASH, Tender
