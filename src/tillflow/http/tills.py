@@ -3,13 +3,16 @@ its X report (the open session so far) and a session's Z report (as closed).
 
 Opening or closing is keyed by ``session_id`` (in the body or the ``Idempotency-Key``
 header): a retry answers the first call's receipt. Opening an open till or closing a till
-that is not open is 409. Reports are read from the ``tills`` processor with its freshness;
-``?wait_for=`` a write's receipt token waits for it first, as the report does.
+that is not open is 409. A close first waits (at most :data:`CLOSE_WAIT` seconds) until the
+cash-up has passed every event recorded so far, so that the Z report holds every sale rung
+up before the close whatever lane it is on. Reports are read from the ``tills`` processor
+with its freshness; ``?wait_for=`` a write's receipt token waits for it first, as the report
+does.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
@@ -36,6 +39,8 @@ TillId = Annotated[
 SessionId = Annotated[Identifier, Path(description="The session's id.")]
 WRITE = problem_responses(400, 401, 403, 409, 413, 415, 422)
 READ = problem_responses(401, 403, 404, 422)
+CLOSE_WAIT: Final = 5.0
+"""Seconds a close waits at most for the cash-up to pass every sale recorded before it."""
 
 
 class OpenIn(RequestBody):
@@ -184,6 +189,7 @@ async def close_till(
 ) -> SessionChanged:
     session_id = optional_key("session_id", body.session_id, idempotency_key)
     command = CloseTill(till_id, body.counted, session_id)
+    await services.shop.tills.caught_up(services.runtime, CLOSE_WAIT)
     receipt = await run_in_threadpool(services.shop.sale.tills.close, command)
     return _changed(services, till_id, receipt)
 

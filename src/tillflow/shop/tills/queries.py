@@ -88,6 +88,13 @@ class TillReader:
                 raise UnknownSession(till_id, session_id, "still open: read its X report")
             return TillReport(till, found, freshness_of(self.store, NAME, waited))
 
+    async def caught_up(self, runtime: Runtime, timeout: float) -> WaitOutcome:
+        """Wait (at most ``timeout`` s) until the cash-up has passed every event recorded
+        so far: what a close waits for, so that on several lanes the Z report holds every
+        sale rung up before it (one handled after the close would count as late)."""
+        heads = Receipt(self.store.heads(), {})
+        return await runtime.wait_for(heads, [NAME], timeout)
+
     async def wait(
         self, runtime: Runtime, wait_for: Receipt | None, timeout: float
     ) -> WaitOutcome | None:
