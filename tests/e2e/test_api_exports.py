@@ -162,3 +162,25 @@ async def test_exports_are_for_managers_and_viewers(kathmandu: Api) -> None:
     assert (await kathmandu.get("/report.csv", role=Role.TILL)).status_code == 403
     assert (await kathmandu.client.get("/sales/hourly.csv")).status_code == 401
     assert (await kathmandu.get("/sales/hourly.csv", role=Role.MANAGER)).status_code == 200
+
+
+async def test_sales_per_hour_as_json_are_the_csvs_figures_in_cents(kathmandu: Api) -> None:
+    token = await _sell(
+        kathmandu,
+        "split",
+        "2026-12-06T04:20:00Z",
+        2,
+        tenders=[{"type": "card", "amount": 110, "card": "tok-1"}, {"type": "cash", "amount": 200}],
+    )
+    csv_hours = _rows(await kathmandu.get("/sales/hourly.csv", params={"wait_for": token}))
+    answer = await kathmandu.get("/sales/hourly")
+    assert answer.status_code == 200, answer.text
+    sales = answer.json()
+    assert (sales["date"], sales["time_zone"]) == ("2026-12-06", "Asia/Kathmandu")
+    assert [hour["hour"] for hour in sales["hours"]] == [row["hour"] for row in csv_hours]
+    ten = sales["hours"][10]
+    assert (ten["checkouts"], ten["revenue"], ten["card"], ten["cash"]) == (1, 210, 110, 100)
+    assert sales["day"]["revenue"] == sales["day"]["cash"] + sales["day"]["card"] == 210
+    assert sales["as_of"]["position"] == int(csv_hours[0]["as_of_position"])
+    other = await kathmandu.get("/sales/hourly", params={"date": "2026-12-05"})
+    assert other.json()["day"]["checkouts"] == 0

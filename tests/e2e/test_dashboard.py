@@ -9,7 +9,8 @@ holds, and follows a hand-over (SIGTERM) and orphaned lanes (SIGKILL).
 Every wait is on a page condition with a deadline. Each check compares the figure on the
 page before and after, so a page that stops updating fails; a negative control proves it
 (the same check on a page whose live stream is frozen must fail). A screenshot of the
-dashboard is kept as ``artifacts/dashboard.png``.
+dashboard is kept as ``artifacts/dashboard.png`` (and of its takings by tender and sales
+per hour today as ``artifacts/dashboard-sales.png``).
 """
 
 from __future__ import annotations
@@ -409,6 +410,67 @@ def test_the_dashboard_highlights_low_stock_live(shop: Shop, page: Page) -> None
     )
     expect(honey).not_to_have_class(LOW)
     changes(total(page, "low_products"), str(int(low_before) + 1), low_before)
+
+
+def test_the_dashboard_shows_takings_by_tender_and_sales_per_hour_today(
+    shop: Shop, page: Page
+) -> None:
+    """A card sale and a split one: the Takings today card and the hourly chart's legend
+    follow to what ``GET /sales/hourly`` says, the hour now has its row and its bar (drawn
+    darker: the hour the shop's clock is in)."""
+    open_dashboard(page, shop)
+    takings = page.locator("#kpi-takings")
+    expect(takings.locator('[data-sales="card"]')).not_to_have_text("–")
+    card_before = takings.locator('[data-sales="card"]').inner_text()
+    cash_before = takings.locator('[data-sales="cash"]').inner_text()
+    shop.checkouts += 1
+    card = {"type": "card", "amount": 899, "card": "tok-dashboard"}
+    body = {
+        "checkout_id": f"c-{shop.checkouts}",
+        "till_id": "till-1",
+        "lines": [{"product_id": "coffee", "quantity": 1}],
+        "tenders": [card],
+    }
+    shop.post("/checkouts", body, "till")
+    shop.checkouts += 1
+    split = [{"type": "card", "amount": 500, "card": "tok-split"}, {"type": "cash", "amount": 1000}]
+    body = {
+        "checkout_id": f"c-{shop.checkouts}",
+        "till_id": "till-2",
+        "lines": [{"product_id": "bread", "quantity": 2}],  # 8.40: 5.00 card, 3.40 cash
+        "tenders": split,
+    }
+    receipt = shop.post("/checkouts", body, "till")["receipt"]["token"]
+    shop.report(receipt)
+    answer = shop.client.get("/sales/hourly", headers=shop.headers("viewer"))
+    assert answer.status_code == 200, answer.text
+    sales = answer.json()
+    day = sales["day"]
+    assert day["cash"] + day["card"] == day["revenue"], day
+    changes(takings.locator('[data-sales="card"]'), card_before, money(day["card"]))
+    changes(takings.locator('[data-sales="cash"]'), cash_before, money(day["cash"]))
+    expect(page.locator('.hours [data-sales="revenue"]')).to_have_text(money(day["revenue"]))
+    expect(page.locator('.hours [data-sales="checkouts"]')).to_have_text(f"{day['checkouts']:,}")
+    hours = page.locator("#hours-table tbody tr")
+    expect(hours).to_have_count(len(sales["hours"]))
+    now = [hour for hour in sales["hours"] if hour["checkouts"]][-1]  # the hour of these sales
+    row = page.locator(f'#hours-table tr[data-hour="{now["hour"]}"]')
+    expect(row.locator('[data-field="revenue"]')).to_have_text(money(now["revenue"]))
+    expect(row.locator('[data-field="card"]')).to_have_text(money(now["card"]))
+    expect(page.locator("#hours-note")).to_contain_text(f"{sales['date']} · {sales['time_zone']}")
+    darker = """() => {
+        const canvas = document.querySelector('#hours');
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        let found = 0;
+        for (let i = 0; i < data.length; i += 4) {
+            if (data[i] === 0x1e && data[i + 1] === 0x3a && data[i + 2] === 0x8a) found += 1;
+        }
+        return found;
+    }"""
+    page.wait_for_function(f"({darker})() > 20", timeout=PAGE_DEADLINE_MS)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator(".hours").scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "dashboard-sales.png", full_page=True)
 
 
 def test_a_refused_or_revoked_token_is_said_plainly(shop: Shop, page: Page) -> None:

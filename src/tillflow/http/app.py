@@ -31,6 +31,7 @@ from tillflow.http import (
     processors,
     receipts,
     report,
+    sales,
     stock,
     tax_rates,
     tills,
@@ -187,6 +188,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(catalog_import.router)
     app.include_router(exports.router)
+    app.include_router(sales.router)
     app.include_router(tills.router)
     if STATIC.is_dir():
         app.mount("/dashboard", StaticFiles(directory=STATIC, html=True), name="dashboard")

@@ -9,7 +9,10 @@ since a browser's ``EventSource`` cannot send headers) sends:
   not reached yet are sent too (within about a second), so the freshness a subscriber
   shows is never left behind; at most ``4`` a second (changes in between are merged);
 * ``event: processors`` — ``{processors, heads}`` (as ``GET /processors``) about once a
-  second.
+  second;
+* ``event: sales`` — today's sales per hour in the shop's time zone with the takings by
+  tender (as ``GET /sales/hourly``), at once and whenever they changed (the day rolls over
+  at the shop's midnight).
 
 Comments (``: ping``) keep idle connections open. When the server stops, a last
 ``event: shutdown`` is sent and the stream ends cleanly (a browser reconnects by itself).
@@ -35,6 +38,7 @@ from tillflow.http.auth import VIEWERS, GuardedRoute, require
 from tillflow.http.problems import problem_responses
 from tillflow.http.processors import processors_out
 from tillflow.http.report import FreshnessOut, ProductRowOut, TotalsOut, report_out
+from tillflow.http.sales import HourlySalesOut, hourly_out
 from tillflow.http.services import Services, ServicesDep
 
 router = APIRouter(prefix="/events", tags=["live"], route_class=GuardedRoute)
@@ -87,6 +91,7 @@ async def report_stream(
     ``event: revoked``, and the stream ends)."""
     sent: dict[str, ProductRowOut] = {}
     told: tuple[TotalsOut, FreshnessOut] | None = None
+    told_sales: HourlySalesOut | None = None
     generation = services.watch.generation
     last_processors = 0.0
     token_checked = time.monotonic()  # the guard checked it at connect
@@ -110,6 +115,10 @@ async def report_stream(
             sent.update((row.product_id, row) for row in rows)
             told = (report.totals, report.freshness)
             full = False
+        sales = hourly_out(services)
+        if sales != told_sales:
+            yield ServerSentEvent(data=sales.model_dump_json(), event="sales")
+            told_sales = sales
         if time.monotonic() - last_processors >= PROCESSORS_INTERVAL:
             last_processors = time.monotonic()
             yield ServerSentEvent(
@@ -127,7 +136,7 @@ async def report_stream(
 
 SSE_RESPONSE: Final[dict[int | str, dict[str, Any]]] = {
     200: {
-        "description": "A text/event-stream of `report` and `processors` events.",
+        "description": "A text/event-stream of `report`, `processors` and `sales` events.",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     },
     **problem_responses(401, 403),

@@ -26,6 +26,7 @@ from tillflow.engine import WaitOutcome
 from tillflow.http.auth import VIEWERS, GuardedRoute, require
 from tillflow.http.problems import problem_responses
 from tillflow.http.report import ReadYourWrites, Wait, awaited
+from tillflow.http.sales import shop_today
 from tillflow.http.services import Services, ServicesDep
 from tillflow.service.exports import (
     MEDIA_TYPE,
@@ -109,9 +110,8 @@ async def get_hourly_csv(
     ] = None,
 ) -> Response:
     waited = await _wait(services, wait)
-    zone = services.header.timezone
-    chosen = day if day is not None else services.shop.clock().astimezone(zone).date()
-    cut = SalesReader(services.store).hourly(chosen, zone)
+    chosen = day if day is not None else shop_today(services)
+    cut = SalesReader(services.store).hourly(chosen, services.header.timezone)
     return _csv(sales_csv(cut, "hour"), f"sales-{chosen}.csv", cut.freshness, waited)
 
 

@@ -14,7 +14,7 @@ const COLORS = {
 };
 
 /** The smallest "nice" ceiling (1, 2, 5 × 10^n) at or above `value`. */
-function niceCeiling(value) {
+export function niceCeiling(value) {
   if (value <= 0) return 1;
   const power = 10 ** Math.floor(Math.log10(value));
   for (const step of [1, 2, 5, 10]) {

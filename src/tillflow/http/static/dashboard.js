@@ -2,11 +2,13 @@
 // the live stream (GET /events/report: `report` and `processors` messages).
 //
 //   token (#token=… or the form) ─► sessionStorage ─► LiveStream ─┬─ report ─► table, totals
-//                                                                  └─ processors ─► pipeline, workers, chart
+//                                                                  ├─ processors ─► pipeline, workers, chart
+//                                                                  └─ sales ─► takings today, hourly chart
 // Every piece of server data reaches the page through textContent, never as markup.
 
 import { ThroughputChart } from "./chart.js";
 import { ago, clock, count, decimal, duration, money, position } from "./format.js";
+import { HourlyChart, hourLabel } from "./hours.js";
 import { LiveStream } from "./stream.js";
 
 const TOKEN_KEY = "tillflow.token";
@@ -40,6 +42,7 @@ const view = {
 };
 
 const chart = new ThroughputChart($("#chart"));
+const hoursChart = new HourlyChart($("#hours"));
 
 function element(tag, className, text) {
   const node = document.createElement(tag);
@@ -519,6 +522,61 @@ function sampleChart(message) {
   setText(document.querySelector('[data-legend="lag"]'), count(lag));
 }
 
+// -- today's sales ----------------------------------------------------------------------
+
+function setSales(name, text) {
+  for (const node of document.querySelectorAll(`[data-sales="${name}"]`)) setText(node, text);
+}
+
+/** Today's takings by tender and the hourly chart, with a row per hour for screen readers. */
+function renderSales(message) {
+  const day = message.day;
+  setSales("cash", money(day.cash));
+  setSales("card", money(day.card));
+  setSales("revenue", money(day.revenue));
+  setSales("checkouts", count(day.checkouts));
+  $("#kpi-takings").title =
+    `${message.date} (${message.time_zone}): revenue ${money(day.revenue)}, ` +
+    `refunds ${money(day.refunds)}, as of position ${message.as_of.position}`;
+  setText(
+    $("#hours-note"),
+    `${message.date} · ${message.time_zone} · as of #${count(message.as_of.position)}`,
+  );
+  const now = serverNow() * 1000;
+  let current = -1;
+  message.hours.forEach((hour, i) => {
+    if (Date.parse(hour.hour) <= now) current = i;
+  });
+  hoursChart.update(message.hours, current);
+  const body = $("#hours-table tbody");
+  body.replaceChildren(
+    ...message.hours.map((hour) => {
+      const tr = element("tr");
+      tr.dataset.hour = hour.hour;
+      const cells = [
+        ["hour", hourLabel(hour.hour)],
+        ["checkouts", count(hour.checkouts)],
+        ["revenue", money(hour.revenue)],
+        ["cash", money(hour.cash)],
+        ["card", money(hour.card)],
+      ];
+      for (const [field, text] of cells) {
+        const td = element("td", "", text);
+        td.dataset.field = field;
+        tr.append(td);
+      }
+      return tr;
+    }),
+  );
+}
+
+function clearSales() {
+  for (const name of ["cash", "card", "revenue", "checkouts"]) setSales(name, "–");
+  setText($("#hours-note"), "–");
+  $("#hours-table tbody").replaceChildren();
+  hoursChart.clear();
+}
+
 // -- connection, token and sign-in ------------------------------------------------------
 
 function setConnection(state, label) {
@@ -582,6 +640,7 @@ function onStreamState(state, details) {
 function onStreamEvent(name, data) {
   if (name === "report") onReport(data);
   else if (name === "processors") renderProcessors(data);
+  else if (name === "sales") renderSales(data);
 }
 
 function connect(token) {
@@ -622,6 +681,7 @@ function clearBoard() {
   view.totals = null;
   view.freshness = null;
   chart.clear();
+  clearSales();
 }
 
 function signOut() {
