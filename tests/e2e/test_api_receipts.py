@@ -156,8 +156,18 @@ async def test_unknown_ids_answer_404_problems_naming_them(shop: Api) -> None:
         assert problem["type"] == f"urn:tillflow:problem:{kind}", path
         assert problem["errors"][0]["field"] == field and problem["errors"][0]["location"] == "path"
         assert named in problem["detail"], path
-    bad = await shop.get("/checkouts/c-1/receipt?timeout=61")
-    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "timeout"
+    refused = {
+        "/checkouts/c-1/receipt?timeout=61": ("timeout", "query"),
+        "/checkouts/c-1/receipt?timeout=-1": ("timeout", "query"),
+        "/checkouts/c-1/receipt?copies=2": ("copies", "query"),
+        "/checkouts/bad%20id/receipt": ("checkout_id", "path"),
+        "/checkouts/c-1/returns/r%3C1/receipt": ("return_id", "path"),
+    }
+    for path, (field, location) in refused.items():
+        bad = await _get(shop, path)
+        assert bad.status_code == 422, (path, bad.text)
+        error = bad.json()["errors"][0]
+        assert (error["field"], error["location"]) == (field, location), path
     anonymous = await shop.client.get("/checkouts/c-1/receipt")
     assert anonymous.status_code == 401
 
