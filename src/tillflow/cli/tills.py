@@ -9,18 +9,20 @@ behind the log it is. Exit codes: 0 done, 1 refused by the shop (the reason on o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from tillflow.cli.common import DatabaseOption, errors, fail, open_existing, show
-from tillflow.engine import EventStore, TillflowError
+from tillflow.engine import EventStore, Receipt, TillflowError
 from tillflow.http.tills import till_report_out
 from tillflow.service.receipt_tokens import encode_receipt
 from tillflow.shop.money import money
 from tillflow.shop.sale.service import SaleService
 from tillflow.shop.sale.till_sessions import CloseTill, OpenTill
+from tillflow.shop.sale.tills import Tills
 from tillflow.shop.tills.queries import TillReader, TillReport
 from tillflow.shop.tills.rows import Takings, TillSession
 
@@ -36,6 +38,19 @@ SessionOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print it as JSON (as the route).")]
 
 
+def _write(database: str, write: Callable[[Tills], Receipt]) -> None:
+    """Run ``write`` on the store's tills and print its receipt token; a refusal is one line
+    and exit code 1."""
+    store = open_existing(database)
+    try:
+        receipt = write(SaleService(store).tills)
+    except TillflowError as refused:
+        raise fail(str(refused), 1) from None
+    finally:
+        store.close()
+    typer.echo(encode_receipt(receipt))
+
+
 def open_till(
     till: TillArgument,
     cash: Annotated[int, typer.Option("--float", help="Cents put in the drawer.")],
@@ -43,15 +58,8 @@ def open_till(
     database: DatabaseOption = "tillflow.db",
 ) -> None:
     """Open a till with a float: it rings up sales until it is closed."""
-    store = open_existing(database)
-    try:
-        receipt = SaleService(store).tills.open(OpenTill(till, cash, session))
-    except TillflowError as refused:
-        raise fail(str(refused), 1) from None
-    finally:
-        store.close()
+    _write(database, lambda tills: tills.open(OpenTill(till, cash, session)))
     errors.print(f"opened {till} with a float of {money(cash)}", highlight=False)
-    typer.echo(encode_receipt(receipt))
 
 
 def close_till(
@@ -63,15 +71,8 @@ def close_till(
     database: DatabaseOption = "tillflow.db",
 ) -> None:
     """Close a till's open session with the cash counted in the drawer."""
-    store = open_existing(database)
-    try:
-        receipt = SaleService(store).tills.close(CloseTill(till, counted, session))
-    except TillflowError as refused:
-        raise fail(str(refused), 1) from None
-    finally:
-        store.close()
+    _write(database, lambda tills: tills.close(CloseTill(till, counted, session)))
     errors.print(f"closed {till} with {money(counted)} counted", highlight=False)
-    typer.echo(encode_receipt(receipt))
 
 
 def takings_table(title: str, takings: Takings) -> Table:

@@ -133,22 +133,23 @@ class TillState:
 
 def check_open(command: object) -> OpenTill:
     """``command``'s fields, or :class:`~tillflow.shop.errors.InvalidField` naming one."""
-    command = validation.of_type("command", command, OpenTill)
-    validation.identifier("till_id", command.till_id)
-    validation.whole_number("float", command.float, 0, MAX_CASH)
-    if command.session_id is not None:
-        validation.identifier("session_id", command.session_id)
-    return command
+    opened = validation.of_type("command", command, OpenTill)
+    _check(opened.till_id, "float", opened.float, opened.session_id)
+    return opened
 
 
 def check_close(command: object) -> CloseTill:
     """``command``'s fields, or :class:`~tillflow.shop.errors.InvalidField` naming one."""
-    command = validation.of_type("command", command, CloseTill)
-    validation.identifier("till_id", command.till_id)
-    validation.whole_number("counted", command.counted, 0, MAX_CASH)
-    if command.session_id is not None:
-        validation.identifier("session_id", command.session_id)
-    return command
+    closed = validation.of_type("command", command, CloseTill)
+    _check(closed.till_id, "counted", closed.counted, closed.session_id)
+    return closed
+
+
+def _check(till_id: object, cash_field: str, cash: object, session_id: object) -> None:
+    validation.identifier("till_id", till_id)
+    validation.whole_number(cash_field, cash, 0, MAX_CASH)
+    if session_id is not None:
+        validation.identifier("session_id", session_id)
 
 
 def same_open(recorded: TillOpened, command: OpenTill) -> None:
