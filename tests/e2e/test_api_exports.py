@@ -184,3 +184,13 @@ async def test_sales_per_hour_as_json_are_the_csvs_figures_in_cents(kathmandu: A
     assert sales["as_of"]["position"] == int(csv_hours[0]["as_of_position"])
     other = await kathmandu.get("/sales/hourly", params={"date": "2026-12-05"})
     assert other.json()["day"]["checkouts"] == 0
+
+
+@pytest.mark.parametrize("day", ["0", "20261206", "2026-12-6", "2026-02-30", "١٢٣٤-٠١-٠١"])
+async def test_a_day_is_written_yyyy_mm_dd_and_nothing_else(kathmandu: Api, day: str) -> None:
+    for path in ("/sales/hourly", "/sales/hourly.csv"):
+        refused = await kathmandu.get(path, params={"date": day})
+        assert refused.status_code == 422, (path, day, refused.text)
+        assert [error["field"] for error in refused.json()["errors"]] == ["date"]
+    refused = await kathmandu.get("/sales/daily.csv", params={"from": day, "to": "2026-12-06"})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "from"

@@ -16,7 +16,6 @@ the log the report had not passed when read.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Query
@@ -26,7 +25,7 @@ from tillflow.engine import WaitOutcome
 from tillflow.http.auth import VIEWERS, GuardedRoute, require
 from tillflow.http.problems import problem_responses
 from tillflow.http.report import ReadYourWrites, Wait, awaited
-from tillflow.http.sales import shop_today
+from tillflow.http.sales import Day, shop_today
 from tillflow.http.services import Services, ServicesDep
 from tillflow.service.exports import (
     MEDIA_TYPE,
@@ -105,7 +104,7 @@ async def get_hourly_csv(
     services: ServicesDep,
     wait: ReadYourWrites,
     day: Annotated[
-        date | None,
+        Day | None,
         Query(alias="date", description="The day (YYYY-MM-DD); default: today in the shop."),
     ] = None,
 ) -> Response:
@@ -125,8 +124,8 @@ async def get_hourly_csv(
 async def get_daily_csv(
     services: ServicesDep,
     wait: ReadYourWrites,
-    first: Annotated[date, Query(alias="from", description="The first day (YYYY-MM-DD).")],
-    last: Annotated[date, Query(alias="to", description="The last day, included (≤ 366).")],
+    first: Annotated[Day, Query(alias="from", description="The first day (YYYY-MM-DD).")],
+    last: Annotated[Day, Query(alias="to", description="The last day, included (≤ 366).")],
 ) -> Response:
     waited = await _wait(services, wait)
     cut = SalesReader(services.store).daily(first, last, services.header.timezone)

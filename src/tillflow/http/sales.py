@@ -10,11 +10,13 @@ sales``). As CSV, with every column: ``GET /sales/hourly.csv``.
 
 from __future__ import annotations
 
+import re
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from tillflow.http.auth import VIEWERS, GuardedRoute, require
 from tillflow.http.problems import problem_responses
@@ -24,6 +26,20 @@ from tillflow.shop.reporting.sales import SalesFigures
 from tillflow.shop.reporting.sales_queries import SalesReader
 
 router = APIRouter(prefix="/sales", tags=["report"], route_class=GuardedRoute)
+
+ISO_DAY: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_day(value: object) -> object:
+    if not isinstance(value, str) or not ISO_DAY.fullmatch(value):
+        raise PydanticCustomError("date_type", "must be a date as YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[
+    date, BeforeValidator(_iso_day), WithJsonSchema({"type": "string", "format": "date"})
+]
+"""A day written ``YYYY-MM-DD`` (not a Unix time, as pydantic would also take)."""
 
 
 class TakingsOut(BaseModel):
@@ -95,7 +111,7 @@ def hourly_out(services: Services, day: date | None = None) -> HourlySalesOut:
 async def get_hourly(
     services: ServicesDep,
     day: Annotated[
-        date | None,
+        Day | None,
         Query(alias="date", description="The day (YYYY-MM-DD); default: today in the shop."),
     ] = None,
 ) -> HourlySalesOut:
