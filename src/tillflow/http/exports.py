@@ -16,7 +16,8 @@ the log the report had not passed when read.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Final, TypeVar
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -38,6 +39,7 @@ from tillflow.shop.reporting.queries import Freshness
 from tillflow.shop.reporting.sales_queries import SalesReader
 
 router = APIRouter(tags=["exports"], route_class=GuardedRoute)
+Route = TypeVar("Route", bound=Callable[..., Awaitable[Response]])
 
 CSV_RESPONSE: Final[dict[int | str, dict[str, Any]]] = {
     200: {
@@ -67,39 +69,32 @@ def _csv(body: str, name: str, freshness: Freshness, waited: WaitOutcome | None)
     return Response(body, media_type=MEDIA_TYPE, headers=headers)
 
 
-@router.get(
-    "/report.csv",
-    summary="The report's rows as CSV, each with its as-of",
-    dependencies=[require(VIEWERS, "read the report")],
-    responses=CSV_RESPONSE,
-    response_class=Response,
-)
+def _export(path: str, summary: str) -> Callable[[Route], Route]:
+    """The route of a CSV export, for managers and viewers."""
+    return router.get(
+        path,
+        summary=summary,
+        dependencies=[require(VIEWERS, "read the report")],
+        responses=CSV_RESPONSE,
+        response_class=Response,
+    )
+
+
+@_export("/report.csv", "The report's rows as CSV, each with its as-of")
 async def get_report_csv(services: ServicesDep, wait: ReadYourWrites) -> Response:
     waited = await _wait(services, wait)
     report = services.shop.report.report(waited)
     return _csv(report_csv(report), "report.csv", report.freshness, waited)
 
 
-@router.get(
-    "/report/totals.csv",
-    summary="The report's totals as CSV: all, then per VAT rate",
-    dependencies=[require(VIEWERS, "read the report")],
-    responses=CSV_RESPONSE,
-    response_class=Response,
-)
+@_export("/report/totals.csv", "The report's totals as CSV: all, then per VAT rate")
 async def get_totals_csv(services: ServicesDep, wait: ReadYourWrites) -> Response:
     waited = await _wait(services, wait)
     report = services.shop.report.report(waited)
     return _csv(totals_csv(report), "totals.csv", report.freshness, waited)
 
 
-@router.get(
-    "/sales/hourly.csv",
-    summary="Sales per hour of a day in the shop's time zone, as CSV",
-    dependencies=[require(VIEWERS, "read the report")],
-    responses=CSV_RESPONSE,
-    response_class=Response,
-)
+@_export("/sales/hourly.csv", "Sales per hour of a day in the shop's time zone, as CSV")
 async def get_hourly_csv(
     services: ServicesDep,
     wait: ReadYourWrites,
@@ -114,13 +109,7 @@ async def get_hourly_csv(
     return _csv(sales_csv(cut, "hour"), f"sales-{chosen}.csv", cut.freshness, waited)
 
 
-@router.get(
-    "/sales/daily.csv",
-    summary="Sales per day of a range in the shop's time zone, as CSV",
-    dependencies=[require(VIEWERS, "read the report")],
-    responses=CSV_RESPONSE,
-    response_class=Response,
-)
+@_export("/sales/daily.csv", "Sales per day of a range in the shop's time zone, as CSV")
 async def get_daily_csv(
     services: ServicesDep,
     wait: ReadYourWrites,

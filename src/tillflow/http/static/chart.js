@@ -23,6 +23,27 @@ export function niceCeiling(value) {
   return 10 * power;
 }
 
+/**
+ * The canvas sized to its box at the screen's pixel ratio and cleared: {g, width, height}
+ * in CSS pixels, or null while it has no size.
+ */
+export function prepare(canvas) {
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth;
+  const height = canvas.clientHeight;
+  if (width === 0 || height === 0) return null;
+  if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+  }
+  const g = canvas.getContext("2d");
+  g.setTransform(ratio, 0, 0, ratio, 0, 0);
+  g.clearRect(0, 0, width, height);
+  g.font = "11px system-ui, sans-serif";
+  g.textBaseline = "middle";
+  return { g, width, height };
+}
+
 function ago(ms) {
   const seconds = Math.round(ms / 1000);
   if (seconds < 60) return `${seconds} s`;
@@ -86,20 +107,9 @@ export class ThroughputChart {
   }
 
   draw() {
-    const canvas = this.canvas;
-    const ratio = window.devicePixelRatio || 1;
-    const width = canvas.clientWidth;
-    const height = canvas.clientHeight;
-    if (width === 0 || height === 0) return;
-    if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
-      canvas.width = Math.round(width * ratio);
-      canvas.height = Math.round(height * ratio);
-    }
-    const g = canvas.getContext("2d");
-    g.setTransform(ratio, 0, 0, ratio, 0, 0);
-    g.clearRect(0, 0, width, height);
-    g.font = "11px system-ui, sans-serif";
-    g.textBaseline = "middle";
+    const prepared = prepare(this.canvas);
+    if (prepared === null) return;
+    const { g, width, height } = prepared;
 
     const left = 34;
     const right = width - 6;

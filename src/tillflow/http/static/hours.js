@@ -2,7 +2,7 @@
 // taken in it (sales − refunds), from the live stream's `sales` messages. The hour the shop's
 // clock is in is drawn darker; hours to come stay empty.
 
-import { niceCeiling } from "./chart.js";
+import { niceCeiling, prepare } from "./chart.js";
 import { money } from "./format.js";
 
 const COLORS = { bar: "#2563eb", now: "#1e3a8a", grid: "#e6e9ef", text: "#6b7385" };
@@ -32,20 +32,9 @@ export class HourlyChart {
   }
 
   draw() {
-    const canvas = this.canvas;
-    const ratio = window.devicePixelRatio || 1;
-    const width = canvas.clientWidth;
-    const height = canvas.clientHeight;
-    if (width === 0 || height === 0) return;
-    if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
-      canvas.width = Math.round(width * ratio);
-      canvas.height = Math.round(height * ratio);
-    }
-    const g = canvas.getContext("2d");
-    g.setTransform(ratio, 0, 0, ratio, 0, 0);
-    g.clearRect(0, 0, width, height);
-    g.font = "11px system-ui, sans-serif";
-    g.textBaseline = "middle";
+    const prepared = prepare(this.canvas);
+    if (prepared === null) return;
+    const { g, width, height } = prepared;
     const left = 64;
     const right = width - 6;
     const top = 10;
