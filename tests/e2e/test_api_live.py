@@ -16,6 +16,7 @@ from tillflow.engine import SqliteEventStore
 from tillflow.http import create_app
 from tillflow.service.access_tokens import Role, TokenBook
 from tillflow.service.bootstrap import service_registry
+from tillflow.shop.assembly import shop_processors
 
 DEADLINE = 10.0
 
@@ -94,8 +95,7 @@ async def test_the_live_stream_sends_the_report_then_the_rows_a_checkout_changed
                     async for event, data in events:
                         if event == "processors":
                             assert {row["processor"] for row in data["processors"]} == {
-                                "inventory",
-                                "reporting",
+                                processor.name for processor in shop_processors()
                             }
                             break
 

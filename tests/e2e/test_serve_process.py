@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from tests.e2e.servers import free_socket
+from tillflow.shop.assembly import shop_processors
 
 TILLFLOW = str(Path(sys.executable).parent / "tillflow")
 DEADLINE = 15.0
@@ -158,7 +159,8 @@ def test_a_worker_processes_what_a_server_without_processors_records(tmp_path: P
                 assert report.json()["rows"][0]["stock_left"] == -3
                 worker_code, _, worker_output = stop(worker)
             assert worker_code == 0, worker_output
-            assert "running inventory, reporting" in worker_output
+            names = ", ".join(sorted(processor.name for processor in shop_processors()))
+            assert f"running {names}" in worker_output
             assert "collector threshold 12,345" in worker_output  # the setting was applied
         server_code, _, output = stop(server)
     assert server_code == 0, output

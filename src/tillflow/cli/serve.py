@@ -310,6 +310,7 @@ async def _work(runtime: Runtime, keeper: LeaseKeeper | None = None) -> int:
         f"[bold]tillflow worker[/]: running {names} · collector threshold "
         f"{gc.get_threshold()[0]:,}",
         highlight=False,
+        soft_wrap=True,  # one line, however many processors: logs and scripts read it whole
     )
     async with runtime:
         code = await _until_stopped(runtime, stop, keeper)
