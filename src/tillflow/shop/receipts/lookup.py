@@ -46,20 +46,20 @@ def recorded_return(
 
 
 async def numbered(
-    store: EventStore, runtime: Runtime | None, sale: RecordedEvent, timeout: float
-) -> Numbered:
-    """The receipt number of the checkout ``sale``; when not given yet, after waiting at
-    most ``timeout`` seconds for the ``receipts`` processor of ``runtime`` to pass it.
-    Raises :class:`ReceiptNotNumbered` (also at once when ``runtime`` has no such
+    store: EventStore, runtime: Runtime | None, event: RecordedEvent, timeout: float
+) -> tuple[CheckedOut, Numbered]:
+    """The checkout recorded as ``event`` and its receipt number; when not given yet, after
+    waiting at most ``timeout`` seconds for the ``receipts`` processor of ``runtime`` to
+    pass it. Raises :class:`ReceiptNotNumbered` (also at once when ``runtime`` has no such
     processor, or a processor it waits on has stopped)."""
-    checkout_id = sale.decode(CheckedOut).checkout_id
-    found = receipt_number(store, checkout_id)
+    sale = event.decode(CheckedOut)
+    found = receipt_number(store, sale.checkout_id)
     if found is None and runtime is not None and NAME in runtime.processors:
-        await runtime.wait_for(receipt_of([sale]), [NAME], timeout)
-        found = receipt_number(store, checkout_id)
+        await runtime.wait_for(receipt_of([event]), [NAME], timeout)
+        found = receipt_number(store, sale.checkout_id)
     if found is None:
-        raise ReceiptNotNumbered(checkout_id)
-    return found
+        raise ReceiptNotNumbered(sale.checkout_id)
+    return sale, found
 
 
 async def read_receipt(
@@ -76,12 +76,11 @@ async def read_receipt(
     if return_id is None:
         if checkout_id is None:
             raise ValueError("name a checkout or a return")
-        sale = recorded_checkout(store, checkout_id)
-        found = await numbered(store, runtime, sale, timeout)
-        return checkout_receipt(header, sale.decode(CheckedOut), found)
+        sale, found = await numbered(store, runtime, recorded_checkout(store, checkout_id), timeout)
+        return checkout_receipt(header, sale, found)
     if checkout_id is not None:
         recorded_checkout(store, checkout_id)  # an unknown checkout is named as such
     returned = recorded_return(store, return_id, checkout_id).decode(ItemsReturned)
-    sale = recorded_checkout(store, returned.checkout_id)
-    found = await numbered(store, runtime, sale, timeout)
-    return return_receipt(header, returned, sale.decode(CheckedOut), found)
+    original = recorded_checkout(store, returned.checkout_id)
+    sale, found = await numbered(store, runtime, original, timeout)
+    return return_receipt(header, returned, sale, found)
