@@ -23,8 +23,10 @@ from tillflow.engine import (
 from tillflow.engine.faults import FaultyStore, SimulatedCommitFailure
 from tillflow.engine.lane_processor import LaneProcessor
 from tillflow.shop.assembly import REGISTRY, Shop
-from tillflow.shop.errors import CardDeclined, CheckoutConflict
+from tillflow.shop.errors import CardDeclined, CheckoutConflict, ReceiptNotNumbered
 from tillflow.shop.receipts.audit import numbering_violations
+from tillflow.shop.receipts.lookup import read_receipt
+from tillflow.shop.receipts.model import ShopHeader
 from tillflow.shop.receipts.numbering import (
     NAME,
     NUMBERS_VIEW,
@@ -228,3 +230,31 @@ async def test_the_audit_finds_gaps_duplicates_wrong_tills_and_unnumbered_sales(
         assert found == []
     else:
         assert any(said in problem for problem in found), found
+
+
+async def test_a_reader_waits_for_the_number_then_prints_it() -> None:
+    store = MemoryEventStore(registry=REGISTRY)
+    shop = Shop(store, processors=[receipts_processor()])
+    _stock(shop)
+    shop.sale.checkout(_checkout("c-1", "till-1"))
+    async with shop.runtime(run=[]) as waiting:  # runs nothing: numbering is up to the test
+        reading = asyncio.create_task(read_receipt(store, waiting, ShopHeader(), "c-1", None, 60))
+        await asyncio.sleep(0)  # the reader runs to its first wait: it has found no number
+        assert not reading.done()
+        numbering = LaneProcessor(store, receipts_processor(), 0)
+        while numbering.step().scanned:
+            pass
+        printed = await asyncio.wait_for(reading, 60)
+    assert (printed.till_id, printed.number) == ("till-1", 1)
+
+
+async def test_a_reader_that_waited_in_vain_is_refused_naming_the_checkout() -> None:
+    store = MemoryEventStore(registry=REGISTRY)
+    shop = Shop(store, processors=[receipts_processor()])
+    _stock(shop)
+    shop.sale.checkout(_checkout("c-1", "till-1"))
+    async with shop.runtime(run=[]) as waiting:
+        with pytest.raises(ReceiptNotNumbered, match="checkout_id='c-1'"):
+            await read_receipt(store, waiting, ShopHeader(), "c-1", None, 0.05)
+    with pytest.raises(ReceiptNotNumbered):  # no runtime to wait on
+        await read_receipt(store, None, ShopHeader(), "c-1")
