@@ -27,7 +27,8 @@ DECLINE_CARDS``                             (comma-separated)
 DECLINE_EVERY``                             authorization (0: none)
 ``TILLFLOW_SHOP_NAME``     ``tillflow``     the shop's name, printed on every receipt
 ``TILLFLOW_TIMEZONE``      ``UTC``          the shop's IANA time zone (``Europe/Paris``):
-                                            receipts print times in it
+                                            receipts print times in it, sales
+                                            per hour and day are counted in it
 =========================  ===============  ==================================================
 
 ``tillflow serve`` takes cards through a simulated terminal
