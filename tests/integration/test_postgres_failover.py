@@ -1,7 +1,8 @@
 """Failover and hand-over on a real PostgreSQL cluster: a lane taken over starts with a
 small batch whatever its backlog, a lane let go is not stepped and a batch under way on it
 is abandoned (so a SIGTERMed worker resigns and stops at once), a worker gone without
-resigning has its lanes taken as soon as its leases expire, not at the next round, and a
+resigning has its lanes taken as soon as its leases expire, not at the next round (and
+a round tries only the lanes not held), and a
 batch that loses to another worker's commit is redone in its own turn, and the lanes that
 share a thread let a lane just taken over go first."""
 
@@ -27,7 +28,7 @@ from tillflow.engine import (
     lanes,
 )
 from tillflow.engine.lane_processor import FIRST_BATCH, LaneProcessor
-from tillflow.engine.leasing import LeaseKeeper
+from tillflow.engine.leasing import Fence, LeaseKeeper
 from tillflow.engine.postgres import PostgresEventStore
 from tillflow.engine.runtime import PollBackoff
 
@@ -286,3 +287,32 @@ async def test_lanes_granted_are_stepped_at_once_not_at_their_next_poll(
         while store.checkpoint("counter", 0) < 10:
             assert time.monotonic() - started < 10.0, "the lane waited for its next poll"
             await asyncio.sleep(0.01)
+
+
+def test_a_round_tries_only_the_lanes_not_held(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A joins alone and takes the 8 lanes; B joins, A hands 4 over: B's round tries to
+    acquire those 4 only, not A's 4 as well (each a statement, which a loaded server
+    makes slow)."""
+    counter = Processor("counter", lambda event, session: None)
+    with (
+        PostgresEventStore(postgres_url, lanes=8) as store,
+        PostgresEventStore(postgres_url) as other,
+    ):
+        assert isinstance(store, PostgresEventStore) and isinstance(other, PostgresEventStore)
+        first, second = keeper(store, counter), keeper(other, counter)
+        tried: list[int] = []
+        acquire = other.leases.acquire
+
+        def counted(processor: str, lane: int, owner: str, ttl: float) -> Fence | None:
+            tried.append(lane)
+            return acquire(processor, lane, owner, ttl)
+
+        monkeypatch.setattr(other.leases, "acquire", counted)
+        first.tick()
+        second.tick()  # a share of 4, none free
+        assert tried == []
+        first.tick()  # hands 4 over
+        second.tick()
+        assert sorted(tried) == second.lanes_of("counter") and len(tried) == 4

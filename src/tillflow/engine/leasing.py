@@ -80,6 +80,14 @@ class LeaseExpiries(Protocol):
 
 
 @runtime_checkable
+class LeaseVacancies(Protocol):
+    """A lease table that can tell, in one look, which lanes are held now (optional)."""
+
+    def held_lanes(self) -> dict[str, set[int]]:
+        """Per group, the lanes whose lease is held and unexpired now (by anyone)."""
+
+
+@runtime_checkable
 class LeaseHints(Protocol):
     """A lease table that can tell its workers when to look again (optional)."""
 
@@ -163,13 +171,18 @@ class LeaseKeeper:
         for key, fence in sorted(self.fences.items()):
             if renewed.get(key) != fence:
                 self._drop(key, release=True)
+        # one look at what is held spares an acquisition tried on each lane held by others
+        vacancies = self.table.held_lanes() if isinstance(self.table, LeaseVacancies) else None
         for group in self.groups:
             running = max(1, self.table.live_workers(group))
-            self._balance(group, fair_share(self.lane_count, running))
+            taken = None if vacancies is None else vacancies.get(group, set())
+            self._balance(group, fair_share(self.lane_count, running), taken)
         if isinstance(self.table, LeaseExpiries):
             self.next_look = self.table.next_expiry(self.owner)
 
-    def _balance(self, group: str, share: int) -> None:
+    def _balance(self, group: str, share: int, taken: set[int] | None = None) -> None:
+        """Hand the surplus over, or take lanes up to ``share``, skipping ``taken`` (lanes
+        seen held a moment ago: ``None``, try every lane)."""
         held = self.lanes_of(group)
         if len(held) > share:  # others are short: hand the surplus over, first the lanes
             # not held in this worker's other groups, then the highest
@@ -184,7 +197,9 @@ class LeaseKeeper:
             if count >= share:
                 break
             lane = at % self.lane_count
-            if (group, lane) not in self.fences and self._try(group, lane):
+            if (group, lane) in self.fences or (taken is not None and lane in taken):
+                continue
+            if self._try(group, lane):
                 count += 1
 
     def _co_held(self, group: str, lane: int) -> bool:

@@ -77,6 +77,9 @@ _COUNT_FENCED: Final = (
     "SET refused = fenced_commits.refused + 1, last_at = excluded.last_at"
 )
 _FENCED: Final = "SELECT processor, lane, refused FROM fenced_commits"
+_HELD: Final = (
+    "SELECT processor, lane FROM leases WHERE owner IS NOT NULL AND expires_at > clock_timestamp()"
+)
 _NEXT_EXPIRY: Final = (
     "SELECT extract(epoch FROM least("
     "(SELECT min(expires_at) FROM leases WHERE owner <> %s AND expires_at > clock_timestamp()), "
@@ -235,6 +238,16 @@ class Leases:
             else:
                 row = conn.execute(_LIVE_IN_GROUP, (group,)).fetchone()
         return 0 if row is None else int(row[0])
+
+    def held_lanes(self) -> dict[str, set[int]]:
+        """Per group, the lanes whose lease is held and unexpired now (by anyone): a
+        keeper tries to acquire only the others."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(_HELD).fetchall()
+        held: dict[str, set[int]] = {}
+        for processor, lane in rows:
+            held.setdefault(str(processor), set()).add(int(lane))
+        return held
 
     def next_expiry(self, owner: str) -> float | None:
         """Seconds until the soonest of the other workers' leases and heartbeats expires
