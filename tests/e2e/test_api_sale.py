@@ -66,6 +66,7 @@ async def test_a_checkout_answers_201_with_the_sale_as_recorded_and_its_receipt(
             }
         ],
         "change": 0,
+        "session_id": None,  # the till was never opened: no session
     }
     assert body["receipt"]["streams"] == {"checkout-c-1": 1}
     [position] = body["receipt"]["positions"].values()

@@ -192,6 +192,10 @@ class CheckedOutOut(BaseModel):
     total: int
     tenders: list[PaidTenderOut] = []
     change: int = 0
+    session_id: str | None = Field(
+        default=None,
+        description="The till's session it was rung up in (null: the till was never opened).",
+    )
 
     @classmethod
     def of(cls, event: CheckedOut) -> CheckedOutOut:
@@ -222,6 +226,12 @@ class ItemsReturnedOut(BaseModel):
     lines: list[ReturnLineOut]
     refund_total: int
     refunds: list[RefundTenderOut] = []
+    till_id: str | None = Field(
+        default=None, description="The till that paid the refund (the checkout's)."
+    )
+    session_id: str | None = Field(
+        default=None, description="That till's session then (null: never opened)."
+    )
 
     @classmethod
     def of(cls, event: ItemsReturned) -> ItemsReturnedOut:
