@@ -23,6 +23,8 @@ from tillflow.shop.reporting.sales import (
     SALES_VIEW,
     SalesDay,
     SalesFigures,
+    quarter_of,
+    quarter_of_text,
     read_since,
     sales_violations,
 )
@@ -208,3 +210,19 @@ def _write_view(store: EventStore, key: str, day: SalesDay) -> None:
     effects = BatchEffects()
     effects.views[(SALES_VIEW, key)] = msgspec.json.encode(day)
     store.commit_batch("tamper", 0, store.checkpoint("tamper", 0), store.head(0), effects)
+
+
+@pytest.mark.parametrize(
+    ("at", "quarter"),
+    [
+        ("2026-12-06T10:07:59.999Z", (date(2026, 12, 6), 40)),
+        ("2026-12-06T10:15:00+00:00", (date(2026, 12, 6), 41)),
+        ("2026-12-06T00:10:00+01:00", (date(2026, 12, 5), 92)),  # recorded with its offset
+        ("2026-12-05T23:59:00-05:45", (date(2026, 12, 6), 22)),
+    ],
+)
+def test_a_sale_counts_in_the_utc_quarter_of_its_time_however_written(
+    at: str, quarter: tuple[date, int]
+) -> None:
+    assert quarter_of_text(at) == quarter
+    assert quarter_of(datetime.fromisoformat(at)) == quarter

@@ -63,9 +63,16 @@ class SalesFigures(msgspec.Struct, array_like=True):
         return self.revenue - self.tax
 
     def add(self, other: SalesFigures) -> None:
-        """Add ``other``'s figures to these."""
-        for name in self.__struct_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        """Add ``other``'s figures to these (spelled out: it runs for every sale)."""
+        self.checkouts += other.checkouts
+        self.returns += other.returns
+        self.units_sold += other.units_sold
+        self.units_returned += other.units_returned
+        self.sales += other.sales
+        self.refunds += other.refunds
+        self.tax += other.tax
+        self.cash += other.cash
+        self.card += other.card
 
 
 class SalesDay(msgspec.Struct):
@@ -81,9 +88,10 @@ class _Line(msgspec.Struct):
 
 
 class _Sale(msgspec.Struct):
-    """What the buckets need of a ``CheckedOut`` (decoded without the rest)."""
+    """What the buckets need of a ``CheckedOut`` (decoded without the rest); ``at`` as
+    written, ISO 8601 (:func:`quarter_of_text` reads it)."""
 
-    at: datetime
+    at: str
     total: int
     lines: list[_Line]
     tenders: list[PaidTender] = msgspec.field(default_factory=list)
@@ -92,10 +100,14 @@ class _Sale(msgspec.Struct):
 class _Return(msgspec.Struct):
     """What the buckets need of an ``ItemsReturned``."""
 
-    at: datetime
+    at: str
     refund_total: int
     lines: list[_Line]
     refunds: list[RefundTender] = msgspec.field(default_factory=list)
+
+
+_SALE = msgspec.json.Decoder(_Sale)
+_RETURN = msgspec.json.Decoder(_Return)
 
 
 def quarter_of(at: datetime) -> tuple[date, int]:
@@ -104,34 +116,48 @@ def quarter_of(at: datetime) -> tuple[date, int]:
     return utc.date(), utc.hour * 4 + utc.minute // 15
 
 
+def quarter_of_text(at: str) -> tuple[date, int]:
+    """:func:`quarter_of` an ISO 8601 time as events record it: read off the text when it
+    is in UTC (what the shop records), parsed otherwise."""
+    if at.endswith(("+00:00", "Z")) and at[10:11] == "T":
+        return date.fromisoformat(at[:10]), int(at[11:13]) * 4 + int(at[14:16]) // 15
+    return quarter_of(datetime.fromisoformat(at))
+
+
 def quarter_start(day: date, quarter: int) -> datetime:
     """When quarter ``quarter`` of UTC date ``day`` begins."""
     return datetime(day.year, day.month, day.day, tzinfo=UTC) + quarter * QUARTER
 
 
-def figures_of(event: RecordedEvent) -> tuple[datetime, SalesFigures]:
-    """The sale's or return's time and its figures (a ``CheckedOut`` or ``ItemsReturned``)."""
+def figures_of(event: RecordedEvent) -> tuple[tuple[date, int], SalesFigures]:
+    """The quarter of a ``CheckedOut`` or ``ItemsReturned`` (:func:`quarter_of`) and its
+    figures: a sale's or a return's, whole."""
+    figures = SalesFigures()
     if event.type == "CheckedOut":
-        sale = msgspec.json.decode(event.data, type=_Sale)
-        paid = tenders.paid_with(sale.total, sale.tenders)
-        return sale.at, SalesFigures(
-            checkouts=1,
-            units_sold=sum(line.quantity for line in sale.lines),
-            sales=sale.total,
-            tax=sum(line.tax for line in sale.lines),
-            cash=sum(part.amount for part in paid if part.type == tenders.CASH),
-            card=sum(part.amount for part in paid if part.type == tenders.CARD),
-        )
-    back = msgspec.json.decode(event.data, type=_Return)
-    refunds = tenders.refunded_with(back.refund_total, back.refunds)
-    return back.at, SalesFigures(
-        returns=1,
-        units_returned=sum(line.quantity for line in back.lines),
-        refunds=back.refund_total,
-        tax=-sum(line.tax for line in back.lines),
-        cash=-sum(part.amount for part in refunds if part.type == tenders.CASH),
-        card=-sum(part.amount for part in refunds if part.type == tenders.CARD),
-    )
+        sale = _SALE.decode(event.data)
+        figures.checkouts = 1
+        figures.sales = sale.total
+        for line in sale.lines:
+            figures.units_sold += line.quantity
+            figures.tax += line.tax
+        for paid in tenders.paid_with(sale.total, sale.tenders):
+            if paid.type == tenders.CASH:
+                figures.cash += paid.amount
+            elif paid.type == tenders.CARD:
+                figures.card += paid.amount
+        return quarter_of_text(sale.at), figures
+    back = _RETURN.decode(event.data)
+    figures.returns = 1
+    figures.refunds = back.refund_total
+    for line in back.lines:
+        figures.units_returned += line.quantity
+        figures.tax -= line.tax
+    for refund in tenders.refunded_with(back.refund_total, back.refunds):
+        if refund.type == tenders.CASH:
+            figures.cash -= refund.amount
+        elif refund.type == tenders.CARD:
+            figures.card -= refund.amount
+    return quarter_of_text(back.at), figures
 
 
 def since_figures(totals: Totals) -> SalesFigures:
@@ -156,8 +182,7 @@ def count_sale(session: Session, view: str, event: RecordedEvent, before: Totals
             counted = before.checkouts or before.returns
             session.put(view, SINCE_KEY, since_figures(before) if counted else SalesFigures())
         session.scratch[marker] = True
-    at, figures = figures_of(event)
-    day, quarter = quarter_of(at)
+    (day, quarter), figures = figures_of(event)
     key = day.isoformat()
     found: SalesDay | None = session.get(view, key, SalesDay)
     row = found if found is not None else SalesDay()
@@ -247,8 +272,8 @@ class SalesAudit:
             for lane in range(store.lane_count):
                 passed = store.checkpoint(self.processor, lane)
                 for event in store.read(lane, 0, passed, types=("CheckedOut", "ItemsReturned")):
-                    at, figures = figures_of(event)
-                    truth.setdefault(quarter_of(at), SalesFigures()).add(figures)
+                    where, figures = figures_of(event)
+                    truth.setdefault(where, SalesFigures()).add(figures)
             kept = {
                 (day, quarter): figures
                 for day, row in read_days(store, self.view).items()
