@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -128,3 +129,21 @@ def test_ctrl_c_during_the_run_stops_the_demo_and_the_server_cleanly(tmp_path: P
         assert time.monotonic() - started < 30
         assert "stopped before the end: nothing verified" in running.output
         assert "Traceback" not in running.output
+
+
+def test_a_port_it_cannot_listen_on_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = subprocess.run(
+            [TILLFLOW, "demo", "--serve", "--port", str(port), "-d", str(tmp_path / "s.db")],
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+            check=False,
+        )
+    assert refused.returncode == 2
+    assert f"--port {port}: cannot listen there" in refused.stderr
+    assert refused.stderr.strip().count("\n") == 0 and refused.stdout == ""
+    assert not (tmp_path / "s.db").exists()  # nothing written
