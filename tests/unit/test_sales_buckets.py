@@ -105,7 +105,7 @@ def test_sales_land_in_their_hour_with_takings_by_tender_net_of_refunds() -> Non
     assert (cut.total.revenue, cut.total.tax) == (totals.revenue, totals.tax) == (2400, 400)
     assert cut.total.cash + cut.total.card == cut.total.revenue
     assert cut.as_of == totals.as_of and cut.zone == "UTC"
-    assert cut.freshness.lag_events == 0
+    assert cut.freshness is not None and cut.freshness.lag_events == 0
     assert ConsistentCutAudit(REPORT_VIEWS)(till.shop.store) == []
 
 

@@ -58,12 +58,13 @@ async def _wait(services: Services, wait: Wait) -> WaitOutcome | None:
     return await services.runtime.wait_for(receipt, [NAME], wait.timeout)
 
 
-def _csv(body: str, name: str, freshness: Freshness, waited: WaitOutcome | None) -> Response:
+def _csv(body: str, name: str, freshness: Freshness | None, waited: WaitOutcome | None) -> Response:
     headers = {
         "Content-Disposition": f'attachment; filename="{name}"',
         "Cache-Control": "no-store",
-        "Tillflow-Lag-Events": str(freshness.lag_events),
     }
+    if freshness is not None:
+        headers["Tillflow-Lag-Events"] = str(freshness.lag_events)
     if waited is not None:
         headers["Tillflow-Waited"] = waited.status
     return Response(body, media_type=MEDIA_TYPE, headers=headers)

@@ -88,7 +88,7 @@ def hourly_out(services: Services, day: date | None = None) -> HourlySalesOut:
     """Every hour of ``day`` (default: :func:`shop_today`) in the shop's zone."""
     zone = services.header.timezone
     chosen = day if day is not None else shop_today(services)
-    cut = SalesReader(services.store).hourly(chosen, zone)
+    cut = SalesReader(services.store).hourly(chosen, zone, fresh=False)
     as_of = cut.as_of
     return HourlySalesOut(
         date=chosen.isoformat(),

@@ -45,12 +45,13 @@ class Period:
 @dataclass(frozen=True)
 class SalesCut:
     """Periods in order, their sum, and what they are true as of: the report's totals'
-    ``as_of`` (its last handled event) and its freshness, read together with them."""
+    ``as_of`` (its last handled event) and its freshness, read together with them
+    (``None`` when not asked for)."""
 
     periods: list[Period]
     zone: str
     as_of: AsOf
-    freshness: Freshness
+    freshness: Freshness | None
 
     @property
     def total(self) -> SalesFigures:
@@ -88,8 +89,9 @@ class SalesReader:
         self.view = view
         self.report = ReportReader(store)
 
-    def hourly(self, day: date, zone: tzinfo = UTC) -> SalesCut:
-        """Every hour of ``day`` in ``zone`` (23 to 25), with its sales."""
+    def hourly(self, day: date, zone: tzinfo = UTC, fresh: bool = True) -> SalesCut:
+        """Every hour of ``day`` in ``zone`` (23 to 25), with its sales; ``fresh``: with
+        the report's freshness (a few more reads)."""
         start, end = local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone)
         hours: dict[tuple[datetime, int], SalesFigures] = {}
         keys = []
@@ -100,7 +102,7 @@ class SalesReader:
                 hours[key] = SalesFigures()
                 keys.append(key)
         with self.store.snapshot():
-            days, as_of, freshness = self._read(start, end)
+            days, as_of, freshness = self._read(start, end, fresh)
         for at, figures in self._buckets(days, start, end):
             hour = _hour_of(at, zone)
             hours[(hour, hour.fold)].add(figures)
@@ -121,7 +123,7 @@ class SalesReader:
         for offset in range((last - first).days + 1):
             days_of[first + timedelta(days=offset)] = SalesFigures()
         with self.store.snapshot():
-            days, as_of, freshness = self._read(start, end)
+            days, as_of, freshness = self._read(start, end, True)
         for at, figures in self._buckets(days, start, end):
             days_of[at.astimezone(zone).date()].add(figures)
         periods = [
@@ -130,7 +132,9 @@ class SalesReader:
         ]
         return SalesCut(periods, str(zone), as_of, freshness)
 
-    def _read(self, start: datetime, end: datetime) -> tuple[dict[date, SalesDay], AsOf, Freshness]:
+    def _read(
+        self, start: datetime, end: datetime, fresh: bool
+    ) -> tuple[dict[date, SalesDay], AsOf, Freshness | None]:
         """The UTC dates that cover [start, end), the totals' as-of, the freshness (call
         inside a snapshot)."""
         decoder = msgspec.json.Decoder(SalesDay)
@@ -141,7 +145,8 @@ class SalesReader:
             if raw is not None:
                 days[day] = decoder.decode(raw)
             day += timedelta(days=1)
-        return days, self.report.totals().as_of, self.report.freshness()
+        freshness = self.report.freshness() if fresh else None
+        return days, self.report.totals().as_of, freshness
 
     @staticmethod
     def _buckets(
