@@ -132,10 +132,11 @@ def test_tillflow_simulate_runs_leased_workers_and_replays_a_failure_with_them(
     assert "landed under tenure" in replay.output
 
 
-SPLIT = Leasing(runs=(("inventory",), ("reporting",)))
-"""Workers that run Inventory only or the report only (``tillflow worker --run``)."""
-OVERLAPPING = Leasing(runs=(("inventory", "reporting"), ("inventory",)))
-"""Workers that run both, and workers that run Inventory only."""
+SPLIT = Leasing(runs=(("inventory",), ("reporting", "tills")))
+"""Workers that run Inventory only or the report and the cash-up only (``tillflow worker
+--run``)."""
+OVERLAPPING = Leasing(runs=(("inventory", "reporting", "tills"), ("inventory",)))
+"""Workers that run all three, and workers that run Inventory only."""
 
 
 @pytest.mark.parametrize("leasing", [SPLIT, OVERLAPPING], ids=["split", "overlapping"])
