@@ -189,7 +189,8 @@ async def close_till(
 ) -> SessionChanged:
     session_id = optional_key("session_id", body.session_id, idempotency_key)
     command = CloseTill(till_id, body.counted, session_id)
-    await services.shop.tills.caught_up(services.runtime, CLOSE_WAIT)
+    if services.shop.sale.tills.state(till_id).open_session is not None:  # else: refused
+        await services.shop.tills.caught_up(services.runtime, CLOSE_WAIT)
     receipt = await run_in_threadpool(services.shop.sale.tills.close, command)
     return _changed(services, till_id, receipt)
 
