@@ -22,6 +22,15 @@ def test_format_id_refuses_what_is_not_16_bytes(event_id: bytes) -> None:
         format_id(event_id)
 
 
+@given(st.text())
+def test_a_key_that_is_no_uuid_gets_uuid5_of_its_name(key: str) -> None:
+    expected = uuid.uuid5(uuid.NAMESPACE_URL, f"tillflow:checkout:{key}").bytes
+    try:
+        uuid.UUID(key)
+    except ValueError:
+        assert id_from_key("checkout", key) == expected
+
+
 @given(st.uuids())
 def test_a_uuid_key_keeps_its_first_eight_bytes_in_any_case(key: uuid.UUID) -> None:
     text = str(key)

@@ -87,9 +87,20 @@ def id_from_key(namespace: str, key: str) -> bytes:
     try:
         prefix = _uuid_bytes(key)[:8]
     except ValueError:
-        return uuid.uuid5(uuid.NAMESPACE_URL, name).bytes
+        return _uuid5_bytes(name)
     raw = bytearray(prefix + hashlib.blake2b(name.encode(), digest_size=8).digest())
     raw[8] = 0x80 | (raw[8] & 0x3F)  # RFC 4122 variant
+    return bytes(raw)
+
+
+_URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
+
+
+def _uuid5_bytes(name: str) -> bytes:
+    """``uuid.uuid5(uuid.NAMESPACE_URL, name).bytes`` without making ``UUID`` objects."""
+    raw = bytearray(hashlib.sha1(_URL_NAMESPACE + name.encode()).digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     return bytes(raw)
 
 

@@ -243,7 +243,10 @@ class LaneLog:
                 if event.position - 1 in wanted and event.stream == stream
             ]
             index = end
-        found += [self._hot[row - packed] for row in rows[index:]]
+        if packed:
+            found += [self._hot[row - packed] for row in rows[index:]]
+        else:  # nothing packed yet (every simulation, most tests): rows are list indexes
+            found += map(self._hot.__getitem__, rows[index:])
         return found
 
     def _whole(self, number: int) -> list[RecordedEvent]:
