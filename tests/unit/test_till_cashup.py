@@ -11,11 +11,12 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from tillflow.engine import LaneProcessor, MemoryEventStore
+from tillflow.engine import LaneProcessor, MemoryEventStore, NewEvent
 from tillflow.shop.assembly import REGISTRY
 from tillflow.shop.errors import CardDeclined
 from tillflow.shop.sale import tills
 from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest, ReturnItems
+from tillflow.shop.sale.events import ItemsReturned, checkout_stream
 from tillflow.shop.sale.service import SaleService
 from tillflow.shop.sale.simulated_terminal import SimulatedTerminal
 from tillflow.shop.sale.tenders import CARD, CASH, Tender
@@ -138,3 +139,18 @@ def test_every_sale_lands_in_its_session_whatever_order_lanes_are_handled_in(
     assert found is not None and expected is not None
     assert _plus(found.takings, found.late) == _plus(expected.takings, Takings())
     assert (found.float, found.counted) == (expected.float, expected.counted)
+
+
+def test_a_return_recorded_before_till_sessions_counts_at_the_checkouts_till() -> None:
+    shop = Till()
+    shop.sell("c-1", 2, till="t7")  # the exact total in cash: 2000
+    old = ItemsReturned("r-old", "c-1", NOON, [], 1000)  # no till, no refunds: cash
+    shop.store.append(checkout_stream("c-1"), [NewEvent("ItemsReturned", old)])
+    shop.run()
+    outside = shop.reader.x_report("t7").till.outside
+    assert (outside.sales, outside.cash, outside.returns, outside.cash_refunds) == (
+        1,
+        2000,
+        1,
+        1000,
+    )
