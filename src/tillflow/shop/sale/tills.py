@@ -134,7 +134,14 @@ class Tills:
         """Append ``event`` guarded by the till's version in ``state``. Raises
         :class:`ConcurrencyConflict` when the stream moved on (a decline, another open or
         close), :class:`EventIdReused` when a concurrent call recorded the same session."""
-        receipt = self.store.append(till_stream(state.till_id), [event], state.version)
-        with self._lock:
-            self._known.pop(state.till_id, None)  # the next sale reads the new state
+        stream = till_stream(state.till_id)
+        receipt = self.store.append(stream, [event], state.version)
+        data = event.data
+        session = data.session_id if isinstance(data, TillOpened) else None
+        assert isinstance(data, (TillOpened, TillClosed))
+        after = TillState(state.till_id, receipt.streams[stream], session, data.session_id)
+        with self._lock:  # sales here see it at once; an older read cannot replace it
+            known = self._known.get(state.till_id)
+            if known is None or known[1].version < after.version:
+                self._known[state.till_id] = (time.monotonic(), after)
         return receipt
