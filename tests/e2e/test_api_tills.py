@@ -67,6 +67,17 @@ async def test_a_day_at_a_till_from_open_to_z_report(shop: Api) -> None:
     assert refused.status_code == 409, refused.text
     assert refused.json()["type"] == "urn:tillflow:problem:till-not-open"
     assert refused.json()["errors"][0]["field"] == "till_id"
+    back = await shop.post(
+        "/checkouts/c-1/returns",
+        {"return_id": "r-2", "lines": [{"product_id": "apple", "quantity": 1}]},
+        role=Role.TILL,
+    )
+    assert back.status_code == 409 and back.json()["type"].endswith(":till-not-open")
+    assert back.json()["errors"][0] | {"reason": ""} == {
+        "field": "checkout_id",
+        "location": "path",
+        "reason": "",
+    }
 
 
 async def test_closing_a_till_that_is_not_open_is_409_and_writes_nothing(shop: Api) -> None:

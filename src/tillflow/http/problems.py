@@ -459,8 +459,11 @@ def _payment_problem(request: Request, error: TillflowError) -> Response | None:
 def _till_problem(request: Request, error: TillflowError) -> Response | None:
     """The problem for a refusal about a till's sessions, else ``None``."""
     if isinstance(error, TillNotOpen):
-        location = _location(request, "till_id")
-        field = FieldError(field="till_id", reason="the till is not open", location=location)
+        if "checkout_id" in request.path_params:  # a return: the checkout's till refunds
+            field = FieldError(field="checkout_id", reason="its till is not open", location="path")
+        else:
+            location = _location(request, "till_id")
+            field = FieldError(field="till_id", reason="the till is not open", location=location)
         return problem(409, "till-not-open", "Till not open", str(error), [field])
     if isinstance(error, TillAlreadyOpen):
         reason = f"session {error.open_session!r} is open"
