@@ -4,11 +4,12 @@ tills refusing sales and returns."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
 
-from tillflow.engine import EventStore, MemoryEventStore
+from tillflow.engine import EventStore, MemoryEventStore, RecordedEvent
 from tillflow.shop.assembly import REGISTRY
 from tillflow.shop.errors import CheckoutConflict, InvalidField
 from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest, ReturnItems
@@ -147,3 +148,39 @@ def test_another_process_sees_the_till_closed_once_its_cache_ages(store: EventSt
     assert there.tills.state("t1").open_session is None  # a fresh read sees it at once
     with pytest.raises(TillNotOpen):
         _sell(there, "c-2")
+
+
+class _GatedStore(MemoryEventStore):
+    """A store whose next stream read, once armed, waits for ``release`` after reading."""
+
+    def __init__(self) -> None:
+        super().__init__(registry=REGISTRY)
+        self.armed = False
+        self.reading = threading.Event()
+        self.release = threading.Event()
+
+    def read_stream(
+        self, stream: str, after_version: int = 0, upto_version: int | None = None
+    ) -> list[RecordedEvent]:
+        found = super().read_stream(stream, after_version, upto_version)
+        if self.armed:
+            self.armed = False
+            self.reading.set()
+            assert self.release.wait(timeout=60), "never released"
+        return found
+
+
+def test_a_read_begun_before_a_close_never_brings_the_open_state_back() -> None:
+    store = _GatedStore()
+    sale = SaleService(store, clock=lambda: NOON)
+    sale.tills.open(OpenTill("t1", 0, "s1"))
+    store.armed = True
+    stale = threading.Thread(target=sale.tills.state, args=("t1",))
+    stale.start()
+    assert store.reading.wait(timeout=60)  # it has read the till open
+    sale.tills.close(CloseTill("t1", 0))
+    store.release.set()
+    stale.join(timeout=60)
+    assert not stale.is_alive()
+    with pytest.raises(TillNotOpen):
+        sale.tills.session_for("t1")
