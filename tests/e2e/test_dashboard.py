@@ -667,7 +667,7 @@ def test_the_pipeline_shows_workers_and_their_lanes_live_on_postgres(
     second.kill()
     second.wait(DEADLINE)
     expect(page.locator("#unheld")).to_have_text(
-        "No worker holds inventory lanes 0, 1, 2, 3 · reporting lanes 0, 1, 2, 3"
+        "No worker holds " + " · ".join(f"{group} lanes 0, 1, 2, 3" for group in GROUPS)
     )
     expect(page.locator("#unheld")).to_be_visible()
     expect(page.locator("#worker-list li")).to_have_count(0)
