@@ -96,8 +96,6 @@ class TillCrashed(Exception):
 
 RATES = ("standard", "reduced", "zero", "super")
 """The default table's rates and one a manager adds (a product may move to it once defined)."""
-RATES = ("standard", "reduced", "zero", "super")
-"""The default table's rates and one a manager adds (a product may move to it once defined)."""
 
 
 @dataclass
