@@ -39,6 +39,8 @@ BODIES: dict[tuple[str, str], tuple[Role, dict[str, Any]]] = {
     ("/stock/{product_id}/deliveries", "POST"): (Role.MANAGER, {"quantity": 5}),
     ("/stock/{product_id}/counts", "POST"): (Role.MANAGER, {"counted": 5}),
     ("/stock/{product_id}/reorder-point", "POST"): (Role.MANAGER, {"reorder_point": 5}),
+    ("/tills/{till_id}/open", "POST"): (Role.MANAGER, {"float": 5000}),
+    ("/tills/{till_id}/close", "POST"): (Role.MANAGER, {"counted": 5000}),
 }
 METHODS = {path: method for path, method in BODIES}
 CONSTANTS = ["NaN", "Infinity", "-Infinity"]
@@ -69,7 +71,7 @@ def test_every_route_that_takes_a_body_is_covered(shop: Api) -> None:
 async def _send(shop: Api, template: str, raw: bytes) -> httpx.Response:
     method = METHODS[template]
     role = BODIES[template, method][0]
-    path = template.format(product_id="apple", checkout_id="c-1", rate="standard")
+    path = template.format(product_id="apple", checkout_id="c-1", rate="standard", till_id="till-1")
     before = await shop.settled_heads()
     headers = {**shop.auth(role), "Content-Type": "application/json"}
     response = await shop.client.request(method, path, content=raw, headers=headers)
