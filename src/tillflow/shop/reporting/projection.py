@@ -16,8 +16,8 @@ between but the log shows later — so every figure of a row comes from the same
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
+from operator import attrgetter
 
 import msgspec
 
@@ -25,8 +25,6 @@ from tillflow.engine import Processor, RecordedEvent, Session, TillflowError, fo
 from tillflow.shop.inventory.events import (
     STOCK_STREAM_PREFIX,
     LowStock,
-    ProductReturned,
-    ProductTaken,
     StockCounted,
     StockReceived,
     StockShortfall,
@@ -49,6 +47,7 @@ from tillflow.shop.sale.events import (
     ProductRepriced,
     ProductTaxRateChanged,
 )
+from tillflow.shop.sale.vat import BEFORE_VAT
 
 NAME = "reporting"
 INVENTORY = "inventory"
@@ -84,6 +83,32 @@ class ReportViews:
 REPORT_VIEWS = ReportViews(sales=SALES_VIEW)
 
 
+class _Moved(msgspec.Struct):
+    """What the report reads of a ``ProductTaken`` or ``ProductReturned`` (decoded without
+    the rest)."""
+
+    quantity: int
+    stock_after: int
+    short_after: int
+    line: int = 0
+    tax: int = 0
+    tax_rate: str = BEFORE_VAT
+    basis_points: int = 0
+
+
+class _Taken(_Moved, kw_only=True):
+    line_total: int
+
+
+class _Returned(_Moved, kw_only=True):
+    refund: int
+
+
+_TAKEN = msgspec.json.Decoder(_Taken)
+_RETURNED = msgspec.json.Decoder(_Returned)
+_BY_VERSION = attrgetter("version")
+
+
 class MissingEffects(TillflowError):
     """Inventory's effects of a checkout or return are not there although the barrier
     says Inventory handled it: the report refuses to guess."""
@@ -111,9 +136,16 @@ def apply_inventory_event(
 ) -> None:
     """Move ``row`` to ``event`` (the next version of its product's Inventory stream).
     ``count_sales``: also count checkouts and returns in the totals (at their first line)."""
+    _apply(row, totals, event, count_sales)
+    row.as_of = AsOf(event.lane, event.position, event.recorded_at, event.version)
+
+
+def _apply(row: ProductRow, totals: Totals, event: RecordedEvent, count_sales: bool) -> None:
+    """:func:`apply_inventory_event` but for ``row.as_of`` (whoever applies several events
+    sets it once, to the last)."""
     kind = event.type
     if kind == "ProductTaken":
-        taken = event.decode(ProductTaken)
+        taken = _TAKEN.decode(event.data)
         row.units_sold += taken.quantity
         row.revenue += taken.line_total
         row.tax += taken.tax
@@ -123,7 +155,7 @@ def apply_inventory_event(
             totals.checkouts += 1
         stock, short = taken.stock_after, taken.short_after
     elif kind == "ProductReturned":
-        back = event.decode(ProductReturned)
+        back = _RETURNED.decode(event.data)
         row.units_returned += back.quantity
         row.revenue -= back.refund
         row.tax -= back.tax
@@ -155,7 +187,6 @@ def apply_inventory_event(
         row.reorder_point = levels.get("reorder_point", row.reorder_point)
     row.stock_left = stock
     row.open_shortfall = short
-    row.as_of = AsOf(event.lane, event.position, event.recorded_at, event.version)
     if not is_low(stock, row.reorder_point):
         row.low_since = None
 
@@ -170,17 +201,27 @@ def catch_up(
     count_sales: bool = False,
 ) -> None:
     """Apply the product's Inventory events after the row's version up to ``upto``, in
-    version order; ``known`` are events of that stream already at hand (read only if they
-    do not cover the range exactly)."""
+    version order; ``known`` are events of that stream already at hand, in version order
+    (read only if they do not cover the range exactly)."""
     row = load_row(session, views, product_id)
     done = row.as_of.version
     if done >= upto:
         return
-    pending = [event for event in known if event.version > done]
-    if [event.version for event in pending] != list(range(done + 1, upto + 1)):
+    if known and known[0].version > done:
+        pending = known
+    else:
+        pending = [event for event in known if event.version > done]
+    if not (
+        len(pending) == upto - done
+        and pending[0].version == done + 1
+        and pending[-1].version == upto
+    ):
         pending = session.store.read_stream(stock_stream(product_id), done, upto)
     for event in pending:
-        apply_inventory_event(row, totals, event, count_sales)
+        _apply(row, totals, event, count_sales)
+    if pending:
+        last = pending[-1]
+        row.as_of = AsOf(last.lane, last.position, last.recorded_at, last.version)
     session.put(views.products, product_id, row)
 
 
@@ -233,12 +274,19 @@ class BarrierReport:
             raise MissingEffects(event)
         if self.views.sales is not None:
             count_sale(session, self.views.sales, event, totals)
-        by_product: dict[str, list[RecordedEvent]] = defaultdict(list)
+        by_stream: dict[str, list[RecordedEvent]] = {}
         for effect in effects:
-            if effect.stream.startswith(STOCK_STREAM_PREFIX):
-                by_product[effect.stream.removeprefix(STOCK_STREAM_PREFIX)].append(effect)
-        for product_id, events in by_product.items():
-            events.sort(key=lambda e: e.version)
+            stream = effect.stream
+            if stream.startswith(STOCK_STREAM_PREFIX):
+                found = by_stream.get(stream)
+                if found is None:
+                    by_stream[stream] = [effect]
+                else:
+                    found.append(effect)
+        for stream, events in by_stream.items():
+            if len(events) > 1:
+                events.sort(key=_BY_VERSION)
+            product_id = stream.removeprefix(STOCK_STREAM_PREFIX)
             catch_up(session, self.views, totals, product_id, events, events[-1].version)
         if event.type == "CheckedOut":
             totals.checkouts += 1
