@@ -62,6 +62,11 @@ class _Declined(msgspec.Struct):
     till_id: str
 
 
+_SALE = msgspec.json.Decoder(Sale)
+_RETURN = msgspec.json.Decoder(_Return)
+_DECLINED = msgspec.json.Decoder(_Declined)
+
+
 def as_of(event: RecordedEvent) -> AsOf:
     return AsOf(event.lane, event.position, event.recorded_at)
 
@@ -77,6 +82,29 @@ def load_session(session: Session, till_id: str, session_id: str) -> TillSession
     return row if row is not None else TillSession(till_id, session_id)
 
 
+def held_till(session: Session, till_id: str) -> TillRow:
+    """The till's row for this batch: loaded and put on the first ask, the same object on
+    every later one (``session.put`` encodes it as it is when the batch commits)."""
+    held = session.scratch
+    row: TillRow | None = held.get((TILLS_VIEW, till_id))
+    if row is None:
+        row = held[(TILLS_VIEW, till_id)] = load_till(session, till_id)
+        session.put(TILLS_VIEW, till_id, row)
+    return row
+
+
+def held_session(session: Session, till_id: str, session_id: str) -> TillSession:
+    """The session's row for this batch, as :func:`held_till` holds a till's."""
+    held = session.scratch
+    row: TillSession | None = held.get((SESSIONS_VIEW, till_id, session_id))
+    if row is None:
+        row = held[(SESSIONS_VIEW, till_id, session_id)] = load_session(
+            session, till_id, session_id
+        )
+        session.put(SESSIONS_VIEW, session_key(till_id, session_id), row)
+    return row
+
+
 def _iso(at: datetime) -> str:
     return at.isoformat()
 
@@ -87,10 +115,10 @@ class CashUp:
     def __call__(self, event: RecordedEvent, session: Session) -> None:
         kind = event.type
         if kind == "CheckedOut":
-            sale = event.decode(Sale)
+            sale = _SALE.decode(event.data)
             self.count(session, event, sale.till_id, sale.session_id).sold(sale.total, sale.tenders)
         elif kind == "ItemsReturned":
-            back = event.decode(_Return)
+            back = _RETURN.decode(event.data)
             till_id = back.till_id
             if till_id is None:  # recorded before till sessions: the checkout's till
                 first = session.store.read_stream(checkout_stream(back.checkout_id), 0, 1)
@@ -99,7 +127,7 @@ class CashUp:
                 back.refund_total, back.refunds
             )
         elif kind == "CardDeclined":
-            till = load_till(session, event.decode(_Declined).till_id)
+            till = held_till(session, _DECLINED.decode(event.data).till_id)
             self.count(session, event, till.till_id, till.open_session).declines += 1
         elif kind == "TillOpened":
             self._opened(session, event)
@@ -109,42 +137,37 @@ class CashUp:
     def count(
         self, session: Session, event: RecordedEvent, till_id: str, session_id: str | None
     ) -> Takings:
-        """The figures ``event`` counts in (the caller adds to them; rows are put here,
-        and ``session.put`` stores them as they are when the batch commits)."""
-        till = load_till(session, till_id)
-        till.as_of = as_of(event)
-        session.put(TILLS_VIEW, till_id, till)
+        """The figures ``event`` counts in (the caller adds to them; the rows are held for
+        the batch, and stored as they are when it commits)."""
+        at = as_of(event)
+        till = held_till(session, till_id)
+        till.as_of = at
         if session_id is None:
             return till.outside
-        row = load_session(session, till_id, session_id)
-        row.as_of = as_of(event)
-        session.put(SESSIONS_VIEW, session_key(till_id, session_id), row)
+        row = held_session(session, till_id, session_id)
+        row.as_of = at
         return row.late if row.closed else row.takings
 
     def _opened(self, session: Session, event: RecordedEvent) -> None:
         opened = event.decode(TillOpened)
-        row = load_session(session, opened.till_id, opened.session_id)
+        row = held_session(session, opened.till_id, opened.session_id)
         row.float = opened.float
         row.opened_at = _iso(opened.at)
         row.as_of = as_of(event)
-        session.put(SESSIONS_VIEW, session_key(opened.till_id, opened.session_id), row)
-        till = load_till(session, opened.till_id)
+        till = held_till(session, opened.till_id)
         till.open_session = till.last_session = opened.session_id
         till.sessions += 1
         till.as_of = as_of(event)
-        session.put(TILLS_VIEW, opened.till_id, till)
 
     def _closed(self, session: Session, event: RecordedEvent) -> None:
         closed = event.decode(TillClosed)
-        row = load_session(session, closed.till_id, closed.session_id)
+        row = held_session(session, closed.till_id, closed.session_id)
         row.counted = closed.counted
         row.closed_at = _iso(closed.at)
         row.as_of = row.closed_as_of = as_of(event)
-        session.put(SESSIONS_VIEW, session_key(closed.till_id, closed.session_id), row)
-        till = load_till(session, closed.till_id)
+        till = held_till(session, closed.till_id)
         till.open_session = None
         till.as_of = as_of(event)
-        session.put(TILLS_VIEW, closed.till_id, till)
 
 
 def tills_processor(batch_size: int = 5000) -> Processor:
