@@ -18,7 +18,7 @@ from tillflow.shop.reporting.projection import NAME, SUBSCRIBED, BarrierReport
 from tillflow.testing import SimulationResult, simulate
 
 BARRIER_SEEDS = 10_000
-CHUNKS = 8
+CHUNKS = 16
 
 
 def _explain(failures: list[SimulationResult]) -> str:
