@@ -22,7 +22,8 @@ from tillflow.shop.inventory.events import (
     stock_stream,
 )
 from tillflow.shop.inventory.stock import StockLevel, low_stock
-from tillflow.shop.sale.events import CheckoutLine, ItemsReturned
+from tillflow.shop.sale.events import ItemsReturned
+from tillflow.shop.sale.vat import BEFORE_VAT
 
 NAME = "inventory"
 
@@ -41,11 +42,23 @@ def _keep(session: Session, level: StockLevel) -> None:
     session.cache[level.product_id] = level
 
 
+class _Line(msgspec.Struct):
+    """The part of a ``CheckoutLine`` Inventory copies (not its name, net or GTIN)."""
+
+    product_id: str
+    quantity: int
+    unit_price: int
+    line_total: int
+    tax_rate: str = BEFORE_VAT
+    basis_points: int = 0
+    tax: int = 0
+
+
 class _Sold(msgspec.Struct):
     """The part of ``CheckedOut`` Inventory needs (its time is not decoded)."""
 
     checkout_id: str
-    lines: list[CheckoutLine]
+    lines: list[_Line]
 
 
 _SOLD = msgspec.json.Decoder(_Sold)
