@@ -3,12 +3,17 @@ verification is not vacuous (a truth that differs from what happened is caught).
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import msgspec
+import pytest
 
+from tillflow.demos import shop as shop_demo
 from tillflow.demos.cash_up import SESSION, SHORT
-from tillflow.demos.shop import CATALOG, ShopDemo, ShopDemoSettings, Snapshot
+from tillflow.demos.paying import pay
+from tillflow.demos.shop import CATALOG, Counters, ShopDemo, ShopDemoSettings, Snapshot
 from tillflow.engine import SqliteEventStore
 from tillflow.engine.store import BatchEffects
 from tillflow.shop.assembly import REGISTRY, shop_processors
@@ -89,3 +94,29 @@ def test_settings_name_the_option_that_is_wrong() -> None:
     assert ShopDemoSettings(tills=0).problems()[0].startswith("--tills")
     assert ShopDemoSettings(rate=float("nan")).problems()[0].startswith("--rate")
     assert ShopDemoSettings(duration=0).problems()[0].startswith("--duration")
+
+
+async def test_a_slow_shop_makes_the_tills_fall_behind_not_ring_less(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Open loop: the seed fixes every arrival, so a shop ten times slower than the
+    schedule rings up exactly the same checkouts, only later."""
+    settings = ShopDemoSettings(duration=0.4, tills=1, rate=300, seed=3)
+
+    async def rung(path: Path) -> Counters:
+        with SqliteEventStore(path, registry=REGISTRY) as store:
+            verdict = await ShopDemo(store, settings).run()
+            assert verdict.matches, verdict.problems
+            return verdict.counters
+
+    on_time = await rung(tmp_path / "on-time.db")
+
+    async def slow_pay(*args: Any) -> Any:
+        await asyncio.sleep(0.01)  # a till 3 times slower than its schedule asks
+        return await pay(*args)
+
+    monkeypatch.setattr(shop_demo, "pay", slow_pay)
+    late = await rung(tmp_path / "late.db")
+    assert (late.checkouts, late.units) == (on_time.checkouts, on_time.units) != (0, 0)
+    assert late.behind_schedule > settings.duration  # the slow run did fall behind
+    assert late.selling_seconds > on_time.selling_seconds

@@ -131,7 +131,7 @@ def _print_z_reports(verdict: Verdict) -> None:
 
 def _print_verdict(verdict: Verdict, settings: ShopDemoSettings) -> None:
     counters = verdict.counters
-    selling = min(verdict.elapsed, settings.duration)
+    selling = counters.selling_seconds
     achieved = counters.checkouts / selling if selling else 0.0
     if verdict.matches:
         console.print(
