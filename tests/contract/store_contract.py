@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -32,6 +33,7 @@ from tillflow.engine import (
     new_event_id,
 )
 from tillflow.engine.ids import derived_id_at, derived_id_base
+from tillflow.engine.store import CheckpointProgress
 
 
 def _event(n: int, event_type: str = "Happened", event_id: bytes | None = None) -> NewEvent:
@@ -287,6 +289,24 @@ class EventStoreContract:
         assert store.stream_version("out") == 0
         with pytest.raises(CheckpointConflict):
             store.commit_batch("never-ran", 0, 3, 4, BatchEffects())
+
+    def test_checkpoint_progress_says_when_the_checkpoint_last_moved(
+        self, store: EventStore
+    ) -> None:
+        store.append("s", [_event(1), _event(2)])
+        assert store.checkpoint_progress("p", 0) == CheckpointProgress(0, None)
+        before = time.time()
+        store.commit_batch("p", 0, 0, 1, BatchEffects())
+        first = store.checkpoint_progress("p", 0)
+        assert first.position == 1
+        assert first.moved_at is not None and before - 1 <= first.moved_at <= time.time() + 1
+        with pytest.raises(CheckpointConflict):
+            store.commit_batch("p", 0, 0, 2, BatchEffects())
+        assert store.checkpoint_progress("p", 0) == first  # a refused commit moves nothing
+        store.commit_batch("p", 0, 1, 2, BatchEffects())
+        second = store.checkpoint_progress("p", 0)
+        assert second.position == 2
+        assert second.moved_at is not None and second.moved_at >= first.moved_at
 
     def test_failed_commit_batch_writes_none_of_its_effects(self, store: EventStore) -> None:
         store.append("out", [_event(1)])

@@ -18,7 +18,13 @@ import contextlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 
 from tillflow.engine.errors import TillflowError
-from tillflow.engine.store import AppendRequest, BatchEffects, CommitListener, EventStore
+from tillflow.engine.store import (
+    AppendRequest,
+    BatchEffects,
+    CheckpointProgress,
+    CommitListener,
+    EventStore,
+)
 from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt, RecordedEvent
 
 
@@ -113,6 +119,9 @@ class FaultyStore(EventStore):
 
     def checkpoint(self, processor: str, lane: int) -> int:
         return self.inner.checkpoint(processor, lane)
+
+    def checkpoint_progress(self, processor: str, lane: int) -> CheckpointProgress:
+        return self.inner.checkpoint_progress(processor, lane)
 
     def checkpoints(self) -> dict[str, dict[int, int]]:
         return self.inner.checkpoints()

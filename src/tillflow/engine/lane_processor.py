@@ -67,6 +67,7 @@ class State(enum.Enum):
     FAILED = "failed"
     STOPPED = "stopped"
     ELSEWHERE = "elsewhere"  # declared here, run by another runtime (process, machine)
+    STALLED = "stalled"  # behind and not moving for a while: judged by statistics (stalls.py)
 
 
 @dataclass(frozen=True)

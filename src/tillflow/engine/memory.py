@@ -36,6 +36,7 @@ from tillflow.engine.lanes import lane_of
 from tillflow.engine.store import (
     AppendRequest,
     BatchEffects,
+    CheckpointProgress,
     CommitListener,
     CommitListeners,
     EventRegistry,
@@ -93,6 +94,8 @@ class MemoryEventStore(EventStore):
         self._by_causation: dict[bytes, _Refs] = {}
         """Causation id → references of the events it caused, in commit order."""
         self._checkpoints: dict[tuple[str, int], int] = {}
+        self._moved_at: dict[tuple[str, int], float] = {}
+        """When each checkpoint last moved (Unix time)."""
         self._views: dict[str, dict[str, bytes]] = defaultdict(dict)
         self._listeners = CommitListeners()
         self._closed = False
@@ -180,8 +183,10 @@ class MemoryEventStore(EventStore):
                 base = self._plan(stream, events, data, each.expected_version, pending, check_ids)
                 if not isinstance(base, Receipt):  # a repeat is not written again
                     plans.append((stream, events, data, base))
-            self._write(plans, time.time(), positions, versions)
+            now = time.time()
+            self._write(plans, now, positions, versions)
             self._checkpoints[(processor, lane)] = new_checkpoint
+            self._moved_at[(processor, lane)] = now
             for (view, key), value in effects.views.items():
                 if value is None:
                     self._views[view].pop(key, None)
@@ -411,6 +416,11 @@ class MemoryEventStore(EventStore):
 
     def checkpoint(self, processor: str, lane: int) -> int:
         return self._checkpoints.get((processor, lane), 0)
+
+    def checkpoint_progress(self, processor: str, lane: int) -> CheckpointProgress:
+        with self._lock:
+            key = (processor, lane)
+            return CheckpointProgress(self._checkpoints.get(key, 0), self._moved_at.get(key))
 
     def checkpoints(self) -> dict[str, dict[int, int]]:
         with self._lock:

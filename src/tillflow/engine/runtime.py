@@ -42,6 +42,7 @@ from tillflow.engine.graph import validate_graph
 from tillflow.engine.lane_processor import LaneProcessor, State
 from tillflow.engine.outage import OutageBackoff, StoreHealth, describe_error
 from tillflow.engine.processor import Processor
+from tillflow.engine.stalls import DEFAULT_STALL_AFTER
 from tillflow.engine.statistics import ProcessorStatistics, offline_snapshot, snapshot
 from tillflow.engine.store import EventStore
 from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt
@@ -100,11 +101,13 @@ class Runtime:
         poll: PollBackoff | None = None,
         run: Collection[str] | None = None,
         outage: OutageBackoff | None = None,
+        stall_after: float = DEFAULT_STALL_AFTER,
     ) -> None:
         """``processors``: the whole declared graph. ``run``: the names this runtime runs
         (default: all); the others run elsewhere (another process or machine) and count for
         barriers, waits and drains through their durable checkpoints. ``outage``: how
-        lanes retry while the store is unavailable."""
+        lanes retry while the store is unavailable. ``stall_after``: seconds behind without
+        progress before :meth:`statistics` calls a lane ``stalled``."""
         self.store = store
         self.processors = {declared.name: declared for declared in processors}
         self.order = validate_graph(list(processors), store.registry)
@@ -112,6 +115,7 @@ class Runtime:
         self.failure_policy: FailurePolicy = failure_policy or StopOnFailure()
         self.poll = poll or PollBackoff()
         self.outage = outage or OutageBackoff()
+        self.stall_after = stall_after
         self.health = StoreHealth(on_back=self._wake_all)
         """Whether the store answers this runtime's lanes (and its lease keeper, if any)."""
         self.lanes: dict[str, list[LaneProcessor]] = {
@@ -439,15 +443,16 @@ class Runtime:
     # -- observing -------------------------------------------------------------------------
 
     def statistics(self) -> list[ProcessorStatistics]:
-        """A snapshot of every processor on every lane, in dependency order. While the
-        store is unavailable, the figures last seen (never waiting on the store)."""
+        """A snapshot of every processor on every lane, in dependency order (``stalled``
+        after :attr:`stall_after` seconds behind without progress). While the store is
+        unavailable, the figures last seen (never waiting on the store)."""
         rows: list[ProcessorStatistics] = []
         reachable = not self.health.degraded
         for name in self.order:
             for lane_processor in self.lanes[name]:
                 if reachable:
                     try:
-                        rows.append(snapshot(lane_processor))
+                        rows.append(snapshot(lane_processor, self.stall_after))
                         continue
                     except StoreUnavailable:
                         reachable = False

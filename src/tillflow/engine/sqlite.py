@@ -40,6 +40,7 @@ from tillflow.engine.sqlite_writer import (
 from tillflow.engine.store import (
     AppendRequest,
     BatchEffects,
+    CheckpointProgress,
     CommitListener,
     CommitListeners,
     Durability,
@@ -433,6 +434,17 @@ class SqliteEventStore(EventStore):
             .fetchone()
         )
         return 0 if row is None else int(row[0])
+
+    def checkpoint_progress(self, processor: str, lane: int) -> CheckpointProgress:
+        row = (
+            self._reader()
+            .execute(
+                "SELECT position, updated_at FROM checkpoints WHERE processor = ? AND lane = ?",
+                (processor, lane),
+            )
+            .fetchone()
+        )
+        return CheckpointProgress(0, None) if row is None else CheckpointProgress(*row)
 
     def checkpoints(self) -> dict[str, dict[int, int]]:
         result: dict[str, dict[int, int]] = {}

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import msgspec
 
 from tillflow.engine.lane_processor import LaneProcessor, State
+from tillflow.engine.stalls import (
+    DEFAULT_STALL_AFTER,
+    barrier_holder,
+    stalled_seconds,
+    stalled_state,
+)
 
 
 class ProcessorStatistics(msgspec.Struct, frozen=True):
@@ -15,7 +22,10 @@ class ProcessorStatistics(msgspec.Struct, frozen=True):
     ``lag_events``: positions between the checkpoint and the head. ``lag_seconds``: age of
     the oldest event not yet scanned (0 when caught up) — a replay of old events shows its
     real distance from now only while it is behind. ``throughput``: positions scanned per
-    second over the last few seconds.
+    second over the last few seconds. ``stalled_seconds``: how long the lane has been behind
+    without its checkpoint moving (0 when caught up); from ``stall_after`` seconds on its
+    state is ``stalled`` (:mod:`tillflow.engine.stalls`), and ``waiting_on`` names the
+    upstream processor that holds its barrier, if one does.
     """
 
     processor: str
@@ -36,6 +46,7 @@ class ProcessorStatistics(msgspec.Struct, frozen=True):
     failed_position: int | None
     failures: int = 0
     """Failed batches ever (handler errors and store errors), counted by this runtime."""
+    stalled_seconds: float = 0.0
 
 
 def offline_snapshot(lane_processor: LaneProcessor) -> ProcessorStatistics:
@@ -45,27 +56,49 @@ def offline_snapshot(lane_processor: LaneProcessor) -> ProcessorStatistics:
     if checkpoint is None:
         checkpoint = 0
     head = max(lane_processor.head_seen, checkpoint)
-    return _described(lane_processor, lane_processor.state, checkpoint, head, 0.0)
+    return _described(
+        lane_processor, lane_processor.state, checkpoint, head, 0.0, lane_processor.waiting_on
+    )
 
 
-def snapshot(lane_processor: LaneProcessor) -> ProcessorStatistics:
-    """Read the durable checkpoint and head now and describe ``lane_processor``."""
+def snapshot(
+    lane_processor: LaneProcessor,
+    stall_after: float = DEFAULT_STALL_AFTER,
+    clock: Callable[[], float] = time.time,
+) -> ProcessorStatistics:
+    """Read the durable checkpoint (and when it last moved) and the head now and describe
+    ``lane_processor``; ``stalled`` once behind without progress for ``stall_after``
+    seconds by ``clock`` (Unix time)."""
     store = lane_processor.store
-    checkpoint = store.checkpoint(lane_processor.name, lane_processor.lane)
-    head = store.head(lane_processor.lane)
+    name, lane = lane_processor.name, lane_processor.lane
+    progress = store.checkpoint_progress(name, lane)
+    checkpoint = progress.position
+    head = store.head(lane)
     lag_seconds = 0.0
+    now = clock()
     if checkpoint < head:
-        oldest = store.read(lane_processor.lane, checkpoint, checkpoint + 1)
+        oldest = store.read(lane, checkpoint, checkpoint + 1)
         if oldest:
-            lag_seconds = max(0.0, time.time() - oldest[0].recorded_at)
+            lag_seconds = max(0.0, now - oldest[0].recorded_at)
     state = lane_processor.state
-    if state in (State.IDLE, State.WAITING) and checkpoint < head and not lane_processor.waiting_on:
+    waiting_on = lane_processor.waiting_on
+    if state in (State.IDLE, State.WAITING) and checkpoint < head and not waiting_on:
         state = State.RUNNING
-    return _described(lane_processor, state, checkpoint, head, lag_seconds)
+    stalled_for = stalled_seconds(lag_seconds, progress.moved_at, now)
+    state = stalled_state(state, stalled_for, stall_after)
+    if state is State.STALLED and waiting_on is None:
+        waiting_on = barrier_holder(store, lane_processor.processor.after, lane, checkpoint)
+    return _described(lane_processor, state, checkpoint, head, lag_seconds, waiting_on, stalled_for)
 
 
 def _described(
-    lane_processor: LaneProcessor, state: State, checkpoint: int, head: int, lag_seconds: float
+    lane_processor: LaneProcessor,
+    state: State,
+    checkpoint: int,
+    head: int,
+    lag_seconds: float,
+    waiting_on: str | None,
+    stalled_for: float = 0.0,
 ) -> ProcessorStatistics:
     failed = lane_processor.failed_event
     error = lane_processor.error
@@ -82,9 +115,10 @@ def _described(
         handled=lane_processor.handled_total,
         batches=lane_processor.batches,
         last_batch=lane_processor.last_batch,
-        waiting_on=lane_processor.waiting_on,
+        waiting_on=waiting_on,
         error=None if error is None else f"{type(error).__name__}: {error}",
         failed_event=None if failed is None else failed.describe(),
         failed_position=None if failed is None else failed.position,
         failures=lane_processor.failures,
+        stalled_seconds=stalled_for,
     )

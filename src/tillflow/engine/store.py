@@ -51,6 +51,15 @@ class Emitted:
     """Already validated where it was made (by :class:`Session.emit`)."""
 
 
+class CheckpointProgress(msgspec.Struct, frozen=True):
+    """A processor's durable checkpoint on a lane and when it last moved."""
+
+    position: int
+    moved_at: float | None
+    """Unix time (the committing process's clock) of the commit that moved it last;
+    ``None`` if it never committed, or if the backend keeps no time."""
+
+
 class AppendRequest(msgspec.Struct, frozen=True):
     """One append of :meth:`EventStore.append_many` (a Struct: a checkout's tills make one
     per checkout, and a frozen dataclass takes ~0.6 µs to make, this ~0.1)."""
@@ -376,6 +385,12 @@ class EventStore(ABC):
     def add_commit_listener(self, listener: CommitListener) -> Callable[[], None]:
         """Call ``listener`` after every commit made through this store object; returns a
         function that removes it. Listeners must be quick and must not raise."""
+
+    def checkpoint_progress(self, processor: str, lane: int) -> CheckpointProgress:
+        """:meth:`checkpoint` and when it last moved, in one read (what a stall is judged
+        by: :mod:`tillflow.engine.stalls`). A backend that keeps no time answers
+        ``moved_at=None``."""
+        return CheckpointProgress(self.checkpoint(processor, lane), None)
 
     @abstractmethod
     def close(self) -> None:

@@ -17,6 +17,7 @@ from tillflow.engine.errors import StoreClosed
 from tillflow.engine.ids import EMITTER_PREFIX, emitter_prefix
 from tillflow.engine.postgres.errors import DatabaseUnavailable
 from tillflow.engine.postgres.writer import COLUMNS, VERSIONS
+from tillflow.engine.store import CheckpointProgress
 from tillflow.engine.types import RecordedEvent
 
 _EMITTED_BY_MANY: Final = (
@@ -175,6 +176,15 @@ class PostgresReads:
             (processor, lane),
         )
         return int(rows[0][0]) if rows else 0
+
+    def checkpoint_progress(self, processor: str, lane: int) -> CheckpointProgress:
+        rows = self._rows(
+            "SELECT position, updated_at FROM checkpoints WHERE processor = %s AND lane = %s",
+            (processor, lane),
+        )
+        if not rows:
+            return CheckpointProgress(0, None)
+        return CheckpointProgress(int(rows[0][0]), float(rows[0][1]))
 
     def checkpoints(self) -> dict[str, dict[int, int]]:
         result: dict[str, dict[int, int]] = {}
