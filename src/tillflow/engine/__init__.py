@@ -15,6 +15,8 @@ the deterministic simulator are imported from :mod:`tillflow.testing`.
 from tillflow.engine.errors import (
     CheckpointConflict,
     ConcurrencyConflict,
+    DeadLetterBusy,
+    DeadLetterResolved,
     DependencyCycle,
     DrainTimeout,
     DuplicateProcessor,
@@ -27,10 +29,11 @@ from tillflow.engine.errors import (
     StoreClosed,
     StoreUnavailable,
     TillflowError,
+    UnknownDeadLetter,
     UnknownEventType,
     UnknownProcessor,
 )
-from tillflow.engine.failure import FailurePolicy, RetryWithBackoff, StopOnFailure
+from tillflow.engine.failure import FailurePolicy, Parking, RetryWithBackoff, StopOnFailure
 from tillflow.engine.graph import validate_graph
 from tillflow.engine.ids import derived_event_id, format_id, id_from_key, new_event_id, parse_id
 from tillflow.engine.keyed import recorded_command, with_key
@@ -57,6 +60,8 @@ __all__ = [
     "BatchEffects",
     "CheckpointConflict",
     "ConcurrencyConflict",
+    "DeadLetterBusy",
+    "DeadLetterResolved",
     "DependencyCycle",
     "DrainTimeout",
     "DuplicateProcessor",
@@ -73,6 +78,7 @@ __all__ = [
     "MemoryEventStore",
     "NewEvent",
     "NotATillflowDatabase",
+    "Parking",
     "PollBackoff",
     "Processor",
     "ProcessorStatistics",
@@ -90,6 +96,7 @@ __all__ = [
     "StoreClosed",
     "StoreUnavailable",
     "TillflowError",
+    "UnknownDeadLetter",
     "UnknownEventType",
     "UnknownProcessor",
     "WaitOutcome",

@@ -215,3 +215,32 @@ class ProcessorStopped(TillflowError):
         self.processor = processor
         self.error = error
         super().__init__(f"processor {processor!r} has stopped: {error!r}")
+
+
+class UnknownDeadLetter(TillflowError):
+    """A retry or skip named a dead letter that ``processor`` never parked."""
+
+    def __init__(self, processor: str, dead_letter: str) -> None:
+        self.processor = processor
+        self.dead_letter = dead_letter
+        super().__init__(f"processor {processor!r} has no dead letter {dead_letter!r}")
+
+
+class DeadLetterResolved(TillflowError):
+    """A retry or skip named a dead letter that is no longer parked (retried or skipped)."""
+
+    def __init__(self, processor: str, dead_letter: str) -> None:
+        self.processor = processor
+        self.dead_letter = dead_letter
+        super().__init__(f"dead letter {dead_letter!r} of {processor!r} is already resolved")
+
+
+class DeadLetterBusy(TillflowError):
+    """A retry or skip that cannot be asked now: one is already pending, or the key is
+    only held behind an upstream processor's dead letter (act on that one)."""
+
+    def __init__(self, processor: str, dead_letter: str, reason: str) -> None:
+        self.processor = processor
+        self.dead_letter = dead_letter
+        self.reason = reason
+        super().__init__(f"dead letter {dead_letter!r} of {processor!r}: {reason}")

@@ -37,6 +37,7 @@ from tillflow.engine.errors import (
     StoreUnavailable,
 )
 from tillflow.engine.ids import format_id
+from tillflow.engine.parked_lane import Holding, LaneParking
 from tillflow.engine.processor import Processor, Session
 from tillflow.engine.store import BatchEffects, EventStore
 from tillflow.engine.types import Receipt, RecordedEvent
@@ -159,6 +160,9 @@ class LaneProcessor:
         self.commit_batch: CommitBatch | None = None
         """How batches commit: a lease keeper's fenced commit, or (``None``) the store's,
         looked up at each commit."""
+        self.parking: LaneParking | None = None
+        """Parked keys, when this processor parks or runs behind one that does (set by
+        the runtime; ``None``: nothing is ever parked or held here)."""
 
     def contended(self) -> None:
         """A batch lost to a concurrent commit (a view row another worker changed): make
@@ -170,6 +174,8 @@ class LaneProcessor:
         """Drop the cached checkpoint and handler memory (the lane changed hands)."""
         self._checkpoint = None
         self.cache.clear()
+        if self.parking is not None:
+            self.parking.row = None
 
     def taken_over(self) -> None:
         """The lane came to this worker from another (or back): :meth:`forget`, and start
@@ -254,6 +260,9 @@ class LaneProcessor:
         began = time.monotonic()
         checkpoint = self.checkpoint()
         limit, waiting_on = self.barrier()
+        holding: Holding | None = None
+        if self.parking is not None:  # after the barrier: an upstream's park below it is seen
+            holding = self.parking.step(self)
         if limit <= checkpoint:
             self.state = State.WAITING if waiting_on else State.IDLE
             self.waiting_on = waiting_on
@@ -268,6 +277,8 @@ class LaneProcessor:
             if not self.leased:  # let go meanwhile: its commit would be fenced out
                 self.forget()  # the cache holds what the abandoned pass did
                 return self._elsewhere()
+            if holding is not None and holding.hold(event):
+                continue
             session.begin(event)
             try:
                 handler(event, session)
@@ -276,7 +287,11 @@ class LaneProcessor:
                 raise
             except Exception as error:
                 self._fail(checkpoint, events[:index], event, error)
+        if holding is not None:
+            holding.put(session)
         self._commit(checkpoint, upto, session, handled=len(events))
+        if holding is not None:
+            holding.adopt()
         self.attempts = 0
         self._pace(upto - checkpoint, time.monotonic() - began)
         return StepResult(upto, limit, waiting_on, upto - checkpoint, len(events))
@@ -308,11 +323,18 @@ class LaneProcessor:
     ) -> None:
         self.cache.clear()  # it holds what the abandoned pass did
         if event.position - 1 > checkpoint:
+            holding = None if self.parking is None else self.parking.holding(self)
             session = Session(self.store, self.name, cache=self.cache, batch=done)
             for earlier in done:
+                if holding is not None and holding.hold(earlier):
+                    continue
                 session.begin(earlier)
                 self.processor.handler(earlier, session)
+            if holding is not None:
+                holding.put(session)
             self._commit(checkpoint, event.position - 1, session, handled=len(done))
+            if holding is not None:
+                holding.adopt()
         self.attempts += 1
         self.failures += 1
         self.error = error
@@ -322,10 +344,30 @@ class LaneProcessor:
         )
         raise failure from error
 
-    def _commit(self, checkpoint: int, upto: int, session: Session, handled: int) -> None:
+    def park(self) -> None:
+        """Park the event that failed (:attr:`failed_event`, just past the checkpoint): its
+        key's head from now on, committed with the checkpoint moved onto it. Raises as a
+        commit does (the next step then fails the event again and it is parked again)."""
+        event, error, parking = self.failed_event, self.error, self.parking
+        if event is None or error is None or parking is None or parking.own is None:
+            raise RuntimeError(f"processor {self.name!r} has no failure to park")
+        if event.position == self.checkpoint() + 1:
+            parking.park(self, event, error)
+        self.attempts = 0
+        self.clear_failure()
+
+    def commit_effects(self, upto: int | None, effects: BatchEffects, handled: int) -> None:
+        """Commit ``effects`` with the checkpoint moved to ``upto`` (``None``: unmoved)."""
+        checkpoint = self.checkpoint()
+        self._commit(checkpoint, checkpoint if upto is None else upto, effects, handled)
+
+    def _commit(
+        self, checkpoint: int, upto: int, effects: Session | BatchEffects, handled: int
+    ) -> None:
         try:
             commit = self.commit_batch or self.store.commit_batch
-            commit(self.name, self.lane, checkpoint, upto, session.seal())
+            sealed = effects.seal() if isinstance(effects, Session) else effects
+            commit(self.name, self.lane, checkpoint, upto, sealed)
         except (CheckpointConflict, StoreUnavailable):
             self.forget()  # committed or not, the store tells on the next step
             raise

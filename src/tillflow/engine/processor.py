@@ -15,6 +15,7 @@ from typing import Any, Final, TypeVar
 import msgspec
 
 from tillflow.engine.errors import InvalidEvent
+from tillflow.engine.failure import Parking
 from tillflow.engine.ids import derived_id_at, derived_id_base
 from tillflow.engine.store import BatchEffects, Emitted, EventStore, validate_stream
 from tillflow.engine.types import ANY_VERSION, NewEvent, RecordedEvent
@@ -37,6 +38,7 @@ class Processor:
     still *scanned*: the checkpoint passes them, so they never hold back dependants.
     ``after``: processors that must have scanned an event before this one may read it
     (sequence barrier). ``batch_size``: at most this many positions scanned per transaction.
+    ``parking``: park failing events by key instead of stopping (``None``: stop).
     """
 
     name: str
@@ -44,6 +46,7 @@ class Processor:
     types: frozenset[str] | None = None
     after: tuple[str, ...] = ()
     batch_size: int = 2000
+    parking: Parking | None = None
 
     def __post_init__(self) -> None:
         if not self.name or len(self.name) > MAX_NAME_LENGTH or not self.name.isprintable():
@@ -63,6 +66,7 @@ def processor(
     types: Collection[str] | None = None,
     after: Collection[str] = (),
     batch_size: int = 2000,
+    parking: Parking | None = None,
 ) -> Callable[[Handler], Processor]:
     """Decorator form: ``@processor("inventory", types=["CheckedOut"])``."""
 
@@ -73,6 +77,7 @@ def processor(
             None if types is None else frozenset(types),
             tuple(after),
             batch_size,
+            parking,
         )
 
     return wrap

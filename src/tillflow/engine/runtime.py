@@ -41,6 +41,7 @@ from tillflow.engine.failure import FailurePolicy, StopOnFailure
 from tillflow.engine.graph import validate_graph
 from tillflow.engine.lane_processor import LaneProcessor, State
 from tillflow.engine.outage import OutageBackoff, StoreHealth, describe_error
+from tillflow.engine.parked_lane import attach_parking
 from tillflow.engine.processor import Processor
 from tillflow.engine.stalls import DEFAULT_STALL_AFTER
 from tillflow.engine.statistics import ProcessorStatistics, offline_snapshot, snapshot
@@ -125,6 +126,7 @@ class Runtime:
             ]
             for name in self.order
         }
+        attach_parking(self.lanes, self.processors)
         self._executors: dict[str, ThreadPoolExecutor] = {}
         self._wake: list[asyncio.Event] = []
         self._progress: asyncio.Condition | None = None
@@ -278,7 +280,19 @@ class Runtime:
             streak.unavailable += 1
         elif isinstance(error, HandlerFailed):
             await self._notify_progress()
-            retry_after = self.failure_policy.retry_after(error, lane_processor.attempts)
+            parking = lane_processor.processor.parking
+            if parking is None:
+                retry_after = self.failure_policy.retry_after(error, lane_processor.attempts)
+            else:
+                retry_after = parking.retry_after(lane_processor.attempts)
+                if retry_after is None:
+                    log.error("%s; parked", error)
+                    executor = self._executors[lane_processor.name]
+                    with contextlib.suppress(Exception):  # the next step fails it again
+                        await asyncio.get_running_loop().run_in_executor(
+                            executor, lane_processor.park
+                        )
+                    return True
             if retry_after is None:
                 lane_processor.state = State.FAILED
                 log.error("%s", error)
