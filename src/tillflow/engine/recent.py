@@ -191,45 +191,49 @@ class RecentEvents:
 
     def span(self, after: int, upto: int) -> list[RecordedEvent] | None:
         """Every event with ``after < position <= upto``, or ``None`` unless all are held."""
-        count = upto - after
-        if count <= 0:
-            return []
-        if count > self.size:
+        found, through = self.prefix(after, upto)
+        if through != upto:
             self.misses += 1
             return None
+        self.hits += 1
+        return found
+
+    def prefix(self, after: int, upto: int) -> tuple[list[RecordedEvent], int]:
+        """The events held from ``after + 1`` on, up to ``upto`` or the first position not
+        held, and the position of the last one given (``after`` when none is)."""
+        if upto - after > self.size:
+            return [], after
         slots, size = self._slots, self.size
-        if (
-            _position(slots[(after + 1) % size]) != after + 1
-            or _position(slots[upto % size]) != upto
-        ):
-            self.misses += 1
-            return None
         found: list[RecordedEvent] = []
         converted: list[tuple[int, Row, RecordedEvent]] = []
+        through = after
         for position in range(after + 1, upto + 1):
             item = slots[position % size]
             if item is None:
-                self.misses += 1
-                return None
+                break
             if isinstance(item, tuple):
                 if item[_POSITION] != position:
-                    self.misses += 1
-                    return None
+                    break
                 event = event_of_row(item)
                 converted.append((position % size, item, event))
             else:
                 event = item
                 if event.position != position:
-                    self.misses += 1
-                    return None
+                    break
             found.append(event)
+            through = position
         if converted:  # read once, kept as events (unless the slot moved on meanwhile)
             with self._lock:
                 for slot, row, event in converted:
                     if slots[slot] is row:
                         slots[slot] = event
-        self.hits += 1
-        return found
+        return found, through
+
+    def near_newest(self, position: int) -> bool:
+        """Whether ``position`` is within the newest quarter of the ring: events read from
+        there on are worth remembering (a replay of old events would evict the ones the
+        live processors are about to read)."""
+        return position >= self._newest - self.size // 4
 
 
 def _position(item: RecordedEvent | Row | None) -> int:

@@ -134,6 +134,7 @@ class SqliteEventStore(EventStore):
         self._connections_lock = threading.Lock()
         self._listeners = CommitListeners()
         self._closed = False
+        self._filling = threading.Lock()
         self.recent = RecentEvents(recent_events)
         _check_file(self.path)
         self._initialise()
@@ -294,7 +295,7 @@ class SqliteEventStore(EventStore):
         if lane != 0:
             return []
         if upto is not None and not getattr(self._local, "snapshot_depth", 0):
-            held = self.recent.span(after, upto)
+            held = self._recent_span(after, upto)
             if held is not None:
                 if types is not None:
                     wanted = types if isinstance(types, (set, frozenset)) else frozenset(types)
@@ -320,6 +321,33 @@ class SqliteEventStore(EventStore):
         if types is None:
             self.recent.remember(events)
         return events
+
+    def _recent_span(self, after: int, upto: int) -> list[RecordedEvent] | None:
+        """Every event in ``(after, upto]`` from the ring, the ones it lacks read from the
+        file (all types) and remembered; ``None`` when that part is far from the newest
+        events (a replay: read filtered instead, and leave the ring to the live readers).
+        Processors that read the same new events (written by another process) then decode
+        them from the file once between them, not once each."""
+        held, through = self.recent.prefix(after, upto)
+        if through == upto:
+            self.recent.hits += 1
+            return held
+        self.recent.misses += 1
+        if not self.recent.near_newest(through):
+            return None
+        with self._filling:  # processors woken together: one of them reads, the rest wait
+            more, through = self.recent.prefix(through, upto)
+            held += more
+            if through < upto:
+                rows = self._reader().execute(
+                    f"SELECT {COLUMNS} FROM events WHERE position > ? AND position <= ? "
+                    "ORDER BY position",
+                    (through, upto),
+                )
+                fresh = [RecordedEvent(*row) for row in rows]
+                self.recent.remember(fresh)
+                held += fresh
+        return held
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
