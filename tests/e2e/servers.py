@@ -20,6 +20,7 @@ from tillflow.engine import EventStore, SqliteEventStore
 from tillflow.http import create_app
 from tillflow.service.access_tokens import Role, TokenBook
 from tillflow.service.bootstrap import service_registry
+from tillflow.service.settings import Settings
 from tillflow.shop.sale.payments import PaymentTerminal
 
 
@@ -61,13 +62,15 @@ async def serving(
     *,
     fast_checkouts: bool = True,
     terminal: PaymentTerminal | None = None,
+    settings: Settings | None = None,
 ) -> AsyncIterator[Api]:
     """The app over ASGI on the open ``store``, processors running, with a token per role
-    (new ones, unless ``tokens`` from an earlier serving of the store are given)."""
+    (new ones, unless ``tokens`` from an earlier serving of the store are given), configured
+    by ``settings`` if given."""
     if tokens is None:
         book = TokenBook(store)
         tokens = {role: book.create(f"{role.value}-1", role)[0] for role in Role}
-    app = create_app(store=store, fast_checkouts=fast_checkouts, terminal=terminal)
+    app = create_app(settings, store=store, fast_checkouts=fast_checkouts, terminal=terminal)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),

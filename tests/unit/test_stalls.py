@@ -19,8 +19,15 @@ from tillflow.engine import (
     Session,
     State,
 )
-from tillflow.engine.stalls import barrier_holder, stalled_seconds, stalled_state
+from tillflow.engine.stalls import (
+    DEFAULT_STALL_AFTER,
+    barrier_holder,
+    stalled_seconds,
+    stalled_state,
+)
 from tillflow.engine.statistics import ProcessorStatistics, snapshot
+from tillflow.service.bootstrap import ConfigurationError
+from tillflow.service.settings import load_settings
 
 STALL_AFTER = 30.0
 
@@ -162,3 +169,17 @@ def test_the_barrier_holder_is_the_upstream_furthest_behind(store: MemoryEventSt
     assert barrier_holder(store, ["a", "b"], 0, checkpoint=2) == "b"
     assert barrier_holder(store, ["a"], 0, checkpoint=1) is None  # a is past it
     assert barrier_holder(store, [], 0, checkpoint=0) is None
+
+
+def test_the_threshold_is_a_setting_and_a_bad_one_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().stall_after == DEFAULT_STALL_AFTER
+    monkeypatch.setenv("TILLFLOW_STALL_AFTER", "2.5")
+    assert load_settings().stall_after == 2.5
+    assert load_settings(stall_after=4.0).stall_after == 4.0  # an option wins
+    monkeypatch.setenv("TILLFLOW_STALL_AFTER", "0")
+    with pytest.raises(ConfigurationError, match=r"^TILLFLOW_STALL_AFTER: "):
+        load_settings()
+    with pytest.raises(ConfigurationError, match=r"^--stall-after: "):
+        load_settings(stall_after=float("nan"))

@@ -111,6 +111,13 @@ def serve(
             "collector (env TILLFLOW_GC_THRESHOLD; 50000; 0 keeps Python's 700).",
         ),
     ] = None,
+    stall_after: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a processor may be behind without progress before it shows as "
+            "stalled (env TILLFLOW_STALL_AFTER; 30).",
+        ),
+    ] = None,
     socket_fd: Annotated[
         int | None,
         typer.Option(hidden=True, help="Serve this inherited listening socket (workers)."),
@@ -139,6 +146,7 @@ def serve(
             log_level=log_level,
             workers=workers,
             gc_threshold=gc_threshold,
+            stall_after=stall_after,
         )
         if settings.workers > 0 and socket_fd is None and settings.database.startswith("memory"):
             raise ConfigurationError(

@@ -89,6 +89,8 @@ def worker_command(settings: Settings, fd: int, lifeline: int) -> list[str]:
         settings.log_level,
         "--gc-threshold",
         str(settings.gc_threshold),
+        "--stall-after",
+        str(settings.stall_after),
         "--socket-fd",
         str(fd),
         "--lifeline-fd",

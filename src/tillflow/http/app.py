@@ -150,6 +150,7 @@ def create_app(
         try:
             shop = Shop(opened, clock, terminal=terminal)
             runtime = shop.runtime(run=None if run_processors else [])
+            runtime.stall_after = (settings or load_settings()).stall_after
             watch = ReportWatch(opened, on_progress=metrics.latency.progressed)
             async with run(opened, runtime), watch.running():
                 metrics.statistics = runtime.statistics

@@ -2,7 +2,9 @@
 
 * per processor and lane, read at scrape time from the runtime's statistics:
   ``tillflow_processor_checkpoint``, ``…_head``, ``…_lag_events``, ``…_lag_seconds``,
-  ``…_last_batch_size``, ``…_state`` (1 for the current state), and the counters
+  ``…_last_batch_size``, ``…_stalled_seconds`` (behind without progress), ``…_state``
+  (1 for the current state: ``stalled`` once that passes ``stall_after``), the gauge
+  ``tillflow_processor_stalled_lanes`` per processor, and the counters
   ``…_batches_total``, ``…_scanned_total``, ``…_handled_total``, ``…_failures_total``
   (mean batch size = rate(scanned) / rate(batches));
 * ``tillflow_checkout_to_report_seconds``: for checkouts appended through this server,
@@ -80,6 +82,11 @@ class ProcessorCollector(Collector):
             "last_batch": GaugeMetricFamily(
                 "tillflow_processor_last_batch_size", "Positions in the last batch.", labels=labels
             ),
+            "stalled_seconds": GaugeMetricFamily(
+                "tillflow_processor_stalled_seconds",
+                "Seconds behind the head without the checkpoint moving (0 when caught up).",
+                labels=labels,
+            ),
         }
         counters = {
             "batches": CounterMetricFamily(
@@ -102,6 +109,7 @@ class ProcessorCollector(Collector):
             "1 for the processor's current state.",
             labels=[*labels, "state"],
         )
+        stalled: dict[str, int] = {}
         for row in self.statistics():
             key = [row.processor, str(row.lane)]
             for name, family in gauges.items():
@@ -110,9 +118,20 @@ class ProcessorCollector(Collector):
                 counter.add_metric(key, float(getattr(row, name)))
             for state in State:
                 states.add_metric([*key, state.value], 1.0 if row.state == state.value else 0.0)
+            stalled[row.processor] = stalled.get(row.processor, 0) + int(
+                row.state == State.STALLED.value
+            )
         yield from gauges.values()
         yield from counters.values()
         yield states
+        lanes = GaugeMetricFamily(
+            "tillflow_processor_stalled_lanes",
+            "Lanes of the processor behind without progress for stall_after seconds.",
+            labels=["processor"],
+        )
+        for processor, count in stalled.items():
+            lanes.add_metric([processor], float(count))
+        yield lanes
 
 
 class LeaseCollector(Collector):

@@ -22,8 +22,9 @@ router = APIRouter(tags=["status"], route_class=GuardedRoute)
 class ProcessorOut(BaseModel):
     """One processor on one lane, now. ``state``: starting, running, waiting (on the
     barrier: ``waiting_on`` names the upstream processor), idle (caught up), retrying,
-    degraded (the database is away: retrying with backoff), failed, stopped, or elsewhere
-    (run by another process)."""
+    degraded (the database is away: retrying with backoff), failed, stopped, elsewhere
+    (run by another process), or stalled (behind without progress for ``stall_after``
+    seconds: ``waiting_on`` names the upstream that holds it, if one does)."""
 
     processor: str
     lane: int
@@ -42,6 +43,11 @@ class ProcessorOut(BaseModel):
     failed_event: str | None
     failed_position: int | None
     failures: int
+    stalled_seconds: float = Field(
+        default=0.0,
+        description="Seconds behind the head without the checkpoint moving (0 when caught "
+        "up); from the server's stall_after on, the state is stalled.",
+    )
     after: list[str] = Field(
         default_factory=list,
         description="The processors whose checkpoints bound this one's barrier (declared).",
@@ -97,6 +103,10 @@ class StoreOut(BaseModel):
 class ProcessorsOut(BaseModel):
     processors: list[ProcessorOut]
     heads: dict[int, int]
+    stall_after: float = Field(
+        default=0.0,
+        description="Seconds a lane may be behind without progress before it is stalled.",
+    )
     store: StoreOut | None = Field(
         default=None, description="Whether the database answers this server's processors."
     )
@@ -125,6 +135,7 @@ def processors_out(services: Services) -> ProcessorsOut:
     holds."""
     store = services.store
     health = services.runtime.health
+    stall_after = services.runtime.stall_after
     processors = [
         ProcessorOut.of(row, services.runtime.processors[row.processor].after)
         for row in services.runtime.statistics()
@@ -134,9 +145,13 @@ def processors_out(services: Services) -> ProcessorsOut:
         heads: dict[int, int] = {}
         for row in processors:
             heads[row.lane] = max(row.head, heads.get(row.lane, 0))
-        return ProcessorsOut(processors=processors, heads=heads, store=status)
+        return ProcessorsOut(
+            processors=processors, heads=heads, stall_after=stall_after, store=status
+        )
     overview = lease_overview(store)
-    answer = ProcessorsOut(processors=processors, heads=store.heads(), store=status)
+    answer = ProcessorsOut(
+        processors=processors, heads=store.heads(), stall_after=stall_after, store=status
+    )
     if overview is not None:
         _add_leases(answer, overview)
     return answer

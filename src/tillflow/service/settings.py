@@ -19,6 +19,9 @@ variable                   default          meaning
                                             Python's youngest generation (0..10,000,000; 0
                                             keeps Python's 700): see
                                             :mod:`tillflow.service.collector`
+``TILLFLOW_STALL_AFTER``   ``30``           seconds a processor may be behind without its
+                                            checkpoint moving before it shows as
+                                            ``stalled`` (0.1..86400)
 ``TILLFLOW_TERMINAL_       ``0``            seconds the simulated card terminal takes per
 LATENCY``                                   answer (0..60)
 ``TILLFLOW_TERMINAL_       (none)           card references the simulated terminal declines
@@ -46,6 +49,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tillflow.engine.stalls import DEFAULT_STALL_AFTER
 from tillflow.service.bootstrap import ConfigurationError
 from tillflow.service.collector import DEFAULT_THRESHOLD, MOST_THRESHOLD
 from tillflow.shop import validation
@@ -69,6 +73,9 @@ class Settings(BaseSettings):
     log_level: LogLevel = "info"
     workers: int = Field(default=0, ge=0, le=64)
     gc_threshold: int = Field(default=DEFAULT_THRESHOLD, ge=0, le=MOST_THRESHOLD)
+    stall_after: float = Field(
+        default=DEFAULT_STALL_AFTER, ge=0.1, le=86_400.0, allow_inf_nan=False
+    )
     terminal_latency: float = Field(default=0.0, ge=0.0, le=60.0, allow_inf_nan=False)
     terminal_decline_cards: str = ""
     terminal_decline_every: int = Field(default=0, ge=0, le=1_000_000)
@@ -109,6 +116,7 @@ ENVIRONMENT_NAMES = {
     "log_level": "TILLFLOW_LOG_LEVEL",
     "workers": "TILLFLOW_WORKERS",
     "gc_threshold": "TILLFLOW_GC_THRESHOLD",
+    "stall_after": "TILLFLOW_STALL_AFTER",
     "terminal_latency": "TILLFLOW_TERMINAL_LATENCY",
     "terminal_decline_cards": "TILLFLOW_TERMINAL_DECLINE_CARDS",
     "terminal_decline_every": "TILLFLOW_TERMINAL_DECLINE_EVERY",
