@@ -86,7 +86,7 @@ class ParkingContract:
                     _park_first(store, lane_processor)
             listed = parked_keys(store, ["p"])
             assert sorted(each.letter.key for each in listed) == [f"s-{n}" for n in range(6)]
-            request(store, "p", listed[0].id, "skip", by="ops", reason="test")
+            request(store, "p", listed[0].letter.event_id, "skip", by="ops", reason="test")
             assert [each.pending for each in parked_keys(store, ["p"])].count("skip") == 1
         finally:
             store.close()

@@ -124,9 +124,9 @@ def test_a_restarted_lane_keeps_holding_the_parked_key() -> None:
 def test_a_retry_after_the_fix_handles_the_queue_in_order() -> None:
     store, handler, lane = _parked_a()
     handler.bad.clear()
-    dead_letter = find_parked(store, "p", parked_keys(store, ["p"])[0].id)
-    request(store, "p", dead_letter.id, "retry", by="ops")
-    assert find_parked(store, "p", dead_letter.id).pending == "retry"
+    dead_letter = parked_keys(store, ["p"])[0].letter.event_id
+    request(store, "p", dead_letter, "retry", by="ops")
+    assert find_parked(store, "p", dead_letter).pending == "retry"
     lane.step()
     assert _order(store) == ["b1", "b2", "a1", "a2", "a3"]
     assert read_parked(store, "p", 0).letters == {}
@@ -134,13 +134,13 @@ def test_a_retry_after_the_fix_handles_the_queue_in_order() -> None:
     lane.step()
     assert _order(store)[-1] == "a4"
     with pytest.raises(DeadLetterResolved):
-        request(store, "p", dead_letter.id, "retry", by="ops")
+        request(store, "p", dead_letter, "retry", by="ops")
 
 
 def test_a_retry_that_fails_again_keeps_the_key_parked() -> None:
     store, _, lane = _parked_a()
     (parked,) = parked_keys(store, ["p"])
-    request(store, "p", parked.id, "retry", by="ops")
+    request(store, "p", parked.letter.event_id, "retry", by="ops")
     lane.step()
     letter = read_parked(store, "p", 0).letters["a"]
     assert (letter.position, letter.held, letter.attempts) == (1, [3, 5], 3)
@@ -151,7 +151,7 @@ def test_a_retry_that_fails_again_keeps_the_key_parked() -> None:
 def test_a_failure_inside_the_queue_becomes_the_new_head() -> None:
     store, handler, lane = _parked_a()
     handler.bad = {"a2"}
-    request(store, "p", parked_keys(store, ["p"])[0].id, "retry", by="ops")
+    request(store, "p", parked_keys(store, ["p"])[0].letter.event_id, "retry", by="ops")
     lane.step()
     assert _order(store) == ["b1", "b2", "a1"]
     letter = read_parked(store, "p", 0).letters["a"]
@@ -163,12 +163,12 @@ def test_a_skip_records_who_and_why_and_handles_the_held_events() -> None:
     store, _, lane = _parked_a()
     (parked,) = parked_keys(store, ["p"])
     with pytest.raises(InvalidEvent) as refused:
-        request(store, "p", parked.id, "skip", by="ops", reason=" ")
+        request(store, "p", parked.letter.event_id, "skip", by="ops", reason=" ")
     assert refused.value.field == "reason"
     assert store.stream_version(dead_letter_stream("p")) == 0
-    request(store, "p", parked.id, "skip", by="manager-1", reason="duplicate sale")
+    request(store, "p", parked.letter.event_id, "skip", by="manager-1", reason="duplicate sale")
     with pytest.raises(DeadLetterBusy):
-        request(store, "p", parked.id, "retry", by="ops")
+        request(store, "p", parked.letter.event_id, "retry", by="ops")
     lane.step()
     assert _order(store) == ["b1", "b2", "a2", "a3"]
     assert read_parked(store, "p", 0).letters == {}
@@ -176,7 +176,7 @@ def test_a_skip_records_who_and_why_and_handles_the_held_events() -> None:
     assert audit.type == "DeadLetterSkipped"
     assert (audit.payload()["by"], audit.payload()["reason"]) == ("manager-1", "duplicate sale")
     with pytest.raises(DeadLetterResolved):
-        request(store, "p", parked.id, "skip", by="ops", reason="again")
+        request(store, "p", parked.letter.event_id, "skip", by="ops", reason="again")
 
 
 def test_unknown_dead_letters_are_refused_with_nothing_written() -> None:
@@ -184,7 +184,7 @@ def test_unknown_dead_letters_are_refused_with_nothing_written() -> None:
     with pytest.raises(UnknownDeadLetter):
         request(store, "p", "00000000-0000-0000-0000-000000000000", "retry", by="ops")
     with pytest.raises(InvalidEvent) as refused:
-        request(store, "p", parked_keys(store, ["p"])[0].id, "retry", by="")
+        request(store, "p", parked_keys(store, ["p"])[0].letter.event_id, "retry", by="")
     assert refused.value.field == "by"
     assert store.stream_version(dead_letter_stream("p")) == 0
 
@@ -209,7 +209,7 @@ def test_a_dependant_holds_the_parked_key_and_lets_it_go_after_the_upstream() ->
     with pytest.raises(DeadLetterBusy):
         request(store, "down", held.event_id, "retry", by="ops")
     upstream_handler.bad.clear()
-    request(store, "up", parked_keys(store, ["up"])[0].id, "retry", by="ops")
+    request(store, "up", parked_keys(store, ["up"])[0].letter.event_id, "retry", by="ops")
     down.step()  # the upstream has not retried yet: still held
     assert _order(store, "down") == ["b1", "b2"]
     up.step()

@@ -13,6 +13,7 @@ check failed, 2 bad usage or configuration.
     tillflow till z-report TILL SESSION      a closed session's Z report (cli.tills)
     tillflow token create | revoke | list    bearer tokens (cli.tokens)
     tillflow catalog import FILE.csv         import or update the catalog (cli.catalog)
+    tillflow dlq list | show | retry | skip  parked events (cli.dead_letters)
     tillflow demo | engine-demo | simulate   see it work (cli.demos)
 """
 
@@ -20,7 +21,18 @@ from __future__ import annotations
 
 import typer
 
-from tillflow.cli import catalog, demos, inspect, receipts, sales, scripts, serve, tills, tokens
+from tillflow.cli import (
+    catalog,
+    dead_letters,
+    demos,
+    inspect,
+    receipts,
+    sales,
+    scripts,
+    serve,
+    tills,
+    tokens,
+)
 
 app = typer.Typer(
     help="tillflow: a point-of-sale backend whose reports stay true while its handlers run "
@@ -43,6 +55,7 @@ app.add_typer(tills.app, name="till")
 app.add_typer(tokens.app, name="token")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(sales.app, name="sales")
+app.add_typer(dead_letters.app, name="dlq")
 app.command()(demos.demo)
 app.command("engine-demo")(demos.engine_demo)
 app.command()(demos.simulate)

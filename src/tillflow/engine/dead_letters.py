@@ -1,6 +1,7 @@
 """What an operator does with parked events (dead letters): list, show, retry, skip.
 
-A dead letter is named by its processor and the id of its head event. A retry or a skip
+A dead letter is named ``<processor>:<id of its head event>`` (a dependant that holds the
+same key behind its upstream has its own). A retry or a skip
 is an event on ``dead-letters-<processor>`` (who, why, when: the audit trail), appended only
 after checking that the dead letter is parked and has no request pending, and guarded by
 that stream's version. The lane that parked it carries the request out in its next step:
@@ -11,7 +12,7 @@ handles the held ones; the first that fails becomes the key's head again.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -51,7 +52,8 @@ class ParkedKey:
 
     @property
     def id(self) -> str:
-        return self.letter.event_id
+        """``<processor>:<head event id>``: what operators name it by."""
+        return f"{self.processor}:{self.letter.event_id}"
 
 
 def _requests(store: EventStore, processor: str) -> list[tuple[RecordedEvent, DeadLetterRequest]]:
@@ -86,16 +88,26 @@ def parked_keys(store: EventStore, processors: Iterable[str]) -> list[ParkedKey]
     return found
 
 
-def find_parked(store: EventStore, processor: str, dead_letter: str) -> ParkedKey:
-    """The dead letter ``dead_letter`` (its head event's id) of ``processor``. Raises
+def find_parked(store: EventStore, processor: str, event_id: str) -> ParkedKey:
+    """The dead letter of ``processor`` whose head is the event ``event_id``. Raises
     :class:`DeadLetterResolved` if it was parked and is no more, :class:`UnknownDeadLetter`
     if it never was."""
     for parked in parked_keys(store, [processor]):
-        if parked.id == dead_letter:
+        if parked.letter.event_id == event_id:
             return parked
-    if any(request.event_id == dead_letter for _, request in _requests(store, processor)):
-        raise DeadLetterResolved(processor, dead_letter)
-    raise UnknownDeadLetter(processor, dead_letter)
+    if any(request.event_id == event_id for _, request in _requests(store, processor)):
+        raise DeadLetterResolved(processor, event_id)
+    raise UnknownDeadLetter(processor, event_id)
+
+
+def locate(store: EventStore, processors: Sequence[str], dead_letter: str) -> ParkedKey:
+    """The dead letter named ``dead_letter`` (:attr:`ParkedKey.id`) among ``processors``';
+    raises as :func:`find_parked` does, and :class:`UnknownDeadLetter` for a name of
+    another processor or none."""
+    processor, _, event_id = dead_letter.rpartition(":")
+    if processor not in processors:
+        raise UnknownDeadLetter(processor or ", ".join(processors), dead_letter)
+    return find_parked(store, processor, event_id)
 
 
 def held_events(store: EventStore, letter: DeadLetter) -> list[RecordedEvent]:
@@ -117,12 +129,13 @@ def _text(field: str, value: object, required: bool) -> str:
 def request(
     store: EventStore,
     processor: str,
-    dead_letter: str,
+    event_id: str,
     action: Action,
     by: str,
     reason: str = "",
 ) -> Receipt:
-    """Ask for a retry or a skip of a dead letter; return the receipt of the recorded
+    """Ask for a retry or a skip of ``processor``'s dead letter whose head is the event
+    ``event_id``; return the receipt of the recorded
     request. ``by`` is required, and so is ``reason`` for a skip. Raises
     :class:`InvalidEvent` (the field named), :class:`UnknownDeadLetter`,
     :class:`DeadLetterResolved`, :class:`DeadLetterBusy` (a request pending, or the key only
@@ -135,15 +148,15 @@ def request(
     stream = dead_letter_stream(processor)
     with store.snapshot():
         version = store.stream_version(stream)
-        parked = find_parked(store, processor, dead_letter)
+        parked = find_parked(store, processor, event_id)
     if parked.pending is not None:
-        raise DeadLetterBusy(processor, dead_letter, f"a {parked.pending} is already pending")
+        raise DeadLetterBusy(processor, parked.id, f"a {parked.pending} is already pending")
     if parked.letter.behind is not None:
         raise DeadLetterBusy(
-            processor, dead_letter, f"held behind {parked.letter.behind!r}: act on that one"
+            processor, parked.id, f"held behind {parked.letter.behind!r}: act on that one"
         )
     data = DeadLetterRequest(
-        processor, parked.letter.lane, parked.letter.key, dead_letter, by, reason, time.time()
+        processor, parked.letter.lane, parked.letter.key, event_id, by, reason, time.time()
     )
     event_type = SKIPPED if action == "skip" else RETRY_REQUESTED
     payload = msgspec.to_builtins(data)

@@ -51,7 +51,7 @@ def stream_key(event: RecordedEvent) -> str:
     return event.stream
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Parking:
     """A processor's failure policy that keeps per-key order: ``max_attempts`` attempts
     with exponential backoff (``base`` × 2ⁿ, at most ``cap`` seconds, each delay cut by up

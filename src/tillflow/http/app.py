@@ -25,6 +25,7 @@ from tillflow.http import (
     catalog,
     catalog_import,
     checkouts,
+    dead_letters,
     events,
     exports,
     problems,
@@ -185,7 +186,17 @@ def create_app(
         openapi_url="/openapi.json",
     )
     problems.install(app)
-    for module in (catalog, tax_rates, checkouts, receipts, stock, report, processors, events):
+    for module in (
+        catalog,
+        tax_rates,
+        checkouts,
+        receipts,
+        stock,
+        report,
+        processors,
+        events,
+        dead_letters,
+    ):
         app.include_router(module.router)
     app.include_router(catalog_import.router)
     app.include_router(exports.router)

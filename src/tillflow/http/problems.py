@@ -28,6 +28,9 @@ product already in the catalog                 409     ``product-exists``
 a sale, return or close at a till that was     409     ``till-not-open``
 opened before and is closed now
 opening a till that is open                    409     ``till-open``
+dead letter unknown (in the path) / already    404     ``unknown-dead-letter``
+resolved / a request pending or held behind    409     ``dead-letter-resolved``,
+an upstream's                                          ``dead-letter-busy``
 GTIN another product carries                   409     ``duplicate-gtin``
 id (idempotency key) reused with other content 409     ``idempotency-conflict``
 discontinued product named in the path         409     ``product-discontinued``
@@ -81,7 +84,15 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from tillflow.engine import ConcurrencyConflict, StoreClosed, StoreUnavailable, TillflowError
+from tillflow.engine import (
+    ConcurrencyConflict,
+    DeadLetterBusy,
+    DeadLetterResolved,
+    StoreClosed,
+    StoreUnavailable,
+    TillflowError,
+    UnknownDeadLetter,
+)
 from tillflow.shop.errors import (
     CardDeclined,
     CatalogImportRefused,
@@ -412,6 +423,9 @@ def domain_problem(request: Request, error: TillflowError) -> Response:
     till = _till_problem(request, error)
     if till is not None:
         return till
+    parked = _dead_letter_problem(error)
+    if parked is not None:
+        return parked
     if isinstance(error, ConcurrencyConflict):
         return problem(
             409,
@@ -432,6 +446,17 @@ def domain_problem(request: Request, error: TillflowError) -> Response:
         )
     log.error("unmapped error on %s %s: %r", request.method, request.url.path, error)
     return problem(500, "internal-error", "Internal error", "the server failed; see its log")
+
+
+def _dead_letter_problem(error: TillflowError) -> Response | None:
+    if isinstance(error, UnknownDeadLetter):
+        field = FieldError(field="dead_letter_id", reason="no such dead letter", location="path")
+        return problem(404, "unknown-dead-letter", "Unknown dead letter", str(error), [field])
+    if isinstance(error, DeadLetterResolved):
+        return problem(409, "dead-letter-resolved", "Dead letter resolved", str(error))
+    if isinstance(error, DeadLetterBusy):
+        return problem(409, "dead-letter-busy", "Dead letter busy", str(error))
+    return None
 
 
 def _payment_problem(request: Request, error: TillflowError) -> Response | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Final
 
 from tillflow.engine import Durability, EventRegistry, EventStore, MemoryEventStore
+from tillflow.engine.parking import DEAD_LETTER_EVENTS
 from tillflow.engine.postgres import PostgresEventStore
 from tillflow.engine.postgres.schema import MOST_LANES, describe
 from tillflow.engine.sqlite import SqliteEventStore
@@ -16,8 +17,9 @@ from tillflow.shop.sale.events import SALE_EVENTS
 
 
 def service_registry() -> EventRegistry:
-    """Every event type the served shop records: Sale's, Inventory's and the access tokens'."""
-    return EventRegistry({**SALE_EVENTS, **INVENTORY_EVENTS, **TOKEN_EVENTS})
+    """Every event type the served shop records: Sale's, Inventory's, the access tokens'
+    and the dead letters' requests."""
+    return EventRegistry({**SALE_EVENTS, **INVENTORY_EVENTS, **TOKEN_EVENTS, **DEAD_LETTER_EVENTS})
 
 
 class ConfigurationError(ValueError):

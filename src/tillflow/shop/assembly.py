@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tillflow.engine import EventRegistry, EventStore, Processor, Runtime
+from tillflow.engine.parking import DEAD_LETTER_EVENTS
 from tillflow.shop.inventory.events import INVENTORY_EVENTS
 from tillflow.shop.inventory.processor import inventory_processor
 from tillflow.shop.inventory.service import InventoryService
@@ -29,7 +30,7 @@ from tillflow.shop.sale.simulated_terminal import SimulatedTerminal
 from tillflow.shop.tills.projection import tills_processor
 from tillflow.shop.tills.queries import TillReader
 
-REGISTRY = EventRegistry({**SALE_EVENTS, **INVENTORY_EVENTS})
+REGISTRY = EventRegistry({**SALE_EVENTS, **INVENTORY_EVENTS, **DEAD_LETTER_EVENTS})
 """Every event type the shop records, with its class."""
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import msgspec
 
-from tillflow.engine import Processor, RecordedEvent, Session
+from tillflow.engine import Parking, Processor, RecordedEvent, Session
 from tillflow.shop.inventory.events import (
     ProductReturned,
     ProductTaken,
@@ -141,7 +141,12 @@ def handle(event: RecordedEvent, session: Session) -> None:
 
 
 def inventory_processor(batch_size: int = 3000) -> Processor:
-    """Inventory's processor declaration."""
+    """Inventory's processor declaration: a checkout that keeps failing is parked, with its
+    returns held behind it, while other checkouts go on."""
     return Processor(
-        NAME, handle, types=frozenset({"CheckedOut", "ItemsReturned"}), batch_size=batch_size
+        NAME,
+        handle,
+        types=frozenset({"CheckedOut", "ItemsReturned"}),
+        batch_size=batch_size,
+        parking=Parking(),
     )
