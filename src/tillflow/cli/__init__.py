@@ -7,6 +7,7 @@ check failed, 2 bad usage or configuration.
     tillflow checkout | receive | count      write from scripts (cli.scripts)
     tillflow reorder-point                   low stock below it (cli.scripts)
     tillflow report | status | version       look inside (cli.inspect; report --csv)
+    tillflow rebuild reporting [--dry-run]   blue/green rebuild of a projection (cli.rebuild)
     tillflow sales hourly | daily            sales per hour or day as CSV (cli.sales)
     tillflow receipt ID [--return R]         print a receipt (cli.receipts)
     tillflow till open | close | x-report    till sessions and cash-up (cli.tills)
@@ -26,6 +27,7 @@ from tillflow.cli import (
     dead_letters,
     demos,
     inspect,
+    rebuild,
     receipts,
     sales,
     scripts,
@@ -50,6 +52,7 @@ app.command()(scripts.count)
 app.command("reorder-point")(scripts.reorder_point)
 app.command()(inspect.report)
 app.command()(inspect.status)
+app.command()(rebuild.rebuild)
 app.command()(receipts.receipt)
 app.add_typer(tills.app, name="till")
 app.add_typer(tokens.app, name="token")

@@ -24,6 +24,7 @@ a batch under way is abandoned before its next event (its commit would be fenced
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import time
 from collections import deque
@@ -41,6 +42,7 @@ from tillflow.engine.parked_lane import Holding, LaneParking
 from tillflow.engine.processor import Processor, Session
 from tillflow.engine.store import BatchEffects, EventStore
 from tillflow.engine.types import Receipt, RecordedEvent
+from tillflow.engine.versions import Rebuildable, base_of, live_name, version_of
 
 THROUGHPUT_WINDOW = 5.0  # seconds
 FIRST_BATCH = 32
@@ -151,6 +153,11 @@ class LaneProcessor:
         self.leased = True
         """Whether this runtime may step this lane (always, unless a lease keeper shares
         the lanes among workers)."""
+        self.follows_live = (
+            isinstance(processor.handler, Rebuildable) and version_of(processor.name) == 1
+        )
+        """A rebuildable projection as declared: each step carries on whichever version of
+        it is live, under that version's name (:mod:`tillflow.engine.versions`)."""
         self.redos_in_turn = 0 if scheduled else REDOS_IN_TURN
         """Redos of a batch that lost to a concurrent commit within one step."""
         self.paced = not scheduled
@@ -214,6 +221,15 @@ class LaneProcessor:
                 limit, waiting_on = position, upstream
         return limit, waiting_on
 
+    def _follow_live(self) -> None:
+        """Carry on the live version of this projection: after a rebuild's switch, this
+        step and the next commit under the new version's name, from its checkpoint (a
+        batch of the old version under way commits to the old version's rows only)."""
+        name = live_name(self.store, base_of(self.processor.name))
+        if name != self.processor.name:
+            self.processor = dataclasses.replace(self.processor, name=name)
+            self.forget()
+
     def step(self) -> StepResult:
         """Process at most one batch; see the module docstring. A batch that loses to a
         concurrent commit (a view row or stream another worker wrote meanwhile) is redone
@@ -229,6 +245,8 @@ class LaneProcessor:
         :class:`StoreUnavailable` (nothing of the batch committed, or the commit's fate is
         unknown: the cached checkpoint is dropped; no attempt is counted).
         """
+        if self.follows_live:
+            self._follow_live()
         turns = self.turns
         if turns is not None and turns.give_way(self):
             known = self._checkpoint or 0

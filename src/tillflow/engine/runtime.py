@@ -47,6 +47,7 @@ from tillflow.engine.stalls import DEFAULT_STALL_AFTER
 from tillflow.engine.statistics import ProcessorStatistics, offline_snapshot, snapshot
 from tillflow.engine.store import EventStore
 from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt
+from tillflow.engine.versions import live_name
 
 log = logging.getLogger("tillflow.runtime")
 
@@ -356,6 +357,11 @@ class Runtime:
                 raise UnknownProcessor(name)
         return checked
 
+    def _stored_name(self, name: str) -> str:
+        """The name ``name``'s checkpoints are kept under now: for a rebuildable projection,
+        its live version's (one read of the live pointer), else ``name``."""
+        return live_name(self.store, name) if self.lanes[name][0].follows_live else name
+
     def _upstream_closure(self, names: Iterable[str]) -> set[str]:
         seen: set[str] = set()
         todo = list(names)
@@ -395,8 +401,9 @@ class Runtime:
         while True:
             behind: dict[str, int] = {}
             for name in names:
+                stored = self._stored_name(name)
                 for lane, position in receipt.positions.items():
-                    shortfall = position - self.store.checkpoint(name, lane)
+                    shortfall = position - self.store.checkpoint(stored, lane)
                     if shortfall > 0:
                         behind[name] = behind.get(name, 0) + shortfall
             elapsed = time.monotonic() - started
@@ -435,9 +442,10 @@ class Runtime:
             heads = self.store.heads()
             behind: dict[str, int] = {}
             for name, lanes in self.lanes.items():
+                stored = self._stored_name(name)
                 for lane_processor in lanes:
                     shortfall = heads[lane_processor.lane] - self.store.checkpoint(
-                        name, lane_processor.lane
+                        stored, lane_processor.lane
                     )
                     if shortfall > 0:
                         behind[name] = behind.get(name, 0) + shortfall

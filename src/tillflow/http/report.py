@@ -119,11 +119,18 @@ class ReportOut(BaseModel):
     rows: list[ProductRowOut]
     totals: TotalsOut
     freshness: FreshnessOut
+    version: int = Field(
+        default=1,
+        description="The version of the report read: part of what it is as of. A "
+        "blue/green rebuild (`tillflow rebuild reporting`) makes a new one and switches "
+        "reads to it at once.",
+    )
 
 
 class ProductReportOut(BaseModel):
     row: ProductRowOut
     freshness: FreshnessOut
+    version: int = Field(default=1, description="The version of the report read.")
 
 
 @dataclass(frozen=True)
@@ -175,6 +182,7 @@ def report_out(store: EventStore, report: Report) -> ReportOut:
         rows=[ProductRowOut.model_validate(msgspec.to_builtins(row)) for row in report.rows],
         totals=TotalsOut.model_validate(msgspec.to_builtins(report.totals)),
         freshness=freshness_out(store, report.freshness),
+        version=report.version,
     )
 
 
@@ -234,4 +242,4 @@ async def get_product_row(
     row = next((row for row in report.rows if row.product_id == product_id), None)
     if row is None:
         raise UnknownProduct(product_id)
-    return ProductReportOut(row=row, freshness=report.freshness)
+    return ProductReportOut(row=row, freshness=report.freshness, version=report.version)

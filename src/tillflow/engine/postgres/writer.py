@@ -46,6 +46,7 @@ from tillflow.engine.postgres.errors import LeaseLost, ViewRowChanged
 from tillflow.engine.postgres.leases import FENCE
 from tillflow.engine.store import BatchEffects, receipt_of, repeat_receipt
 from tillflow.engine.types import ANY_VERSION, NO_STREAM, NewEvent, Receipt, RecordedEvent
+from tillflow.engine.versions import base_of
 
 COLUMNS: Final = (
     "id, stream, version, lane, position, type, schema_version, data, recorded_at, "
@@ -391,11 +392,12 @@ def commit_batch(
     fence: Fence | None = None,
 ) -> Receipt:
     """A processor batch in one transaction: the lease check when ``fence`` is given (the
-    lease row locked ``FOR SHARE``, so no takeover until this commits), the checkpoint
-    compare-and-set (first, so that a stale batch stops there), the head rows of the lanes
-    it emits to (ascending), its events, its view rows (those it read only if unchanged,
-    in key order). Raises :class:`LeaseLost`, :class:`CheckpointConflict` /
-    :class:`ConcurrencyConflict` / :class:`ViewRowChanged` with nothing written."""
+    lease of the processor's group, whatever version of it commits; the lease row locked
+    ``FOR SHARE``, so no takeover until this commits), the checkpoint compare-and-set
+    (first, so that a stale batch stops there), the head rows of the lanes it emits to
+    (ascending), its events, its view rows (those it read only if unchanged, in key order).
+    Raises :class:`LeaseLost`, :class:`CheckpointConflict` / :class:`ConcurrencyConflict` /
+    :class:`ViewRowChanged` with nothing written."""
     emitted = effects.emitted
     streams = sorted({item.stream for item in emitted})
     lanes = sorted({lane_of(stream, lane_count) for stream in streams})
@@ -404,7 +406,7 @@ def commit_batch(
         fenced = (
             None
             if fence is None
-            else conn.execute(FENCE, (processor, lane, fence.owner, fence.epoch))
+            else conn.execute(FENCE, (base_of(processor), lane, fence.owner, fence.epoch))
         )
         if expected == 0:
             moved = conn.execute(_CAS_FIRST, (processor, lane, new, now))

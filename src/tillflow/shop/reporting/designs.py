@@ -223,14 +223,16 @@ class TrapReport(BarrierReport):
     stream — so a delivery Inventory recorded in between (later in the log) is in the stock
     it copies but not in its ``received``."""
 
-    def _sale(self, event: RecordedEvent, session: Session, totals: Totals) -> None:
+    def _sale(
+        self, event: RecordedEvent, session: Session, views: ReportViews, totals: Totals
+    ) -> None:
         for effect in session.store.find_by_causation(event.id):
             if not effect.stream.startswith(STOCK_STREAM_PREFIX):
                 continue
-            row = load_row(session, self.views, effect.stream.removeprefix(STOCK_STREAM_PREFIX))
+            row = load_row(session, views, effect.stream.removeprefix(STOCK_STREAM_PREFIX))
             if effect.version > row.as_of.version:
                 apply_inventory_event(row, totals, effect)
-                session.put(self.views.products, row.product_id, row)
+                session.put(views.products, row.product_id, row)
         if event.type == "CheckedOut":
             totals.checkouts += 1
         else:

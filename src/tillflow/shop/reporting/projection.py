@@ -22,6 +22,7 @@ from operator import attrgetter
 import msgspec
 
 from tillflow.engine import Processor, RecordedEvent, Session, TillflowError, format_id
+from tillflow.engine.versions import version_of, versioned
 from tillflow.shop.inventory.events import (
     STOCK_STREAM_PREFIX,
     LowStock,
@@ -78,6 +79,17 @@ class ReportViews:
     sales: str | None = None
     """Where sales per quarter hour are kept (:mod:`~tillflow.shop.reporting.sales`);
     ``None``: not kept."""
+
+    def at(self, version: int) -> ReportViews:
+        """Where version ``version`` of the report keeps its rows (a rebuild's own)."""
+        return ReportViews(
+            versioned(self.products, version),
+            versioned(self.totals, version),
+            None if self.sales is None else versioned(self.sales, version),
+        )
+
+    def names(self) -> list[str]:
+        return [self.products, self.totals, *([] if self.sales is None else [self.sales])]
 
 
 REPORT_VIEWS = ReportViews(sales=SALES_VIEW)
@@ -248,32 +260,43 @@ def handle_catalog(event: RecordedEvent, session: Session, views: ReportViews) -
 
 
 class BarrierReport:
-    """The handler of the report behind Inventory's barrier."""
+    """The handler of the report behind Inventory's barrier. Rebuildable: version *n*
+    (processor ``reporting@vn``) keeps its rows in views of its own (:meth:`version_views`)."""
 
     def __init__(self, views: ReportViews = REPORT_VIEWS) -> None:
         self.views = views
+        self._by_processor: dict[str, ReportViews] = {}
+
+    def version_views(self, version: int) -> list[str]:
+        return self.views.at(version).names()
 
     def __call__(self, event: RecordedEvent, session: Session) -> None:
         kind = event.type
-        views = self.views
+        views = self._by_processor.get(session.processor)
+        if views is None:
+            views = self._by_processor[session.processor] = self.views.at(
+                version_of(session.processor)
+            )
         if kind in CATALOG_TYPES:
             handle_catalog(event, session, views)
             return
         totals = load_totals(session, views)
         if kind in ("CheckedOut", "ItemsReturned"):
-            self._sale(event, session, totals)
+            self._sale(event, session, views, totals)
         else:  # a delivery, count or resolution: the product's stream up to it
             product_id = event.stream.removeprefix(STOCK_STREAM_PREFIX)
             catch_up(session, views, totals, product_id, [event], event.version)
         totals.as_of = AsOf(event.lane, event.position, event.recorded_at)
         session.put(views.totals, TOTALS_KEY, totals)
 
-    def _sale(self, event: RecordedEvent, session: Session, totals: Totals) -> None:
+    def _sale(
+        self, event: RecordedEvent, session: Session, views: ReportViews, totals: Totals
+    ) -> None:
         effects = session.emitted_by(INVENTORY, event)
         if not effects:
             raise MissingEffects(event)
-        if self.views.sales is not None:
-            count_sale(session, self.views.sales, event, totals)
+        if views.sales is not None:
+            count_sale(session, views.sales, event, totals)
         by_stream: dict[str, list[RecordedEvent]] = {}
         for effect in effects:
             stream = effect.stream
@@ -287,7 +310,7 @@ class BarrierReport:
             if len(events) > 1:
                 events.sort(key=_BY_VERSION)
             product_id = stream.removeprefix(STOCK_STREAM_PREFIX)
-            catch_up(session, self.views, totals, product_id, events, events[-1].version)
+            catch_up(session, views, totals, product_id, events, events[-1].version)
         if event.type == "CheckedOut":
             totals.checkouts += 1
         else:

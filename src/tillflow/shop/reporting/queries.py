@@ -8,6 +8,7 @@ import time
 import msgspec
 
 from tillflow.engine import EventStore, Receipt, Runtime, WaitOutcome
+from tillflow.engine.versions import live_version, versioned
 from tillflow.shop.reporting.projection import NAME
 from tillflow.shop.reporting.rows import PRODUCTS_VIEW, TOTALS_KEY, TOTALS_VIEW, ProductRow, Totals
 
@@ -29,6 +30,9 @@ class Report(msgspec.Struct, frozen=True):
     rows: list[ProductRow]
     totals: Totals
     freshness: Freshness
+    version: int = 1
+    """The version of the report read (a blue/green rebuild makes a new one): part of
+    what the figures are as of."""
 
 
 def freshness_of(store: EventStore, processor: str, waited: WaitOutcome | None) -> Freshness:
@@ -51,31 +55,46 @@ def freshness_of(store: EventStore, processor: str, waited: WaitOutcome | None) 
 
 
 class ReportReader:
-    """Reads the committed report from a store."""
+    """Reads the committed report from a store: the live version of it (each read asks
+    which is live, so a rebuild's switch is seen at once)."""
 
     def __init__(self, store: EventStore) -> None:
         self.store = store
 
-    def rows(self) -> list[ProductRow]:
+    def version(self) -> int:
+        """The live version of the report."""
+        return live_version(self.store, NAME)
+
+    def rows(self, version: int | None = None) -> list[ProductRow]:
         """Every product row, by product id."""
+        view = versioned(PRODUCTS_VIEW, self.version() if version is None else version)
         decoder = msgspec.json.Decoder(ProductRow)
-        return [decoder.decode(raw) for _, raw in self.store.view_rows(PRODUCTS_VIEW)]
+        return [decoder.decode(raw) for _, raw in self.store.view_rows(view)]
 
     def row(self, product_id: str) -> ProductRow | None:
-        raw = self.store.read_view(PRODUCTS_VIEW, product_id)
+        raw = self.store.read_view(versioned(PRODUCTS_VIEW, self.version()), product_id)
         return None if raw is None else msgspec.json.decode(raw, type=ProductRow)
 
-    def totals(self) -> Totals:
-        raw = self.store.read_view(TOTALS_VIEW, TOTALS_KEY)
+    def totals(self, version: int | None = None) -> Totals:
+        view = versioned(TOTALS_VIEW, self.version() if version is None else version)
+        raw = self.store.read_view(view, TOTALS_KEY)
         return Totals() if raw is None else msgspec.json.decode(raw, type=Totals)
 
-    def freshness(self, waited: WaitOutcome | None = None) -> Freshness:
-        return freshness_of(self.store, NAME, waited)
+    def freshness(self, waited: WaitOutcome | None = None, version: int | None = None) -> Freshness:
+        name = versioned(NAME, self.version() if version is None else version)
+        return freshness_of(self.store, name, waited)
 
     def report(self, waited: WaitOutcome | None = None) -> Report:
-        """Rows, totals and freshness, read in one snapshot: they agree with each other."""
+        """Rows, totals and freshness of the live version, read in one snapshot: they
+        agree with each other."""
         with self.store.snapshot():
-            return Report(self.rows(), self.totals(), self.freshness(waited))
+            version = self.version()
+            return Report(
+                self.rows(version),
+                self.totals(version),
+                self.freshness(waited, version),
+                version,
+            )
 
     async def read(
         self, runtime: Runtime, wait_for: Receipt | None = None, timeout: float = 5.0

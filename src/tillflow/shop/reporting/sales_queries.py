@@ -18,6 +18,7 @@ from typing import Final
 import msgspec
 
 from tillflow.engine import EventStore
+from tillflow.engine.versions import versioned
 from tillflow.shop.errors import InvalidField
 from tillflow.shop.reporting.queries import Freshness, ReportReader
 from tillflow.shop.reporting.rows import AsOf
@@ -138,15 +139,17 @@ class SalesReader:
         """The UTC dates that cover [start, end), the totals' as-of, the freshness (call
         inside a snapshot)."""
         decoder = msgspec.json.Decoder(SalesDay)
+        version = self.report.version()
+        view = versioned(self.view, version)
         days = {}
         day = start.date()
         while day <= (end - QUARTER).date():
-            raw = self.store.read_view(self.view, day.isoformat())
+            raw = self.store.read_view(view, day.isoformat())
             if raw is not None:
                 days[day] = decoder.decode(raw)
             day += timedelta(days=1)
-        freshness = self.report.freshness() if fresh else None
-        return days, self.report.totals().as_of, freshness
+        freshness = self.report.freshness(version=version) if fresh else None
+        return days, self.report.totals(version).as_of, freshness
 
     @staticmethod
     def _buckets(
