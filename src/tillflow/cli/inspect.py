@@ -20,6 +20,8 @@ from tillflow.cli.common import (
     vat_by_rate,
 )
 from tillflow.cli.leased import LEASE_COLUMNS, lease_cells
+from tillflow.cli.stalls import STALL_COLUMNS, StallAfterOption, StallCells
+from tillflow.engine.stalls import DEFAULT_STALL_AFTER
 from tillflow.http.report import report_out
 from tillflow.service.bootstrap import describe_database
 from tillflow.service.exports import report_csv, totals_csv
@@ -28,22 +30,28 @@ from tillflow.shop.money import money
 from tillflow.shop.reporting.queries import Report, ReportReader
 
 
-def status(database: DatabaseOption = "tillflow.db") -> None:
+def status(
+    database: DatabaseOption = "tillflow.db",
+    stall_after: StallAfterOption = DEFAULT_STALL_AFTER,
+) -> None:
     """Show every processor's checkpoint, the head and the lag, from the store file."""
     store = open_existing(database)
     try:
         heads = store.heads()
         leases = lease_cells(store)
+        stalls = StallCells(store, stall_after)
         table = Table(title=f"{describe_database(database)}: heads {heads}")
         columns = ["processor", "lane", "checkpoint", "lag"]
-        for column in columns + (list(LEASE_COLUMNS) if leases is not None else []):
+        for column in [*columns, *STALL_COLUMNS, *(LEASE_COLUMNS if leases is not None else ())]:
             table.add_column(column, justify="right" if column in columns[1:] else "left")
         for name, lanes in sorted(store.checkpoints().items()):
             for lane, position in sorted(lanes.items()):
                 cells = [name, str(lane), f"{position:,}", f"{heads[lane] - position:,}"]
+                progress = stalls.cells(name, lane)
+                cells.extend(progress)
                 if leases is not None:
                     cells.extend(leases.get((name, lane), ("-", "-", "unleased")))
-                table.add_row(*cells)
+                table.add_row(*cells, style="bold red" if progress[0] == "STALLED" else None)
         show(table)
     finally:
         store.close()

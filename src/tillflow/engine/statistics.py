@@ -14,6 +14,7 @@ from tillflow.engine.stalls import (
     stalled_seconds,
     stalled_state,
 )
+from tillflow.engine.store import EventStore
 
 
 class ProcessorStatistics(msgspec.Struct, frozen=True):
@@ -61,6 +62,30 @@ def offline_snapshot(lane_processor: LaneProcessor) -> ProcessorStatistics:
     )
 
 
+class LaneProgress(msgspec.Struct, frozen=True):
+    """A processor's progress on a lane as the store tells it, wherever the processor runs."""
+
+    checkpoint: int
+    head: int
+    lag_seconds: float
+    stalled_seconds: float
+
+
+def lane_progress(store: EventStore, processor: str, lane: int, now: float) -> LaneProgress:
+    """Read ``processor``'s durable checkpoint on ``lane`` (and when it last moved) and the
+    lane's head; the lag in seconds and the seconds behind without progress at ``now``."""
+    progress = store.checkpoint_progress(processor, lane)
+    checkpoint = progress.position
+    head = store.head(lane)
+    lag_seconds = 0.0
+    if checkpoint < head:
+        oldest = store.read(lane, checkpoint, checkpoint + 1)
+        if oldest:
+            lag_seconds = max(0.0, now - oldest[0].recorded_at)
+    stalled_for = stalled_seconds(lag_seconds, progress.moved_at, now)
+    return LaneProgress(checkpoint, head, lag_seconds, stalled_for)
+
+
 def snapshot(
     lane_processor: LaneProcessor,
     stall_after: float = DEFAULT_STALL_AFTER,
@@ -69,26 +94,25 @@ def snapshot(
     """Read the durable checkpoint (and when it last moved) and the head now and describe
     ``lane_processor``; ``stalled`` once behind without progress for ``stall_after``
     seconds by ``clock`` (Unix time)."""
-    store = lane_processor.store
-    name, lane = lane_processor.name, lane_processor.lane
-    progress = store.checkpoint_progress(name, lane)
-    checkpoint = progress.position
-    head = store.head(lane)
-    lag_seconds = 0.0
-    now = clock()
-    if checkpoint < head:
-        oldest = store.read(lane, checkpoint, checkpoint + 1)
-        if oldest:
-            lag_seconds = max(0.0, now - oldest[0].recorded_at)
+    store, lane = lane_processor.store, lane_processor.lane
+    progress = lane_progress(store, lane_processor.name, lane, clock())
+    checkpoint, head = progress.checkpoint, progress.head
     state = lane_processor.state
     waiting_on = lane_processor.waiting_on
     if state in (State.IDLE, State.WAITING) and checkpoint < head and not waiting_on:
         state = State.RUNNING
-    stalled_for = stalled_seconds(lag_seconds, progress.moved_at, now)
-    state = stalled_state(state, stalled_for, stall_after)
+    state = stalled_state(state, progress.stalled_seconds, stall_after)
     if state is State.STALLED and waiting_on is None:
         waiting_on = barrier_holder(store, lane_processor.processor.after, lane, checkpoint)
-    return _described(lane_processor, state, checkpoint, head, lag_seconds, waiting_on, stalled_for)
+    return _described(
+        lane_processor,
+        state,
+        checkpoint,
+        head,
+        progress.lag_seconds,
+        waiting_on,
+        progress.stalled_seconds,
+    )
 
 
 def _described(
