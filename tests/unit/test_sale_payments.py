@@ -26,7 +26,7 @@ from tillflow.shop.sale.events import (
 from tillflow.shop.sale.payments import TerminalTimeout
 from tillflow.shop.sale.service import SaleService
 from tillflow.shop.sale.simulated_terminal import SimulatedTerminal
-from tillflow.shop.sale.tenders import CARD, CASH, RefundTender, Tender
+from tillflow.shop.sale.tenders import CARD, CASH, PaidTender, RefundTender, Tender
 
 NOON = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 BASKET = [LineRequest("apple", 3), LineRequest("bread", 1)]  # 3 × 120 + 250 = 610
@@ -292,8 +292,8 @@ async def test_a_slow_terminal_does_not_serialize_tills(store: EventStore) -> No
 def test_a_checkout_recorded_before_tenders_is_answered_and_refunded_as_cash(
     store: EventStore, sale: SaleService
 ) -> None:
-    """Events from before payments carry no tenders: they decode, a retry is answered with
-    them, and a return refunds in cash."""
+    """Events from before payments carry no tenders: they read as paid in cash (upcast), a
+    retry is answered with them, and a return refunds in cash."""
     old = {
         "checkout_id": "c-old",
         "till_id": "till-1",
@@ -313,7 +313,7 @@ def test_a_checkout_recorded_before_tenders_is_answered_and_refunded_as_cash(
         checkout_stream("c-old"), [NewEvent("CheckedOut", old, id=id_from_key("checkout", "c-old"))]
     )
     recorded = _recorded(store, "c-old")
-    assert (recorded.tenders, recorded.change) == ([], 0)
+    assert (recorded.tenders, recorded.change) == ([PaidTender(CASH, 240, handed=240)], 0)
     command = Checkout("c-old", "till-1", [LineRequest("apple", 2)])  # no tenders: exact cash
     assert sale.checkout(command) == receipt
     with pytest.raises(CheckoutConflict):

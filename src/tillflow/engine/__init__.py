@@ -24,6 +24,7 @@ from tillflow.engine.errors import (
     HandlerFailed,
     InvalidEvent,
     NotATillflowDatabase,
+    NoUpcastPath,
     ProcessorStopped,
     SchemaTooNew,
     StoreClosed,
@@ -32,6 +33,8 @@ from tillflow.engine.errors import (
     UnknownDeadLetter,
     UnknownEventType,
     UnknownProcessor,
+    UpcasterConflict,
+    UpcasterGap,
 )
 from tillflow.engine.failure import FailurePolicy, Parking, RetryWithBackoff, StopOnFailure
 from tillflow.engine.graph import validate_graph
@@ -52,6 +55,7 @@ from tillflow.engine.store import (
     EventStore,
 )
 from tillflow.engine.types import ANY_VERSION, NO_STREAM, NewEvent, Receipt, RecordedEvent
+from tillflow.engine.upcasting import Upcaster, Upcasters
 
 __all__ = [
     "ANY_VERSION",
@@ -77,6 +81,7 @@ __all__ = [
     "LaneProcessor",
     "MemoryEventStore",
     "NewEvent",
+    "NoUpcastPath",
     "NotATillflowDatabase",
     "Parking",
     "PollBackoff",
@@ -99,6 +104,10 @@ __all__ = [
     "UnknownDeadLetter",
     "UnknownEventType",
     "UnknownProcessor",
+    "Upcaster",
+    "UpcasterConflict",
+    "UpcasterGap",
+    "Upcasters",
     "WaitOutcome",
     "derived_event_id",
     "format_id",

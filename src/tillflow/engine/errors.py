@@ -217,6 +217,46 @@ class ProcessorStopped(TillflowError):
         super().__init__(f"processor {processor!r} has stopped: {error!r}")
 
 
+class UpcasterConflict(TillflowError):
+    """Two upcasters were registered for the same event type and stored version."""
+
+    def __init__(self, event_type: str, from_version: int) -> None:
+        self.event_type = event_type
+        self.from_version = from_version
+        super().__init__(
+            f"{event_type}: an upcaster from version {from_version} is already registered"
+        )
+
+
+class UpcasterGap(TillflowError):
+    """An event type's upcasters do not chain from version 1 to its current version: the
+    step from ``missing`` to ``missing + 1`` is not registered."""
+
+    def __init__(self, event_type: str, missing: int, current: int) -> None:
+        self.event_type = event_type
+        self.missing = missing
+        self.current = current
+        super().__init__(
+            f"{event_type}: no upcaster from version {missing} to {missing + 1} "
+            f"(the chain must lead from version 1 to {current})"
+        )
+
+
+class NoUpcastPath(TillflowError):
+    """A recorded event's schema version cannot be brought to its type's current version:
+    it is newer than this release knows, or its upcaster failed (``reason``)."""
+
+    def __init__(self, event_type: str, stored: int, current: int, reason: str) -> None:
+        self.event_type = event_type
+        self.stored = stored
+        self.current = current
+        self.reason = reason
+        super().__init__(
+            f"{event_type} recorded at schema version {stored} cannot be read as version "
+            f"{current}: {reason}"
+        )
+
+
 class UnknownDeadLetter(TillflowError):
     """A retry or skip named a dead letter that ``processor`` never parked."""
 

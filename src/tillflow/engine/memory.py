@@ -46,6 +46,7 @@ from tillflow.engine.store import (
     validate_append,
 )
 from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt, RecordedEvent
+from tillflow.engine.upcasting import current_event, current_events, current_sets
 
 _Refs: TypeAlias = "int | array[int]"
 """One int, or an ``array('Q')`` of them in commit order."""
@@ -80,6 +81,7 @@ class MemoryEventStore(EventStore):
             raise ValueError("lane_count must be ≥ 1")
         self.lane_count = lane_count
         self.registry = registry
+        self._upcasting = None if registry is None else registry.upcasting
         self._lock = threading.RLock()
         self._lanes = [LaneLog(hot, window, self._packed) for _ in range(lane_count)]
         self._appenders = [log.appender() for log in self._lanes]
@@ -349,21 +351,23 @@ class MemoryEventStore(EventStore):
         if types is not None:
             wanted = frozenset(types)
             window = [event for event in window if event.type in wanted]
-        return window if limit is None else window[:limit]
+        return current_events(self._upcasting, window if limit is None else window[:limit])
 
     def read_stream(
         self, stream: str, after_version: int = 0, upto_version: int | None = None
     ) -> list[RecordedEvent]:
         with self._lock:
             rows = _refs(self._streams.get(stream))[max(after_version, 0) : upto_version]
-            return self._lanes[lane_of(stream, self.lane_count)].of_stream(stream, rows)
+            found = self._lanes[lane_of(stream, self.lane_count)].of_stream(stream, rows)
+        return current_events(self._upcasting, found)
 
     def last_event(self, stream: str) -> RecordedEvent | None:
         with self._lock:
             rows = _refs(self._streams.get(stream))
             if not rows:
                 return None
-            return self._lanes[lane_of(stream, self.lane_count)].get(rows[-1])
+            last = self._lanes[lane_of(stream, self.lane_count)].get(rows[-1])
+        return current_event(self._upcasting, last)
 
     def stream_version(self, stream: str) -> int:
         with self._lock:
@@ -374,7 +378,8 @@ class MemoryEventStore(EventStore):
             refs = _refs(self._by_causation.get(causation_id))
             if self.lane_count > 1:  # commit order; the port wants lane, then position
                 refs = sorted(refs, key=lambda ref: (ref % self.lane_count, ref))
-            return [self._at(ref) for ref in refs]
+            found = [self._at(ref) for ref in refs]
+        return current_events(self._upcasting, found)
 
     def emitted_by_many(
         self, processor: str, sources: Sequence[RecordedEvent]
@@ -396,7 +401,7 @@ class MemoryEventStore(EventStore):
                 if len(mine) > 1:
                     mine.sort(key=_by_id)
                 found[source.id] = mine
-        return found
+        return current_sets(self._upcasting, found)
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -405,7 +410,8 @@ class MemoryEventStore(EventStore):
 
     def get_event(self, event_id: bytes) -> RecordedEvent | None:
         with self._lock:
-            return self._get_event(event_id)
+            found = self._get_event(event_id)
+        return current_event(self._upcasting, found)
 
     def settle(self) -> None:
         """Finish packing what is due (packing otherwise runs in the background): for

@@ -135,8 +135,8 @@ class Session:
         id. ``expected_version`` guards the stream as in ``EventStore.append``."""
         source = self.source
         registry = self.store.registry
-        if registry is not None:
-            registry.check(event_type)  # a handler bug fails the handler, not the commit
+        # an unknown type is a handler bug: it fails the handler, not the commit
+        version = 1 if registry is None else registry.version(event_type)
         validate_stream(stream)
         if self._id_base is None:
             self._id_base = derived_id_base(self.processor, source.id)
@@ -146,6 +146,7 @@ class Session:
             type=event_type,
             data=data,
             id=event_id,
+            schema_version=version,
             causation_id=source.id,
             correlation_id=source.correlation_id or source.id,
         )

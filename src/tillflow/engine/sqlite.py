@@ -50,9 +50,15 @@ from tillflow.engine.store import (
     validate_append,
 )
 from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt, RecordedEvent
+from tillflow.engine.upcasting import current_event, current_events, current_sets
 
 APPLICATION_ID: Final = 0x54494C4C  # "TILL"
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    1: (),  # → 2: events are read at their types' current schema versions (upcast); the
+    # releases before ignored the version, so they must not open a file that may hold newer
+}
+"""Per schema version, the statements that bring a file from it to the next."""
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 
 _SCHEMA: Final = """
@@ -127,6 +133,7 @@ class SqliteEventStore(EventStore):
         self.path = str(path)
         self.lane_count = 1
         self.registry = registry
+        self._upcasting = None if registry is None else registry.upcasting
         self.durability = durability
         self._busy_timeout = busy_timeout
         self._local = threading.local()
@@ -202,6 +209,8 @@ class SqliteEventStore(EventStore):
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            if application_id == APPLICATION_ID and user_version < SCHEMA_VERSION:
+                _migrate(conn)
             conn.execute("PRAGMA journal_mode=WAL")
         except sqlite3.DatabaseError as error:
             raise NotATillflowDatabase(self.path, str(error)) from error
@@ -300,7 +309,7 @@ class SqliteEventStore(EventStore):
                 if types is not None:
                     wanted = types if isinstance(types, (set, frozenset)) else frozenset(types)
                     held = [event for event in held if event.type in wanted]
-                return held if limit is None else held[:limit]
+                return current_events(self._upcasting, held if limit is None else held[:limit])
         sql = f"SELECT {COLUMNS} FROM events WHERE position > ?"
         params: list[Any] = [after]
         if upto is not None:
@@ -317,7 +326,7 @@ class SqliteEventStore(EventStore):
             sql += " LIMIT ?"
             params.append(limit)
         rows = self._reader().execute(sql, params).fetchall()
-        events = [RecordedEvent(*row) for row in rows]
+        events = current_events(self._upcasting, [RecordedEvent(*row) for row in rows])
         if types is None:
             self.recent.remember(events)
         return events
@@ -372,7 +381,7 @@ class SqliteEventStore(EventStore):
             "ORDER BY version",
             (stream, after_version, upto_version if upto_version is not None else 2**62),
         )
-        return [RecordedEvent(*row) for row in rows]
+        return current_events(self._upcasting, [RecordedEvent(*row) for row in rows])
 
     def last_event(self, stream: str) -> RecordedEvent | None:
         row = (
@@ -383,7 +392,7 @@ class SqliteEventStore(EventStore):
             )
             .fetchone()
         )
-        return None if row is None else RecordedEvent(*row)
+        return current_event(self._upcasting, None if row is None else RecordedEvent(*row))
 
     def stream_version(self, stream: str) -> int:
         row = (
@@ -398,12 +407,12 @@ class SqliteEventStore(EventStore):
         if not getattr(self._local, "snapshot_depth", 0):
             held = self.recent.emitted(prefix)
             if held is not None:
-                return held
+                return current_events(self._upcasting, held)
         rows = self._reader().execute(
             f"SELECT {COLUMNS} FROM events WHERE id >= ? AND id <= ? ORDER BY id",
             _id_range(prefix),
         )
-        return [RecordedEvent(*row) for row in rows]
+        return current_events(self._upcasting, [RecordedEvent(*row) for row in rows])
 
     def emitted_by_many(
         self, processor: str, sources: Sequence[RecordedEvent]
@@ -435,14 +444,14 @@ class SqliteEventStore(EventStore):
                     found[source_id].append(event)
         for events in found.values():
             events.sort(key=_by_id)
-        return found
+        return current_sets(self._upcasting, found)
 
     def find_by_causation(self, causation_id: bytes) -> list[RecordedEvent]:
         rows = self._reader().execute(
             f"SELECT {COLUMNS} FROM events WHERE causation_id = ? ORDER BY position",
             (causation_id,),
         )
-        return [RecordedEvent(*row) for row in rows]
+        return current_events(self._upcasting, [RecordedEvent(*row) for row in rows])
 
     def get_event(self, event_id: bytes) -> RecordedEvent | None:
         row = (
@@ -450,7 +459,7 @@ class SqliteEventStore(EventStore):
             .execute(f"SELECT {COLUMNS} FROM events WHERE id = ?", (event_id,))
             .fetchone()
         )
-        return None if row is None else RecordedEvent(*row)
+        return current_event(self._upcasting, None if row is None else RecordedEvent(*row))
 
     def checkpoint(self, processor: str, lane: int) -> int:
         row = (
@@ -524,6 +533,23 @@ class SqliteEventStore(EventStore):
             connections, self._connections = self._connections, []
         for conn in connections:
             conn.close()
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring an older file to :data:`SCHEMA_VERSION`, all steps in one transaction (another
+    process may have migrated it meanwhile: the version is read again under the lock)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION:
+            for step in range(version, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[step]:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _check_file(path: str) -> None:

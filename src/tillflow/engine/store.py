@@ -30,6 +30,7 @@ from tillflow.engine.types import (
     Receipt,
     RecordedEvent,
 )
+from tillflow.engine.upcasting import Upcasters, Upcasting
 
 Durability = Literal["full", "normal", "off"]
 """How an acknowledged write survives a power cut: ``full`` (fsync at every commit, the
@@ -87,11 +88,23 @@ class BatchEffects:
 
 class EventRegistry:
     """The event types a system knows. With a registry, a store refuses to append unknown
-    types and processors may only subscribe to known ones."""
+    types (or a schema version newer than the type's current one) and processors may only
+    subscribe to known ones. With ``upcasters`` (checked here, see
+    :mod:`~tillflow.engine.upcasting`), stores give every event they read at its type's
+    current version."""
 
-    def __init__(self, types: Mapping[str, type] | Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        types: Mapping[str, type] | Collection[str] = (),
+        upcasters: Upcasters | None = None,
+    ) -> None:
         self._types: dict[str, type | None] = (
             dict(types) if isinstance(types, Mapping) else dict.fromkeys(types)
+        )
+        self.upcasting = Upcasting(upcasters, self._types) if upcasters else None
+        """What stores read events through (``None``: no upcasters, nothing to do)."""
+        self._versions = (
+            self.upcasting.versions if self.upcasting else dict.fromkeys(self._types, 1)
         )
 
     def __contains__(self, name: object) -> bool:
@@ -104,6 +117,13 @@ class EventRegistry:
         """Raise :class:`UnknownEventType` unless ``name`` is registered."""
         if name not in self._types:
             raise UnknownEventType(name, self.names())
+
+    def version(self, name: str) -> int:
+        """The current schema version of ``name``; :class:`UnknownEventType` if unknown."""
+        version = self._versions.get(name)
+        if version is None:
+            raise UnknownEventType(name, self.names())
+        return version
 
     def decode(self, event: RecordedEvent) -> object:
         """The event's data as its registered type (or plain JSON values if none given)."""
@@ -135,8 +155,12 @@ def validate_append(
             raise InvalidEvent("id", event.id, "must be 16 bytes (see tillflow.engine.ids)")
         if event.schema_version < 1:
             raise InvalidEvent("schema_version", event.schema_version, "must be ≥ 1")
-        if registry is not None:
-            registry.check(event.type)
+        if registry is not None and event.schema_version > registry.version(event.type):
+            raise InvalidEvent(
+                "schema_version",
+                event.schema_version,
+                f"{event.type} is at version {registry.version(event.type)} in this release",
+            )
 
 
 def encode_data(event: NewEvent) -> bytes:

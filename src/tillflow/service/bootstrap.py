@@ -14,12 +14,15 @@ from tillflow.engine.sqlite import SqliteEventStore
 from tillflow.service.access_tokens import TOKEN_EVENTS
 from tillflow.shop.inventory.events import INVENTORY_EVENTS
 from tillflow.shop.sale.events import SALE_EVENTS
+from tillflow.shop.sale.upcasters import SALE_UPCASTERS
 
 
 def service_registry() -> EventRegistry:
     """Every event type the served shop records: Sale's, Inventory's, the access tokens'
     and the dead letters' requests."""
-    return EventRegistry({**SALE_EVENTS, **INVENTORY_EVENTS, **TOKEN_EVENTS, **DEAD_LETTER_EVENTS})
+    return EventRegistry(
+        {**SALE_EVENTS, **INVENTORY_EVENTS, **TOKEN_EVENTS, **DEAD_LETTER_EVENTS}, SALE_UPCASTERS
+    )
 
 
 class ConfigurationError(ValueError):

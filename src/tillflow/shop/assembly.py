@@ -27,11 +27,12 @@ from tillflow.shop.sale.events import SALE_EVENTS
 from tillflow.shop.sale.payments import PaymentTerminal
 from tillflow.shop.sale.service import Clock, SaleService, utc_now
 from tillflow.shop.sale.simulated_terminal import SimulatedTerminal
+from tillflow.shop.sale.upcasters import SALE_UPCASTERS
 from tillflow.shop.tills.projection import tills_processor
 from tillflow.shop.tills.queries import TillReader
 
-REGISTRY = EventRegistry({**SALE_EVENTS, **INVENTORY_EVENTS, **DEAD_LETTER_EVENTS})
-"""Every event type the shop records, with its class."""
+REGISTRY = EventRegistry({**SALE_EVENTS, **INVENTORY_EVENTS, **DEAD_LETTER_EVENTS}, SALE_UPCASTERS)
+"""Every event type the shop records, with its class, and how older versions read."""
 
 
 def shop_processors(inventory_batch: int = 3000, reporting_batch: int = 5000) -> list[Processor]:

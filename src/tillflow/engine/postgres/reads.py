@@ -19,6 +19,7 @@ from tillflow.engine.postgres.errors import DatabaseUnavailable
 from tillflow.engine.postgres.writer import COLUMNS, VERSIONS
 from tillflow.engine.store import CheckpointProgress
 from tillflow.engine.types import RecordedEvent
+from tillflow.engine.upcasting import Upcasting, current_events
 
 _EMITTED_BY_MANY: Final = (
     f"SELECT {COLUMNS} FROM events e JOIN unnest(%s::bytea[], %s::bytea[]) r(lo, hi) "
@@ -38,6 +39,7 @@ class PostgresReads:
     _pool: ConnectionPool[Any]
     _local: threading.local
     _closed: bool
+    _upcasting: Upcasting | None
 
     def _check_open(self) -> None:
         if self._closed:
@@ -58,7 +60,8 @@ class PostgresReads:
             raise DatabaseUnavailable(self.database, reason(error)) from error
 
     def _events(self, sql: str, params: Sequence[Any] = ()) -> list[RecordedEvent]:
-        return [RecordedEvent(*row) for row in self._rows(sql, params)]
+        events = [RecordedEvent(*row) for row in self._rows(sql, params)]
+        return current_events(self._upcasting, events)
 
     def head(self, lane: int) -> int:
         rows = self._rows("SELECT head FROM lanes WHERE lane = %s", (lane,))

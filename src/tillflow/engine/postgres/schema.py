@@ -9,7 +9,9 @@ positions dense per lane in commit order. ``leases`` and ``workers`` (version 2)
 which worker owns each (processor group, lane) and which workers are alive; expiries are
 on the database clock. ``fenced_commits`` (version 3) counts, per (processor group, lane),
 the batches the fence refused; ``workers.groups`` (version 4), the processor groups each
-worker runs. An older database is migrated when opened.
+worker runs. Version 5 changes no table: events are read at their types' current schema
+versions from then on (upcast), and the releases before, which ignored the version, must
+not open a database that may hold newer ones. An older database is migrated when opened.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from psycopg.conninfo import conninfo_to_dict
 from tillflow.engine.errors import NotATillflowDatabase, SchemaTooNew
 from tillflow.engine.postgres.errors import LaneCountMismatch, SchemaMissing
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 DEFAULT_LANES: Final = 16
 MOST_LANES: Final = 1024
 _CREATING_LOCK: Final = 0x54494C4C  # "TILL": held while one process creates the schema

@@ -95,6 +95,7 @@ class PostgresEventStore(PostgresReads, EventStore):
             )
         self.database = describe(url)
         self.registry = registry
+        self._upcasting = None if registry is None else registry.upcasting
         self._settings = {
             "lock_timeout": f"{round(lock_timeout * 1000)}ms",
             "idle_in_transaction_session_timeout": f"{round(idle_timeout * 1000)}ms",

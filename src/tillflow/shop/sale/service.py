@@ -67,6 +67,7 @@ from tillflow.shop.sale.gtin import WIDTH
 from tillflow.shop.sale.payments import PaymentTerminal
 from tillflow.shop.sale.till_sessions import TillNotOpen
 from tillflow.shop.sale.tills import Tills
+from tillflow.shop.sale.upcasters import CHECKED_OUT_VERSION
 
 Clock = Callable[[], datetime]
 CATALOG_RETRIES = 20
@@ -101,7 +102,12 @@ def utc_now() -> datetime:
 
 def checkout_event(checked_out: CheckedOut) -> NewEvent:
     """The event to record for a checkout: its id is derived from the checkout id."""
-    return NewEvent("CheckedOut", checked_out, id=id_from_key("checkout", checked_out.checkout_id))
+    return NewEvent(
+        "CheckedOut",
+        checked_out,
+        id=id_from_key("checkout", checked_out.checkout_id),
+        schema_version=CHECKED_OUT_VERSION,
+    )
 
 
 class SaleService:
