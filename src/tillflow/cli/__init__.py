@@ -15,6 +15,7 @@ check failed, 2 bad usage or configuration.
     tillflow token create | revoke | list    bearer tokens (cli.tokens)
     tillflow catalog import FILE.csv         import or update the catalog (cli.catalog)
     tillflow dlq list | show | retry | skip  parked events (cli.dead_letters)
+    tillflow backup PATH | restore BACKUP    online SQLite backups (cli.backups)
     tillflow demo | engine-demo | simulate   see it work (cli.demos)
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import typer
 
 from tillflow.cli import (
+    backups,
     catalog,
     dead_letters,
     demos,
@@ -59,6 +61,8 @@ app.add_typer(tokens.app, name="token")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(sales.app, name="sales")
 app.add_typer(dead_letters.app, name="dlq")
+app.command()(backups.backup)
+app.command()(backups.restore)
 app.command()(demos.demo)
 app.command("engine-demo")(demos.engine_demo)
 app.command()(demos.simulate)

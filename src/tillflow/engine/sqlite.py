@@ -373,6 +373,21 @@ class SqliteEventStore(EventStore):
             if depth == 0:
                 conn.execute("COMMIT")
 
+    def backup_into(
+        self,
+        target: sqlite3.Connection,
+        pages: int = -1,
+        progress: Callable[[int, int, int], object] | None = None,
+    ) -> None:
+        """Copy the whole file into ``target`` with SQLite's online backup, ``pages`` per
+        step (``progress(status, remaining, total)`` after each), as of this thread's
+        :meth:`snapshot` (one is taken if none is open). Held across the steps, the snapshot
+        keeps the copy consistent and from starting over while others write; writers are
+        never blocked (WAL), the WAL only grows until it ends. Blocks until the copy is done;
+        ``sqlite3.Error`` from the target (full disk, ...) propagates."""
+        with self.snapshot():
+            self._reader().backup(target, pages=pages, progress=progress)
+
     def read_stream(
         self, stream: str, after_version: int = 0, upto_version: int | None = None
     ) -> list[RecordedEvent]:

@@ -7,6 +7,7 @@
     access_tokens.py   bearer tokens of the HTTP API, kept as events
     receipt_tokens.py  receipts as opaque tokens for ?wait_for=
     collector.py       the garbage collector's setting for tillflow's own processes
+    backups.py         online backups of an SQLite store (restores.py: putting one back)
 
 It imports the shop and the engine; ``http`` and ``cli`` import it.
 """
