@@ -88,10 +88,16 @@ class Sizes:
     """Case 18: SIGKILLs of a worker holding lanes..."""
     failover_handovers: int = 10
     """...and SIGTERM hand-overs."""
+    shop_payments_seconds: float = 20.0
+    """Case 6b: case 6's open loop with payments, at its rate, for this long."""
+    terminal_tills: int = 64
+    """Case 6c: concurrent tills paying by card through a slow terminal..."""
+    terminal_checkouts_per_till: int = 25
+    """...each ringing up this many checkouts (and one till alone as many)."""
 
     def scaled(self, factor: float) -> Sizes:
         """Every count times ``factor`` (at least 1); batch size, writers, the latency
-        case's rate and the number of segments unchanged."""
+        case's rate, the number of segments and of tills against the terminal unchanged."""
 
         def scale(count: int) -> int:
             return max(1, round(count * factor))
@@ -122,6 +128,8 @@ class Sizes:
             postgres_peer_checkouts=scale(self.postgres_peer_checkouts),
             failover_kills=scale(self.failover_kills),
             failover_handovers=scale(self.failover_handovers),
+            shop_payments_seconds=self.shop_payments_seconds * factor,
+            terminal_checkouts_per_till=scale(self.terminal_checkouts_per_till),
         )
 
 
@@ -175,6 +183,8 @@ QUICK: Final = Sizes(
     postgres_peer_checkouts=40,
     failover_kills=3,
     failover_handovers=2,
+    shop_payments_seconds=1.0,
+    terminal_checkouts_per_till=5,
 )
 """The memory case needs about a million events even here: the store's SQLite page cache
 (64 MiB per connection) keeps growing with the database until ~400k events, which a shorter

@@ -56,6 +56,7 @@ from typing import Any, Final, Literal, ParamSpec, Protocol, TypeVar
 
 import psutil
 
+from bench.paying import PaidCheckouts, tenders_for
 from bench.probes import (
     CountingStore,
     Memory,
@@ -84,6 +85,7 @@ from tillflow.shop.reporting.projection import REPORT_VIEWS
 from tillflow.shop.reporting.truth import ShopTruth, expected_line
 from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest
 from tillflow.shop.sale.events import CheckedOut
+from tillflow.shop.sale.simulated_terminal import SimulatedTerminal
 from tillflow.shop.sale.vat import DEFAULT_RATES
 
 _Options = ParamSpec("_Options")
@@ -189,9 +191,15 @@ class Tills:
     """The cashiers: they seed the shop, ring up checkouts with ``checkout_many`` and count
     what was accepted, for the truth. Synchronous; one thread at a time."""
 
-    def __init__(self, store: EventStore, seed: int, batch_size: int = BATCH) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        seed: int,
+        batch_size: int = BATCH,
+        terminal: SimulatedTerminal | None = None,
+    ) -> None:
         self.store = store
-        self.shop = Shop(store)
+        self.shop = Shop(store) if terminal is None else Shop(store, terminal=terminal)
         self.products = catalogue(seed)
         self.baskets = baskets(seed, self.products)
         self.batch_size = batch_size
@@ -244,6 +252,13 @@ class Tills:
         for basket, times in zip(self.baskets, self.accepted, strict=True):
             truth.checked_out_times(basket.recorded, times, 0, self.last_position)
         return truth
+
+    def gross(self) -> int:
+        """Cents due for the checkouts accepted, from the baskets' totals."""
+        return sum(
+            basket.recorded.total * times
+            for basket, times in zip(self.baskets, self.accepted, strict=True)
+        )
 
     def checkout_many(self, count: int) -> int:
         """Ring up ``count`` checkouts in one call; the last position they took."""
@@ -654,11 +669,30 @@ def final_report(store: EventStore) -> dict[str, Any]:
     }
 
 
+def audited(store: EventStore) -> list[str]:
+    """The consistent-cut audit of the report's views (empty: it holds)."""
+    return [f"audit: {problem}" for problem in ConsistentCutAudit(REPORT_VIEWS)(store)]
+
+
 async def verify(store: EventStore, tills: TillsHandle) -> list[str]:
     """The consistent-cut audit of the report, then the truth (empty: all true)."""
-    problems = [f"audit: {problem}" for problem in ConsistentCutAudit(REPORT_VIEWS)(store)]
-    problems += [f"truth: {problem}" for problem in await tills.violations()]
-    return problems
+    return audited(store) + [f"truth: {problem}" for problem in await tills.violations()]
+
+
+def ended_by(error: Exception) -> tuple[Status, str]:
+    """A run's status and detail when ``error`` ended it (a drain that timed out: stalled)."""
+    if isinstance(error, DrainTimeout):
+        return "stalled", str(error)
+    if isinstance(error, ProcessorStopped):
+        return "failed", str(error)
+    return "failed", _describe(error)
+
+
+def judged(problems: list[str]) -> tuple[Status, str]:
+    """A verified run's status and detail: ``ok``, or ``wrong`` naming the first problems."""
+    if not problems:
+        return "ok", ""
+    return "wrong", f"{len(problems)} problems: " + "; ".join(problems[:3])
 
 
 class ReportingWorker:
@@ -839,18 +873,11 @@ async def run_shop(
                 timed.finish(run, store, runtime, await tills.facts())
                 if run.status == "ok":
                     await runtime.drain(timeout=wait)
-            except DrainTimeout as error:
-                run.status, run.detail = "stalled", str(error)
-            except ProcessorStopped as error:
-                run.status, run.detail = "failed", str(error)
             except Exception as error:
-                run.status, run.detail = "failed", _describe(error)
+                run.status, run.detail = ended_by(error)
         if run.status == "ok":
-            problems = await verify(store, tills)
+            run.status, run.detail = judged(await verify(store, tills))
             run.report = final_report(store)
-            if problems:
-                run.status = "wrong"
-                run.detail = f"{len(problems)} problems: " + "; ".join(problems[:3])
     finally:
         await tills.close()
         store.close()
@@ -973,6 +1000,8 @@ class LatencyRun:
     """...and which send that was."""
     processors: dict[str, dict[str, int]] = field(default_factory=dict)
     writer: dict[str, int] = field(default_factory=dict)
+    payments: str = ""
+    """With payments: how the checkouts paid (:meth:`PaidCheckouts.summary`)."""
 
     @property
     def checkouts(self) -> int:
@@ -988,17 +1017,29 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 
 async def _open_loop(
-    tills: Tills, reflections: Reflections, rate: float, count: int, run: LatencyRun
+    tills: Tills,
+    reflections: Reflections,
+    rate: float,
+    count: int,
+    run: LatencyRun,
+    paid: PaidCheckouts | None = None,
 ) -> tuple[list[float], list[float]]:
-    """Send ``count`` checkouts at their scheduled times; the scheduled times and the
+    """Send ``count`` checkouts at their scheduled times (with ``paid``: each with its
+    tenders by number, :func:`bench.paying.tenders_for`); the scheduled times and the
     moments their receipts came back."""
     loop = reflections.loop
     scheduled = [0.0] * count
     appended = [math.nan] * count
+    sale = tills.shop.sale
 
     async def one(index: int) -> None:
-        command, _ = tills.command(index)
-        receipt = await tills.shop.sale.checkout_async(command)
+        command, expected = tills.command(index)
+        if paid is None:
+            receipt = await sale.checkout_async(command)
+        else:
+            command = paid.paying(command, tenders_for(index, expected.total))
+            receipt, recorded = await sale.checkout_recorded_async(command)
+            paid.recorded(recorded)
         appended[index] = loop.time()
         reflections.expect(index, tills.record(index, receipt, command.checkout_id))
 
@@ -1039,6 +1080,8 @@ async def run_latency(
     seed: int = 1,
     timeout: float = 30.0,
     memory: bool = False,
+    payments: bool = False,
+    terminal_latency: float = 0.0,
 ) -> LatencyRun:
     """An open-loop load: checkout *i* is scheduled at ``start + i / rate`` and sent then
     (``SaleService.checkout_async``, one task each) however long earlier ones take, so a
@@ -1046,14 +1089,20 @@ async def run_latency(
     (no coordinated omission). Each latency runs from the scheduled time to the moment
     :class:`Reflections` observed the processor's durable checkpoint at or past the
     receipt's position. Tills and shop share this process and its store (``memory``: a
-    :class:`MemoryEventStore`, ``path`` unused)."""
+    :class:`MemoryEventStore`, ``path`` unused).
+
+    ``payments``: the checkouts pay by cash, card or both (:mod:`bench.paying`, through
+    ``checkout_recorded_async``), cards through a :class:`SimulatedTerminal` answering after
+    ``terminal_latency`` seconds; the money recorded is verified with the rest."""
     count = max(1, round(rate * seconds))
     store: EventStore = (
         MemoryEventStore(registry=REGISTRY)
         if memory
         else SqliteEventStore(path, durability="full", registry=REGISTRY)
     )
-    tills = Tills(store, seed)
+    terminal = SimulatedTerminal(latency=terminal_latency) if payments else None
+    tills = Tills(store, seed, terminal=terminal)
+    paid = PaidCheckouts(terminal) if terminal is not None else None
     run = LatencyRun(rate)
     try:
         async with tills.shop.runtime() as runtime:
@@ -1064,7 +1113,9 @@ async def run_latency(
                 remove = store.add_commit_listener(reflections.on_commit)
                 poller = asyncio.create_task(reflections.poll())
                 try:
-                    scheduled, appended = await _open_loop(tills, reflections, rate, count, run)
+                    scheduled, appended = await _open_loop(
+                        tills, reflections, rate, count, run, paid
+                    )
                     await asyncio.wait_for(reflections.done.wait(), timeout)
                 except TimeoutError:
                     run.status = "stalled"
@@ -1090,18 +1141,14 @@ async def run_latency(
                             reflections.passed[REPORTING],
                         )
                     ]
-            except DrainTimeout as error:
-                run.status, run.detail = "stalled", str(error)
-            except ProcessorStopped as error:
-                run.status, run.detail = "failed", str(error)
             except Exception as error:
-                run.status, run.detail = "failed", _describe(error)
+                run.status, run.detail = ended_by(error)
         if run.status == "ok":
-            problems = [f"audit: {p}" for p in ConsistentCutAudit(REPORT_VIEWS)(store)]
-            problems += [f"truth: {p}" for p in tills.violations()]
-            if problems:
-                run.status = "wrong"
-                run.detail = f"{len(problems)} problems: " + "; ".join(problems[:3])
+            problems = audited(store) + [f"truth: {p}" for p in tills.violations()]
+            if paid is not None:
+                problems += [f"payments: {p}" for p in paid.problems(tills.gross(), count)]
+                run.payments = paid.summary()
+            run.status, run.detail = judged(problems)
     finally:
         store.close()
     return run

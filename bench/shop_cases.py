@@ -10,15 +10,22 @@
                                 ``tillflow worker --run reporting``
     6 latency, open loop        scheduled send → report reflects it,         p99 ≤ 20 ms
                                 1,000 checkouts/s
+    6b latency with payments    case 6 with cash (change), card and split    p99 ≤ 20 ms
+                                tenders, cards through a terminal answering
+                                at once (:mod:`bench.paying`)
+    6c 64 tills, slow terminal  checkouts/s of 64 tills paying by card       ≥ 32× 1 till
+                                through a 200 ms terminal against 1 till's
+                                (:mod:`bench.slow_terminal`); send → receipt
     7 memory                    shop process RSS after 1M checkouts          ≤ 200 MiB
     8 flat cost                 checkouts/s and CPU per checkout per 100k    ≥ 0.8× rate,
                                 segment, late segments vs early ones          ≤ 1.25× CPU
 
-Each run is verified (consistent-cut audit and the truth; see :mod:`bench.shop`): a run
-that stalls, fails or is wrong shows as such, untimed, and fails its case. The throughput
-ratio is the log's events per second end to end (checkouts and Inventory's effects) over the
-plain-SQLite batched insert rate measured in the same run (case 1's, or measured here when
-the engine cases were not run).
+Each run is verified (consistent-cut audit and the truth; see :mod:`bench.shop`; with
+payments also the money: tenders against the totals, the terminal's charges against the card
+tenders, one authorization per card checkout): a run that stalls, fails or is wrong shows as
+such, untimed, and fails its case. The throughput ratio is the log's events per second end to
+end (checkouts and Inventory's effects) over the plain-SQLite batched insert rate measured in
+the same run (case 1's, or measured here when the engine cases were not run).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from bench.shop import (
     run_shop_in_fresh_process,
     summary,
 )
+from bench.slow_terminal import slow_terminal
 
 THROUGHPUT_TARGET: Final = 20_000.0
 LATENCY_TARGET_MS: Final = 20.0
@@ -179,6 +187,7 @@ def _latency_data(run: LatencyRun) -> dict[str, object]:
         "inventory_ms": quantiles(run.inventory),
         "report_ms": quantiles(run.report),
         "late_send_ms": run.late_send,
+        "payments": run.payments,
         "processors": run.processors,
         "writer": run.writer,
     }
@@ -188,20 +197,34 @@ def latency(context: Context) -> CaseResult:
     """Case 6: ``repeats`` open-loop runs; the run of median p99 is reported (every run's
     p99 in the notes), and a run that is wrong or stalls fails the case."""
     sizes = context.sizes
+    case = f"6 latency, {sizes.shop_latency_rate:,.0f}/s open loop"
+    return _latency_case(context, case, sizes.shop_latency_seconds)
+
+
+def latency_with_payments(context: Context) -> CaseResult:
+    """Case 6b: case 6 with the checkouts paying by cash (with change), card or both
+    (:mod:`bench.paying`) through a :class:`SimulatedTerminal` answering at once, so that
+    what is timed is the shop's own work for a paid checkout (the card's authorization, the
+    tenders recorded and the report's takings by tender), not a terminal's delay."""
+    sizes = context.sizes
+    case = f"6b latency with payments, {sizes.shop_latency_rate:,.0f}/s open loop"
+    return _latency_case(context, case, sizes.shop_payments_seconds, payments=True)
+
+
+def _latency_case(
+    context: Context, case: str, seconds: float, *, payments: bool = False
+) -> CaseResult:
+    sizes = context.sizes
     runs: list[LatencyRun] = []
     for repeat in range(context.repeats):
-        context.progress(
-            f"shop latency, {sizes.shop_latency_rate:,.0f} checkouts/s open loop for "
-            f"{sizes.shop_latency_seconds:g}s, run {repeat + 1}/{context.repeats}"
-        )
+        context.progress(f"{case} for {seconds:g}s, run {repeat + 1}/{context.repeats}")
         with scratch(context.directory) as path:
             run = asyncio.run(
-                run_latency(path, sizes.shop_latency_rate, sizes.shop_latency_seconds)
+                run_latency(path, sizes.shop_latency_rate, seconds, payments=payments)
             )
         runs.append(run)
         if run.status != "ok":
             break
-    case = f"6 latency, {sizes.shop_latency_rate:,.0f}/s open loop"
     target = f"p99 ≤ {LATENCY_TARGET_MS:g} ms"
     failed = next((run for run in runs if run.status != "ok"), None)
     if failed is not None:
@@ -219,6 +242,7 @@ def latency(context: Context) -> CaseResult:
     run = sorted(runs, key=lambda each: percentile(each.report, 0.99))[len(runs) // 2]
     p50, p99 = percentile(run.report, 0.5), percentile(run.report, 0.99)
     batches = {name: values.get("batches", 0) for name, values in run.processors.items()}
+    paid = f" ({run.payments})" if run.payments else ""
     return CaseResult(
         case=case,
         tillflow=f"p50 {p50:.1f} ms, p99 {p99:.1f} ms",
@@ -231,7 +255,7 @@ def latency(context: Context) -> CaseResult:
             f"{' / '.join(f'{value:.1f}' for value in p99s)} ms); that run, from the scheduled "
             f"send, p50 / p99 / max: receipt {summary(run.append)}, inventory passed "
             f"{summary(run.inventory)}, report {summary(run.report)}; {run.checkouts:,} "
-            f"checkouts, all verified; sends at most {run.late_send:.1f} ms late; "
+            f"checkouts{paid}, all verified; sends at most {run.late_send:.1f} ms late; "
             f"{run.writer.get('batches', 0)} writer txns, inventory "
             f"{batches.get(INVENTORY, 0)}, reporting {batches.get(REPORTING, 0)}"
         ),
@@ -369,4 +393,4 @@ def memory_and_flat(context: Context) -> list[CaseResult]:
     return [memory, flat]
 
 
-SHOP_CASES: Final = (throughput, latency, memory_and_flat)
+SHOP_CASES: Final = (throughput, latency, latency_with_payments, slow_terminal, memory_and_flat)
