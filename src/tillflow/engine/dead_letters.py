@@ -161,3 +161,27 @@ def request(
     event_type = SKIPPED if action == "skip" else RETRY_REQUESTED
     payload = msgspec.to_builtins(data)
     return store.append(stream, [NewEvent(event_type, payload)], expected_version=version)
+
+
+class ParkedTally(msgspec.Struct, frozen=True):
+    """One processor's parked keys on one lane: how many, the events they hold (heads
+    included), and when the oldest was parked (Unix seconds)."""
+
+    keys: int
+    events: int
+    oldest_at: float
+
+
+def tally(parked: Iterable[ParkedKey]) -> dict[tuple[str, int], ParkedTally]:
+    """``parked`` counted per (processor, lane)."""
+    counted: dict[tuple[str, int], ParkedTally] = {}
+    for each in parked:
+        letter = each.letter
+        place = (each.processor, letter.lane)
+        before = counted.get(place, ParkedTally(0, 0, letter.parked_at))
+        counted[place] = ParkedTally(
+            before.keys + 1,
+            before.events + 1 + len(letter.held),
+            min(before.oldest_at, letter.parked_at),
+        )
+    return counted

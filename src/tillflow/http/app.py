@@ -153,7 +153,11 @@ def create_app(
             runtime = shop.runtime(run=None if run_processors else [])
             runtime.stall_after = (settings or load_settings()).stall_after
             watch = ReportWatch(opened, on_progress=metrics.latency.progressed)
-            async with run(opened, runtime), watch.running():
+            async with (
+                run(opened, runtime),
+                watch.running(),
+                metrics.dead_letters.counting(opened, [each.name for each in shop.processors]),
+            ):
                 metrics.statistics = runtime.statistics
                 metrics.store_health = runtime.health.status
                 metrics.report_rows = shop.report.rows

@@ -14,6 +14,8 @@
   ``tillflow_store_retries``, ``tillflow_store_outages`` (:mod:`tillflow.http.store_metrics`);
 * ``tillflow_low_stock_products`` and the counter ``tillflow_low_stock_alerts``, from the
   report (:mod:`tillflow.http.low_stock_metrics`);
+* per processor and lane, parked keys, the events they hold and the oldest one's age
+  (:mod:`tillflow.http.dead_letter_metrics`);
 * ``tillflow_http_request_duration_seconds`` by method, route template (never the raw
   path: bounded cardinality) and status;
 * on PostgreSQL, read at scrape time from the lease tables (so they count every worker,
@@ -43,6 +45,7 @@ from tillflow.engine import ProcessorStatistics, Receipt
 from tillflow.engine.lane_processor import State
 from tillflow.engine.outage import StoreStatus
 from tillflow.engine.postgres.leases import LeaseOverview
+from tillflow.http.dead_letter_metrics import DeadLetterCollector
 from tillflow.http.low_stock_metrics import LowStockCollector
 from tillflow.http.store_metrics import StoreHealthCollector
 from tillflow.shop.reporting.rows import ProductRow
@@ -274,6 +277,8 @@ class Metrics:
         self.report_rows: Callable[[], list[ProductRow]] = list
         """The report's rows (the shop's, once started)."""
         self.registry.register(LowStockCollector(self._report_rows))
+        self.dead_letters = DeadLetterCollector()
+        self.registry.register(self.dead_letters)
         self._request_series: dict[tuple[str, str, int], Histogram] = {}
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:

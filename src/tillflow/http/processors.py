@@ -9,7 +9,8 @@ import msgspec
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from tillflow.engine import ProcessorStatistics
+from tillflow.engine import EventStore, ProcessorStatistics
+from tillflow.engine.dead_letters import parked_keys, tally
 from tillflow.engine.postgres.leases import LeaseOverview
 from tillflow.http.auth import VIEWERS, GuardedRoute, require
 from tillflow.http.leases import lease_overview
@@ -66,6 +67,15 @@ class ProcessorOut(BaseModel):
         default=None,
         description="PostgreSQL: batches of this lane refused, nothing written, because "
         "their worker had lost the lease (any worker, ever).",
+    )
+    parked_keys: int = Field(
+        default=0, description="Keys parked on this lane (see GET /dead-letters)."
+    )
+    parked_events: int = Field(
+        default=0, description="Events parked or held behind a parked key on this lane."
+    )
+    oldest_parked_at: float | None = Field(
+        default=None, description="When the oldest key parked on this lane was (Unix time)."
     )
 
     @classmethod
@@ -148,6 +158,7 @@ def processors_out(services: Services) -> ProcessorsOut:
         return ProcessorsOut(
             processors=processors, heads=heads, stall_after=stall_after, store=status
         )
+    _add_parked(processors, store, list(services.runtime.processors))
     overview = lease_overview(store)
     answer = ProcessorsOut(
         processors=processors, heads=store.heads(), stall_after=stall_after, store=status
@@ -155,6 +166,15 @@ def processors_out(services: Services) -> ProcessorsOut:
     if overview is not None:
         _add_leases(answer, overview)
     return answer
+
+
+def _add_parked(processors: list[ProcessorOut], store: EventStore, names: list[str]) -> None:
+    counted = tally(parked_keys(store, names))
+    for out in processors:
+        parked = counted.get((out.processor, out.lane))
+        if parked is not None:
+            out.parked_keys, out.parked_events = parked.keys, parked.events
+            out.oldest_parked_at = parked.oldest_at
 
 
 def _add_leases(answer: ProcessorsOut, overview: LeaseOverview) -> None:

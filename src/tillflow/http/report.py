@@ -25,7 +25,9 @@ from tillflow.service.receipt_tokens import PATTERN as RECEIPT_TOKEN_PATTERN
 from tillflow.service.receipt_tokens import decode_receipt
 from tillflow.shop.errors import InvalidField, UnknownProduct
 from tillflow.shop.inventory.stock import is_low
+from tillflow.shop.reporting.incomplete import incomplete_since
 from tillflow.shop.reporting.queries import Freshness, Report
+from tillflow.shop.reporting.rows import ProductRow
 
 router = APIRouter(prefix="/report", tags=["report"], route_class=GuardedRoute)
 
@@ -65,6 +67,11 @@ class ProductRowOut(BaseModel):
         default=None, description="While below the reorder point: the LowStock alert."
     )
     low_alerts: int = Field(default=0, description="LowStock alerts recorded, ever.")
+    incomplete_since: float | None = Field(
+        default=None,
+        description="When a sale or return of this product was parked (Unix time): the "
+        "row misses it until it is retried or skipped (GET /dead-letters); null: complete.",
+    )
 
     @computed_field(description="The stock is below the reorder point.")  # type: ignore[prop-decorator]
     @property
@@ -176,10 +183,19 @@ def freshness_out(store: EventStore, freshness: Freshness) -> FreshnessOut:
     )
 
 
+def rows_out(store: EventStore, rows: list[ProductRow]) -> list[ProductRowOut]:
+    """The JSON form of report rows, those missing a parked sale or return marked."""
+    incomplete = incomplete_since(store)
+    out = [ProductRowOut.model_validate(msgspec.to_builtins(row)) for row in rows]
+    for row in out if incomplete else []:
+        row.incomplete_since = incomplete.get(row.product_id)
+    return out
+
+
 def report_out(store: EventStore, report: Report) -> ReportOut:
     """The JSON form of ``report``, read from ``store``."""
     return ReportOut(
-        rows=[ProductRowOut.model_validate(msgspec.to_builtins(row)) for row in report.rows],
+        rows=rows_out(store, report.rows),
         totals=TotalsOut.model_validate(msgspec.to_builtins(report.totals)),
         freshness=freshness_out(store, report.freshness),
         version=report.version,

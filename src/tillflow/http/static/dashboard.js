@@ -330,10 +330,13 @@ function makeProcessor(statistics) {
   owner.dataset.field = "owner";
   const error = element("div", "proc-error");
   error.dataset.field = "error";
+  const parked = element("div", "proc-parked");
+  parked.dataset.field = "parked";
   fields.barrier = barrier;
   fields.owner = owner;
   fields.error = error;
-  li.append(head, bar, progress, lag, barrier, owner, error);
+  fields.parked = parked;
+  li.append(head, bar, progress, lag, barrier, owner, error, parked);
   return { li, fields };
 }
 
@@ -351,6 +354,15 @@ function ownerText(statistics) {
     return `held by ${statistics.owner} · epoch ${count(statistics.epoch)}${fenced}`;
   }
   return `no worker holds this lane${fenced}`;
+}
+
+/** Keys parked on this lane (dead letters), or "" when none. */
+function parkedText(statistics) {
+  const keys = statistics.parked_keys || 0;
+  if (!keys) return "";
+  const held = count(statistics.parked_events);
+  const oldest = since(statistics.oldest_parked_at);
+  return `${count(keys)} ${keys === 1 ? "key" : "keys"} parked · ${held} events held · oldest ${oldest}`;
 }
 
 function barrierText(statistics) {
@@ -402,6 +414,10 @@ function renderProcessors(message) {
       : "";
     setText(fields.error, problem);
     fields.error.hidden = !problem;
+    const parked = parkedText(statistics);
+    setText(fields.parked, parked);
+    fields.parked.hidden = !parked;
+    li.classList.toggle("parked", Boolean(parked));
   }
   for (const [key, entry] of view.processorElements) {
     if (!seen.has(key)) {
