@@ -28,6 +28,7 @@ from bench.failover import FAILOVER_CASES
 from bench.http_load import HTTP_CASES
 from bench.postgres_lanes import POSTGRES_CASES
 from bench.postgres_shop import POSTGRES_SHOP_CASES
+from bench.rebuilds import REBUILD_CASES
 from bench.report import CaseResult, cases_grid, render, write_json, write_markdown
 from bench.shop_cases import SHOP_CASES
 from bench.stores import STORE_CASES
@@ -43,13 +44,15 @@ GROUPS: dict[str, Sequence[Case]] = {
     "http": HTTP_CASES,
     "stores": STORE_CASES,
     "postgres": [*POSTGRES_CASES, *POSTGRES_SHOP_CASES, *FAILOVER_CASES],
+    "rebuilds": REBUILD_CASES,
 }
 """The engine against plain SQLite (cases 1–4), the whole shop (cases 5–8), the shop
 against the ``eventsourcing`` library and the machine's limits (9–10), scaling (11),
 checkouts through a real ``tillflow serve`` over HTTP (12–13), the memory store against
 SQLite and its bytes per event (14–15), appends on PostgreSQL by lane count (16), the shop on
 PostgreSQL against the peer there (17), failover of leased workers: SIGKILL (18) and SIGTERM
-(19)."""
+(19);
+a blue/green rebuild of the report against the live pipeline (21)."""
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:

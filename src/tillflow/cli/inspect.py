@@ -68,7 +68,7 @@ def report_table(report: Report) -> Table:
     freshness = report.freshness
     positions = ", ".join(f"{freshness.checkpoint[lane]:,}" for lane in sorted(freshness.head))
     table = Table(
-        title=f"report as of position {positions} "
+        title=f"report as of position {positions} of version {report.version} "
         f"({freshness.lag_events:,} events / {freshness.lag_seconds:.3f} s behind the log)",
         expand=False,
     )
@@ -139,7 +139,8 @@ def report(
         show(
             f"[bold]totals[/]: revenue {money(totals.revenue)} · {totals.checkouts:,} checkouts "
             f"· {totals.returns:,} returns · {totals.units_sold:,} units sold, "
-            f"{totals.units_returned:,} returned — as of position {totals.as_of.position:,} "
+            f"{totals.units_returned:,} returned — as of position "
+            f"{totals.as_of.position:,} of version {read.version} "
             f"({_when(totals.as_of.at)}); read at {_when(time.time())}\n{vat_by_rate(totals)}"
         )
     finally:

@@ -218,12 +218,16 @@ class Rebuild:
     def _compare(self, live: int, rebuilt: int) -> list[Difference]:
         """The rows of the two versions that differ, by view and key (call in a snapshot)."""
         differences = []
+        same = self.handler.comparable
         for view in self.handler.version_views(1):
             old = dict(self.store.view_rows(versioned(view, live)))
             new = dict(self.store.view_rows(versioned(view, rebuilt)))
             for key in sorted(old.keys() | new.keys()):
-                if old.get(key) != new.get(key):
-                    differences.append(Difference(view, key, old.get(key), new.get(key)))
+                before, after = old.get(key), new.get(key)
+                if before == after:
+                    continue
+                if before is None or after is None or same(view, before) != same(view, after):
+                    differences.append(Difference(view, key, before, after))
         return differences
 
 

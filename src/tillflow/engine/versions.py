@@ -45,6 +45,11 @@ class Rebuildable(Protocol):
         drops exactly these)."""
         ...
 
+    def comparable(self, view: str, row: bytes) -> object:
+        """What a dry run compares of a row of ``view`` (named as in version 1): the row,
+        or its figures without what depends on the order lanes were handled in."""
+        ...
+
 
 def versioned(name: str, version: int) -> str:
     """The name of a processor or view in version ``version`` (version 1: ``name``)."""
