@@ -26,6 +26,7 @@ from tillflow.engine.errors import NotATillflowDatabase, SchemaTooNew
 from tillflow.engine.sqlite import APPLICATION_ID, SCHEMA_VERSION
 from tillflow.service.backups import (
     PAGES_PER_STEP,
+    BackupExists,
     BackupPathRefused,
     BackupRefused,
     BackupUnsupported,
@@ -107,8 +108,11 @@ def restore_store(
     with staged_beside(target, "restoring") as staged:
         _copy_checked(source, staged, pages, progress)
         heads, checkpoints = read_positions(staged)  # opened as a store: a WAL file
-        with _held_exclusively(target) if replace else contextlib.nullcontext():
-            put_in_place(staged, target, replace=replace)
+        try:
+            with _held_exclusively(target) if replace else contextlib.nullcontext():
+                put_in_place(staged, target, replace=replace)
+        except BackupExists:  # created meanwhile
+            raise RestoreTargetExists(str(target)) from None
     return StoreCopy(
         str(target), heads, checkpoints, target.stat().st_size, time.monotonic() - started
     )
