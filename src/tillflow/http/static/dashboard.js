@@ -141,7 +141,9 @@ function fillRow(entry, row) {
   const { tr, cells } = entry;
   const [name, id] = cells.name.children;
   setText(name, row.name);
-  setText(id, row.discontinued ? `${row.product_id} · discontinued` : row.product_id);
+  const incomplete = row.incomplete_since ? ` · incomplete since ${clock(row.incomplete_since)}` : "";
+  setText(id, `${row.discontinued ? `${row.product_id} · discontinued` : row.product_id}${incomplete}`);
+  tr.classList.toggle("incomplete", Boolean(incomplete));
   for (const column of COLUMNS) {
     if (column.text) setText(cells[column.key].firstElementChild || cells[column.key], column.text(row));
   }
@@ -360,9 +362,10 @@ function ownerText(statistics) {
 function parkedText(statistics) {
   const keys = statistics.parked_keys || 0;
   if (!keys) return "";
-  const held = count(statistics.parked_events);
+  const events = statistics.parked_events;
+  const held = `${count(events)} ${events === 1 ? "event" : "events"} held`;
   const oldest = since(statistics.oldest_parked_at);
-  return `${count(keys)} ${keys === 1 ? "key" : "keys"} parked · ${held} events held · oldest ${oldest}`;
+  return `${count(keys)} ${keys === 1 ? "key" : "keys"} parked · ${held} · oldest ${oldest}`;
 }
 
 function barrierText(statistics) {
