@@ -22,7 +22,12 @@ from tillflow.cli import app
 from tillflow.engine import SqliteEventStore
 from tillflow.engine.errors import NotATillflowDatabase, SchemaTooNew
 from tillflow.engine.sqlite import SCHEMA_VERSION
-from tillflow.service.backups import BackupExists, BackupUnsupported, backup_store
+from tillflow.service.backups import (
+    BackupExists,
+    BackupPathRefused,
+    BackupUnsupported,
+    backup_store,
+)
 from tillflow.service.restores import (
     NotABackup,
     RestoreTargetExists,
@@ -69,6 +74,17 @@ def test_a_backup_never_overwrites_a_path_that_exists(tmp_path: Path, backup: Pa
     with pytest.raises(BackupExists, match=r"path='.*taken\.db': it exists"):
         backup_store(str(tmp_path / "source" / "shop.db"), tmp_path / "taken.db")
     assert _files(tmp_path) == before  # no partial file left either
+
+
+def test_paths_that_cannot_be_written_are_refused(tmp_path: Path, backup: Path) -> None:
+    before = _files(tmp_path)
+    with pytest.raises(BackupPathRefused, match=r"path='.*nowhere.*': directory"):
+        backup_store(str(tmp_path / "source" / "shop.db"), tmp_path / "nowhere" / "b.db")
+    with pytest.raises(BackupPathRefused, match=r"database='.*nowhere.*': directory"):
+        restore_store(backup, str(tmp_path / "nowhere" / "shop.db"))
+    with pytest.raises(BackupUnsupported, match="database='memory'"):
+        backup_store("memory", tmp_path / "b.db")
+    assert _files(tmp_path) == before
 
 
 def test_postgresql_is_pointed_to_the_readme(tmp_path: Path) -> None:

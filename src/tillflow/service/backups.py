@@ -107,13 +107,23 @@ def backup_store(
     if not target.parent.is_dir():
         raise BackupPathRefused(str(target), f"directory {str(target.parent)!r} does not exist")
     with _sqlite_store(database) as store:
-        return _copy(store, target, pages, progress)
+        try:
+            return _copy(store, target, pages, progress)
+        except (sqlite3.Error, OSError) as error:  # a full disk, a file system without links
+            raise BackupPathRefused(str(target), f"the copy failed ({error})") from error
+
+
+def sqlite_file(database: str) -> Path:
+    """The SQLite file ``database`` names (``sqlite:///`` taken off); without connecting,
+    :class:`BackupUnsupported` for a PostgreSQL URL or a memory store."""
+    if is_server_url(database) or database == "memory" or database.startswith("memory:"):
+        raise BackupUnsupported(describe_database(database))
+    return Path(database.removeprefix("sqlite:///"))
 
 
 @contextlib.contextmanager
 def _sqlite_store(database: str) -> Iterator[SqliteEventStore]:
-    if is_server_url(database) or database == "memory" or database.startswith("memory:"):
-        raise BackupUnsupported(describe_database(database))
+    sqlite_file(database)
     store = open_store(database, create=False)
     try:
         if not isinstance(store, SqliteEventStore):
@@ -128,13 +138,13 @@ def _copy(
 ) -> StoreCopy:
     started = time.monotonic()
     with staged_beside(target, "partial") as staged:
-        copy = _connect(staged)
+        copy = sqlite3.connect(staged, isolation_level=None)
         try:
             store.backup_into(copy, pages, pages_copied(progress))
         finally:
             copy.close()
         heads, checkpoints = read_positions(staged)
-        with contextlib.closing(_connect(staged)) as copy:
+        with contextlib.closing(sqlite3.connect(staged, isolation_level=None)) as copy:
             copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
         put_in_place(staged, target, replace=False)
     return StoreCopy(
@@ -192,15 +202,9 @@ def put_in_place(staged: Path, target: Path, *, replace: bool) -> None:
         except FileExistsError:
             raise BackupExists(str(target)) from None
         staged.unlink()
-    directory = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    try:
-        return sqlite3.connect(path, isolation_level=None)
-    except sqlite3.Error as error:
-        raise BackupPathRefused(str(path), str(error)) from error
+    if os.name == "posix":  # elsewhere a directory cannot be opened to sync it
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)

@@ -29,16 +29,15 @@ from tillflow.service.backups import (
     BackupExists,
     BackupPathRefused,
     BackupRefused,
-    BackupUnsupported,
     Progress,
     StoreCopy,
     pages_copied,
     put_in_place,
     read_positions,
     sidecars,
+    sqlite_file,
     staged_beside,
 )
-from tillflow.service.bootstrap import describe_database, is_server_url
 
 _PROBLEMS_SHOWN: Final = 3
 
@@ -87,12 +86,10 @@ def restore_store(
     :class:`RestoreTargetExists` for an existing one without ``force``,
     :class:`NotABackup` for a backup that is missing or fails its checks,
     :class:`SchemaTooNew` for a backup of a newer tillflow, :class:`StoreInUse` if another
-    connection has the target open and :class:`NotATillflowDatabase` for a target that is
-    not a tillflow store; on each of them nothing is changed."""
-    if is_server_url(database) or database == "memory" or database.startswith("memory:"):
-        raise BackupUnsupported(describe_database(database))
-    source = Path(backup)
-    target = Path(database.removeprefix("sqlite:///"))
+    connection has the target open, :class:`NotATillflowDatabase` for a target that is
+    not a tillflow store and :class:`BackupPathRefused` for a directory that is missing or
+    cannot take the copy; on each of them nothing is changed."""
+    source, target = Path(backup), sqlite_file(database)
     if not source.is_file():
         raise NotABackup(str(source), "no such file")
     replace = target.exists()
@@ -106,7 +103,7 @@ def restore_store(
         )
     started = time.monotonic()
     with staged_beside(target, "restoring") as staged:
-        _copy_checked(source, staged, pages, progress)
+        _copy_checked(source, staged, pages, progress)  # NotABackup, SchemaTooNew
         heads, checkpoints = read_positions(staged)  # opened as a store: a WAL file
         try:
             with _held_exclusively(target) if replace else contextlib.nullcontext():
@@ -143,6 +140,10 @@ def _copy_checked(source: Path, staged: Path, pages: int, progress: Progress | N
         copy = sqlite3.connect(staged, isolation_level=None)
         try:
             conn.backup(copy, pages=pages, progress=pages_copied(progress))
+        except sqlite3.Error as error:  # a full disk, ...
+            raise BackupPathRefused(
+                str(staged.parent), f"the copy failed ({error})", "database directory"
+            ) from error
         finally:
             copy.close()
     finally:
