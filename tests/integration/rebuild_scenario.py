@@ -61,8 +61,11 @@ async def rebuild_while_selling(
             await sell(shop, truth, rng, "till-0")
         await runtime.drain(timeout=60)
         with second_store() as rebuild_store:
-            rebuild = Rebuild(
-                rebuild_store, reporting_processor(), "test", on_progress=observed.progress.append
+            rebuild = Rebuild(  # small batches: the switch must wait for the last of them
+                rebuild_store,
+                reporting_processor(batch_size=200),
+                "test",
+                on_progress=observed.progress.append,
             )
             building = asyncio.create_task(asyncio.to_thread(rebuild.run))
 
@@ -71,12 +74,14 @@ async def rebuild_while_selling(
                     await sell(shop, truth, rng, f"till-{number}")
 
             async def reader() -> None:
-                while not building.done():
+                deadline = asyncio.get_running_loop().time() + 60
+                while not building.done() or observed.reads[-1][0] == 1:  # and just after
                     report = shop.report.report()
                     observed.reads.append((report.version, report.totals.checkouts))
                     if report.version == 1:
                         observed.problems.extend(live_audit(store))
-                    await asyncio.sleep(0.002)
+                    assert asyncio.get_running_loop().time() < deadline
+                    await asyncio.sleep(0.001)
 
             await asyncio.gather(till(1), till(2), reader())
             outcome = await building
@@ -99,6 +104,10 @@ def check_rebuild_while_selling(
     """The guarantees, shared by the backends' tests."""
     assert observed.problems == [], observed.problems[:5]
     assert outcome.switched and (outcome.previous, outcome.version) == (1, 2)
+    behind = {
+        lane: at for lane, at in outcome.live_positions.items() if at > outcome.positions[lane]
+    }
+    assert not behind, f"switched while the new version was behind the live one on {behind}"
     versions = [version for version, _ in observed.reads]
     assert versions[0] == 1, "reads during the rebuild come from the old version"
     assert versions[-1] == 2, "after the switch the new version serves"

@@ -110,6 +110,10 @@ def test_a_rebuild_then_drop_retired_leaves_only_the_live_version(tmp_path: Path
     assert served["version"] == 2
     [apple] = [row for row in served["rows"] if row["product_id"] == "apple"]
     assert apple["revenue"] == sum(120 * (1 + n % 3) for n in range(30)), "the tamper is gone"
+    status = runner.invoke(app, ["status", "--database", str(path)], env={"COLUMNS": "200"})
+    assert status.exit_code == 0, status.output
+    assert "reporting (retired)" in status.output and "reporting@v2" in status.output
+    assert "@rebuild" not in status.output and "STALLED" not in status.output
     dropped = runner.invoke(
         app, ["rebuild", "reporting", "--drop-retired", "--database", str(path)]
     )

@@ -20,8 +20,10 @@ from tillflow.cli.common import (
     vat_by_rate,
 )
 from tillflow.cli.leased import LEASE_COLUMNS, lease_cells
+from tillflow.cli.rebuild import retired_names
 from tillflow.cli.stalls import STALL_COLUMNS, StallAfterOption, StallCells
 from tillflow.engine.stalls import DEFAULT_STALL_AFTER
+from tillflow.engine.versions import is_claim
 from tillflow.http.report import report_out
 from tillflow.service.bootstrap import describe_database
 from tillflow.service.exports import report_csv, totals_csv
@@ -44,8 +46,15 @@ def status(
         columns = ["processor", "lane", "checkpoint", "lag"]
         for column in [*columns, *STALL_COLUMNS, *(LEASE_COLUMNS if leases is not None else ())]:
             table.add_column(column, justify="right" if column in columns[1:] else "left")
-        for name, lanes in sorted(store.checkpoints().items()):
+        checkpoints = store.checkpoints()
+        retired = retired_names(store, checkpoints)
+        for name, lanes in sorted(checkpoints.items()):
+            if is_claim(name):
+                continue
             for lane, position in sorted(lanes.items()):
+                if name in retired:  # a version no longer live: nobody moves it on purpose
+                    table.add_row(f"{name} (retired)", str(lane), f"{position:,}", "-")
+                    continue
                 cells = [name, str(lane), f"{position:,}", f"{heads[lane] - position:,}"]
                 progress = stalls.cells(name, lane)
                 cells.extend(progress)

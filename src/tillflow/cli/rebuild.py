@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 import msgspec
@@ -25,7 +26,14 @@ from tillflow.engine.rebuild import (
 from tillflow.engine.rebuild import (
     Progress as RebuildProgress,
 )
-from tillflow.engine.versions import RebuildRunning, RebuildTakenOver, UnknownProjection
+from tillflow.engine.versions import (
+    RebuildRunning,
+    RebuildTakenOver,
+    UnknownProjection,
+    base_of,
+    is_claim,
+    live_name,
+)
 from tillflow.shop.assembly import shop_processors
 
 
@@ -166,3 +174,16 @@ def _say_dropped(projection: str, dropped: dict[int, int]) -> None:
         return
     done = ", ".join(f"v{version}: {rows:,} rows" for version, rows in sorted(dropped.items()))
     show(f"[bold]{projection}[/]: dropped {done}.")
+
+
+def retired_names(store: EventStore, names: Iterable[str]) -> set[str]:
+    """Of the checkpoint names ``names``, those of no live processor: rebuild claims'
+    counters and versions of a projection that are not live (switched away from, dry runs,
+    stopped rebuilds)."""
+    known = projections(shop_processors())
+    retired = set()
+    for name in names:
+        base = base_of(name)
+        if is_claim(name) or (base in known and name != live_name(store, base)):
+            retired.add(name)
+    return retired

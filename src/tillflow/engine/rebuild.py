@@ -91,6 +91,8 @@ class RebuildOutcome:
     seconds: float
     switched: bool
     differences: list[Difference] | None = None
+    live_positions: dict[int, int] = dataclasses.field(default_factory=dict)
+    """Where the live version stood then, read in the same snapshot."""
 
     @property
     def rate(self) -> float:
@@ -207,7 +209,9 @@ class Rebuild:
                 differences = self._compare(previous, version)
             elif any(built[lane] < live[lane] for lane in built):
                 return None
-        outcome = RebuildOutcome(name, version, previous, built, scanned, seconds, False)
+        outcome = RebuildOutcome(
+            name, version, previous, built, scanned, seconds, False, live_positions=live
+        )
         if self.dry_run:
             drop_version(claim, self.handler, version)
             claim.release("dropped", self.clock())
