@@ -3,11 +3,15 @@ uvicorn in a thread (:class:`ServerThread`), for streams and fuzzing."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,3 +139,62 @@ class ServerThread:
         self.socket.close()
         if self.thread.is_alive():
             raise RuntimeError("the test server did not stop within 10 s")
+
+
+TILLFLOW = str(Path(sys.executable).parent / "tillflow")
+DEADLINE = 15.0
+
+
+def wait_until_healthy(
+    url: str, server: subprocess.Popen[str], log: Path, timeout: float = DEADLINE
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"the server exited: {log.read_text()}"
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError(f"the server did not answer /health in time: {log.read_text()}")
+
+
+def serve_env(database: Path, **settings: str) -> tuple[str, dict[str, str]]:
+    """The URL of a free loopback port, and the environment that has ``tillflow serve``
+    listen there over ``database`` (``settings``: more ``TILLFLOW_*`` variables)."""
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    env = {
+        **os.environ,
+        "TILLFLOW_DATABASE": str(database),
+        "TILLFLOW_PORT": str(port),
+        "TILLFLOW_HOST": "127.0.0.1",
+        "TILLFLOW_LOG_LEVEL": "warning",
+        **settings,
+    }
+    return f"http://127.0.0.1:{port}", env
+
+
+@contextmanager
+def serve_process(url: str, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[str]]:
+    """``tillflow serve`` as a process (its output in ``log``), once it answers ``/health``;
+    at the end SIGTERM, and it must exit 0."""
+    with (
+        log.open("w") as output,
+        subprocess.Popen(
+            [TILLFLOW, "serve"], env=env, stdout=output, stderr=subprocess.STDOUT, text=True
+        ) as server,
+    ):
+        try:
+            wait_until_healthy(url, server, log)
+            yield server
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                code = server.wait(DEADLINE)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(DEADLINE)
+                raise
+    assert code == 0, log.read_text()

@@ -20,7 +20,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,7 +38,14 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.e2e.servers import free_socket
+from tests.e2e.servers import (
+    DEADLINE,
+    TILLFLOW,
+    free_socket,
+    serve_env,
+    serve_process,
+    wait_until_healthy,
+)
 from tillflow.engine.postgres import PostgresEventStore
 from tillflow.service.access_tokens import Role, TokenBook
 from tillflow.service.bootstrap import service_registry
@@ -56,12 +62,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-TILLFLOW = str(Path(sys.executable).parent / "tillflow")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 LAPTOP: ViewportSize = {"width": 1366, "height": 768}
 SHORT = re.compile(r"(^|\s)short(\s|$)")
 LOW = re.compile(r"(^|\s)low(\s|$)")
-DEADLINE = 15.0
 PAGE_DEADLINE_MS = 10_000
 expect.set_options(timeout=PAGE_DEADLINE_MS)  # every page wait, not playwright's 5 s
 
@@ -150,65 +154,22 @@ class Shop:
         return done.stdout.strip()
 
 
-def wait_until_healthy(
-    url: str, server: subprocess.Popen[str], log: Path, timeout: float = DEADLINE
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, f"the server exited: {log.read_text()}"
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise AssertionError(f"the server did not answer /health in time: {log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     """``tillflow serve`` on a free port and a fresh SQLite file, with tokens made by the CLI
     and the catalog stocked through the API."""
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
     directory = tmp_path_factory.mktemp("dashboard")
-    log = directory / "serve.log"
-    env = {
-        **os.environ,
-        "TILLFLOW_DATABASE": str(directory / "shop.db"),
-        "TILLFLOW_PORT": str(port),
-        "TILLFLOW_HOST": "127.0.0.1",
-        "TILLFLOW_LOG_LEVEL": "warning",
-    }
-    url = f"http://127.0.0.1:{port}"
+    url, env = serve_env(directory / "shop.db")
     with httpx.Client(base_url=url, timeout=DEADLINE) as client:
         served = Shop(url, client, {}, env)
         for role in ("manager", "till", "viewer"):
             served.tokens[role] = served.tillflow("token", "create", "--role", role, "--name", role)
-        with (
-            log.open("w") as output,
-            subprocess.Popen(
-                [TILLFLOW, "serve"], env=env, stdout=output, stderr=subprocess.STDOUT, text=True
-            ) as server,
-        ):
-            try:
-                wait_until_healthy(url, server, log)
-                for product_id, name, price, delivered in CATALOG:
-                    body = {"product_id": product_id, "name": name, "price": price}
-                    served.post("/catalog", body, "manager")
-                    served.post(
-                        f"/stock/{product_id}/deliveries", {"quantity": delivered}, "manager"
-                    )
-                yield served
-            finally:
-                server.send_signal(signal.SIGTERM)
-                try:
-                    code = server.wait(DEADLINE)
-                except subprocess.TimeoutExpired:
-                    server.kill()
-                    server.wait(DEADLINE)
-                    raise
-        assert code == 0, log.read_text()
+        with serve_process(url, env, directory / "serve.log"):
+            for product_id, name, price, delivered in CATALOG:
+                body = {"product_id": product_id, "name": name, "price": price}
+                served.post("/catalog", body, "manager")
+                served.post(f"/stock/{product_id}/deliveries", {"quantity": delivered}, "manager")
+            yield served
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,7 @@ through the API clears both on the page. A screenshot is kept as
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,16 +14,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.e2e.servers import free_socket
-from tests.e2e.test_dashboard import (
-    ARTIFACTS,
-    CHROMIUM,
-    DEADLINE,
-    LAPTOP,
-    TILLFLOW,
-    launch,
-    wait_until_healthy,
-)
+from tests.e2e.servers import DEADLINE, serve_env, serve_process
+from tests.e2e.test_dashboard import ARTIFACTS, CHROMIUM, LAPTOP, launch
 from tests.parked_checkouts import park_checkout
 from tillflow.engine import SqliteEventStore
 from tillflow.service.access_tokens import Role, TokenBook
@@ -51,34 +40,9 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[Role, str]]]:
         shop.sale.add_product(AddProduct("apple", "Apple", 45))
         shop.inventory.receive(ReceiveStock("apple", 10))
         park_checkout(store, "c-bad", "apple", 2)
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    env = {
-        **os.environ,
-        "TILLFLOW_DATABASE": str(database),
-        "TILLFLOW_PORT": str(port),
-        "TILLFLOW_HOST": "127.0.0.1",
-        "TILLFLOW_LOG_LEVEL": "warning",
-    }
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve.log"
-    with (
-        log.open("w") as output,
-        subprocess.Popen(
-            [TILLFLOW, "serve"], env=env, stdout=output, stderr=subprocess.STDOUT, text=True
-        ) as server,
-    ):
-        try:
-            wait_until_healthy(url, server, log)
-            yield url, tokens
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(DEADLINE)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(DEADLINE)
+    url, env = serve_env(database)
+    with serve_process(url, env, tmp_path / "serve.log"):
+        yield url, tokens
 
 
 @pytest.fixture

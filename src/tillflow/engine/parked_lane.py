@@ -15,7 +15,6 @@ key's new head, with the rest still held.
 from __future__ import annotations
 
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -23,7 +22,6 @@ import msgspec
 
 from tillflow.engine.errors import StoreUnavailable
 from tillflow.engine.failure import Parking
-from tillflow.engine.ids import format_id
 from tillflow.engine.parking import (
     SKIPPED,
     DeadLetter,
@@ -42,12 +40,6 @@ if TYPE_CHECKING:
     from tillflow.engine.lane_processor import LaneProcessor
 
 KeyOf = Callable[[RecordedEvent], str]
-
-
-def described(error: BaseException) -> tuple[str, str]:
-    """An error as a dead letter keeps it: one line, and its traceback."""
-    text = "".join(traceback.format_exception(error))
-    return f"{type(error).__name__}: {error}", text
 
 
 class LaneParking:
@@ -120,16 +112,7 @@ class LaneParking:
             key = self.upstream[name].key(event)
             parked = row.letters.get(key)
             if parked is not None and event.position >= parked.position:
-                letters[key] = DeadLetter(
-                    key,
-                    self.lane,
-                    event.position,
-                    format_id(event.id),
-                    event.type,
-                    event.stream,
-                    time.time(),
-                    behind=name,
-                )
+                letters[key] = DeadLetter.at(key, event, time.time(), behind=name)
                 return True
         return False
 
@@ -145,19 +128,9 @@ class LaneParking:
         """Commit ``event`` as parked (its key's head) with the checkpoint moved onto it."""
         assert self.own is not None
         working = self.committed(lane_processor).copy()
-        summary, trace = described(error)
         key = self.own.key(event)
-        working.letters[key] = DeadLetter(
-            key,
-            self.lane,
-            event.position,
-            format_id(event.id),
-            event.type,
-            event.stream,
-            time.time(),
-            lane_processor.attempts,
-            summary,
-            trace,
+        working.letters[key] = DeadLetter.at(
+            key, event, time.time(), attempts=lane_processor.attempts, error=error
         )
         lane_processor.commit_effects(event.position, self.effects(working), handled=0)
         self.row = working
@@ -261,16 +234,8 @@ class LaneParking:
             del working.letters[key]
         elif queue[0] != letter.position:
             head = self._event(lane_processor, queue[0])
-            working.letters[key] = DeadLetter(
-                key,
-                self.lane,
-                head.position,
-                format_id(head.id),
-                head.type,
-                head.stream,
-                letter.parked_at,
-                held=queue[1:],
-                behind=letter.behind,
+            working.letters[key] = DeadLetter.at(
+                key, head, letter.parked_at, held=queue[1:], behind=letter.behind
             )
         return working
 
@@ -281,19 +246,13 @@ class LaneParking:
         working = self._working(seen)
         letter = working.letters[key]
         again = letter.position == event.position and letter.behind is None
-        summary, trace = described(error)
-        working.letters[key] = DeadLetter(
+        working.letters[key] = DeadLetter.at(
             key,
-            self.lane,
-            event.position,
-            format_id(event.id),
-            event.type,
-            event.stream,
+            event,
             letter.parked_at if again else time.time(),
-            letter.attempts + 1 if again else 1,
-            summary,
-            trace,
-            list(rest),
+            attempts=letter.attempts + 1 if again else 1,
+            error=error,
+            held=list(rest),
         )
         return working
 

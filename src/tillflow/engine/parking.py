@@ -16,9 +16,13 @@ applies them in its own commits and records how far it has read that stream (``s
 
 from __future__ import annotations
 
+import traceback
+
 import msgspec
 
+from tillflow.engine.ids import format_id
 from tillflow.engine.store import EventStore
+from tillflow.engine.types import RecordedEvent
 
 PARKED_VIEW = "parked:"
 DEAD_LETTER_STREAM = "dead-letters-"
@@ -41,6 +45,11 @@ def dead_letter_stream(processor: str) -> str:
     return DEAD_LETTER_STREAM + processor
 
 
+def described(error: BaseException) -> tuple[str, str]:
+    """An error as a dead letter keeps it: one line, and its traceback."""
+    return f"{type(error).__name__}: {error}", "".join(traceback.format_exception(error))
+
+
 class DeadLetter(msgspec.Struct):
     """A parked key: its head event and the positions held behind it, in order.
 
@@ -59,6 +68,36 @@ class DeadLetter(msgspec.Struct):
     traceback: str = ""
     held: list[int] = msgspec.field(default_factory=list)
     behind: str | None = None
+
+    @classmethod
+    def at(
+        cls,
+        key: str,
+        event: RecordedEvent,
+        parked_at: float,
+        *,
+        attempts: int = 0,
+        error: BaseException | None = None,
+        held: list[int] | None = None,
+        behind: str | None = None,
+    ) -> DeadLetter:
+        """``event`` as ``key``'s head: failed with ``error``, or held ``behind`` an
+        upstream processor."""
+        summary, trace = ("", "") if error is None else described(error)
+        return cls(
+            key,
+            event.lane,
+            event.position,
+            format_id(event.id),
+            event.type,
+            event.stream,
+            parked_at,
+            attempts,
+            summary,
+            trace,
+            [] if held is None else held,
+            behind,
+        )
 
     def queue(self) -> list[int]:
         """The head's position, then the held ones."""
