@@ -1,5 +1,5 @@
 """``python -m bench``: run every case (or some groups, ``--only engine|shop|contenders|
-scaling|http|stores|postgres``), print the tables, optionally write JSON and the Markdown
+scaling|http|stores|postgres|blips``), print the tables, optionally write JSON and the Markdown
 section of ``docs/BENCHMARKS.md``."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 import psutil
 from rich.console import Console
 
+from bench.blips import BLIP_CASES
 from bench.cases import CASES, FULL, QUICK, Context, Sizes
 from bench.contenders import CONTENDER_CASES, SCALING_CASES
 from bench.failover import FAILOVER_CASES
@@ -44,6 +45,7 @@ GROUPS: dict[str, Sequence[Case]] = {
     "http": HTTP_CASES,
     "stores": STORE_CASES,
     "postgres": [*POSTGRES_CASES, *POSTGRES_SHOP_CASES, *FAILOVER_CASES],
+    "blips": BLIP_CASES,
     "rebuilds": REBUILD_CASES,
 }
 """The engine against plain SQLite (cases 1–4), the whole shop (cases 5–8), the shop
@@ -51,7 +53,7 @@ against the ``eventsourcing`` library and the machine's limits (9–10), scaling
 checkouts through a real ``tillflow serve`` over HTTP (12–13), the memory store against
 SQLite and its bytes per event (14–15), appends on PostgreSQL by lane count (16), the shop on
 PostgreSQL against the peer there (17), failover of leased workers: SIGKILL (18) and SIGTERM
-(19);
+(19), processors moving again after an SQLite file's write lock is let go (20);
 a blue/green rebuild of the report against the live pipeline (21)."""
 
 

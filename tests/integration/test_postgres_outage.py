@@ -21,7 +21,7 @@ import httpx
 
 from tests.e2e.test_serve_process import free_port
 from tests.postgres_cluster import PostgresCluster, running_cluster
-from tillflow.engine import Receipt
+from tillflow.engine import EventStore, Receipt
 from tillflow.engine.postgres import PostgresEventStore
 from tillflow.service.access_tokens import Role, TokenBook
 from tillflow.service.bootstrap import service_registry
@@ -74,6 +74,7 @@ class Till:
             base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10.0
         )
         self.acknowledged: list[str] = []
+        self.receipts: dict[str, str] = {}
         self.statuses: list[int] = []
         self.retry_after: set[str] = set()
         self.stop = threading.Event()
@@ -107,6 +108,7 @@ class Till:
                 if answer.status_code == 201:
                     self.acknowledged.append(checkout_id)
                     self.last_receipt = answer.json()["receipt"]["token"]
+                    self.receipts[checkout_id] = self.last_receipt
                     break
                 assert answer.status_code == 503, (answer.status_code, answer.text)
                 self.retry_after.add(answer.headers.get("retry-after", ""))
@@ -125,7 +127,7 @@ class Till:
             raise self.error
 
 
-def report_equals_truth(store: PostgresEventStore, acknowledged: list[str]) -> None:
+def report_equals_truth(store: EventStore, acknowledged: list[str]) -> None:
     shop = Shop(store)
 
     async def drain() -> None:
@@ -173,7 +175,7 @@ def store_state(viewer: httpx.Client) -> str | None:
     return state
 
 
-def seed(store: PostgresEventStore) -> tuple[str, str]:
+def seed(store: EventStore) -> tuple[str, str]:
     """The catalog and stock; a till's and a viewer's token."""
     shop = Shop(store)
     for number, product_id in enumerate(PRODUCTS):

@@ -22,6 +22,7 @@ from tillflow.cli.common import (
 from tillflow.cli.leased import LEASE_COLUMNS, lease_cells
 from tillflow.cli.rebuild import retired_names
 from tillflow.cli.stalls import STALL_COLUMNS, StallAfterOption, StallCells
+from tillflow.engine import EventStore, StoreUnavailable
 from tillflow.engine.stalls import DEFAULT_STALL_AFTER
 from tillflow.engine.versions import is_claim
 from tillflow.http.report import report_out
@@ -36,10 +37,13 @@ def status(
     database: DatabaseOption = "tillflow.db",
     stall_after: StallAfterOption = DEFAULT_STALL_AFTER,
 ) -> None:
-    """Show every processor's checkpoint, the head and the lag, from the store file."""
+    """Show every processor's checkpoint, the head and the lag, from the store file, and
+    whether the database takes writes now (``degraded`` while, for instance, another
+    process holds an SQLite file's write lock past the busy timeout)."""
     store = open_existing(database)
     try:
         heads = store.heads()
+        writable = _writable(store)
         leases = lease_cells(store)
         stalls = StallCells(store, stall_after)
         table = Table(title=f"{describe_database(database)}: heads {heads}")
@@ -62,8 +66,18 @@ def status(
                     cells.extend(leases.get((name, lane), ("-", "-", "unleased")))
                 table.add_row(*cells, style="bold red" if progress[0] == "STALLED" else None)
         show(table)
+        console.print(f"database: {writable}", highlight=False, soft_wrap=True)
     finally:
         store.close()
+
+
+def _writable(store: EventStore) -> str:
+    """``ok``, or ``degraded`` and why: whether the store would take a write now."""
+    try:
+        store.probe_writes()
+    except StoreUnavailable as error:
+        return f"degraded ({error}); writers retry and resume by themselves"
+    return "ok"
 
 
 def _when(unix: float) -> str:

@@ -153,7 +153,9 @@ def serve(
                 f"--workers {settings.workers}: HTTP workers share an SQLite file; a memory "
                 "store lives in one process"
             )
-        store = open_store(settings.database, registry=service_registry())
+        store = open_store(
+            settings.database, registry=service_registry(), busy_timeout=settings.busy_timeout
+        )
     except (ConfigurationError, TillflowError) as error:
         raise fail(str(error), 2) from None
     signal.signal(signal.SIGTERM, _exit_cleanly)

@@ -88,6 +88,10 @@ class StoreHealth:
     def degraded(self) -> bool:
         return bool(self._failing)
 
+    def failing(self, who: Hashable) -> bool:
+        """Whether ``who`` is failing to reach the store now."""
+        return who in self._failing
+
     def failed(self, who: Hashable, error: BaseException) -> None:
         """``who`` could not reach the store (one retry more)."""
         self.retries += 1

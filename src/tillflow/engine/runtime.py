@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 from tillflow.engine.errors import (
     CheckpointConflict,
@@ -50,6 +50,17 @@ from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt
 from tillflow.engine.versions import live_name
 
 log = logging.getLogger("tillflow.runtime")
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # a thread without a loop
+        return None
+
+
+REQUESTS: Final = "requests"
+"""Who fails in :attr:`Runtime.health` while the callers' requests meet the store away."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +127,7 @@ class Runtime:
         self.running = set(self.order if run is None else self._check_names(run))
         self.failure_policy: FailurePolicy = failure_policy or StopOnFailure()
         self.poll = poll or PollBackoff()
-        self.outage = outage or OutageBackoff()
+        self.outage = outage or store.outage_backoff or OutageBackoff()
         self.stall_after = stall_after
         self.health = StoreHealth(on_back=self._wake_all)
         """Whether the store answers this runtime's lanes (and its lease keeper, if any)."""
@@ -135,6 +146,7 @@ class Runtime:
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._remove_listener: Callable[[], None] | None = None
+        self._probe: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -176,6 +188,8 @@ class Runtime:
         Cancelled meanwhile, it still stops: no batch starts any more, a batch under way
         ends in its thread, which then goes; and ``CancelledError`` is raised."""
         self._stopping = True
+        if self._probe is not None:
+            self._probe.cancel()  # a probe under way ends in its thread
         for wake in self._wake:
             wake.set()
         try:
@@ -207,7 +221,41 @@ class Runtime:
         if loop is None or loop.is_closed():
             return
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(self._wake_all)
+            loop.call_soon_threadsafe(self._committed)
+
+    def _committed(self) -> None:
+        self.health.recovered(REQUESTS)  # the store takes writes again (if it did not)
+        self._wake_all()
+
+    def request_refused(self, error: StoreUnavailable) -> None:
+        """A request (an append, a read) met the store unavailable: :attr:`health` is
+        degraded from now until a commit, or a probe of the store
+        (:meth:`EventStore.probe_writes`, retried with the outage backoff), finds it back.
+        Callable from any thread; a runtime not started ignores it."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        if _running_loop() is loop:  # said before the caller's next request
+            self._refused(error)
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self._refused, error)
+
+    def _refused(self, error: StoreUnavailable) -> None:
+        self.health.failed(REQUESTS, error)
+        if not self._stopping and (self._probe is None or self._probe.done()):
+            self._probe = asyncio.create_task(self._probe_until_back(), name="tillflow:probe")
+
+    async def _probe_until_back(self) -> None:
+        retries = 0
+        while self.health.failing(REQUESTS) and not self._stopping:
+            await self._sleep_unless_stopping(self.outage.delay(retries))
+            retries += 1
+            try:
+                await asyncio.to_thread(self.store.probe_writes)
+            except StoreUnavailable:
+                continue
+            self.health.recovered(REQUESTS)
 
     def _wake_all(self) -> None:
         for wake in self._wake:

@@ -27,7 +27,9 @@ from tillflow.engine.errors import (
 )
 from tillflow.engine.group_commit import DEFAULT_MAX_QUEUED, GroupCommitter, require_count
 from tillflow.engine.ids import EMITTER_PREFIX, emitter_prefix
+from tillflow.engine.outage import OutageBackoff
 from tillflow.engine.recent import RecentEvents
+from tillflow.engine.sqlite_errors import blip, unavailable
 from tillflow.engine.sqlite_writer import (
     COLUMNS,
     HEAD,
@@ -118,6 +120,10 @@ class SqliteEventStore(EventStore):
     writers wait for room (see :mod:`tillflow.engine.group_commit`).
     """
 
+    outage_backoff = OutageBackoff(most=1.0)
+    """A retry takes the lock if it is free, costing another process nothing: lanes look
+    again at least every second, so they move within about a second of it being let go."""
+
     def __init__(
         self,
         path: str | Path,
@@ -169,7 +175,7 @@ class SqliteEventStore(EventStore):
             conn.execute("PRAGMA temp_store=MEMORY")
             conn.execute("PRAGMA wal_autocheckpoint=0")  # the writer checkpoints: see there
         except sqlite3.DatabaseError as error:
-            raise NotATillflowDatabase(self.path, str(error)) from error
+            raise self._refused(error) from error
         with self._connections_lock:
             self._connections.append(conn)
         return conn
@@ -184,9 +190,12 @@ class SqliteEventStore(EventStore):
         return conn
 
     def _initialise(self) -> None:
+        """Check the file is tillflow's (a read: it works while another process holds the
+        write lock); create the schema in an empty one."""
         conn = self._connect()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            empty = conn.execute("PRAGMA application_id").fetchone()[0] == 0
+            conn.execute("BEGIN IMMEDIATE" if empty else "BEGIN")
             try:
                 application_id = conn.execute("PRAGMA application_id").fetchone()[0]
                 user_version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -213,13 +222,39 @@ class SqliteEventStore(EventStore):
                 _migrate(conn)
             conn.execute("PRAGMA journal_mode=WAL")
         except sqlite3.DatabaseError as error:
-            raise NotATillflowDatabase(self.path, str(error)) from error
+            raise self._refused(error) from error
         finally:
             conn.close()
             with self._connections_lock:
                 self._connections.remove(conn)
 
+    def _refused(self, error: sqlite3.DatabaseError) -> TillflowError:
+        """Why the file could not be opened: a blip (locked, unreadable for now), or it is
+        no database tillflow can use."""
+        transient = blip(error)
+        if transient is not None:
+            return unavailable(self.path, transient)
+        return NotATillflowDatabase(self.path, str(error))
+
+    def _raise_blip(self, error: sqlite3.Error) -> None:
+        """Raise :class:`StoreUnavailable` if the writer's ``error`` is a blip (nothing of
+        its transaction written); else return, for the caller to re-raise ``error``."""
+        transient = blip(error)
+        if transient is not None:
+            raise unavailable(self.path, transient) from error
+
     # -- writing ---------------------------------------------------------------------------
+
+    def probe_writes(self) -> None:
+        """Take the file's write lock and let it go at once (waiting for it as a write
+        would, at most the busy timeout); :class:`StoreUnavailable` if it cannot."""
+        conn = self._reader()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+        except sqlite3.Error as error:
+            self._raise_blip(error)
+            raise
 
     def _submit(self, job: Job) -> concurrent.futures.Future[Any]:
         if self._closed:
@@ -236,7 +271,12 @@ class SqliteEventStore(EventStore):
     def append(
         self, stream: str, events: Sequence[NewEvent], expected_version: int = ANY_VERSION
     ) -> Receipt:
-        result: Receipt = self._submit(self._append_job(stream, events, expected_version)).result()
+        written = self._submit(self._append_job(stream, events, expected_version))
+        try:
+            result: Receipt = written.result()
+        except sqlite3.Error as error:
+            self._raise_blip(error)
+            raise
         return result
 
     async def append_async(
@@ -246,7 +286,11 @@ class SqliteEventStore(EventStore):
         if self._closed:
             raise StoreClosed
         queued = await self._committer.submit_async(job)  # awaits room while the queue is full
-        result: Receipt = await queued
+        try:
+            result: Receipt = await queued
+        except sqlite3.Error as error:
+            self._raise_blip(error)
+            raise
         return result
 
     def append_many(self, requests: Sequence[AppendRequest]) -> list[Receipt | TillflowError]:
@@ -261,9 +305,13 @@ class SqliteEventStore(EventStore):
                 )
             except TillflowError as refusal:
                 refused[index] = refusal
-        done: Iterator[Receipt | TillflowError] = iter(
-            self._submit(AppendManyJob(appends)).result() if appends else []
-        )
+        try:
+            done: Iterator[Receipt | TillflowError] = iter(
+                self._submit(AppendManyJob(appends)).result() if appends else []
+            )
+        except sqlite3.Error as error:
+            self._raise_blip(error)
+            raise
         return [
             refused[index] if index in refused else next(done) for index in range(len(requests))
         ]
@@ -282,7 +330,12 @@ class SqliteEventStore(EventStore):
                 validate_append(emitted.stream, emitted.events, self.registry)
             encoded.append([encode_data(event) for event in emitted.events])
         job = CommitJob(processor, lane, expected_checkpoint, new_checkpoint, effects, encoded)
-        result: Receipt = self._submit(job).result()
+        committed = self._submit(job)
+        try:
+            result: Receipt = committed.result()
+        except sqlite3.Error as error:
+            self._raise_blip(error)
+            raise
         return result
 
     # -- reading ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import msgspec
 
 from tillflow.engine.errors import EventIdReused, InvalidEvent, TillflowError, UnknownEventType
 from tillflow.engine.ids import EMITTER_PREFIX, emitter_prefix, format_id
+from tillflow.engine.outage import OutageBackoff
 from tillflow.engine.types import (
     ANY_VERSION,
     MAX_STREAM_LENGTH,
@@ -254,6 +255,9 @@ class EventStore(ABC):
 
     lane_count: int
     registry: EventRegistry | None
+    outage_backoff: OutageBackoff | None = None
+    """How a runtime's lanes retry while this store is unavailable, if not its default
+    (a store whose retries cost the database nothing retries sooner)."""
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -303,6 +307,12 @@ class EventStore(ABC):
     def heads(self) -> dict[int, int]:
         """The head of every lane."""
         return {lane: self.head(lane) for lane in range(self.lane_count)}
+
+    def probe_writes(self) -> None:
+        """Return once the store would take a write now; raise :class:`StoreUnavailable`
+        if it would not (writes nothing). By default a read of the heads: a backend whose
+        reads work while its writes do not says so itself."""
+        self.heads()
 
     @abstractmethod
     def read(

@@ -147,7 +147,9 @@ def create_app(
         if opened is None:
             chosen = settings or load_settings()
             header = shop_header(chosen)
-            opened = open_store(chosen.database, registry=service_registry())
+            opened = open_store(
+                chosen.database, registry=service_registry(), busy_timeout=chosen.busy_timeout
+            )
         try:
             shop = Shop(opened, clock, terminal=terminal)
             runtime = shop.runtime(run=None if run_processors else [])

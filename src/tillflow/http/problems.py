@@ -437,6 +437,9 @@ def domain_problem(request: Request, error: TillflowError) -> Response:
         return problem(503, "unavailable", "Unavailable", "the server is shutting down")
     if isinstance(error, StoreUnavailable):
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, error)
+        services = getattr(request.app.state, "services", None)
+        if services is not None:  # degraded until the store takes writes again
+            services.runtime.request_refused(error)
         return problem(
             503,
             "unavailable",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from tillflow.engine import EventStore, ProcessorStatistics
@@ -136,7 +136,10 @@ class ProcessorsOut(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(
+        description="degraded: the database cannot be reached or written for now (its "
+        "processors and callers retry; see GET /processors); the server itself is alive."
+    )
 
 
 def processors_out(services: Services) -> ProcessorsOut:
@@ -205,9 +208,11 @@ async def processors(services: ServicesDep) -> ProcessorsOut:
     return processors_out(services)
 
 
-@router.get("/health", summary="Liveness (no token needed)")
-async def health() -> Health:
-    return Health(status="ok")
+@router.get("/health", summary="Liveness and the database's state (no token needed)")
+async def health(request: Request) -> Health:
+    services: Services | None = getattr(request.app.state, "services", None)
+    degraded = services is not None and services.runtime.health.degraded
+    return Health(status="degraded" if degraded else "ok")
 
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"

@@ -38,6 +38,9 @@ def is_server_url(database: str) -> bool:
 POOL_TIMEOUT: Final = 2.0
 """Seconds a request waits for a pooled PostgreSQL connection before it is refused as
 unavailable (503): with the server away, callers hear so soon and retry."""
+BUSY_TIMEOUT: Final = 5.0
+"""Seconds a write waits for an SQLite file's write lock held by another process before it
+is refused as unavailable (503): a till hears so within seconds and retries."""
 LANES_PARAMETER: Final = "lanes"
 """tillflow's own query parameter of a PostgreSQL URL: the lane count to create the
 database with (or to insist on); taken out before the URL reaches the driver."""
@@ -106,13 +109,14 @@ def open_store(
     registry: EventRegistry | None = None,
     *,
     create: bool = True,
+    busy_timeout: float = BUSY_TIMEOUT,
 ) -> EventStore:
     """Open the store named by ``database``: ``memory`` (or ``memory:N`` for N lanes), a
     PostgreSQL URL (``postgresql://user@host/db``: the database's lanes, 16 for a new one;
     ``?lanes=N`` creates it with N, or insists on N), or a path to an SQLite file
     (``sqlite:///path`` also accepted). ``create=False``: the store must exist already (an
     SQLite file, a PostgreSQL database holding tillflow's schema), else an error and
-    nothing is written.
+    nothing is written. ``busy_timeout``: see :data:`BUSY_TIMEOUT` (SQLite only).
 
     Raises :class:`ConfigurationError` for a name it cannot use, and the store's own errors
     (``NotATillflowDatabase``, ``SchemaTooNew``, ``DatabaseUnavailable``,
@@ -141,4 +145,6 @@ def open_store(
     parent = Path(path).expanduser().resolve().parent
     if not parent.is_dir():
         raise ConfigurationError(f"database {database!r}: directory {parent} does not exist")
-    return SqliteEventStore(Path(path).expanduser(), durability=durability, registry=registry)
+    return SqliteEventStore(
+        Path(path).expanduser(), durability=durability, registry=registry, busy_timeout=busy_timeout
+    )

@@ -32,6 +32,9 @@ DECLINE_EVERY``                             authorization (0: none)
 ``TILLFLOW_TIMEZONE``      ``UTC``          the shop's IANA time zone (``Europe/Paris``):
                                             receipts print times in it, sales
                                             per hour and day are counted in it
+``TILLFLOW_BUSY_TIMEOUT``  ``5``            seconds a write waits for an SQLite file locked
+                                            by another process before it is refused
+                                            with 503 and ``Retry-After`` (0.01..3600)
 =========================  ===============  ==================================================
 
 ``tillflow serve`` takes cards through a simulated terminal
@@ -50,7 +53,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tillflow.engine.stalls import DEFAULT_STALL_AFTER
-from tillflow.service.bootstrap import ConfigurationError
+from tillflow.service.bootstrap import BUSY_TIMEOUT, ConfigurationError
 from tillflow.service.collector import DEFAULT_THRESHOLD, MOST_THRESHOLD
 from tillflow.shop import validation
 from tillflow.shop.errors import InvalidField
@@ -81,6 +84,7 @@ class Settings(BaseSettings):
     terminal_decline_every: int = Field(default=0, ge=0, le=1_000_000)
     shop_name: str = "tillflow"
     timezone: str = "UTC"
+    busy_timeout: float = Field(default=BUSY_TIMEOUT, ge=0.01, le=3600.0, allow_inf_nan=False)
 
     @field_validator("database")
     @classmethod
@@ -122,6 +126,7 @@ ENVIRONMENT_NAMES = {
     "terminal_decline_every": "TILLFLOW_TERMINAL_DECLINE_EVERY",
     "shop_name": "TILLFLOW_SHOP_NAME",
     "timezone": "TILLFLOW_TIMEZONE",
+    "busy_timeout": "TILLFLOW_BUSY_TIMEOUT",
 }
 
 
