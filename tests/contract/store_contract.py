@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.contract.parking_contract import ParkingContract
+from tests.contract.upcasting_contract import UpcastingContract
 from tillflow.engine import (
     ANY_VERSION,
     NO_STREAM,
@@ -41,7 +42,7 @@ def _event(n: int, event_type: str = "Happened", event_id: bytes | None = None) 
     return NewEvent(type=event_type, data={"n": n}, id=event_id)
 
 
-class EventStoreContract(ParkingContract):
+class EventStoreContract(ParkingContract, UpcastingContract):
     """Tests any backend must pass. Subclasses implement :meth:`make_store`."""
 
     def make_store(self, registry: EventRegistry | None = None) -> EventStore:

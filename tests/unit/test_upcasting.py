@@ -254,3 +254,22 @@ def test_a_checkout_stamped_1_that_has_tenders_and_tax_keeps_them() -> None:
         ],
     }
     assert checked_out_v2(msgspec.json.decode(msgspec.json.encode(paid))) == paid
+
+
+def test_older_events_another_process_writes_read_upcast_from_the_file(tmp_path: Path) -> None:
+    """One SQLite store object reads what another wrote: from the file into its ring of
+    recent events (upcast on the way), and again from the ring."""
+    registry = EventRegistry(["Seen", "Other"], _chain(1))
+    path = tmp_path / "events.db"
+    with (
+        SqliteEventStore(path, registry=registry) as reader,
+        SqliteEventStore(path, registry=registry) as writer,
+    ):
+        reader.append("s", [NewEvent("Other", {})])
+        reader.read(0, 0, 1)
+        writer.append("s", [NewEvent("Seen", {}), NewEvent("Other", {})])
+        for _ in range(2):  # the first from the file, the second from the ring
+            seen = [event for event in reader.read(0, 0, 3) if event.type == "Seen"]
+            assert [(event.schema_version, event.payload()) for event in seen] == [
+                (2, {"steps": [1]})
+            ]

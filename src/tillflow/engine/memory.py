@@ -46,7 +46,7 @@ from tillflow.engine.store import (
     validate_append,
 )
 from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt, RecordedEvent
-from tillflow.engine.upcasting import current_event, current_events, current_sets
+from tillflow.engine.upcasting import Upcasting, current_event, current_events, current_sets
 
 _Refs: TypeAlias = "int | array[int]"
 """One int, or an ``array('Q')`` of them in commit order."""
@@ -81,7 +81,9 @@ class MemoryEventStore(EventStore):
             raise ValueError("lane_count must be ≥ 1")
         self.lane_count = lane_count
         self.registry = registry
-        self._upcasting = None if registry is None else registry.upcasting
+        self._upcasting: Upcasting | None = None
+        """How reads bring events to their current versions, once an older version was
+        appended (until then every event held is current and reads check nothing)."""
         self._lock = threading.RLock()
         self._lanes = [LaneLog(hot, window, self._packed) for _ in range(lane_count)]
         self._appenders = [log.appender() for log in self._lanes]
@@ -107,7 +109,8 @@ class MemoryEventStore(EventStore):
     def append(
         self, stream: str, events: Sequence[NewEvent], expected_version: int = ANY_VERSION
     ) -> Receipt:
-        validate_append(stream, events, self.registry)
+        if validate_append(stream, events, self.registry):
+            self._held_older()
         encoded = encode_all(events)
         positions: dict[int, int] = {}
         versions: dict[str, int] = {}
@@ -126,7 +129,8 @@ class MemoryEventStore(EventStore):
         prepared: list[list[bytes] | TillflowError] = []
         for request in requests:  # checked and encoded before taking the lock
             try:
-                validate_append(request.stream, request.events, self.registry)
+                if validate_append(request.stream, request.events, self.registry):
+                    self._held_older()
                 prepared.append(encode_all(request.events))
             except TillflowError as refusal:
                 prepared.append(refusal)
@@ -167,8 +171,8 @@ class MemoryEventStore(EventStore):
     ) -> Receipt:
         emitted = effects.emitted
         for each in emitted:
-            if not each.checked:
-                validate_append(each.stream, each.events, self.registry)
+            if not each.checked and validate_append(each.stream, each.events, self.registry):
+                self._held_older()
         encoded = [encode_all(each.events) for each in emitted]
         positions: dict[int, int] = {}
         versions: dict[str, int] = {}
@@ -322,6 +326,11 @@ class MemoryEventStore(EventStore):
     def _at(self, ref: int) -> RecordedEvent:
         row, lane = divmod(ref, self.lane_count)
         return self._lanes[lane].get(row)
+
+    def _held_older(self) -> None:
+        """An append holds an event at an older version: reads upcast from now on."""
+        if self.registry is not None:
+            self._upcasting = self.registry.upcasting
 
     def _get_event(self, event_id: bytes) -> RecordedEvent | None:
         for lane in self._recent:

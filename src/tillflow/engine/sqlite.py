@@ -52,7 +52,7 @@ from tillflow.engine.store import (
     validate_append,
 )
 from tillflow.engine.types import ANY_VERSION, NewEvent, Receipt, RecordedEvent
-from tillflow.engine.upcasting import current_event, current_events, current_sets
+from tillflow.engine.upcasting import Upcasting, current_event, current_events
 
 APPLICATION_ID: Final = 0x54494C4C  # "TILL"
 SCHEMA_VERSION: Final = 2
@@ -140,6 +140,11 @@ class SqliteEventStore(EventStore):
         self.lane_count = 1
         self.registry = registry
         self._upcasting = None if registry is None else registry.upcasting
+        """How events read from the file are brought to their current versions."""
+        self._ring_upcasting: Upcasting | None = None
+        """The same for the ring of recent events, once this store object has appended an
+        older version: until then the ring holds only current events (its rows are this
+        process's own writes, its events upcast when read from the file)."""
         self.durability = durability
         self._busy_timeout = busy_timeout
         self._local = threading.local()
@@ -264,7 +269,8 @@ class SqliteEventStore(EventStore):
     def _append_job(
         self, stream: str, events: Sequence[NewEvent], expected_version: int
     ) -> AppendJob:
-        validate_append(stream, events, self.registry)
+        if validate_append(stream, events, self.registry):
+            self._ring_upcasting = self._upcasting
         frozen = list(events)
         return AppendJob(stream, frozen, [encode_data(e) for e in frozen], expected_version)
 
@@ -326,8 +332,10 @@ class SqliteEventStore(EventStore):
     ) -> Receipt:
         encoded = []
         for emitted in effects.emitted:
-            if not emitted.checked:
-                validate_append(emitted.stream, emitted.events, self.registry)
+            if not emitted.checked and validate_append(
+                emitted.stream, emitted.events, self.registry
+            ):
+                self._ring_upcasting = self._upcasting
             encoded.append([encode_data(event) for event in emitted.events])
         job = CommitJob(processor, lane, expected_checkpoint, new_checkpoint, effects, encoded)
         committed = self._submit(job)
@@ -362,7 +370,7 @@ class SqliteEventStore(EventStore):
                 if types is not None:
                     wanted = types if isinstance(types, (set, frozenset)) else frozenset(types)
                     held = [event for event in held if event.type in wanted]
-                return current_events(self._upcasting, held if limit is None else held[:limit])
+                return current_events(self._ring_upcasting, held if limit is None else held[:limit])
         sql = f"SELECT {COLUMNS} FROM events WHERE position > ?"
         params: list[Any] = [after]
         if upto is not None:
@@ -406,7 +414,7 @@ class SqliteEventStore(EventStore):
                     "ORDER BY position",
                     (through, upto),
                 )
-                fresh = [RecordedEvent(*row) for row in rows]
+                fresh = current_events(self._upcasting, [RecordedEvent(*row) for row in rows])
                 self.recent.remember(fresh)
                 held += fresh
         return held
@@ -475,7 +483,7 @@ class SqliteEventStore(EventStore):
         if not getattr(self._local, "snapshot_depth", 0):
             held = self.recent.emitted(prefix)
             if held is not None:
-                return current_events(self._upcasting, held)
+                return current_events(self._ring_upcasting, held)
         rows = self._reader().execute(
             f"SELECT {COLUMNS} FROM events WHERE id >= ? AND id <= ? ORDER BY id",
             _id_range(prefix),
@@ -495,24 +503,27 @@ class SqliteEventStore(EventStore):
             prefix = emitter_prefix(processor, source.id)
             held = None if in_snapshot else self.recent.emitted(prefix)
             if held is not None:
-                found[source.id] = held
+                found[source.id] = current_events(self._ring_upcasting, held)
             else:
                 wanted[prefix] = source.id
                 found[source.id] = []
         prefixes = list(wanted)
         reader = self._reader()
+        upcast = None if self._upcasting is None else self._upcasting.upcast
         for start in range(0, len(prefixes), _RANGES_PER_READ):
             chunk = prefixes[start : start + _RANGES_PER_READ]
             chunk += [_NO_PREFIX] * (_RANGES_PER_READ - len(chunk))  # one statement, cached
             bounds = [bound for prefix in chunk for bound in _id_range(prefix)]
             for row in reader.execute(_EMITTED_BY_MANY, bounds):
                 event = RecordedEvent(*row)
+                if upcast is not None:
+                    event = upcast(event)
                 source_id = wanted.get(event.id[:EMITTER_PREFIX])
                 if source_id is not None:  # not an id that merely matched the padding
                     found[source_id].append(event)
         for events in found.values():
             events.sort(key=_by_id)
-        return current_sets(self._upcasting, found)
+        return found
 
     def find_by_causation(self, causation_id: bytes) -> list[RecordedEvent]:
         rows = self._reader().execute(

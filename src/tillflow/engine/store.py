@@ -144,9 +144,13 @@ def validate_stream(stream: str) -> None:
 
 def validate_append(
     stream: str, events: Sequence[NewEvent], registry: EventRegistry | None
-) -> None:
-    """Raise :class:`InvalidEvent` / :class:`UnknownEventType` for a malformed append."""
+) -> bool:
+    """Raise :class:`InvalidEvent` / :class:`UnknownEventType` for a malformed append (or a
+    schema version newer than its type's current one). Return whether an event is at an
+    older version (written as an older release would): the store's copies of it then need
+    upcasting when read."""
     validate_stream(stream)
+    older = False
     for event in events:
         if not isinstance(event, NewEvent):
             raise InvalidEvent("event", event, "must be a NewEvent")
@@ -156,12 +160,17 @@ def validate_append(
             raise InvalidEvent("id", event.id, "must be 16 bytes (see tillflow.engine.ids)")
         if event.schema_version < 1:
             raise InvalidEvent("schema_version", event.schema_version, "must be ≥ 1")
-        if registry is not None and event.schema_version > registry.version(event.type):
-            raise InvalidEvent(
-                "schema_version",
-                event.schema_version,
-                f"{event.type} is at version {registry.version(event.type)} in this release",
-            )
+        if registry is not None:
+            current = registry.version(event.type)
+            if event.schema_version != current:
+                if event.schema_version > current:
+                    raise InvalidEvent(
+                        "schema_version",
+                        event.schema_version,
+                        f"{event.type} is at version {current} in this release",
+                    )
+                older = True
+    return older
 
 
 def encode_data(event: NewEvent) -> bytes:
