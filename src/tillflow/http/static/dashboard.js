@@ -25,7 +25,10 @@ const STATE_LABELS = {
   stopped: "stopped",
   starting: "starting",
   elsewhere: "in a worker",
+  stalled: "stalled",
 };
+
+const MOVING = new Set(["running", "idle", "waiting", "starting"]); // states not stuck
 
 const view = {
   rows: new Map(), // product_id → row as sent
@@ -368,9 +371,24 @@ function parkedText(statistics) {
   return `${count(keys)} ${keys === 1 ? "key" : "keys"} parked · ${held} · oldest ${oldest}`;
 }
 
-function barrierText(statistics) {
+/** The state pill: a stalled lane says how long it has been behind without moving. */
+function pillText(statistics) {
+  if (statistics.state === "stalled") return `stalled · ${duration(statistics.stalled_seconds)}`;
+  if (statistics.state === "waiting" && statistics.waiting_on) {
+    return `waiting on ${statistics.waiting_on}`;
+  }
+  return STATE_LABELS[statistics.state] || statistics.state;
+}
+
+/** `states`: "name/lane" → state, to say when the upstream waited on is stuck itself. */
+function barrierText(statistics, states) {
   const after = statistics.after && statistics.after.length ? statistics.after.join(", ") : null;
-  if (statistics.waiting_on) return `held at the barrier: waiting for ${statistics.waiting_on}`;
+  if (statistics.waiting_on) {
+    const upstream = states.get(`${statistics.waiting_on}/${statistics.lane}`);
+    const waited = `held at the barrier: waiting for ${statistics.waiting_on}`;
+    if (!upstream || MOVING.has(upstream)) return waited;
+    return `${waited}, which is ${STATE_LABELS[upstream] || upstream}`;
+  }
   if (after) return `barrier: never ahead of ${after}`;
   return "no barrier: reads up to the head";
 }
@@ -379,6 +397,7 @@ function renderProcessors(message) {
   const list = $("#pipeline");
   const seen = new Set();
   const lanes = new Set(message.processors.map((s) => s.lane));
+  const states = new Map(message.processors.map((s) => [`${s.processor}/${s.lane}`, s.state]));
   for (const statistics of message.processors) {
     const key = `${statistics.processor}/${statistics.lane}`;
     seen.add(key);
@@ -390,20 +409,16 @@ function renderProcessors(message) {
     list.append(entry.li); // keeps the server's (dependency) order
     const { li, fields } = entry;
     li.dataset.state = statistics.state;
-    const label = STATE_LABELS[statistics.state] || statistics.state;
-    setText(
-      fields.pill,
-      statistics.state === "waiting" && statistics.waiting_on
-        ? `waiting on ${statistics.waiting_on}`
-        : label,
-    );
+    setText(fields.pill, pillText(statistics));
     setText(fields.lane, lanes.size > 1 ? `lane ${statistics.lane}` : "");
     setText(fields.checkpoint, count(statistics.checkpoint));
     setText(fields.head, count(statistics.head));
     setText(fields.lag_events, count(statistics.lag_events));
     setText(fields.lag_seconds, duration(statistics.lag_seconds));
     setText(fields.throughput, `${decimal(statistics.throughput)} ev/s`);
-    setText(fields.barrier, barrierText(statistics));
+    setText(fields.barrier, barrierText(statistics, states));
+    const held = statistics.state === "stalled" && Boolean(statistics.waiting_on);
+    fields.barrier.classList.toggle("alarm", held);
     fields.owner.hidden = !message.leased;
     if (message.leased) {
       setText(fields.owner, ownerText(statistics));
@@ -429,10 +444,14 @@ function renderProcessors(message) {
     }
   }
   const behind = message.processors.filter((s) => s.lag_events > 0).length;
-  setText(
-    $("#pipeline-note"),
-    behind ? `${behind} behind the head of the log` : "every processor caught up with the log",
-  );
+  const stalled = message.processors.filter((s) => s.state === "stalled").length;
+  const note = $("#pipeline-note");
+  const moving = behind
+    ? `${behind} behind the head of the log`
+    : "every processor caught up with the log";
+  const threshold = duration(message.stall_after);
+  setText(note, stalled ? `${stalled} stalled: no progress for ${threshold} · ${moving}` : moving);
+  note.classList.toggle("alarm", stalled > 0);
   renderWorkers(message);
   sampleChart(message);
 }
