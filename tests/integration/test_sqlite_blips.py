@@ -8,14 +8,11 @@ position its receipt names, and the report equals the truth."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import resource
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -31,6 +28,7 @@ from tests.integration.test_postgres_outage import (
     store_state,
     tillflow,
 )
+from tests.integration.test_sqlite_disk_blips import disk_refusing_writes
 from tests.integration.test_sqlite_locked import held_lock
 from tillflow.engine import SqliteEventStore
 from tillflow.service.bootstrap import service_registry
@@ -64,18 +62,6 @@ def status_line(path: Path) -> str:
     assert shown.returncode == 0, shown.stderr
     [line] = [line for line in shown.stdout.splitlines() if line.startswith("database:")]
     return line
-
-
-@contextlib.contextmanager
-def disk_refusing_writes(pid: int) -> Iterator[None]:
-    """Every write of process ``pid`` to a file fails (EFBIG, as from a full disk) for the
-    block: its file-size limit is 0."""
-    limits = resource.prlimit(pid, resource.RLIMIT_FSIZE)
-    resource.prlimit(pid, resource.RLIMIT_FSIZE, (0, limits[1]))
-    try:
-        yield
-    finally:
-        resource.prlimit(pid, resource.RLIMIT_FSIZE, limits)
 
 
 def said_degraded(viewer: httpx.Client, till: Till, path: Path | None) -> int:

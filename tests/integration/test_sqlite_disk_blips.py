@@ -36,14 +36,15 @@ QUICK = OutageBackoff(first=0.01, most=0.1)
 
 
 @contextlib.contextmanager
-def disk_refusing_writes() -> Iterator[None]:
-    """Every write of this process to a file fails (EFBIG) for the block."""
-    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, limits[1]))
+def disk_refusing_writes(pid: int = 0) -> Iterator[None]:
+    """Every write to a file of process ``pid`` (0: this one) fails for the block, with
+    EFBIG as from a full disk: its file-size limit is 0."""
+    limits = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, (0, limits[1]))
     try:
         yield
     finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, limits)
 
 
 def count(event: RecordedEvent, session: Session) -> None:
