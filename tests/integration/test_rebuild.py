@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from tests.integration.rebuild_scenario import check_rebuild_while_selling, rebuild_while_selling
 from tillflow.cli import app
 from tillflow.engine import SqliteEventStore
+from tillflow.engine.rebuild import Rebuild
 from tillflow.engine.versions import (
     STALE_AFTER,
     ClaimHandle,
@@ -24,9 +25,11 @@ from tillflow.engine.versions import (
     live_version,
     read_claim,
     take_claim,
+    versioned,
 )
+from tillflow.http.watch import ReportWatch
 from tillflow.shop.assembly import REGISTRY, Shop
-from tillflow.shop.reporting.projection import NAME
+from tillflow.shop.reporting.projection import NAME, reporting_processor
 from tillflow.shop.reporting.rows import ProductRow
 from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest
 
@@ -194,3 +197,24 @@ def _claim(
         won.append(take_claim(store, NAME, owner, now=time.time()))
     except RebuildRunning as error:
         refused.append(error)
+
+
+async def test_the_report_watch_follows_the_live_version(tmp_path: Path) -> None:
+    """What pushes report updates to live clients (``GET /events``) watches the version
+    that is live, so they keep getting updates after a switch."""
+    path = tmp_path / "shop.db"
+    await _sold(path, 5)
+    with SqliteEventStore(path, registry=REGISTRY) as store:
+        watch = ReportWatch(store)
+        assert await watch.look()
+        assert not await watch.look()
+        await asyncio.to_thread(Rebuild(store, reporting_processor(), "test").run)
+        assert await watch.look(), "the switch is a change, even at the same positions"
+        shop = Shop(store)
+        async with shop.runtime() as runtime:
+            await shop.sale.checkout_async(Checkout("c-late", "till-1", [LineRequest("pear", 1)]))
+            await runtime.drain(timeout=30)
+        assert await watch.look()
+        assert (
+            watch.checkpoint == {0: store.checkpoint(versioned(NAME, 2), 0)} == {0: store.head(0)}
+        )

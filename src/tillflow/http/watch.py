@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from tillflow.engine import EventStore, StoreUnavailable
+from tillflow.engine.versions import live_name
 from tillflow.shop.reporting.projection import NAME as REPORTING
 
 ProgressListener = Callable[[dict[int, int]], None]
@@ -40,6 +41,7 @@ class ReportWatch:
         self.poll = poll
         self.on_progress = on_progress
         self.checkpoint: dict[int, int] = {}
+        self._name = processor
         self.generation = 0
         self._changed: asyncio.Condition | None = None
         self._hint: asyncio.Event | None = None
@@ -48,10 +50,13 @@ class ReportWatch:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _read(self) -> dict[int, int]:
-        return {
-            lane: self.store.checkpoint(self.processor, lane)
-            for lane in range(self.store.lane_count)
-        }
+        """The checkpoints of the live version of the processor (a rebuild switches it);
+        a switch moves :attr:`generation` even where both versions stand alike."""
+        name = live_name(self.store, self.processor)
+        if name != self._name:
+            self._name = name
+            self.checkpoint = {}
+        return {lane: self.store.checkpoint(name, lane) for lane in range(self.store.lane_count)}
 
     def _on_commit(self) -> None:
         """From the writing thread: ask the watch to look (coalesced)."""
