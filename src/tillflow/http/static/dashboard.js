@@ -548,7 +548,8 @@ function renderWorkers(message) {
 function sampleChart(message) {
   const written = Object.values(message.heads).reduce((sum, head) => sum + head, 0);
   const names = message.processors.map((s) => s.processor);
-  const last = names.includes("reporting") ? "reporting" : names[names.length - 1];
+  const report = names.find((name) => name.replace(/@v\d+$/, "") === "reporting"); // any version
+  const last = report || names[names.length - 1];
   const reporting = message.processors.filter((s) => s.processor === last);
   const reported = reporting.reduce((sum, s) => sum + s.checkpoint, 0);
   const lag = reporting.reduce((most, s) => Math.max(most, s.lag_events), 0);
