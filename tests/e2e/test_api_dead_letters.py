@@ -105,13 +105,13 @@ async def test_bad_requests_about_a_dead_letter_record_nothing(parked: Api) -> N
     assert (blank.status_code, blank.json()["errors"][0]["field"]) == (422, "reason")
     assert (await parked.post(f"{path}/skip", {})).status_code == 422
     unknown = await parked.post(
-        "/dead-letters/inventory:00000000-0000-0000-0000-000000000000/retry"
+        "/dead-letters/inventory:00000000-0000-0000-0000-000000000000/retry", {}
     )
     assert (unknown.status_code, unknown.json()["type"]) == (
         404,
         "urn:tillflow:problem:unknown-dead-letter",
     )
-    behind = await parked.post(f"/dead-letters/{listed['reporting']['id']}/retry")
+    behind = await parked.post(f"/dead-letters/{listed['reporting']['id']}/retry", {})
     assert (behind.status_code, behind.json()["type"]) == (
         409,
         "urn:tillflow:problem:dead-letter-busy",
@@ -128,7 +128,7 @@ async def test_a_retry_after_the_fix_completes_the_report(parked: Api) -> None:
     apple = (await _rows(parked))["apple"]
     assert (apple["units_sold"], apple["incomplete_since"]) == (2, None)
     assert "tillflow_processor_parked_keys{" not in (await parked.get("/metrics")).text
-    again = await parked.post(f"{path}/retry")
+    again = await parked.post(f"{path}/retry", {})
     assert (again.status_code, again.json()["type"]) == (
         409,
         "urn:tillflow:problem:dead-letter-resolved",

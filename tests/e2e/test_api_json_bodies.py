@@ -41,7 +41,10 @@ BODIES: dict[tuple[str, str], tuple[Role, dict[str, Any]]] = {
     ("/stock/{product_id}/reorder-point", "POST"): (Role.MANAGER, {"reorder_point": 5}),
     ("/tills/{till_id}/open", "POST"): (Role.MANAGER, {"float": 5000}),
     ("/tills/{till_id}/close", "POST"): (Role.MANAGER, {"counted": 5000}),
+    ("/dead-letters/{dead_letter_id}/retry", "POST"): (Role.MANAGER, {"reason": "fixed"}),
+    ("/dead-letters/{dead_letter_id}/skip", "POST"): (Role.MANAGER, {"reason": "test sale"}),
 }
+DEAD_LETTER = "inventory:00000000-0000-0000-0000-000000000000"
 METHODS = {path: method for path, method in BODIES}
 CONSTANTS = ["NaN", "Infinity", "-Infinity"]
 
@@ -71,7 +74,13 @@ def test_every_route_that_takes_a_body_is_covered(shop: Api) -> None:
 async def _send(shop: Api, template: str, raw: bytes) -> httpx.Response:
     method = METHODS[template]
     role = BODIES[template, method][0]
-    path = template.format(product_id="apple", checkout_id="c-1", rate="standard", till_id="till-1")
+    path = template.format(
+        product_id="apple",
+        checkout_id="c-1",
+        rate="standard",
+        till_id="till-1",
+        dead_letter_id=DEAD_LETTER,
+    )
     before = await shop.settled_heads()
     headers = {**shop.auth(role), "Content-Type": "application/json"}
     response = await shop.client.request(method, path, content=raw, headers=headers)

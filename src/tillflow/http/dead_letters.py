@@ -97,6 +97,8 @@ class DeadLetterDetail(DeadLetterOut):
 
 
 class RetryIn(BaseModel):
+    """``{}``, or why (recorded)."""
+
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(default="", max_length=MAX_TEXT)
 
@@ -125,11 +127,19 @@ def _detail(store: EventStore, names: list[str], dead_letter: str) -> DeadLetter
     )
 
 
-READ: dict[int | str, dict[str, Any]] = problem_responses(401, 403, 404, 503)
-WRITE: dict[int | str, dict[str, Any]] = problem_responses(401, 403, 404, 409, 422, 503)
+LIST: dict[int | str, dict[str, Any]] = problem_responses(401, 403, 422, 503)
+READ: dict[int | str, dict[str, Any]] = problem_responses(401, 403, 404, 422, 503)
+WRITE: dict[int | str, dict[str, Any]] = problem_responses(
+    400, 401, 403, 404, 409, 413, 415, 422, 503
+)
 
 
-@router.get("", summary="List parked keys", dependencies=[require(VIEWERS, "read dead letters")])
+@router.get(
+    "",
+    summary="List parked keys",
+    dependencies=[require(VIEWERS, "read dead letters")],
+    responses=LIST,
+)
 async def list_dead_letters(services: ServicesDep) -> list[DeadLetterOut]:
     found = await run_in_threadpool(parked_keys, services.store, _names(services))
     return [DeadLetterOut.of(parked) for parked in found]
@@ -171,10 +181,9 @@ async def _ask(
     responses=WRITE,
 )
 async def retry(
-    dead_letter_id: DeadLetterId, http: Request, services: ServicesDep, body: RetryIn | None = None
+    dead_letter_id: DeadLetterId, body: RetryIn, http: Request, services: ServicesDep
 ) -> DeadLetterOut:
-    reason = "" if body is None else body.reason
-    return await _ask(http, services, dead_letter_id, "retry", reason)
+    return await _ask(http, services, dead_letter_id, "retry", body.reason)
 
 
 @router.post(
