@@ -1,6 +1,6 @@
 """SQLite blips in one process, with real faults: the disk refusing writes (this process's
-file-size limit at 0, as a full disk does) and the file's write lock held by another
-process. A blip is :class:`StoreUnavailable` with nothing written, never the driver's raw
+file-size limit at 0, as a full disk does), no file descriptor left to open the file with,
+and the file's write lock held by another process. A blip is :class:`StoreUnavailable` with nothing written, never the driver's raw
 error; a corrupt file or a bad schema stays loud. The file opens and reads while locked,
 ``tillflow status`` says ``degraded``, and a runtime told of a refused request stays
 degraded until a probe finds the file writable again."""
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import resource
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,6 +115,35 @@ async def test_a_refused_request_is_degraded_until_a_probe_finds_the_file_writab
                 assert runtime.health.degraded
             await eventually(lambda: not runtime.health.degraded, timeout=2.0)  # no write
         assert store.head(0) == 0
+
+
+def test_a_reader_that_cannot_open_the_file_for_now_is_unavailable(tmp_path: Path) -> None:
+    with SqliteEventStore(tmp_path / "shop.db") as store:
+        store.append("a", [NewEvent("A")])
+        outcome: list[BaseException | int] = []
+
+        def read_in_a_new_thread() -> None:  # its first read opens a connection
+            try:
+                outcome.append(store.head(0))
+            except BaseException as error:
+                outcome.append(error)
+
+        limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+        lowest_free = os.open(os.devnull, os.O_RDONLY)
+        os.close(lowest_free)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, limits[1]))
+        try:  # no file descriptor left, as in a process that leaks them
+            reader = threading.Thread(target=read_in_a_new_thread)
+            reader.start()
+            reader.join()
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+        [refused] = outcome
+        assert isinstance(refused, StoreUnavailable), refused  # not NotATillflowDatabase
+        reader = threading.Thread(target=read_in_a_new_thread)
+        reader.start()
+        reader.join()
+        assert outcome[1] == 1
 
 
 def test_loud_errors_are_not_blips(tmp_path: Path) -> None:
