@@ -273,3 +273,24 @@ def test_older_events_another_process_writes_read_upcast_from_the_file(tmp_path:
             assert [(event.schema_version, event.payload()) for event in seen] == [
                 (2, {"steps": [1]})
             ]
+
+
+def test_a_processor_does_not_pass_an_event_it_cannot_read(tmp_path: Path) -> None:
+    """A batch holding a version with no path fails whole: nothing of it is written and
+    the checkpoint stays before it, however often the step is tried."""
+    path = tmp_path / "events.db"
+    with SqliteEventStore(path) as newer:
+        newer.append("s", [NewEvent("Other", {}), NewEvent("Seen", {}, schema_version=3)])
+    handled: list[int] = []
+
+    def handler(event: RecordedEvent, session: Session) -> None:
+        handled.append(event.position)
+        session.emit("out", "Other", {})
+
+    registry = EventRegistry(["Seen", "Other"], _chain(1))
+    with SqliteEventStore(path, registry=registry) as store:
+        lane = LaneProcessor(store, Processor("p", handler), 0)
+        for _ in range(2):
+            with pytest.raises(NoUpcastPath):
+                lane.step()
+        assert (store.checkpoint("p", 0), store.head(0), handled) == (0, 2, [])
