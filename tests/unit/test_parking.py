@@ -233,3 +233,30 @@ def test_the_runtime_retries_then_parks_and_drains() -> None:
     letter = read_parked(store, "p", 0).letters["a"]
     assert (letter.attempts, letter.held) == (3, [3])
     assert _order(store) == ["b1"]
+
+
+def test_a_skip_upstream_reaches_the_dependant_which_parks_what_it_cannot_handle() -> None:
+    store = MemoryEventStore()
+    upstream_handler, down_handler = Poisoned("up"), Poisoned("down")
+    upstream_handler.bad.add("a1")
+    down_handler.bad.add("a1")  # as the report without Inventory's effects of a skipped sale
+    lanes = _lanes(
+        store,
+        Processor("up", upstream_handler, HAPPENED, parking=NO_WAIT),
+        Processor("down", down_handler, HAPPENED, after=("up",)),
+    )
+    up, down = lanes["up"], lanes["down"]
+    _append(store, "a1", "a2")
+    _fail_until_parked(up)
+    down.step()
+    request(store, "up", parked_keys(store, ["up"])[0].letter.event_id, "skip", "ops", "bad")
+    up.step()
+    down.step()
+    letter = read_parked(store, "down", 0).letters["a"]
+    assert (letter.behind, letter.position, letter.held, letter.attempts) == (None, 1, [2], 1)
+    assert _order(store, "up") == ["a2"]
+    assert _order(store, "down") == []
+    request(store, "down", letter.event_id, "skip", by="ops", reason="skipped upstream")
+    down.step()
+    assert _order(store, "down") == ["a2"]
+    assert read_parked(store, "down", 0).letters == {}
