@@ -71,6 +71,32 @@ def test_stalled_seconds_count_from_the_later_of_the_last_move_and_the_oldest_ev
     assert stalled_seconds(5.0, moved_at=1_001.0, now=1_000.0) == 0.0  # clocks apart
 
 
+def test_a_lane_run_here_counts_from_when_the_runtime_started_it() -> None:
+    assert stalled_seconds(3_600.0, None, now=1_000.0, running_since=995.0) == 5.0
+    assert stalled_seconds(3_600.0, 100.0, now=1_000.0, running_since=995.0) == 5.0
+    assert stalled_seconds(3_600.0, 990.0, now=1_000.0, running_since=900.0) == 10.0
+
+
+def test_a_processor_just_started_over_an_old_backlog_is_not_stalled_yet(
+    store: MemoryEventStore,
+) -> None:
+    """Events an hour old, never handled: the lane started here 5 s ago is running; one
+    run elsewhere is judged from the store alone."""
+    lane = LaneProcessor(store, Processor("p", ignore), 0)
+    lane.state = State.RUNNING
+    appended = append(store, 1)
+    late = appended + 3_600
+    started = snapshot(lane, STALL_AFTER, clock=lambda: late, running_since=late - 5)
+    assert started.state == "running"
+    assert started.stalled_seconds == pytest.approx(5.0)
+    assert snapshot(lane, STALL_AFTER, clock=lambda: late, running_since=late - 31).state == (
+        "stalled"
+    )
+    lane.state = State.ELSEWHERE
+    elsewhere = snapshot(lane, STALL_AFTER, clock=lambda: late, running_since=late - 5)
+    assert elsewhere.state == "stalled"
+
+
 @pytest.mark.parametrize("state", [State.RUNNING, State.WAITING, State.ELSEWHERE])
 def test_a_lane_that_claims_to_move_is_stalled_from_the_threshold_on(state: State) -> None:
     assert stalled_state(state, STALL_AFTER - 0.1, STALL_AFTER) is state

@@ -30,9 +30,11 @@ from tillflow.cli.common import (
     statistics_table,
 )
 from tillflow.cli.leased import DEFAULT_TTL, keeping, lease_keeper, leased
+from tillflow.cli.stalls import StallAfterOption, StallNotices
 from tillflow.cli.supervisor import Supervisor, listen, stop_all, when_orphaned
 from tillflow.engine import EventStore, Runtime, State, TillflowError
 from tillflow.engine.leasing import LeaseKeeper
+from tillflow.engine.stalls import DEFAULT_STALL_AFTER
 from tillflow.http import create_app
 from tillflow.service.access_tokens import TokenBook
 from tillflow.service.bootstrap import (
@@ -223,6 +225,8 @@ def _supervise(settings: Settings, store: EventStore, processors: bool, lease_tt
         raise fail(f"cannot listen on {settings.host}:{settings.port}: {error}", 1) from None
     _announce(settings, store, processors)
     runtime = Shop(store).runtime() if processors else None
+    if runtime is not None:
+        runtime.stall_after = settings.stall_after
     keeper = None if runtime is None else lease_keeper(store, runtime, lease_ttl)
     supervisor = Supervisor(settings, listener, settings.workers, runtime, keeping(keeper))
     try:
@@ -278,6 +282,7 @@ def worker(
             help="PostgreSQL: seconds a lane's lease lasts unless renewed (every third).",
         ),
     ] = DEFAULT_TTL,
+    stall_after: StallAfterOption = DEFAULT_STALL_AFTER,
 ) -> None:
     """Run the shop's processors (inventory, then reporting behind its barrier) against a
     store that `tillflow serve --no-processors` (or anything else) writes to. Stops
@@ -290,6 +295,7 @@ def worker(
             runtime = shop.runtime(run=run)
         except TillflowError as error:
             raise fail(str(error), 2) from None
+        runtime.stall_after = stall_after
         tune_collector(gc_threshold)
         _log_outages()
         code = asyncio.run(_work(runtime, lease_keeper(store, runtime, lease_ttl)))
@@ -330,12 +336,17 @@ async def _work(runtime: Runtime, keeper: LeaseKeeper | None = None) -> int:
 
 
 async def _until_stopped(runtime: Runtime, stop: asyncio.Event, keeper: LeaseKeeper | None) -> int:
-    """Keep the leases until ``stop`` (SIGTERM, SIGINT): 0; 1 once a processor failed."""
+    """Keep the leases until ``stop`` (SIGTERM, SIGINT): 0; 1 once a processor failed.
+    Says when a lane it runs stalls, and when it moves again."""
+    notices = StallNotices()
     async with keeping(keeper):
         while not stop.is_set():
+            rows = runtime.statistics()
+            for line in notices.lines(rows, runtime.running):
+                errors.print(line, highlight=False)
             failed = [
                 row
-                for row in runtime.statistics()
+                for row in rows
                 if row.state == State.FAILED.value and row.processor in runtime.running
             ]
             if failed:

@@ -1,16 +1,18 @@
-"""What ``tillflow status`` says of each processor's progress on a lane, from the store
-alone (wherever the processors run): caught up, behind, or stalled — behind without its
-checkpoint moving for ``--stall-after`` seconds — and then what it waits on."""
+"""What the command line says of stalls — a processor behind without its checkpoint moving
+for ``--stall-after`` seconds: ``tillflow status`` per lane from the store alone (wherever
+the processors run), and one line on the output of ``tillflow worker`` (or of
+``tillflow serve --workers``) when a lane it runs stalls, and one when it moves again."""
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Collection, Iterable
 from typing import Annotated
 
 import typer
 
-from tillflow.engine import EventStore
+from tillflow.engine import EventStore, ProcessorStatistics, State
 from tillflow.engine.stalls import DEFAULT_STALL_AFTER, barrier_holder
 from tillflow.engine.statistics import lane_progress
 from tillflow.shop.assembly import shop_processors
@@ -57,3 +59,37 @@ class StallCells:
         upstream = self.after.get(processor, ())
         holder = barrier_holder(self.store, upstream, lane, progress.checkpoint)
         return ("STALLED", seconds, holder or "")
+
+
+MOVING = frozenset({State.RUNNING.value, State.IDLE.value, State.WAITING.value})
+
+
+class StallNotices:
+    """Lines to print as lanes stall and move again, each change once."""
+
+    def __init__(self) -> None:
+        self.stalled: set[tuple[str, int]] = set()
+
+    def lines(self, rows: Iterable[ProcessorStatistics], running: Collection[str]) -> list[str]:
+        """What changed since the last call among the lanes of the processors ``running``
+        here: a warning for each lane newly stalled, a line for each stalled one moving
+        again (one that failed meanwhile is said by the failure)."""
+        said: list[str] = []
+        stalled: set[tuple[str, int]] = set()
+        for row in rows:
+            key = (row.processor, row.lane)
+            if row.processor not in running:
+                continue
+            if row.state == State.STALLED.value:
+                stalled.add(key)
+                if key not in self.stalled:
+                    waits = f", waiting on {row.waiting_on}" if row.waiting_on else ""
+                    said.append(
+                        f"[bold yellow]warning:[/] processor {row.processor} stalled on lane "
+                        f"{row.lane}: {row.lag_events:,} events behind, no progress for "
+                        f"{row.stalled_seconds:,.1f} s{waits}"
+                    )
+            elif key in self.stalled and row.state in MOVING:
+                said.append(f"processor {row.processor} moves again on lane {row.lane}")
+        self.stalled = stalled
+        return said

@@ -42,6 +42,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from tillflow.cli.common import errors
+from tillflow.cli.stalls import StallNotices
 from tillflow.engine import Runtime, State
 from tillflow.service.settings import Settings
 
@@ -124,6 +125,7 @@ class Supervisor:
         self.beside = beside
         self.workers: list[subprocess.Popen[bytes]] = []
         self._lifeline: int | None = None
+        self.stalls = StallNotices()
         """The pipe's write end: held, never written, closed by the kernel at our end."""
 
     def start(self) -> None:
@@ -195,10 +197,14 @@ class Supervisor:
 
     def _say_failures(self, said: set[str]) -> None:
         """Print each failed processor once (the HTTP workers show processors as
-        ``elsewhere``: this output is where a failure is said)."""
+        ``elsewhere``: this output is where a failure is said), and each lane that stalls
+        or moves again."""
         if self.runtime is None:
             return
-        for row in self.runtime.statistics():
+        rows = self.runtime.statistics()
+        for line in self.stalls.lines(rows, self.runtime.running):
+            errors.print(line, highlight=False)
+        for row in rows:
             if row.state == State.FAILED.value and row.processor not in said:
                 said.add(row.processor)
                 errors.print(

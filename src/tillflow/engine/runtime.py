@@ -129,6 +129,9 @@ class Runtime:
         self.poll = poll or PollBackoff()
         self.outage = outage or store.outage_backoff or OutageBackoff()
         self.stall_after = stall_after
+        self.started_at: float | None = None
+        """When :meth:`start` ran (Unix time): no lane run here is stalled before it has run
+        for ``stall_after`` seconds."""
         self.health = StoreHealth(on_back=self._wake_all)
         """Whether the store answers this runtime's lanes (and its lease keeper, if any)."""
         self.lanes: dict[str, list[LaneProcessor]] = {
@@ -162,6 +165,7 @@ class Runtime:
         if self._tasks:
             raise RuntimeError("runtime already started")
         self._loop = asyncio.get_running_loop()
+        self.started_at = time.time()
         self._progress = asyncio.Condition()
         self._stopping = False
         remove = self.store.add_commit_listener(self._on_commit)
@@ -518,11 +522,12 @@ class Runtime:
         unavailable, the figures last seen (never waiting on the store)."""
         rows: list[ProcessorStatistics] = []
         reachable = not self.health.degraded
+        since = self.started_at
         for name in self.order:
             for lane_processor in self.lanes[name]:
                 if reachable:
                     try:
-                        rows.append(snapshot(lane_processor, self.stall_after))
+                        rows.append(snapshot(lane_processor, self.stall_after, running_since=since))
                         continue
                     except StoreUnavailable:
                         reachable = False

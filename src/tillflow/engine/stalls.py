@@ -29,15 +29,21 @@ MAY_STALL: Final = frozenset(
 """States that claim a lane moves (or may: run elsewhere); a stall overrides them."""
 
 
-def stalled_seconds(lag_seconds: float, moved_at: float | None, now: float) -> float:
-    """How long a lane has been behind without its checkpoint moving: since the later of
-    its last move (``moved_at``, Unix time; ``None``: never) and the arrival of the oldest
-    event it has not scanned (``lag_seconds`` ago). 0 when caught up (``lag_seconds`` 0)."""
+def stalled_seconds(
+    lag_seconds: float, moved_at: float | None, now: float, running_since: float | None = None
+) -> float:
+    """How long a lane has been behind without its checkpoint moving: since the latest of
+    its last move (``moved_at``, Unix time; ``None``: never), the arrival of the oldest
+    event it has not scanned (``lag_seconds`` ago) and, for a lane this process runs, when
+    it began running it (``running_since``: a processor just started over a backlog is not
+    stalled before its first batch). 0 when caught up (``lag_seconds`` 0)."""
     if lag_seconds <= 0.0:
         return 0.0
-    if moved_at is None:
-        return lag_seconds
-    return max(0.0, min(lag_seconds, now - moved_at))
+    seconds = lag_seconds
+    for start in (moved_at, running_since):
+        if start is not None:
+            seconds = min(seconds, now - start)
+    return max(0.0, seconds)
 
 
 def stalled_state(state: State, seconds: float, stall_after: float) -> State:

@@ -71,9 +71,16 @@ class LaneProgress(msgspec.Struct, frozen=True):
     stalled_seconds: float
 
 
-def lane_progress(store: EventStore, processor: str, lane: int, now: float) -> LaneProgress:
+def lane_progress(
+    store: EventStore,
+    processor: str,
+    lane: int,
+    now: float,
+    running_since: float | None = None,
+) -> LaneProgress:
     """Read ``processor``'s durable checkpoint on ``lane`` (and when it last moved) and the
-    lane's head; the lag in seconds and the seconds behind without progress at ``now``."""
+    lane's head; the lag in seconds and the seconds behind without progress at ``now``
+    (``running_since``: when this process began running the lane, if it does)."""
     progress = store.checkpoint_progress(processor, lane)
     checkpoint = progress.position
     head = store.head(lane)
@@ -82,7 +89,7 @@ def lane_progress(store: EventStore, processor: str, lane: int, now: float) -> L
         oldest = store.read(lane, checkpoint, checkpoint + 1)
         if oldest:
             lag_seconds = max(0.0, now - oldest[0].recorded_at)
-    stalled_for = stalled_seconds(lag_seconds, progress.moved_at, now)
+    stalled_for = stalled_seconds(lag_seconds, progress.moved_at, now, running_since)
     return LaneProgress(checkpoint, head, lag_seconds, stalled_for)
 
 
@@ -90,12 +97,16 @@ def snapshot(
     lane_processor: LaneProcessor,
     stall_after: float = DEFAULT_STALL_AFTER,
     clock: Callable[[], float] = time.time,
+    running_since: float | None = None,
 ) -> ProcessorStatistics:
     """Read the durable checkpoint (and when it last moved) and the head now and describe
     ``lane_processor``; ``stalled`` once behind without progress for ``stall_after``
-    seconds by ``clock`` (Unix time)."""
+    seconds by ``clock`` (Unix time), counted from ``running_since`` at the earliest (when
+    the runtime started) unless the lane is run elsewhere."""
     store, lane = lane_processor.store, lane_processor.lane
-    progress = lane_progress(store, lane_processor.name, lane, clock())
+    if lane_processor.state is State.ELSEWHERE:
+        running_since = None
+    progress = lane_progress(store, lane_processor.name, lane, clock(), running_since)
     checkpoint, head = progress.checkpoint, progress.head
     state = lane_processor.state
     waiting_on = lane_processor.waiting_on
