@@ -14,8 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.integration.rebuild_scenario import check_rebuild_while_selling, rebuild_while_selling
+from tests.parked_checkouts import park_checkout
 from tillflow.cli import app
-from tillflow.engine import SqliteEventStore
+from tillflow.engine import EventStore, SqliteEventStore
+from tillflow.engine.dead_letters import parked_keys
 from tillflow.engine.rebuild import Rebuild
 from tillflow.engine.versions import (
     STALE_AFTER,
@@ -29,6 +31,7 @@ from tillflow.engine.versions import (
 )
 from tillflow.http.watch import ReportWatch
 from tillflow.shop.assembly import REGISTRY, Shop
+from tillflow.shop.inventory.processor import NAME as INVENTORY
 from tillflow.shop.reporting.projection import NAME, reporting_processor
 from tillflow.shop.reporting.rows import ProductRow
 from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest
@@ -218,3 +221,41 @@ async def test_the_report_watch_follows_the_live_version(tmp_path: Path) -> None
         assert (
             watch.checkpoint == {0: store.checkpoint(versioned(NAME, 2), 0)} == {0: store.head(0)}
         )
+
+
+def test_a_rebuild_holds_a_checkout_inventory_parked_and_lets_it_go_after_the_switch(
+    tmp_path: Path,
+) -> None:
+    """The new version runs behind Inventory's parked keys as the live one does: it holds a
+    parked checkout instead of failing on its missing effects; after the switch the runtime
+    holds it in the new version, and handles it there once an operator retries it."""
+    path = tmp_path / "shop.db"
+    asyncio.run(_sold(path, 10))
+    with SqliteEventStore(path, registry=REGISTRY) as store:
+        park_checkout(store, "c-parked", "apple", 2)
+        asyncio.run(_drained(store))
+        (parked,) = parked_keys(store, [INVENTORY])
+    dry = runner.invoke(app, ["rebuild", "reporting", "--dry-run", "--database", str(path)])
+    assert dry.exit_code == 0, dry.output
+    assert "every row is the same" in dry.output
+    switched = runner.invoke(app, ["rebuild", "reporting", "--database", str(path)])
+    assert switched.exit_code == 0, switched.output
+    with SqliteEventStore(path, registry=REGISTRY) as store:
+        asyncio.run(_drained(store))
+        (held,) = parked_keys(store, [versioned(NAME, 3)])  # v2 was the dry run's
+        assert held.letter.key == parked.letter.key
+        assert Shop(store).report.report().totals.checkouts == 10
+    retried = runner.invoke(
+        app, ["dlq", "retry", parked.id, "--by", "test", "--database", str(path)]
+    )
+    assert retried.exit_code == 0, retried.output
+    with SqliteEventStore(path, registry=REGISTRY) as store:
+        asyncio.run(_drained(store))
+        assert parked_keys(store, [INVENTORY, versioned(NAME, 3)]) == []
+        report = Shop(store).report.report()
+        assert (report.version, report.totals.checkouts) == (3, 11)
+
+
+async def _drained(store: EventStore) -> None:
+    async with Shop(store).runtime() as runtime:
+        await runtime.drain(timeout=30)

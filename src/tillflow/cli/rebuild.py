@@ -112,7 +112,14 @@ def _run(store: EventStore, declared: Processor, owner: str, dry_run: bool) -> R
                 eta="ETA -" if eta is None else f"ETA {eta:,.1f} s",
             )
 
-        return Rebuild(store, declared, owner, dry_run=dry_run, on_progress=progress).run()
+        return Rebuild(
+            store,
+            declared,
+            owner,
+            graph=shop_processors(),
+            dry_run=dry_run,
+            on_progress=progress,
+        ).run()
 
 
 def _say_switched(outcome: RebuildOutcome) -> None:

@@ -228,6 +228,9 @@ class LaneProcessor:
         name = live_name(self.store, base_of(self.processor.name))
         if name != self.processor.name:
             self.processor = dataclasses.replace(self.processor, name=name)
+            parking = self.parking
+            if parking is not None:  # that version's held keys, kept under its name
+                self.parking = LaneParking(name, self.lane, parking.own, parking.upstream)
             self.forget()
 
     def step(self) -> StepResult:

@@ -26,6 +26,7 @@ from typing import Final
 
 from tillflow.engine.errors import CheckpointConflict, ConcurrencyConflict, StoreUnavailable
 from tillflow.engine.lane_processor import LaneProcessor
+from tillflow.engine.parked_lane import attach_parking
 from tillflow.engine.processor import Processor
 from tillflow.engine.store import EventStore
 from tillflow.engine.versions import (
@@ -125,14 +126,18 @@ class Rebuild:
         processor: Processor,
         owner: str,
         *,
+        graph: Sequence[Processor] = (),
         dry_run: bool = False,
         on_progress: ProgressListener | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``graph``: the processors declared with it, so that the new version holds the
+        keys parked upstream (behind its ``after=``) as the live one does."""
         self.store = store
         self.processor = processor
         self.handler = rebuildable(processor)
         self.owner = owner
+        self.graph = graph
         self.dry_run = dry_run
         self.on_progress = on_progress
         self.clock = clock
@@ -150,6 +155,7 @@ class Rebuild:
             after = (*after, versioned(name, previous))
         building = dataclasses.replace(self.processor, name=versioned(name, version), after=after)
         lanes = [LaneProcessor(self.store, building, lane) for lane in range(self.store.lane_count)]
+        self._attach_parking(building, lanes, previous)
         began = time.monotonic()
         try:
             outcome = self._build(claim, lanes, previous, began)
@@ -157,6 +163,16 @@ class Rebuild:
             _let_go(claim, self.clock())
             raise
         return outcome
+
+    def _attach_parking(
+        self, building: Processor, lanes: list[LaneProcessor], previous: int
+    ) -> None:
+        """Park (and hold) in the new version as the runtime does in the live one."""
+        declared = {each.name: each for each in self.graph}
+        declared[versioned(self.processor.name, previous)] = self.processor
+        known = tuple(name for name in building.after if name in declared)
+        declared[building.name] = dataclasses.replace(building, after=known)
+        attach_parking({building.name: lanes}, declared)
 
     def _build(
         self, claim: ClaimHandle, lanes: list[LaneProcessor], previous: int, began: float
