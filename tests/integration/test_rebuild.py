@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.integration.rebuild_scenario import check_rebuild_while_selling, rebuild_while_selling
+from tests.integration.test_sqlite_locked import held_lock
 from tests.parked_checkouts import park_checkout
 from tillflow.cli import app
 from tillflow.engine import EventStore, SqliteEventStore
@@ -259,3 +260,37 @@ def test_a_rebuild_holds_a_checkout_inventory_parked_and_lets_it_go_after_the_sw
 async def _drained(store: EventStore) -> None:
     async with Shop(store).runtime() as runtime:
         await runtime.drain(timeout=30)
+
+
+def test_a_rebuild_waits_out_a_locked_file_and_finishes(tmp_path: Path) -> None:
+    """Another process takes the file's write lock while the rebuild runs, past its busy
+    timeout: its commits are refused (nothing written), it backs off, and it finishes by
+    itself once the lock goes."""
+    path = tmp_path / "shop.db"
+    asyncio.run(_sold(path, 20))
+    started, locked = threading.Event(), threading.Event()
+
+    def hold_at_first_progress(_: object) -> None:
+        if not started.is_set():
+            started.set()
+            locked.wait(timeout=30)
+
+    store = SqliteEventStore(path, registry=REGISTRY, busy_timeout=0.05)
+    with store:
+        rebuild = Rebuild(
+            store, reporting_processor(batch_size=20), "test", on_progress=hold_at_first_progress
+        )
+        building = threading.Thread(target=rebuild.run)
+        building.start()
+        assert started.wait(timeout=30)
+        with held_lock(path):
+            locked.set()
+            deadline = time.monotonic() + 30
+            while store.writer_statistics()["lock_wait_ms"] < 200:  # refused a few times
+                assert time.monotonic() < deadline and building.is_alive()
+                time.sleep(0.01)
+            assert live_version(store, NAME) == 1
+        building.join(timeout=60)
+        assert not building.is_alive()
+        assert live_version(store, NAME) == 2
+        assert Shop(store).report.report().totals.checkouts == 20

@@ -26,6 +26,7 @@ from typing import Final
 
 from tillflow.engine.errors import CheckpointConflict, ConcurrencyConflict, StoreUnavailable
 from tillflow.engine.lane_processor import LaneProcessor
+from tillflow.engine.outage import OutageBackoff
 from tillflow.engine.parked_lane import attach_parking
 from tillflow.engine.processor import Processor
 from tillflow.engine.store import EventStore
@@ -44,6 +45,8 @@ HEARTBEAT: Final = 2.0
 """Seconds between a rebuild's heartbeats (well inside the claim's staleness)."""
 IDLE_POLL: Final = 0.005
 DELETES_PER_COMMIT: Final = 2000
+OUTAGE: Final = OutageBackoff()
+"""How a rebuild waits while the store is away (as runtimes do)."""
 QUIET_FOR: Final = 1.0
 """How long a retired version's checkpoints must stand still before its rows are dropped."""
 
@@ -178,19 +181,26 @@ class Rebuild:
         self, claim: ClaimHandle, lanes: list[LaneProcessor], previous: int, began: float
     ) -> RebuildOutcome:
         beat = time.monotonic()
-        scanned = 0
+        scanned = away = 0
         while True:
-            idle = True
-            limits = 0
+            idle, limits, unavailable = True, 0, False
             for lane in lanes:
                 try:
                     result = lane.step()
-                except (CheckpointConflict, ConcurrencyConflict, StoreUnavailable):
+                except (CheckpointConflict, ConcurrencyConflict):
                     idle = False  # redone at the next turn, from the durable checkpoint
+                    continue
+                except StoreUnavailable:  # nothing of the batch committed: wait it out
+                    idle, unavailable = False, True
                     continue
                 scanned += result.scanned
                 limits += result.limit
                 idle = idle and not result.progressed
+            if unavailable:
+                time.sleep(OUTAGE.delay(away))
+                away += 1
+                continue
+            away = 0
             now = time.monotonic()
             if self.on_progress is not None:
                 done = sum(lane.checkpoint() for lane in lanes)
