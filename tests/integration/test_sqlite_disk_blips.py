@@ -1,9 +1,10 @@
 """SQLite blips in one process, with real faults: the disk refusing writes (this process's
 file-size limit at 0, as a full disk does), no file descriptor left to open the file with,
-and the file's write lock held by another process. A blip is :class:`StoreUnavailable` with nothing written, never the driver's raw
-error; a corrupt file or a bad schema stays loud. The file opens and reads while locked,
-``tillflow status`` says ``degraded``, and a runtime told of a refused request stays
-degraded until a probe finds the file writable again."""
+and the file's write lock held by another process. A blip is :class:`StoreUnavailable`
+with nothing written, never the driver's raw error; a corrupt file or a bad schema stays
+loud. The file opens and reads while locked, ``tillflow status`` says ``degraded``, and a
+runtime told of a refused request stays degraded until a probe finds the file writable
+again."""
 
 from __future__ import annotations
 
