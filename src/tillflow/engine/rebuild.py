@@ -18,13 +18,19 @@ the new version on; the old version's rows stay until :func:`drop_retired`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from tillflow.engine.errors import CheckpointConflict, ConcurrencyConflict, StoreUnavailable
+from tillflow.engine.errors import (
+    CheckpointConflict,
+    ConcurrencyConflict,
+    HandlerFailed,
+    StoreUnavailable,
+)
 from tillflow.engine.lane_processor import LaneProcessor
 from tillflow.engine.outage import OutageBackoff
 from tillflow.engine.parked_lane import attach_parking
@@ -190,6 +196,10 @@ class Rebuild:
                 except (CheckpointConflict, ConcurrencyConflict):
                     idle = False  # redone at the next turn, from the durable checkpoint
                     continue
+                except HandlerFailed as failure:
+                    self._retry_or_park(lane, failure)  # as the runtime does, or raise
+                    idle = False
+                    continue
                 except StoreUnavailable:  # nothing of the batch committed: wait it out
                     idle, unavailable = False, True
                     continue
@@ -214,6 +224,22 @@ class Rebuild:
                 if outcome is not None:
                     return outcome
                 time.sleep(IDLE_POLL)
+
+    @staticmethod
+    def _retry_or_park(lane: LaneProcessor, failure: HandlerFailed) -> None:
+        """After a handler failure: with parking, wait before the next attempt or park the
+        event (its key's later events then wait behind it, in the new version as in the
+        live one); without, raise it again: the rebuild stops and switches nothing."""
+        parking = lane.processor.parking
+        if parking is None:
+            raise failure
+        wait = parking.retry_after(lane.attempts)
+        if wait is None:
+            with contextlib.suppress(Exception):  # the next step fails it again
+                lane.park()
+            return
+        time.sleep(wait)
+        lane.clear_failure()
 
     def _finish(
         self,
