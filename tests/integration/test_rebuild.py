@@ -243,8 +243,8 @@ def test_a_rebuild_holds_a_checkout_inventory_parked_and_lets_it_go_after_the_sw
     assert switched.exit_code == 0, switched.output
     with SqliteEventStore(path, registry=REGISTRY) as store:
         asyncio.run(_drained(store))
-        (held,) = parked_keys(store, [versioned(NAME, 3)])  # v2 was the dry run's
-        assert held.letter.key == parked.letter.key
+        (held,) = parked_keys(store, [NAME])  # the live version's: v3 (v2 was the dry run's)
+        assert (held.processor, held.letter.key) == (versioned(NAME, 3), parked.letter.key)
         assert Shop(store).report.report().totals.checkouts == 10
     retried = runner.invoke(
         app, ["dlq", "retry", parked.id, "--by", "test", "--database", str(path)]

@@ -34,6 +34,7 @@ from tillflow.engine.parking import (
 )
 from tillflow.engine.store import EventStore
 from tillflow.engine.types import NewEvent, Receipt, RecordedEvent
+from tillflow.engine.versions import live_name
 
 Action = Literal["retry", "skip"]
 MAX_TEXT = 500
@@ -64,10 +65,12 @@ def _requests(store: EventStore, processor: str) -> list[tuple[RecordedEvent, De
 
 
 def parked_keys(store: EventStore, processors: Iterable[str]) -> list[ParkedKey]:
-    """Every dead letter of ``processors``, by processor, lane and position."""
+    """Every dead letter of ``processors``, by processor, lane and position; of a rebuilt
+    projection, those of its live version (under that version's name)."""
     found: list[ParkedKey] = []
     with store.snapshot():
-        for processor in processors:
+        for declared in processors:
+            processor = live_name(store, declared)
             lanes = parked_lanes(store, processor)
             if not lanes:
                 continue
