@@ -1,6 +1,6 @@
 """``tillflow dlq`` on an SQLite file: a checkout Inventory parked is listed and shown;
 bad requests are refused with nothing recorded; a skip names who and why, and a running
-shop carries it out."""
+shop carries it out; the report then parks the sale it cannot count, skipped in turn."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from typer.testing import CliRunner
 
 from tests.parked_checkouts import BUG, park_checkout
 from tillflow.cli import app
-from tillflow.engine import SqliteEventStore
+from tillflow.engine import EventStore, SqliteEventStore
 from tillflow.engine.dead_letters import parked_keys
 from tillflow.engine.parking import dead_letter_stream
 from tillflow.service.bootstrap import service_registry
 from tillflow.shop.assembly import Shop
 from tillflow.shop.inventory.processor import NAME as INVENTORY
+from tillflow.shop.reporting.projection import NAME as REPORTING
 from tillflow.shop.sale.commands import AddProduct
 
 runner = CliRunner()
@@ -60,15 +61,26 @@ def test_a_parked_checkout_is_shown_refused_badly_and_skipped_with_a_reason(
     assert (code, "pending" in again) == (1, True)
 
     with SqliteEventStore(database, registry=service_registry()) as store:
-        shop = Shop(store)
-
-        async def run() -> None:
-            async with shop.runtime() as runtime:
-                await runtime.drain(timeout=10)
-
-        asyncio.run(run())
+        _drain(store)
         assert parked_keys(store, [INVENTORY]) == []
         (audit,) = store.read_stream(dead_letter_stream(INVENTORY))
         assert (audit.type, audit.payload()["by"]) == ("DeadLetterSkipped", "alice")
+        (counted,) = parked_keys(store, [REPORTING])  # a sale Inventory never took
+        assert "MissingEffects" in counted.letter.error
     code, resolved = _dlq(database, "retry", dead_letter, "--by", "bob")
     assert (code, "already resolved" in resolved) == (1, True)
+    code, said = _dlq(database, "skip", counted.id, "--by", "alice", "--reason", "skipped")
+    assert code == 0, said
+    with SqliteEventStore(database, registry=service_registry()) as store:
+        _drain(store)
+        assert parked_keys(store, [INVENTORY, REPORTING]) == []
+
+
+def _drain(store: EventStore) -> None:
+    """Run the shop's processors until they have caught up."""
+
+    async def run() -> None:
+        async with Shop(store).runtime() as runtime:
+            await runtime.drain(timeout=10)
+
+    asyncio.run(run())

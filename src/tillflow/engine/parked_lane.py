@@ -167,13 +167,11 @@ class LaneParking:
             return
         heads = {letter.event_id: key for key, letter in row.letters.items()}
         last = requests[-1].version
-        for recorded in requests:
+        for recorded in requests:  # others' lanes' are read again until this lane commits
             request = recorded.decode(DeadLetterRequest)
             key_found = heads.pop(request.event_id, None)
             if request.lane == self.lane and key_found is not None:
                 yield key_found, recorded.type == SKIPPED, None, last
-        if self.row is not None and self.row.seen < last:
-            self.row.seen = last  # read; committed with the next change of the row
 
     def _release(
         self, lane_processor: LaneProcessor, key: str, skip: bool, before: int | None, seen: int
@@ -196,6 +194,7 @@ class LaneParking:
                 lane_processor.processor.handler(event, session)
             except StoreUnavailable:
                 lane_processor.cache.clear()
+                self.row = None  # read again, as the checkpoint is
                 raise
             except Exception as error:
                 lane_processor.cache.clear()

@@ -11,6 +11,7 @@ step. An unknown id is 404 ``unknown-dead-letter``; one already resolved is 409
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -168,7 +169,8 @@ async def _ask(
             request(store, parked.processor, parked.letter.event_id, action, principal.name, reason)
         except InvalidEvent as refused:  # a reason of blanks
             raise InvalidField(refused.field, refused.value, refused.reason) from None
-        return DeadLetterOut.of(locate(store, names, dead_letter))
+        # as asked: the processor may carry it out before a second read
+        return DeadLetterOut.of(dataclasses.replace(parked, pending=action))
 
     return await run_in_threadpool(ask)
 

@@ -21,7 +21,7 @@ from operator import attrgetter
 
 import msgspec
 
-from tillflow.engine import Processor, RecordedEvent, Session, TillflowError, format_id
+from tillflow.engine import Parking, Processor, RecordedEvent, Session, TillflowError, format_id
 from tillflow.engine.versions import version_of, versioned
 from tillflow.shop.inventory.events import (
     STOCK_STREAM_PREFIX,
@@ -326,7 +326,13 @@ class BarrierReport:
 
 
 def reporting_processor(batch_size: int = 5000, views: ReportViews = REPORT_VIEWS) -> Processor:
-    """The report's declaration: after Inventory."""
+    """The report's declaration: after Inventory. An event it cannot count (a sale whose
+    Inventory effects an operator skipped) is parked with its stream, not a stop."""
     return Processor(
-        NAME, BarrierReport(views), types=SUBSCRIBED, after=("inventory",), batch_size=batch_size
+        NAME,
+        BarrierReport(views),
+        types=SUBSCRIBED,
+        after=("inventory",),
+        batch_size=batch_size,
+        parking=Parking(),
     )
