@@ -19,6 +19,7 @@ from tests.parked_checkouts import park_checkout
 from tillflow.cli import app
 from tillflow.engine import EventStore, SqliteEventStore
 from tillflow.engine.dead_letters import parked_keys
+from tillflow.engine.parking import parked_view
 from tillflow.engine.rebuild import Rebuild
 from tillflow.engine.versions import (
     STALE_AFTER,
@@ -255,6 +256,11 @@ def test_a_rebuild_holds_a_checkout_inventory_parked_and_lets_it_go_after_the_sw
         assert parked_keys(store, [INVENTORY, versioned(NAME, 3)]) == []
         report = Shop(store).report.report()
         assert (report.version, report.totals.checkouts) == (3, 11)
+        assert any(True for _ in store.view_rows(parked_view(NAME)))  # v1's, never let go
+    dropped = runner.invoke(app, ["rebuild", "reporting", "--drop-retired", "-d", str(path)])
+    assert dropped.exit_code == 0, dropped.output
+    with SqliteEventStore(path, registry=REGISTRY) as store:
+        assert not any(True for _ in store.view_rows(parked_view(NAME)))
 
 
 async def _drained(store: EventStore) -> None:

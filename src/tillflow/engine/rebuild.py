@@ -34,6 +34,7 @@ from tillflow.engine.errors import (
 from tillflow.engine.lane_processor import LaneProcessor
 from tillflow.engine.outage import OutageBackoff
 from tillflow.engine.parked_lane import attach_parking
+from tillflow.engine.parking import parked_view
 from tillflow.engine.processor import Processor
 from tillflow.engine.store import EventStore
 from tillflow.engine.versions import (
@@ -288,9 +289,11 @@ class Rebuild:
 
 
 def drop_version(claim: ClaimHandle, handler: Rebuildable, version: int) -> int:
-    """Delete every row of ``version``'s views through ``claim``; the rows deleted."""
+    """Delete every row of ``version``'s views through ``claim``, and the keys it held
+    parked; the rows deleted."""
     deleted = 0
-    for view in handler.version_views(version):
+    held = parked_view(versioned(claim.projection, version))
+    for view in [*handler.version_views(version), held]:
         keys = [key for key, _ in claim.store.view_rows(view)]
         for start in range(0, len(keys), DELETES_PER_COMMIT):
             chunk = keys[start : start + DELETES_PER_COMMIT]
