@@ -159,20 +159,23 @@ class Rebuild:
         failure (:class:`HandlerFailed`); the claim is let go whenever it stops."""
         name = self.processor.name
         claim = take_claim(self.store, name, self.owner, self.clock(), self.dry_run)
-        version, previous = claim.claim.version, live_version(self.store, name)
-        after = self.processor.after
-        if self.dry_run:  # never past the live version: both meet at the same positions
-            after = (*after, versioned(name, previous))
-        building = dataclasses.replace(self.processor, name=versioned(name, version), after=after)
-        lanes = [LaneProcessor(self.store, building, lane) for lane in range(self.store.lane_count)]
-        self._attach_parking(building, lanes, previous)
         began = time.monotonic()
         try:
-            outcome = self._build(claim, lanes, previous, began)
+            previous = live_version(self.store, name)
+            after = self.processor.after
+            if self.dry_run:  # never past the live version: both meet at the same positions
+                after = (*after, versioned(name, previous))
+            building = dataclasses.replace(
+                self.processor, name=versioned(name, claim.claim.version), after=after
+            )
+            lanes = [
+                LaneProcessor(self.store, building, each) for each in range(self.store.lane_count)
+            ]
+            self._attach_parking(building, lanes, previous)
+            return self._build(claim, lanes, previous, began)
         except BaseException:
             _let_go(claim, self.clock())
             raise
-        return outcome
 
     def _attach_parking(
         self, building: Processor, lanes: list[LaneProcessor], previous: int
