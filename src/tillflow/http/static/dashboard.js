@@ -417,8 +417,8 @@ function renderProcessors(message) {
     setText(fields.lag_seconds, duration(statistics.lag_seconds));
     setText(fields.throughput, `${decimal(statistics.throughput)} ev/s`);
     setText(fields.barrier, barrierText(statistics, states));
-    const held = statistics.state === "stalled" && Boolean(statistics.waiting_on);
-    fields.barrier.classList.toggle("alarm", held);
+    const stuckAtBarrier = statistics.state === "stalled" && Boolean(statistics.waiting_on);
+    fields.barrier.classList.toggle("alarm", stuckAtBarrier);
     fields.owner.hidden = !message.leased;
     if (message.leased) {
       setText(fields.owner, ownerText(statistics));
