@@ -177,6 +177,24 @@ def serve_env(database: Path, **settings: str) -> tuple[str, dict[str, str]]:
 
 
 @contextmanager
+def stopped_at_end(process: subprocess.Popen[Any], log: Path) -> Iterator[None]:
+    """SIGTERM to ``process`` when the block ends, and it must exit 0 (``log``: its output,
+    shown if not); one that has not exited within :data:`DEADLINE` is killed, and that
+    raises."""
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(DEADLINE)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(DEADLINE)
+            raise
+    assert code == 0, log.read_text()
+
+
+@contextmanager
 def serve_process(url: str, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[str]]:
     """``tillflow serve`` as a process (its output in ``log``), once it answers ``/health``;
     at the end SIGTERM, and it must exit 0."""
@@ -185,16 +203,7 @@ def serve_process(url: str, env: dict[str, str], log: Path) -> Iterator[subproce
         subprocess.Popen(
             [TILLFLOW, "serve"], env=env, stdout=output, stderr=subprocess.STDOUT, text=True
         ) as server,
+        stopped_at_end(server, log),
     ):
-        try:
-            wait_until_healthy(url, server, log)
-            yield server
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                code = server.wait(DEADLINE)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(DEADLINE)
-                raise
-    assert code == 0, log.read_text()
+        wait_until_healthy(url, server, log)
+        yield server

@@ -5,9 +5,7 @@ nowhere, so the report is held at its barrier), then an Inventory worker."""
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,14 +13,13 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from tests.e2e.servers import DEADLINE, TILLFLOW, stopped_at_end
 from tillflow.cli import app
 from tillflow.engine import SqliteEventStore
 from tillflow.service.bootstrap import service_registry
 from tillflow.shop.assembly import Shop
 from tillflow.shop.sale.commands import AddProduct
 
-TILLFLOW = str(Path(sys.executable).parent / "tillflow")
-DEADLINE = 20.0
 STALLED = "warning: processor reporting stalled on lane 0: "
 WAITING = ", waiting on inventory"
 MOVES = "processor reporting moves again on lane 0"
@@ -34,18 +31,12 @@ def worker(database: Path, log: Path, *names: str) -> Iterator[subprocess.Popen[
     must exit 0."""
     runs = [option for name in names for option in ("--run", name)]
     command = [TILLFLOW, "worker", "--database", str(database), "--stall-after", "0.5", *runs]
-    with log.open("wb") as output, subprocess.Popen(command, stdout=output, stderr=output) as run:
-        try:
-            yield run
-        finally:
-            run.send_signal(signal.SIGTERM)
-            try:
-                code = run.wait(DEADLINE)
-            except subprocess.TimeoutExpired:
-                run.kill()
-                run.wait(DEADLINE)
-                raise
-    assert code == 0, log.read_text()
+    with (
+        log.open("wb") as output,
+        subprocess.Popen(command, stdout=output, stderr=output) as run,
+        stopped_at_end(run, log),
+    ):
+        yield run
 
 
 def said(log: Path, *parts: str) -> str:
