@@ -158,7 +158,11 @@ def create_app(
             async with (
                 run(opened, runtime),
                 watch.running(),
-                metrics.dead_letters.counting(opened, [each.name for each in shop.processors]),
+                metrics.dead_letters.counting(
+                    opened,
+                    [each.name for each in shop.processors],
+                    away=lambda: runtime.health.degraded,
+                ),
             ):
                 metrics.statistics = runtime.statistics
                 metrics.store_health = runtime.health.status
