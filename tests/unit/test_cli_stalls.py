@@ -66,7 +66,7 @@ def test_status_takes_the_threshold_from_the_environment(
     assert "behind" in found["inventory"] and "STALLED" not in result.output, result.output
 
 
-@pytest.mark.parametrize("value", ["nan", "0", "-1", "inf"])
+@pytest.mark.parametrize("value", ["nan", "0", "-1", "inf", "86401"])
 def test_a_bad_threshold_is_a_usage_error_naming_the_option(database: Path, value: str) -> None:
     result = runner.invoke(app, ["status", "--database", str(database), "--stall-after", value])
     assert result.exit_code == 2, result.output

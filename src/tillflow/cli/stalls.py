@@ -13,16 +13,17 @@ from typing import Annotated
 import typer
 
 from tillflow.engine import EventStore, ProcessorStatistics, State
-from tillflow.engine.stalls import DEFAULT_STALL_AFTER, barrier_holder
+from tillflow.engine.stalls import DEFAULT_STALL_AFTER, STALL_AFTER_RANGE, barrier_holder
 from tillflow.engine.statistics import lane_progress
 from tillflow.shop.assembly import shop_processors
 
 STALL_COLUMNS = ("progress", "no progress for", "waits on")
 
 
-def _finite(value: float) -> float:
-    if not math.isfinite(value) or value < 0.1:
-        raise typer.BadParameter(f"{value}: give a number of seconds from 0.1")
+def _in_range(value: float) -> float:
+    least, most = STALL_AFTER_RANGE
+    if not (math.isfinite(value) and least <= value <= most):
+        raise typer.BadParameter(f"{value}: give a number of seconds from {least} to {most:,.0f}")
     return value
 
 
@@ -31,7 +32,7 @@ StallAfterOption = Annotated[
     typer.Option(
         "--stall-after",
         envvar="TILLFLOW_STALL_AFTER",
-        callback=_finite,
+        callback=_in_range,
         help="Seconds behind without progress before a processor counts as stalled "
         "(env TILLFLOW_STALL_AFTER).",
     ),

@@ -22,6 +22,8 @@ from tillflow.engine.store import EventStore
 
 DEFAULT_STALL_AFTER: Final = 30.0
 """Seconds behind without progress before a lane is ``stalled``."""
+STALL_AFTER_RANGE: Final = (0.1, 86_400.0)
+"""The thresholds a setting may give, in seconds."""
 
 MAY_STALL: Final = frozenset(
     {State.STARTING, State.RUNNING, State.WAITING, State.IDLE, State.ELSEWHERE}

@@ -52,7 +52,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tillflow.engine.stalls import DEFAULT_STALL_AFTER
+from tillflow.engine.stalls import DEFAULT_STALL_AFTER, STALL_AFTER_RANGE
 from tillflow.service.bootstrap import BUSY_TIMEOUT, ConfigurationError
 from tillflow.service.collector import DEFAULT_THRESHOLD, MOST_THRESHOLD
 from tillflow.shop import validation
@@ -77,7 +77,10 @@ class Settings(BaseSettings):
     workers: int = Field(default=0, ge=0, le=64)
     gc_threshold: int = Field(default=DEFAULT_THRESHOLD, ge=0, le=MOST_THRESHOLD)
     stall_after: float = Field(
-        default=DEFAULT_STALL_AFTER, ge=0.1, le=86_400.0, allow_inf_nan=False
+        default=DEFAULT_STALL_AFTER,
+        ge=STALL_AFTER_RANGE[0],
+        le=STALL_AFTER_RANGE[1],
+        allow_inf_nan=False,
     )
     terminal_latency: float = Field(default=0.0, ge=0.0, le=60.0, allow_inf_nan=False)
     terminal_decline_cards: str = ""
