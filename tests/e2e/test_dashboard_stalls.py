@@ -12,11 +12,9 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -41,21 +39,6 @@ class HeldShop:
 
     shop: Shop
     inventory: subprocess.Popen[str]
-
-    def processors(self) -> dict[str, dict[str, Any]]:
-        answer = self.shop.client.get("/processors", headers=self.shop.headers("viewer"))
-        assert answer.status_code == 200, answer.text
-        return {row["processor"]: row for row in answer.json()["processors"]}
-
-    def settled(self) -> None:
-        """Until every processor has caught up with the head."""
-        deadline = time.monotonic() + DEADLINE
-        while True:
-            rows = self.processors()
-            if not any(row["lag_events"] for row in rows.values()):
-                return
-            assert time.monotonic() < deadline, rows
-            time.sleep(0.05)
 
 
 @pytest.fixture
@@ -89,7 +72,7 @@ def test_a_frozen_worker_shows_as_stalled_and_its_dependant_says_on_what(
     shop = held_shop.shop
     shop.post("/catalog", {"product_id": "apple", "name": "Apple", "price": 45}, "manager")
     shop.post("/stock/apple/deliveries", {"quantity": 10}, "manager")
-    held_shop.settled()
+    shop.settled_processors()
     page.goto(f"{shop.url}/dashboard#token={shop.tokens['viewer']}")
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     inventory = page.locator('#pipeline [data-processor="inventory"]')
@@ -117,5 +100,5 @@ def test_a_frozen_worker_shows_as_stalled_and_its_dependant_says_on_what(
     for item in (inventory, reporting):
         expect(item).to_have_attribute("data-state", "elsewhere")
     expect(note).not_to_have_class(ALARM)
-    held_shop.settled()
-    assert all(row["state"] != "stalled" for row in held_shop.processors().values())
+    rows = shop.settled_processors()["processors"]
+    assert all(row["state"] != "stalled" for row in rows), rows
