@@ -27,6 +27,7 @@ from bench.cases import CASES, FULL, QUICK, Context, Sizes
 from bench.contenders import CONTENDER_CASES, SCALING_CASES
 from bench.failover import FAILOVER_CASES
 from bench.http_load import HTTP_CASES
+from bench.postgres_blips import POSTGRES_BLIP_CASES
 from bench.postgres_lanes import POSTGRES_CASES
 from bench.postgres_shop import POSTGRES_SHOP_CASES
 from bench.rebuilds import REBUILD_CASES
@@ -45,7 +46,7 @@ GROUPS: dict[str, Sequence[Case]] = {
     "http": HTTP_CASES,
     "stores": STORE_CASES,
     "postgres": [*POSTGRES_CASES, *POSTGRES_SHOP_CASES, *FAILOVER_CASES],
-    "blips": BLIP_CASES,
+    "blips": [*BLIP_CASES, *POSTGRES_BLIP_CASES],
     "rebuilds": REBUILD_CASES,
 }
 """The engine against plain SQLite (cases 1–4), the whole shop (cases 5–8), the shop
@@ -54,7 +55,8 @@ checkouts through a real ``tillflow serve`` over HTTP (12–13), the memory stor
 SQLite and its bytes per event (14–15), appends on PostgreSQL by lane count (16), the shop on
 PostgreSQL against the peer there (17), failover of leased workers: SIGKILL (18) and SIGTERM
 (19), processors moving again after an SQLite file's write lock is let go (20);
-a blue/green rebuild of the report against the live pipeline (21)."""
+a blue/green rebuild of the report against the live pipeline (21), processors moving again
+after a PostgreSQL server's crash and restart (22)."""
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
