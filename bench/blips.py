@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -43,6 +44,16 @@ def _total(event: RecordedEvent, session: Session) -> None:
 PROCESSORS: Final = (Processor("counts", _count), Processor("totals", _total, after=("counts",)))
 
 
+async def seconds_until(moved: Callable[[], bool], since: float, limit: float = 60.0) -> float:
+    """Seconds from ``since`` (a ``time.monotonic()``) until ``moved()`` holds, polled every
+    2 ms; ``RuntimeError`` past ``limit`` seconds."""
+    while not moved():
+        if time.monotonic() - since > limit:
+            raise RuntimeError(f"the processors did not move within {limit:g} s")
+        await asyncio.sleep(0.002)
+    return time.monotonic() - since
+
+
 async def recovery_seconds(path: Path, hold: float, busy_timeout: float) -> float:
     """One round (see the module docstring): seconds from the lock's release to the first
     commit."""
@@ -65,11 +76,7 @@ async def recovery_seconds(path: Path, hold: float, busy_timeout: float) -> floa
         released = time.monotonic()  # the holder has exited: its lock is gone
         [lane] = runtime.lanes["counts"]
         try:
-            while lane.batches == 0:
-                if time.monotonic() - released > 60:
-                    raise RuntimeError("the processors did not move within 60 s")
-                await asyncio.sleep(0.002)
-            moved = time.monotonic() - released
+            moved = await seconds_until(lambda: lane.batches > 0, released)
             await runtime.drain(timeout=60)
         finally:
             await runtime.stop()
