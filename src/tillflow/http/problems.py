@@ -61,6 +61,9 @@ the store is closing, or its database is       503     ``unavailable``
 unavailable (retry with the same key)
 a receipt asked for before the receipts        503     ``receipt-not-numbered``
 processor numbered its checkout (Retry-After)
+an event in the log this release cannot read   500     ``unreadable-event``
+(written by a newer release, or its upcaster
+failed): type and versions named
 =============================================  ======  =========================
 
 Rule for things that do not exist: named in the URL path → 404 (the resource is not
@@ -88,6 +91,7 @@ from tillflow.engine import (
     ConcurrencyConflict,
     DeadLetterBusy,
     DeadLetterResolved,
+    NoUpcastPath,
     StoreClosed,
     StoreUnavailable,
     TillflowError,
@@ -447,6 +451,9 @@ def domain_problem(request: Request, error: TillflowError) -> Response:
             "the database is unavailable; retry with the same idempotency key",
             headers={"Retry-After": RETRY_AFTER},
         )
+    if isinstance(error, NoUpcastPath):
+        log.error("unreadable event on %s %s: %s", request.method, request.url.path, error)
+        return problem(500, "unreadable-event", "Unreadable event", str(error))
     log.error("unmapped error on %s %s: %r", request.method, request.url.path, error)
     return problem(500, "internal-error", "Internal error", "the server failed; see its log")
 
