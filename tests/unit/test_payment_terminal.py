@@ -4,7 +4,6 @@ never charge (or refund) twice."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -99,16 +98,26 @@ async def test_refunds_are_idempotent_and_bounded_by_the_charge() -> None:
     assert terminal.refunded == 300
 
 
-async def test_latency_is_awaited_without_serializing_callers() -> None:
+async def test_latency_is_awaited_without_serializing_callers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """16 concurrent calls are all in their latency at once: the terminal's lock is not held
+    across the wait (a terminal that held it would have one call waiting at a time, and the
+    gate below would never open)."""
     terminal = SimulatedTerminal(latency=0.2)
-    started = time.monotonic()
-    await terminal.authorize("warm-up", 1, "EUR", "tok")
-    one = time.monotonic() - started
-    started = time.monotonic()
+    waiting, everyone_in = 0, asyncio.Event()
+
+    async def gate(seconds: float) -> None:
+        nonlocal waiting
+        assert seconds == 0.2
+        waiting += 1
+        if waiting == 16:
+            everyone_in.set()
+        await asyncio.wait_for(everyone_in.wait(), 60)
+
+    monkeypatch.setattr(asyncio, "sleep", gate)  # the terminal awaits asyncio.sleep
     answers = await asyncio.gather(
         *(terminal.authorize(f"c-{n}", 1, "EUR", "tok") for n in range(16))
     )
-    many = time.monotonic() - started
     assert all(isinstance(answer, Approved) for answer in answers)
-    assert one >= 0.2
-    assert many < 2.5 * one  # 16 concurrent calls take about one call's time, not 16
+    assert waiting == 16
