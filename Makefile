@@ -40,7 +40,7 @@ postgres-server:
 # Two test processes (pytest-xdist): the simulations are CPU-bound, the HTTP, process and
 # PostgreSQL tests mostly wait; each process starts its own private PostgreSQL cluster.
 test: lint | $(CHROMIUM) postgres-server
-	$(BIN)/pytest -q -n 2 --dist worksteal
+	$(BIN)/pytest -q -n 2 --dist worksteal --durations=20
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
