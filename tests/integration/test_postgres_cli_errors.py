@@ -8,6 +8,7 @@ an SQLite file). The commands of one case run as concurrent processes, to stay f
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -281,6 +282,7 @@ def test_another_lane_count_is_refused_untouched(
 def test_serve_names_its_database_without_the_password(postgres_url: str, tmp_path: Path) -> None:
     url = with_lanes(with_password(postgres_url), 2)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"}
+    env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT prints every thread's stack (a hang, below)
     server = subprocess.Popen(
         [sys.executable, "-m", "tillflow", "serve", "--port", str(free_port()), "-d", url],
         cwd=tmp_path,
@@ -297,7 +299,12 @@ def test_serve_names_its_database_without_the_password(postgres_url: str, tmp_pa
         assert "database postgresql://postgres@127.0.0.1:" in announced, announced
     finally:
         server.terminate()
-        rest, _ = server.communicate(timeout=DEADLINE)
+        try:
+            rest, _ = server.communicate(timeout=DEADLINE)
+        except subprocess.TimeoutExpired:  # seen once on a busy machine: say where it hung
+            server.send_signal(signal.SIGABRT)
+            dump, _ = server.communicate(timeout=DEADLINE)
+            pytest.fail(f"serve still running {DEADLINE:g} s after SIGTERM; its threads:\n{dump}")
     assert server.returncode == 0, rest
     assert PASSWORD not in announced + rest
 
