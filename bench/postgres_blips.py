@@ -21,7 +21,7 @@ from typing import Final
 
 from tests.postgres_cluster import running_cluster
 
-from bench.blips import TARGET, seconds_until
+from bench.blips import TARGET, recovery_result, rounds_and_hold, seconds_until
 from bench.cases import Context, Progress
 from bench.report import CaseResult
 from tillflow.engine import NewEvent, Processor, RecordedEvent, Runtime, Session
@@ -96,23 +96,16 @@ def measure(rounds: int, hold: float, progress: Progress) -> list[float]:
 
 
 def restart_recovery(context: Context) -> CaseResult:
-    quick = context.sizes.batches < 100
-    rounds, hold = (2, 1.5) if quick else (context.repeats * 2, 6.0)
+    rounds, hold = rounds_and_hold(context, 6.0)
     figures = measure(rounds, hold, context.progress)
     worst = max(figures)
-    return CaseResult(
-        case="22 PostgreSQL restart recovery",
-        tillflow=f"{worst:.2f} s",
-        reference="—",
-        ratio=None,
-        target=f"≤ {TARGET:g} s",
-        passed=worst <= TARGET,
-        notes=(
-            f"server crashed (pg_ctl -m immediate) with processors mid-backlog, down {hold:g} s, "
-            f"then started; from pg_ctl start to the next commit: median "
-            f"{statistics.median(figures):.2f} s, max {worst:.2f} s over {len(figures)} rounds"
-        ),
-        data={"seconds": figures},
+    return recovery_result(
+        "22 PostgreSQL restart recovery",
+        worst,
+        f"server crashed (pg_ctl -m immediate) with processors mid-backlog, down {hold:g} s, "
+        f"then started; from pg_ctl start to the next commit: median "
+        f"{statistics.median(figures):.2f} s, max {worst:.2f} s over {len(figures)} rounds",
+        {"seconds": figures},
     )
 
 

@@ -24,16 +24,22 @@ def _row(position: int, event_id: bytes | None = None, causation: bytes | None =
     )
 
 
+def _span(ring: RecentEvents, after: int, upto: int) -> list[RecordedEvent] | None:
+    """Every event in ``(after, upto]`` if the ring holds them all, else ``None``."""
+    found, through = ring.prefix(after, upto)
+    return found if through == upto else None
+
+
 def test_rows_come_back_as_the_events_a_read_would_give() -> None:
     ring = RecentEvents(8)
     rows = [_row(position) for position in range(1, 5)]
     ring.remember_rows(rows)
-    held = ring.span(0, 4)
+    held = _span(ring, 0, 4)
     assert held is not None
     assert held == [event_of_row(row) for row in rows]
     assert all(isinstance(event, RecordedEvent) for event in held)
-    assert ring.span(1, 3) == held[1:3]
-    assert ring.span(0, 5) is None  # position 5 was never held
+    assert _span(ring, 1, 3) == held[1:3]
+    assert _span(ring, 0, 5) is None  # position 5 was never held
 
 
 def test_one_sources_effects_are_a_complete_set_until_one_of_them_is_evicted() -> None:
@@ -47,17 +53,17 @@ def test_one_sources_effects_are_a_complete_set_until_one_of_them_is_evicted() -
     assert ring.emitted(prefix) == [event_of_row(row) for row in effects]  # read twice
     ring.remember_rows([_row(5)])  # slot 1 of 4: evicts the first effect
     assert ring.emitted(prefix) is None
-    assert ring.span(0, 3) is None  # position 1 is gone
-    assert ring.span(1, 3) is not None
+    assert _span(ring, 0, 3) is None  # position 1 is gone
+    assert _span(ring, 1, 3) is not None
 
 
 def test_a_slot_that_moved_on_while_read_is_not_overwritten_by_the_old_event() -> None:
     ring = RecentEvents(2)
     ring.remember_rows([_row(1), _row(2)])
-    assert ring.span(0, 2) is not None
+    assert _span(ring, 0, 2) is not None
     ring.remember_rows([_row(3)])  # evicts position 1
-    assert ring.span(0, 2) is None
-    held = ring.span(1, 3)
+    assert _span(ring, 0, 2) is None
+    held = _span(ring, 1, 3)
     assert held is not None and [event.position for event in held] == [2, 3]
 
 
@@ -66,8 +72,8 @@ def test_a_transaction_that_wraps_past_the_last_slot_is_held_whole() -> None:
     ring.remember_rows([_row(1), _row(2), _row(3)])
     rows = [_row(position) for position in range(4, 9)]  # slots 4, 0, 1, 2, 3
     ring.remember_rows(rows)
-    assert ring.span(3, 8) == [event_of_row(row) for row in rows]
-    assert ring.span(2, 8) is None  # position 3 was evicted by position 8
+    assert _span(ring, 3, 8) == [event_of_row(row) for row in rows]
+    assert _span(ring, 2, 8) is None  # position 3 was evicted by position 8
 
 
 def test_a_transaction_larger_than_the_ring_keeps_its_newest_rows_and_no_sets() -> None:
@@ -76,8 +82,8 @@ def test_a_transaction_larger_than_the_ring_keeps_its_newest_rows_and_no_sets() 
     base = derived_id_base("inventory", source)
     rows = [_row(position, derived_id_at(base, position), source) for position in range(1, 6)]
     ring.remember_rows(rows)
-    assert ring.span(2, 5) == [event_of_row(row) for row in rows[2:]]
-    assert ring.span(1, 5) is None
+    assert _span(ring, 2, 5) == [event_of_row(row) for row in rows[2:]]
+    assert _span(ring, 1, 5) is None
     # the set lost two of its events to the ring's size: never served as complete
     assert ring.emitted(derived_id_at(base, 0)[:14]) is None
 
@@ -107,9 +113,10 @@ def test_rows_of_scattered_positions_are_held_one_by_one() -> None:
     ring = RecentEvents(8)
     rows = [_row(2), _row(5)]
     ring.remember_rows(rows)
-    assert ring.span(1, 2) == [event_of_row(rows[0])]
-    assert ring.span(4, 5) == [event_of_row(rows[1])]
-    assert ring.span(1, 5) is None
+    assert _span(ring, 1, 2) == [event_of_row(rows[0])]
+    assert _span(ring, 4, 5) == [event_of_row(rows[1])]
+    assert _span(ring, 1, 5) is None
+    assert ring.prefix(1, 5) == ([event_of_row(rows[0])], 2)  # up to the first gap
 
 
 def _effects_of_one_source(first: int, count: int) -> tuple[bytes, list[Row]]:

@@ -189,15 +189,6 @@ class RecentEvents:
             self._by_emitter[prefix] = tuple(events)  # read once, kept as events
             return events
 
-    def span(self, after: int, upto: int) -> list[RecordedEvent] | None:
-        """Every event with ``after < position <= upto``, or ``None`` unless all are held."""
-        found, through = self.prefix(after, upto)
-        if through != upto:
-            self.misses += 1
-            return None
-        self.hits += 1
-        return found
-
     def prefix(self, after: int, upto: int) -> tuple[list[RecordedEvent], int]:
         """The events held from ``after + 1`` on, up to ``upto`` or the first position not
         held, and the position of the last one given (``after`` when none is)."""
