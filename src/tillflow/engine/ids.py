@@ -12,6 +12,7 @@ import os
 import threading
 import time
 import uuid
+from typing import Final
 
 _counter = itertools.count()
 _lock = threading.Lock()
@@ -51,12 +52,21 @@ EMITTER_PREFIX = 14
 """Derived ids of one (processor, source) share their first 14 bytes; the last 2 count."""
 
 
-def derived_id_base(processor: str, source_id: bytes) -> int:
-    """The part of every id ``processor`` derives from ``source_id`` (one hash per source)."""
-    digest = hashlib.blake2b(source_id + processor.encode(), digest_size=8).digest()
-    value = int.from_bytes(source_id[:6] + digest + b"\0\0", "big")
-    value = (value & ~(0xF << 76)) | (0x8 << 76)  # version 8 (custom)
-    return (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+def derived_id_base(processor: str, source_id: bytes) -> bytes:
+    """The part of every id ``processor`` derives from ``source_id`` (one hash per source):
+    its first :data:`EMITTER_PREFIX` bytes, which :func:`emitter_prefix` names too."""
+    hasher = _BLAKE2B_8.copy()  # of source id, then name: ~0.2 µs quicker than a new one
+    hasher.update(source_id)
+    hasher.update(processor.encode())
+    digest = hasher.digest()
+    # the digest's first byte carries version 8 (custom), its third the RFC 4122 variant
+    return source_id[:6] + _VERSION_8[digest[0]] + digest[1:2] + _VARIANT[digest[2]] + digest[3:]
+
+
+_BLAKE2B_8: Final = hashlib.blake2b(digest_size=8)
+"""Never updated: each derived id base hashes a copy."""
+_VERSION_8: Final = [bytes((0x80 | (byte & 0x0F),)) for byte in range(256)]
+_VARIANT: Final = [bytes((0x80 | (byte & 0x3F),)) for byte in range(256)]
 
 
 def derived_event_id(processor: str, source_id: bytes, index: int) -> bytes:
@@ -69,11 +79,11 @@ def derived_event_id(processor: str, source_id: bytes, index: int) -> bytes:
     return derived_id_at(derived_id_base(processor, source_id), index)
 
 
-def derived_id_at(base: int, index: int) -> bytes:
+def derived_id_at(base: bytes, index: int) -> bytes:
     """The ``index``-th id of a :func:`derived_id_base`."""
     if not 0 <= index < MAX_EMITS_PER_EVENT:
         raise ValueError(f"a handler may emit at most {MAX_EMITS_PER_EVENT} events per event")
-    return (base | index).to_bytes(16, "big")
+    return base + index.to_bytes(2, "big")
 
 
 def id_from_key(namespace: str, key: str) -> bytes:
@@ -88,9 +98,10 @@ def id_from_key(namespace: str, key: str) -> bytes:
         prefix = _uuid_bytes(key)[:8]
     except ValueError:
         return _uuid5_bytes(name)
-    raw = bytearray(prefix + hashlib.blake2b(name.encode(), digest_size=8).digest())
-    raw[8] = 0x80 | (raw[8] & 0x3F)  # RFC 4122 variant
-    return bytes(raw)
+    hasher = _BLAKE2B_8.copy()
+    hasher.update(name.encode())
+    digest = hasher.digest()
+    return prefix + _VARIANT[digest[0]] + digest[1:]  # the digest's first byte: the variant
 
 
 _URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
@@ -139,4 +150,4 @@ def parse_id(text: str | bytes | uuid.UUID) -> bytes:
 
 def emitter_prefix(processor: str, source_id: bytes) -> bytes:
     """The first bytes shared by every id ``processor`` derives from ``source_id``."""
-    return derived_id_at(derived_id_base(processor, source_id), 0)[:EMITTER_PREFIX]
+    return derived_id_base(processor, source_id)

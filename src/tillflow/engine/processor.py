@@ -101,7 +101,7 @@ class Session:
     _rows: dict[tuple[str, str], Any] = field(default_factory=dict)
     _source: RecordedEvent | None = None
     _emitted_for_source: int = 0
-    _id_base: int | None = None
+    _id_base: bytes | None = None
     scratch: dict[Any, Any] = field(default_factory=dict)
     """Per-batch memory for the handler (e.g. state it loaded); dropped with the batch."""
     cache: dict[Any, Any] = field(default_factory=dict)
