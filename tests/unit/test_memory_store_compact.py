@@ -268,6 +268,28 @@ def test_a_retry_gets_its_first_answer_from_the_objects_or_the_packed_index(pack
     assert store.head(0) == head
 
 
+def test_an_id_in_two_lanes_finds_its_first_row_whichever_lane_packs_first() -> None:
+    """One commit recording an id on two streams of two lanes: the first written is the one
+    found, while both are objects and once the other lane's window leaves the objects."""
+    store = MemoryEventStore(lane_count=2, hot=4, window=4)
+    first, second = (
+        next(f"s-{n}" for n in range(99) if lane_of(f"s-{n}", 2) == lane) for lane in (0, 1)
+    )
+    twice = new_event_id()
+    effects = BatchEffects(
+        [Emitted(stream, [NewEvent("E", {"on": stream}, id=twice)]) for stream in (first, second)]
+    )
+    store.commit_batch("p", 0, 0, 0, effects)
+    found = store.get_event(twice)
+    assert found is not None and found.stream == first
+    for _ in range(3):  # lane 1 packs the window holding the second row; lane 0 keeps objects
+        store.append(second, [NewEvent("E", {}) for _ in range(4)])
+    store.settle()
+    assert store.head(0) == 1 and store.head(1) == 13
+    found = store.get_event(twice)
+    assert found is not None and found.stream == first
+
+
 def _checkout_request(number: int) -> AppendRequest:
     """:func:`_ring_up`'s append of checkout ``number``."""
     checkout_id = id_from_key("checkout", str(number))

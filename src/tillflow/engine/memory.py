@@ -89,10 +89,9 @@ class MemoryEventStore(EventStore):
         self._appenders = [log.appender() for log in self._lanes]
         self._streams: dict[str, _Refs] = {}
         """Stream → its rows (in its lane), in version order."""
-        self._window = window
-        self._recent: list[list[dict[bytes, RecordedEvent]]] = [[{}] for _ in range(lane_count)]
-        """Per lane, id → event for the rows still objects: a dict per window of rows, oldest
-        first (a window's dict goes whole when the window is packed)."""
+        self._recent: dict[bytes, RecordedEvent] = {}
+        """Id → event, of every lane's rows still objects (one dict: a check of a commit's ids
+        is one pass over them; a packed window's ids leave it one by one)."""
         self._ids = IdIndex()
         """Id → reference (``row * lane_count + lane``), for packed events."""
         self._by_causation: dict[bytes, _Refs] = {}
@@ -207,7 +206,7 @@ class MemoryEventStore(EventStore):
         ids = [event.id for events in groups for event in events if event.id is not None]
         return (
             len(set(ids)) != len(ids)
-            or any(not chunk.keys().isdisjoint(ids) for lane in self._recent for chunk in lane)
+            or not self._recent.keys().isdisjoint(ids)
             or self._ids.any_of(ids)
         )
 
@@ -249,23 +248,19 @@ class MemoryEventStore(EventStore):
         after), noting each lane's last position and each stream's version in the
         receipt's ``positions`` and ``versions``."""
         lane_count, lanes, streams = self.lane_count, self._lanes, self._streams
-        caused, window = self._by_causation, self._window
+        caused, recent = self._by_causation, self._recent
         for stream, events, encoded, base in plans:
             if not events:
                 continue
             version = base
             lane = 0 if lane_count == 1 else lane_of(stream, lane_count)
-            log, push, chunks = lanes[lane], self._appenders[lane], self._recent[lane]
-            recent = chunks[-1]
+            log, push = lanes[lane], self._appenders[lane]
             first = row = len(log)
             # most appends hold one event: a tuple is quicker to make than a zip
             pairs = (
                 zip(events, encoded, strict=True) if len(events) > 1 else ((events[0], encoded[0]),)
             )
             for event, data in pairs:
-                if row and not row % window:  # the first row of a window: its own dict
-                    recent = {}
-                    chunks.append(recent)
                 version += 1
                 event_id = event.id or new_event_id()
                 cause = event.causation_id
@@ -308,10 +303,12 @@ class MemoryEventStore(EventStore):
             versions[stream] = version
 
     def _packed(self, events: list[RecordedEvent]) -> None:
-        """A lane's oldest window of ``events`` is leaving the objects: its dict of ids
-        goes, the ids go compact (an id twice in one append: both rows, the first found)."""
-        lane, count = events[0].lane, self.lane_count
-        del self._recent[lane][0]
+        """A lane's oldest window of ``events`` is leaving the objects: their ids go compact
+        (an id twice in one append: both rows, the first found)."""
+        lane, count, recent = events[0].lane, self.lane_count, self._recent
+        for event in events:
+            if recent.get(event.id) is event:  # not a later row of an id held twice
+                del recent[event.id]
         first = (events[0].position - 1) * count + lane
         self._ids.add_many(
             [event.id for event in events], range(first, first + len(events) * count, count)
@@ -333,11 +330,9 @@ class MemoryEventStore(EventStore):
             self._upcasting = self.registry.upcasting
 
     def _get_event(self, event_id: bytes) -> RecordedEvent | None:
-        for lane in self._recent:
-            for chunk in lane:
-                found = chunk.get(event_id)
-                if found is not None:
-                    return found
+        found = self._recent.get(event_id)
+        if found is not None:
+            return found
         ref = self._ids.get(event_id)
         return None if ref is None else self._at(ref)
 
