@@ -22,9 +22,12 @@ from tillflow.engine.types import RecordedEvent
 from tillflow.engine.upcasting import Upcasting, current_events
 
 _EMITTED_BY_MANY: Final = (
-    f"SELECT {COLUMNS} FROM events e JOIN unnest(%s::bytea[], %s::bytea[]) r(lo, hi) "
-    "ON e.id BETWEEN r.lo AND r.hi"
+    "SELECT e.* FROM unnest(%s::bytea[], %s::bytea[]) r(lo, hi) CROSS JOIN LATERAL "
+    f"(SELECT {COLUMNS} FROM events WHERE id BETWEEN r.lo AND r.hi OFFSET 0) e ORDER BY e.id"
 )
+"""An index range scan per source, whatever the planner knows of the table: as a plain join
+(``OFFSET 0`` keeps the subquery from being merged into one) a table never analyzed yet is
+walked whole once per range: 1.3 s for 350 sources among 12,000 events, growing with both."""
 
 
 def _id_range(prefix: bytes) -> tuple[bytes, bytes]:
@@ -137,7 +140,7 @@ class PostgresReads:
             return found
         ranges = [_id_range(prefix) for prefix in wanted]
         lows, highs = [low for low, _ in ranges], [high for _, high in ranges]
-        for event in self._events(_EMITTED_BY_MANY + " ORDER BY e.id", (lows, highs)):
+        for event in self._events(_EMITTED_BY_MANY, (lows, highs)):
             found[wanted[event.id[:EMITTER_PREFIX]]].append(event)
         return found
 
