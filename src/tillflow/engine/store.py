@@ -42,9 +42,10 @@ CommitListener = Callable[[], None]
 """Called (from the writing thread) after every commit that recorded events or checkpoints."""
 
 
-@dataclass(slots=True)
-class Emitted:
-    """Events a processor emits to one stream while handling a batch."""
+class Emitted(msgspec.Struct, gc=False):
+    """Events a processor emits to one stream while handling a batch (a Struct: a
+    processor makes one per stream it writes, and a dataclass takes ~0.5 µs to make, this
+    ~0.15)."""
 
     stream: str
     events: list[NewEvent]
