@@ -23,42 +23,16 @@ class _Levels(msgspec.Struct):
     reorder_point: int = 0
 
 
-class StockLevel:
+class StockLevel(msgspec.Struct, frozen=True, gc=False):
     """Stock, units short and reorder point (``0``: none) of one product at ``version`` of
-    its stream (0: never seen)."""
+    its stream (0: never seen). A Struct: Inventory makes one or two per line sold, and a
+    class of its own took ~0.8 µs to make, this ~0.2."""
 
-    __slots__ = ("product_id", "reorder_point", "short", "stock", "version")
-
-    def __init__(
-        self,
-        product_id: str,
-        version: int = 0,
-        stock: int = 0,
-        short: int = 0,
-        reorder_point: int = 0,
-    ) -> None:
-        self.product_id = product_id
-        self.version = version
-        self.stock = stock
-        self.short = short
-        self.reorder_point = reorder_point
-
-    def _key(self) -> tuple[str, int, int, int, int]:
-        return (self.product_id, self.version, self.stock, self.short, self.reorder_point)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, StockLevel):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return (
-            f"StockLevel({self.product_id!r}, version={self.version}, stock={self.stock}, "
-            f"short={self.short}, reorder_point={self.reorder_point})"
-        )
+    product_id: str
+    version: int = 0
+    stock: int = 0
+    short: int = 0
+    reorder_point: int = 0
 
     @property
     def low(self) -> bool:
