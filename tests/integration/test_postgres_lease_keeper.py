@@ -5,6 +5,7 @@ that span lanes guarded when two workers share a group's lanes."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 
@@ -31,8 +32,14 @@ GROUPS = ("inventory", "reporting")
 
 
 def shop_groups() -> list[Processor]:
-    """The shop's processors of :data:`GROUPS`."""
-    return [processor for processor in shop_processors() if processor.name in GROUPS]
+    """The shop's processors of :data:`GROUPS`, spread (their lanes split among workers):
+    these tests look at lanes changing hands and at rows that span lanes, which a group run
+    whole goes through only while it changes hands."""
+    return [
+        dataclasses.replace(processor, spread=True)
+        for processor in shop_processors()
+        if processor.name in GROUPS
+    ]
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 15.0) -> None:

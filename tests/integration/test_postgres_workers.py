@@ -1,5 +1,5 @@
-"""`tillflow worker` processes sharing the lanes of a PostgreSQL shop by leases: fair
-shares, takeover after SIGKILL within the TTL and a margin, a SIGSTOPped worker woken
+"""`tillflow worker` processes sharing a PostgreSQL shop's processors by leases (each run
+whole by one worker, spread out over the workers), takeover after SIGKILL within the TTL and a margin, a SIGSTOPped worker woken
 past its lease commits nothing, and the report equals the truth throughout."""
 
 from __future__ import annotations
@@ -97,14 +97,27 @@ def pid_of(row: LeaseRow) -> int:
     return int(row.owner.split(":")[1])
 
 
-def shared_fairly(store: PostgresEventStore, pids: set[int]) -> bool:
-    """Every lane of every group held, by the given workers only, ≤ the fair share each."""
+def placed(store: PostgresEventStore, pids: set[int]) -> bool:
+    """Every group held whole (all its lanes) by one of ``pids``, and the groups spread out
+    over them: each holds as many as any other, or one more (the shop's processors are run
+    whole: their lanes write the same stock streams and report rows)."""
     held = owners(store)
-    share = -(-LANES // len(pids))
-    return len(held) == len(shop_processors()) and all(
-        sum(counts.values()) == LANES and set(counts) <= pids and max(counts.values()) <= share
-        for counts in held.values()
-    )
+    if len(held) != len(shop_processors()):
+        return False
+    holders: dict[str, int] = {}
+    for group, counts in held.items():
+        if sum(counts.values()) != LANES or len(counts) != 1 or not set(counts) <= pids:
+            return False
+        [holders[group]] = counts
+    load = Counter(holders.values())
+    loads = [load[pid] for pid in pids]
+    return max(loads) - min(loads) <= 1
+
+
+def holder(store: PostgresEventStore, group: str) -> int:
+    """The pid holding ``group`` (held whole)."""
+    [pid] = owners(store)[group]
+    return pid
 
 
 class Till:
@@ -135,7 +148,7 @@ class Till:
         assert totals.checkouts == self.count
 
 
-def test_workers_share_lanes_take_over_and_fence_a_woken_worker(
+def test_workers_share_the_groups_take_over_and_fence_a_woken_worker(
     postgres_url: str, workers: Workers
 ) -> None:
     store = PostgresEventStore(postgres_url, lanes=LANES, registry=REGISTRY)
@@ -147,27 +160,28 @@ def test_workers_share_lanes_take_over_and_fence_a_woken_worker(
             till.truth.received(product_id, 10_000)
         started = [workers.start() for _ in range(3)]
         pids = {process.pid for process in started}
-        eventually(lambda: shared_fairly(store, pids))
+        eventually(lambda: placed(store, pids))
         till.checkouts(60)
         till.report_equals_truth()
 
-        killed = started[0]
+        by_pid = {process.pid: process for process in started}
+        killed = by_pid[holder(store, "inventory")]
         orphaned = owners(store)["inventory"][killed.pid]
         killed.kill()
         killed.wait()
-        taken_over = eventually(lambda: shared_fairly(store, pids - {killed.pid}))
+        taken_over = eventually(lambda: placed(store, pids - {killed.pid}))
         assert orphaned > 0 and taken_over < TTL + MARGIN, taken_over
         till.checkouts(60)
         till.report_equals_truth()
 
-        paused = started[1]
+        paused = by_pid[holder(store, "reporting")]
         paused.send_signal(signal.SIGSTOP)
         till.checkouts(20)  # work on its lanes, some of it perhaps in hand when it stopped
-        eventually(lambda: shared_fairly(store, pids - {killed.pid, paused.pid}))
+        eventually(lambda: placed(store, pids - {killed.pid, paused.pid}))
         till.checkouts(20)
         till.report_equals_truth()
         paused.send_signal(signal.SIGCONT)  # wakes past its lease: whatever it commits is fenced
-        eventually(lambda: shared_fairly(store, pids - {killed.pid}))
+        eventually(lambda: placed(store, pids - {killed.pid}))
         till.checkouts(20)
         till.report_equals_truth()
         print(f"takeover after SIGKILL of {orphaned} lanes: {taken_over:.2f} s")

@@ -1,7 +1,9 @@
 """A :class:`LeaseKeeper`'s fair share per processor group, on the in-memory lease table:
 each group's lanes are shared among the live workers running that group only, leases are
 taken and let go per (group, lane), and a worker prefers the lanes it holds in its other
-groups (co-partitioned) without ever leaving a lane untaken for that."""
+groups (co-partitioned) without ever leaving a lane untaken for that. A group whose
+processor is not ``spread`` is run whole: all its lanes by one worker, the groups run whole
+shared out among the workers."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from tillflow.engine.memory_leases import MemoryLeases
 LANES = 16
 TTL = 3.0
 INV, REP, STOCK = "inventory", "reporting", "stock"
+TILLS, RECEIPTS = "tills", "receipts"
 
 
 class Clock:
@@ -42,9 +45,14 @@ class Cluster:
         self.store = MemoryEventStore(LANES)
         self.keepers: dict[str, LeaseKeeper] = {}
 
-    def join(self, owner: str, groups: Iterable[str]) -> LeaseKeeper:
+    def join(self, owner: str, groups: Iterable[str], whole: Iterable[str] = ()) -> LeaseKeeper:
+        """A worker running ``groups``, those in ``whole`` declared not ``spread``."""
+        whole = set(whole)
         lanes = {
-            group: [LaneProcessor(self.store, Processor(group, _ignore), n) for n in range(LANES)]
+            group: [
+                LaneProcessor(self.store, Processor(group, _ignore, spread=group not in whole), n)
+                for n in range(LANES)
+            ]
             for group in groups
         }
         table = self.table
@@ -212,3 +220,99 @@ def test_random_fleets_hold_every_lane_of_every_group_within_the_shares(seed: in
             lease = cluster.table.lease(group, lane)
             assert lease is not None and lease.owner == owner
             assert cluster.table.holds(group, lane, cluster.keepers[owner].fences[(group, lane)])
+
+
+def test_a_group_run_whole_has_every_lane_held_by_one_worker() -> None:
+    """Inventory run whole, the stock group spread: two workers split the stock group 8/8
+    but one of them holds all of Inventory, and keeps it when a third joins."""
+    cluster = Cluster()
+    cluster.join("a", [INV, STOCK], whole=[INV])
+    cluster.join("b", [INV, STOCK], whole=[INV])
+    cluster.settle()
+    assert len(set(cluster.holders(INV).values())) == 1, cluster.describe()
+    assert sorted(cluster.holders(INV)) == list(range(LANES))
+    assert sorted(len(k.lanes_of(STOCK)) for k in cluster.keepers.values()) == [8, 8]
+    owner = cluster.holders(INV)[0]
+    cluster.join("c", [INV, STOCK], whole=[INV])
+    cluster.settle()
+    assert cluster.holders(INV) == dict.fromkeys(range(LANES), owner), cluster.describe()
+
+
+def test_groups_run_whole_are_shared_out_among_the_workers() -> None:
+    """Four groups run whole: the first worker takes all four, hands two over when a second
+    joins, and takes them all back when that one is killed."""
+    groups = [INV, REP, TILLS, RECEIPTS]
+    cluster = Cluster()
+    first = cluster.join("a", groups, whole=groups)
+    cluster.settle()
+    assert all(first.lanes_of(group) == list(range(LANES)) for group in groups)
+    second = cluster.join("b", groups, whole=groups)
+    cluster.settle()
+    for keeper in (first, second):
+        whole = [group for group in groups if keeper.lanes_of(group) == list(range(LANES))]
+        assert len(whole) == 2, cluster.describe()
+        assert all(not keeper.lanes_of(group) for group in groups if group not in whole)
+    del cluster.keepers["b"]  # killed: its leases and heartbeat expire
+    cluster.rounds(4)
+    cluster.settle()
+    assert all(first.lanes_of(group) == list(range(LANES)) for group in groups)
+
+
+def test_lanes_taken_without_the_anchor_are_let_go_to_its_holder() -> None:
+    """A worker that took lanes of a group run whole but not its lane 0 (a race, or a
+    worker before the group was declared whole) lets them go; the anchor's holder takes
+    them."""
+    cluster = Cluster()
+    cluster.table.heartbeat("stale", 60.0, [INV])
+    for lane in range(LANES // 2, LANES):
+        assert cluster.table.acquire(INV, lane, "stale", 60.0) is not None
+    keeper = cluster.join("a", [INV], whole=[INV])
+    keeper.tick()
+    assert keeper.lanes_of(INV) == list(range(LANES // 2)), cluster.describe()
+    stale = cluster.join("stale", [INV], whole=[INV])
+    stale.fences.update(
+        {(INV, lane): fence for (group, lane), fence in cluster.table.renew("stale", 60.0).items()}
+    )
+    for lane in range(LANES // 2, LANES):
+        stale._lanes[INV][lane].leased = True
+    cluster.settle()
+    assert cluster.holders(INV) == dict.fromkeys(range(LANES), "a"), cluster.describe()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_fleets_run_each_whole_group_on_one_worker(seed: int) -> None:
+    """Workers running random sets of groups, some run whole, join, die and resign; once
+    quiet every lane of each group with a live worker is held, each group run whole by one
+    worker, and no worker anchors more than its share of the groups run whole."""
+    rng = random.Random(seed)
+    cluster = Cluster()
+    whole = [TILLS, RECEIPTS, REP]
+    joined = 0
+    for _ in range(rng.randrange(4, 12)):
+        event = rng.random()
+        if event < 0.5 or not cluster.keepers:
+            joined += 1
+            groups = rng.sample([INV, REP, TILLS, RECEIPTS], rng.randrange(1, 5))
+            cluster.join(f"w{joined}", groups, whole=whole)
+        elif event < 0.7:
+            del cluster.keepers[rng.choice(sorted(cluster.keepers))]  # killed
+        elif event < 0.8:
+            cluster.keepers.pop(rng.choice(sorted(cluster.keepers))).resign()
+        order = sorted(cluster.keepers)
+        rng.shuffle(order)
+        cluster.rounds(rng.randrange(1, 3), order)
+    cluster.rounds(4)
+    cluster.settle()
+    for group in (INV, *whole):
+        running = sorted(owner for owner, k in cluster.keepers.items() if group in k.groups)
+        holders = cluster.holders(group)
+        assert sorted(holders) == (list(range(LANES)) if running else []), cluster.describe()
+        if group in whole and running:
+            assert len(set(holders.values())) == 1, f"{group} split: {cluster.describe()}"
+    workers, anchors = cluster.table.roster()
+    anchored = {owner: sum(holder == owner for holder in anchors.values()) for owner in workers}
+    for group in whole:
+        if group in anchors:  # its holder anchors at most one more than anyone running it
+            running = [owner for owner, groups in workers.items() if group in groups]
+            fewest = min(anchored[owner] for owner in running)
+            assert anchored[anchors[group]] <= fewest + 1, f"{group}: {cluster.describe()}"

@@ -124,7 +124,13 @@ class LaneProcessor:
     before it), and batch sizes that do not depend on how long batches took."""
 
     def __init__(
-        self, store: EventStore, processor: Processor, lane: int, *, scheduled: bool = False
+        self,
+        store: EventStore,
+        processor: Processor,
+        lane: int,
+        *,
+        scheduled: bool = False,
+        cache: dict[object, object] | None = None,
     ) -> None:
         self.store = store
         self.processor = processor
@@ -136,8 +142,10 @@ class LaneProcessor:
         self.attempts = 0
         self.failures = 0
         """Batches that failed (a handler raising, the store failing), ever."""
-        self.cache: dict[object, object] = {}
-        """Handler memory that outlives a batch; emptied whenever a batch fails to commit."""
+        self.cache: dict[object, object] = {} if cache is None else cache
+        """Handler memory that outlives a batch; emptied whenever a batch fails to commit.
+        Given, it is shared with the processor's other lanes stepped by the same thread
+        (a runtime's): what one lane's batch committed, the next batch of another sees."""
         self.scanned_total = 0
         self.handled_total = 0
         self.batches = 0

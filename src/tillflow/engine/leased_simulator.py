@@ -22,6 +22,7 @@ the live workers until a whole round is quiet.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 
 from tillflow.engine.errors import CheckpointConflict, LeaseLost, UnknownProcessor
 from tillflow.engine.graph import validate_graph
@@ -189,7 +190,9 @@ class LeasedSimulator(Simulator):
         self.joined += 1
         name = f"w{self.joined}"
         declared = self.scenario.processors(self.store)
-        by_name = {item.name: item for item in declared}
+        # every processor's lanes split among workers, as if spread: the harder case (run
+        # whole, a processor's lanes are split only while a group changes hands)
+        by_name = {item.name: dataclasses.replace(item, spread=True) for item in declared}
         if sorted(by_name) != sorted(self.names):
             raise ValueError(f"{name}: the scenario declared {sorted(by_name)}, not {self.names}")
         runs = self.leasing.runs

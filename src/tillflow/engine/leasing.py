@@ -7,7 +7,10 @@ workers run that group than before and takes free or expired lanes up to
 ``ceil(lanes / live workers running the group)``. Leases are taken and let go per
 (group, lane). Taking lanes of a group, it prefers those it already holds in its other
 groups, so workers that run the same groups hold the same lanes of each (co-partitioned);
-it never leaves a lane untaken for that. An ``after=`` group's barrier on a lane reads the
+it never leaves a lane untaken for that. A group whose processor is not ``spread`` (its
+lanes write the same streams or rows) is run whole: the worker holding its lane 0 takes all
+its lanes, and those groups are spread out over the workers by count. An ``after=`` group's
+barrier on a lane reads the
 store's durable checkpoints, so it holds wherever its upstream runs. Every batch of a held
 lane commits under its fence (owner, epoch); a batch under a lease since lost is rolled
 back by the store. The lease table itself (SQL, database clock) is the store's, e.g.
@@ -30,6 +33,7 @@ import math
 import threading
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -39,6 +43,8 @@ from tillflow.engine.outage import OutageBackoff, StoreHealth, describe_error
 
 log = logging.getLogger("tillflow.leasing")
 
+ANCHOR = 0
+"""The lane whose lease decides which worker runs a group that is run whole."""
 EXPIRY_MARGIN = 0.01
 """Seconds past another worker's lease expiry (database clock) before the round that takes
 it: the statement's way to the server."""
@@ -85,6 +91,33 @@ class LeaseVacancies(Protocol):
 
     def held_lanes(self) -> dict[str, set[int]]:
         """Per group, the lanes whose lease is held and unexpired now (by anyone)."""
+
+
+@runtime_checkable
+class LeaseRoster(Protocol):
+    """A lease table that can tell who runs what and who anchors what (optional; without
+    it, groups run whole are still each run by one worker, but not spread out evenly)."""
+
+    def roster(self) -> tuple[dict[str, frozenset[str]], dict[str, str]]:
+        """The live workers with the groups each runs, and per group the owner of its
+        lane-0 lease (held and unexpired)."""
+
+
+@dataclass(frozen=True)
+class Roster:
+    """One look at the live workers (each with its groups) and at who holds each group's
+    lane 0. Every worker counts the same way (lane 0 of any group, as it cannot tell
+    which of another worker's groups are run whole), so they agree on who is least loaded."""
+
+    workers: dict[str, frozenset[str]]
+    anchors: dict[str, str]
+
+    def least(self, group: str, owner: str) -> int:
+        """The fewest lanes 0 held by a live worker running ``group`` other than ``owner``
+        (a large number when there is none)."""
+        held = Counter(self.anchors.values())
+        counts = [held[w] for w, groups in self.workers.items() if w != owner and group in groups]
+        return min(counts, default=1 << 30)
 
 
 @runtime_checkable
@@ -137,6 +170,12 @@ class LeaseKeeper:
         """Seconds from the end of the last round until another worker's lease or heartbeat
         expires (from a :class:`LeaseExpiries` table; ``None``: not known)."""
         self._start = zlib.crc32(owner.encode()) % max(self.lane_count, 1)
+        self._whole = [
+            group for group in self.groups if lanes[group] and not lanes[group][0].processor.spread
+        ]
+        """The groups run whole by one worker (sorted): see :meth:`_balance_whole`."""
+        self._handed_over = False
+        """Whether this round has handed a group run whole over (one a round)."""
         for processors in lanes.values():
             for lane_processor in processors:
                 lane_processor.leased = False
@@ -173,9 +212,16 @@ class LeaseKeeper:
                 self._drop(key, release=True)
         # one look at what is held spares an acquisition tried on each lane held by others
         vacancies = self.table.held_lanes() if isinstance(self.table, LeaseVacancies) else None
+        roster = None
+        if self._whole and isinstance(self.table, LeaseRoster):
+            roster = Roster(*self.table.roster())
+        self._handed_over = False
         for group in self.groups:
-            running = max(1, self.table.live_workers(group))
             taken = None if vacancies is None else vacancies.get(group, set())
+            if group in self._whole:
+                self._balance_whole(group, taken, roster)
+                continue
+            running = max(1, self.table.live_workers(group))
             self._balance(group, fair_share(self.lane_count, running), taken)
         if isinstance(self.table, LeaseExpiries):
             self.next_look = self.table.next_expiry(self.owner)
@@ -201,6 +247,40 @@ class LeaseKeeper:
                 continue
             if self._try(group, lane):
                 count += 1
+
+    def _balance_whole(self, group: str, taken: set[int] | None, roster: Roster | None) -> None:
+        """A group run whole (its processor not ``spread``): whoever holds its lane 0 (the
+        anchor) takes all its lanes; lanes held without the anchor (a race, a hand-over)
+        are let go. A free anchor is tried by the workers running the group that anchor
+        the fewest groups run whole; one that anchors two more than another worker running
+        the group hands it over (one group a round), so the groups spread out evenly."""
+        held = self.lanes_of(group)
+        if ANCHOR not in held:
+            for lane in held[::-1]:
+                self._drop((group, lane), release=True)
+            if taken is not None and ANCHOR in taken:
+                return
+            if roster is not None and self._anchored() > roster.least(group, self.owner):
+                return
+            if not self._try(group, ANCHOR):
+                return
+        elif (
+            roster is not None
+            and not self._handed_over
+            and self._anchored() - roster.least(group, self.owner) >= 2
+        ):
+            for lane in held[::-1]:
+                self._drop((group, lane), release=True)
+            self._handed_over = True
+            return
+        for lane in range(self.lane_count):
+            if (group, lane) not in self.fences and (taken is None or lane not in taken):
+                self._try(group, lane)
+
+    def _anchored(self) -> int:
+        """Groups whose lane 0 this worker holds (counted as :class:`Roster` counts the
+        others: it cannot tell which of their groups are run whole)."""
+        return sum((group, ANCHOR) in self.fences for group in self.groups)
 
     def _co_held(self, group: str, lane: int) -> bool:
         """Whether this worker holds ``lane`` in one of its other groups."""

@@ -132,6 +132,18 @@ class MemoryLeases:
                 if now < expires and (group is None or group in groups)
             )
 
+    def roster(self) -> tuple[dict[str, frozenset[str]], dict[str, str]]:
+        """The live workers with their groups, and per group its lane-0 lease's owner."""
+        with self._lock:
+            now = self.clock()
+            workers = {w: groups for w, (expires, groups) in self._workers.items() if now < expires}
+            anchors = {
+                group: lease.owner
+                for (group, lane), lease in self._leases.items()
+                if lane == 0 and lease.owner is not None and now < lease.expires
+            }
+            return workers, anchors
+
     # -- the fence --------------------------------------------------------------------------
 
     def holds(self, processor: str, lane: int, fence: Fence) -> bool:

@@ -39,6 +39,10 @@ class Processor:
     ``after``: processors that must have scanned an event before this one may read it
     (sequence barrier). ``batch_size``: at most this many positions scanned per transaction.
     ``parking``: park failing events by key instead of stopping (``None``: stop).
+    ``spread``: whether workers sharing lanes may split this processor's lanes among them
+    (``False``: one worker at a time runs all of them, for a processor whose lanes write the
+    same streams or rows: split over workers, their batches would keep refusing each other;
+    in one worker its lanes take turns in one thread, so they never do).
     """
 
     name: str
@@ -47,6 +51,7 @@ class Processor:
     after: tuple[str, ...] = ()
     batch_size: int = 2000
     parking: Parking | None = None
+    spread: bool = True
 
     def __post_init__(self) -> None:
         if not self.name or len(self.name) > MAX_NAME_LENGTH or not self.name.isprintable():
@@ -67,6 +72,7 @@ def processor(
     after: Collection[str] = (),
     batch_size: int = 2000,
     parking: Parking | None = None,
+    spread: bool = True,
 ) -> Callable[[Handler], Processor]:
     """Decorator form: ``@processor("inventory", types=["CheckedOut"])``."""
 
@@ -78,6 +84,7 @@ def processor(
             tuple(after),
             batch_size,
             parking,
+            spread,
         )
 
     return wrap

@@ -134,13 +134,13 @@ class Runtime:
         for ``stall_after`` seconds."""
         self.health = StoreHealth(on_back=self._wake_all)
         """Whether the store answers this runtime's lanes (and its lease keeper, if any)."""
-        self.lanes: dict[str, list[LaneProcessor]] = {
-            name: [
-                LaneProcessor(store, self.processors[name], lane)
+        self.lanes: dict[str, list[LaneProcessor]] = {}
+        for name in self.order:
+            shared: dict[object, object] = {}  # its lanes take turns in the processor's thread
+            self.lanes[name] = [
+                LaneProcessor(store, self.processors[name], lane, cache=shared)
                 for lane in range(store.lane_count)
             ]
-            for name in self.order
-        }
         attach_parking(self.lanes, self.processors)
         self._executors: dict[str, ThreadPoolExecutor] = {}
         self._wake: list[asyncio.Event] = []

@@ -86,6 +86,11 @@ _NEXT_EXPIRY: Final = (
     "(SELECT min(expires_at) FROM workers WHERE worker <> %s AND expires_at > clock_timestamp())"
     ") - clock_timestamp())::float8"
 )
+_ROSTER_WORKERS: Final = "SELECT worker, groups FROM workers WHERE expires_at > clock_timestamp()"
+_ROSTER_ANCHORS: Final = (
+    "SELECT processor, owner FROM leases "
+    "WHERE lane = 0 AND owner IS NOT NULL AND expires_at > clock_timestamp()"
+)
 _LIVE_WORKERS: Final = (
     "SELECT worker, extract(epoch FROM expires_at - clock_timestamp())::float8 FROM workers "
     "WHERE expires_at > clock_timestamp() ORDER BY worker"
@@ -248,6 +253,16 @@ class Leases:
         for processor, lane in rows:
             held.setdefault(str(processor), set()).add(int(lane))
         return held
+
+    def roster(self) -> tuple[dict[str, frozenset[str]], dict[str, str]]:
+        """The live workers with their groups, and per group its lane-0 lease's owner."""
+        with self._pool.connection() as conn:
+            workers = conn.execute(_ROSTER_WORKERS).fetchall()
+            anchors = conn.execute(_ROSTER_ANCHORS).fetchall()
+        return (
+            {str(worker): frozenset(groups or ()) for worker, groups in workers},
+            {str(group): str(owner) for group, owner in anchors},
+        )
 
     def next_expiry(self, owner: str) -> float | None:
         """Seconds until the soonest of the other workers' leases and heartbeats expires

@@ -142,11 +142,13 @@ def handle(event: RecordedEvent, session: Session) -> None:
 
 def inventory_processor(batch_size: int = 3000) -> Processor:
     """Inventory's processor declaration: a checkout that keeps failing is parked, with its
-    returns held behind it, while other checkouts go on."""
+    returns held behind it, while other checkouts go on. Run whole by one worker: a
+    product's stock stream takes checkouts from every lane."""
     return Processor(
         NAME,
         handle,
         types=frozenset({"CheckedOut", "ItemsReturned"}),
         batch_size=batch_size,
         parking=Parking(),
+        spread=False,
     )

@@ -59,8 +59,9 @@ def number(event: RecordedEvent, session: Session) -> None:
 
 def receipts_processor(batch_size: int = 5000) -> Processor:
     """The processor that numbers checkouts per till (no barrier: it needs Sale's events
-    only)."""
-    return Processor(NAME, number, types=frozenset({"CheckedOut"}), batch_size=batch_size)
+    only). Run whole by one worker: a till's counter row takes checkouts from every lane."""
+    checkouts = frozenset({"CheckedOut"})
+    return Processor(NAME, number, types=checkouts, batch_size=batch_size, spread=False)
 
 
 _NUMBERED: Final = msgspec.json.Decoder(Numbered)

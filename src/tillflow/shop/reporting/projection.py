@@ -327,7 +327,8 @@ class BarrierReport:
 
 def reporting_processor(batch_size: int = 5000, views: ReportViews = REPORT_VIEWS) -> Processor:
     """The report's declaration: after Inventory. An event it cannot count (a sale whose
-    Inventory effects an operator skipped) is parked with its stream, not a stop."""
+    Inventory effects an operator skipped) is parked with its stream, not a stop. Run whole
+    by one worker: a product's row and the totals take sales from every lane."""
     return Processor(
         NAME,
         BarrierReport(views),
@@ -335,4 +336,5 @@ def reporting_processor(batch_size: int = 5000, views: ReportViews = REPORT_VIEW
         after=("inventory",),
         batch_size=batch_size,
         parking=Parking(),
+        spread=False,
     )

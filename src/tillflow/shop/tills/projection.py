@@ -171,5 +171,6 @@ class CashUp:
 
 
 def tills_processor(batch_size: int = 5000) -> Processor:
-    """The cash-up's declaration (it reads only the sale's own events: no barrier)."""
-    return Processor(NAME, CashUp(), types=SUBSCRIBED, batch_size=batch_size)
+    """The cash-up's declaration (it reads only the sale's own events: no barrier). Run
+    whole by one worker: a till's session row takes sales from every lane."""
+    return Processor(NAME, CashUp(), types=SUBSCRIBED, batch_size=batch_size, spread=False)
