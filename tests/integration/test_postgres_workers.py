@@ -1,6 +1,7 @@
 """`tillflow worker` processes sharing a PostgreSQL shop's processors by leases (each run
-whole by one worker, spread out over the workers), takeover after SIGKILL within the TTL and a margin, a SIGSTOPped worker woken
-past its lease commits nothing, and the report equals the truth throughout."""
+whole by one worker, spread out over the workers), takeover after SIGKILL within the TTL
+and a margin, a SIGSTOPped worker woken past its lease commits nothing, and the report
+equals the truth throughout."""
 
 from __future__ import annotations
 

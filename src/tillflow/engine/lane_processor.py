@@ -53,6 +53,9 @@ the conflict (:meth:`LaneProcessor.step`)."""
 BATCH_SECONDS = 0.25
 """How long a batch may take before the lane's next ones are made smaller
 (:meth:`LaneProcessor.step`)."""
+KNOWN_ROWS = 100_000
+"""Rows a processor remembers at most (:attr:`LaneProcessor.known_rows`); past that it
+forgets them all and reads them again as it meets them."""
 GIVE_WAY = 1.0
 """Seconds at most that a processor's other lanes give way to a lane just taken over
 (:class:`Turns`)."""
@@ -116,6 +119,15 @@ class Turns:
         return any(fresh.leased for fresh in list(self._fresh))
 
 
+def turn_takers(store: EventStore, processor: Processor) -> list[LaneProcessor]:
+    """A lane processor for each lane of ``store``, sharing their memory (handler memory
+    and rows known): for lanes stepped in turn by one thread, as a runtime's and a
+    rebuild's are."""
+    first = LaneProcessor(store, processor, 0)
+    rest = [LaneProcessor(store, processor, n, memory_of=first) for n in range(1, store.lane_count)]
+    return [first, *rest]
+
+
 class LaneProcessor:
     """One processor on one lane. Not thread-safe: one caller steps it at a time.
 
@@ -130,7 +142,7 @@ class LaneProcessor:
         lane: int,
         *,
         scheduled: bool = False,
-        cache: dict[object, object] | None = None,
+        memory_of: LaneProcessor | None = None,
     ) -> None:
         self.store = store
         self.processor = processor
@@ -142,10 +154,18 @@ class LaneProcessor:
         self.attempts = 0
         self.failures = 0
         """Batches that failed (a handler raising, the store failing), ever."""
-        self.cache: dict[object, object] = {} if cache is None else cache
+        self.cache: dict[object, object] = {} if memory_of is None else memory_of.cache
         """Handler memory that outlives a batch; emptied whenever a batch fails to commit.
-        Given, it is shared with the processor's other lanes stepped by the same thread
-        (a runtime's): what one lane's batch committed, the next batch of another sees."""
+        Shared with ``memory_of`` (another lane of the processor stepped by the same thread,
+        as a runtime's are): what one lane's batch committed, the next batch of another sees."""
+        self.known_rows: dict[tuple[str, str], bytes | None] | None = None
+        """View rows as this processor last committed or read them, so that a batch reads
+        only those it has not met (shared and emptied as :attr:`cache` is). Only on a store
+        that commits a batch only if every row it read is unchanged
+        (:attr:`~tillflow.engine.store.EventStore.checks_rows_read`): a row another worker
+        changed meanwhile fails the batch, and its redo reads afresh."""
+        if store.checks_rows_read:
+            self.known_rows = {} if memory_of is None else memory_of.known_rows
         self.scanned_total = 0
         self.handled_total = 0
         self.batches = 0
@@ -188,7 +208,7 @@ class LaneProcessor:
     def forget(self) -> None:
         """Drop the cached checkpoint and handler memory (the lane changed hands)."""
         self._checkpoint = None
-        self.cache.clear()
+        self.drop_memory()
         if self.parking is not None:
             self.parking.row = None
 
@@ -300,7 +320,9 @@ class LaneProcessor:
         self.waiting_on = None
         upto = min(limit, checkpoint + self.batch_limit)
         events = self.store.read(self.lane, checkpoint, upto, self.processor.types)
-        session = Session(self.store, self.name, cache=self.cache, batch=events)
+        session = Session(
+            self.store, self.name, cache=self.cache, batch=events, known_rows=self.known_rows
+        )
         handler = self.processor.handler
         for index, event in enumerate(events):
             if not self.leased:  # let go meanwhile: its commit would be fenced out
@@ -312,7 +334,7 @@ class LaneProcessor:
             try:
                 handler(event, session)
             except StoreUnavailable:
-                self.cache.clear()  # it holds what the abandoned pass did
+                self.drop_memory()  # it holds what the abandoned pass did
                 raise
             except Exception as error:
                 self._fail(checkpoint, events[:index], event, error)
@@ -350,10 +372,12 @@ class LaneProcessor:
         event: RecordedEvent,
         error: Exception,
     ) -> None:
-        self.cache.clear()  # it holds what the abandoned pass did
+        self.drop_memory()  # it holds what the abandoned pass did
         if event.position - 1 > checkpoint:
             holding = None if self.parking is None else self.parking.holding(self)
-            session = Session(self.store, self.name, cache=self.cache, batch=done)
+            session = Session(
+                self.store, self.name, cache=self.cache, batch=done, known_rows=self.known_rows
+            )
             for earlier in done:
                 if holding is not None and holding.hold(earlier):
                     continue
@@ -401,8 +425,10 @@ class LaneProcessor:
             self.forget()  # committed or not, the store tells on the next step
             raise
         except BaseException:
-            self.cache.clear()
+            self.drop_memory()
             raise
+        if self.known_rows is not None:
+            self._remember_rows(sealed)
         self._checkpoint = upto
         self.scanned_total += upto - checkpoint
         self.handled_total += handled
@@ -412,6 +438,22 @@ class LaneProcessor:
         self._history.append((now, self.scanned_total))
         while self._history and self._history[0][0] < now - THROUGHPUT_WINDOW:
             self._history.popleft()
+
+    def drop_memory(self) -> None:
+        """Empty the handler memory and the rows known (a batch failed, the lane moved)."""
+        self.cache.clear()
+        if self.known_rows is not None:
+            self.known_rows.clear()
+
+    def _remember_rows(self, effects: BatchEffects) -> None:
+        """After a commit: each row the batch read, as it now is."""
+        known = self.known_rows
+        assert known is not None
+        if len(known) > KNOWN_ROWS:
+            known.clear()
+        views = effects.views
+        for address, seen in effects.read.items():
+            known[address] = views.get(address, seen)
 
     def clear_failure(self) -> None:
         """Forget the last failure (before a retry)."""

@@ -188,16 +188,22 @@ class LaneParking:
                 return
             rest = queue[index + 1 :]
             event = self._event(lane_processor, position)
-            session = Session(store, self.name, cache=lane_processor.cache, batch=[event])
+            session = Session(
+                store,
+                self.name,
+                cache=lane_processor.cache,
+                batch=[event],
+                known_rows=lane_processor.known_rows,
+            )
             session.begin(event)
             try:
                 lane_processor.processor.handler(event, session)
             except StoreUnavailable:
-                lane_processor.cache.clear()
+                lane_processor.drop_memory()
                 self.row = None  # read again, as the checkpoint is
                 raise
             except Exception as error:
-                lane_processor.cache.clear()
+                lane_processor.drop_memory()
                 working = self._failed(key, event, error, rest, seen)
                 lane_processor.failures += 1
                 self._commit(lane_processor, working)

@@ -119,6 +119,9 @@ class Session:
     """The events of the batch being handled (set by the engine): what
     :meth:`emitted_by` reads ahead for."""
     _joined: dict[str, dict[bytes, list[RecordedEvent]]] = field(default_factory=dict)
+    known_rows: dict[tuple[str, str], bytes | None] | None = None
+    """Committed rows as the processor last met them (set by the engine on a store that
+    checks at commit that each row read is unchanged): :meth:`get` reads the others only."""
 
     def begin(self, source: RecordedEvent) -> None:
         """Start handling ``source`` (called by the engine before each handler call)."""
@@ -211,7 +214,10 @@ class Session:
             return None
         if found is not _MISSING:
             return found
-        raw = self.store.read_view(view, key)
+        known = self.known_rows
+        raw = _MISSING if known is None else known.get((view, key), _MISSING)
+        if raw is _MISSING:
+            raw = self.store.read_view(view, key)
         self.effects.read.setdefault((view, key), raw)
         if raw is None:
             return None

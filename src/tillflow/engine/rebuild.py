@@ -31,7 +31,7 @@ from tillflow.engine.errors import (
     HandlerFailed,
     StoreUnavailable,
 )
-from tillflow.engine.lane_processor import LaneProcessor
+from tillflow.engine.lane_processor import LaneProcessor, turn_takers
 from tillflow.engine.outage import OutageBackoff
 from tillflow.engine.parked_lane import attach_parking
 from tillflow.engine.parking import parked_view
@@ -168,9 +168,7 @@ class Rebuild:
             building = dataclasses.replace(
                 self.processor, name=versioned(name, claim.claim.version), after=after
             )
-            lanes = [
-                LaneProcessor(self.store, building, each) for each in range(self.store.lane_count)
-            ]
+            lanes = turn_takers(self.store, building)  # stepped in turn by this thread
             self._attach_parking(building, lanes, previous)
             return self._build(claim, lanes, previous, began)
         except BaseException:

@@ -39,7 +39,7 @@ from tillflow.engine.errors import (
 )
 from tillflow.engine.failure import FailurePolicy, StopOnFailure
 from tillflow.engine.graph import validate_graph
-from tillflow.engine.lane_processor import LaneProcessor, State
+from tillflow.engine.lane_processor import LaneProcessor, State, turn_takers
 from tillflow.engine.outage import OutageBackoff, StoreHealth, describe_error
 from tillflow.engine.parked_lane import attach_parking
 from tillflow.engine.processor import Processor
@@ -134,13 +134,9 @@ class Runtime:
         for ``stall_after`` seconds."""
         self.health = StoreHealth(on_back=self._wake_all)
         """Whether the store answers this runtime's lanes (and its lease keeper, if any)."""
-        self.lanes: dict[str, list[LaneProcessor]] = {}
-        for name in self.order:
-            shared: dict[object, object] = {}  # its lanes take turns in the processor's thread
-            self.lanes[name] = [
-                LaneProcessor(store, self.processors[name], lane, cache=shared)
-                for lane in range(store.lane_count)
-            ]
+        self.lanes: dict[str, list[LaneProcessor]] = {  # in turn, in the processor's thread
+            name: turn_takers(store, self.processors[name]) for name in self.order
+        }
         attach_parking(self.lanes, self.processors)
         self._executors: dict[str, ThreadPoolExecutor] = {}
         self._wake: list[asyncio.Event] = []

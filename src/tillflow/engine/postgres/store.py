@@ -71,6 +71,8 @@ class PostgresEventStore(PostgresReads, EventStore):
     ``idle_timeout`` (seconds) are set on every session.
     """
 
+    checks_rows_read = True  # a batch's rows read are written or checked only if unchanged
+
     def __init__(
         self,
         url: str,
