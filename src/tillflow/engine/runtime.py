@@ -139,7 +139,7 @@ class Runtime:
         }
         attach_parking(self.lanes, self.processors)
         self._executors: dict[str, ThreadPoolExecutor] = {}
-        self._wake: list[asyncio.Event] = []
+        self._wake: list[tuple[LaneProcessor, asyncio.Event]] = []
         self._progress: asyncio.Condition | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -174,7 +174,7 @@ class Runtime:
             self._executors[name] = ThreadPoolExecutor(1, thread_name_prefix=f"tillflow:{name}")
             for lane_processor in self.lanes[name]:
                 wake = asyncio.Event()
-                self._wake.append(wake)
+                self._wake.append((lane_processor, wake))
                 self._tasks.append(
                     asyncio.create_task(
                         self._run(lane_processor, wake),
@@ -190,8 +190,7 @@ class Runtime:
         self._stopping = True
         if self._probe is not None:
             self._probe.cancel()  # a probe under way ends in its thread
-        for wake in self._wake:
-            wake.set()
+        self.wake()
         try:
             if self._tasks:  # shielded: a cancelled stop leaves the tasks to end themselves
                 await asyncio.shield(asyncio.gather(*self._tasks, return_exceptions=True))
@@ -258,13 +257,17 @@ class Runtime:
             self.health.recovered(REQUESTS)
 
     def _wake_all(self) -> None:
-        for wake in self._wake:
-            wake.set()
+        """After a commit (or the store back): the lanes held here look again now (those
+        another worker holds wait for their poll, or for :meth:`wake`)."""
+        for lane_processor, wake in self._wake:
+            if lane_processor.leased:
+                wake.set()
 
     def wake(self) -> None:
         """Have every lane look again now, not after its poll interval: e.g. lanes a lease
         keeper has just granted. Call it from the event loop's thread."""
-        self._wake_all()
+        for _, wake in self._wake:
+            wake.set()
 
     async def _notify_progress(self) -> None:
         assert self._progress is not None
