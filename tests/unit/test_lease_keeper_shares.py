@@ -184,11 +184,9 @@ def test_a_dead_worker_s_lanes_of_each_group_go_to_the_workers_running_it() -> N
     assert cluster.holders(REP) == dict.fromkeys(range(LANES), "c")
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_random_fleets_hold_every_lane_of_every_group_within_the_shares(seed: int) -> None:
-    """Workers running random sets of groups join, die and resign in random order; once
-    quiet, every lane of each group with a live worker running it is held by one of those
-    workers, each at most its group's fair share, matching the table's leases."""
+def random_fleet(seed: int, groups: list[str], whole: Iterable[str] = ()) -> Cluster:
+    """Workers running random sets of ``groups`` join, die and resign in random order; the
+    cluster once quiet (the dead's leases and heartbeats expired)."""
     rng = random.Random(seed)
     cluster = Cluster()
     joined = 0
@@ -196,8 +194,8 @@ def test_random_fleets_hold_every_lane_of_every_group_within_the_shares(seed: in
         event = rng.random()
         if event < 0.5 or not cluster.keepers:
             joined += 1
-            groups = rng.sample([INV, REP, STOCK], rng.randrange(1, 4))
-            cluster.join(f"w{joined}", groups)
+            chosen = rng.sample(groups, rng.randrange(1, len(groups) + 1))
+            cluster.join(f"w{joined}", chosen, whole=whole)
         elif event < 0.7:
             del cluster.keepers[rng.choice(sorted(cluster.keepers))]  # killed
         elif event < 0.8:
@@ -205,8 +203,17 @@ def test_random_fleets_hold_every_lane_of_every_group_within_the_shares(seed: in
         order = sorted(cluster.keepers)
         rng.shuffle(order)
         cluster.rounds(rng.randrange(1, 3), order)
-    cluster.rounds(4)  # the dead's leases and heartbeats expire
+    cluster.rounds(4)
     cluster.settle()
+    return cluster
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_fleets_hold_every_lane_of_every_group_within_the_shares(seed: int) -> None:
+    """Workers running random sets of groups join, die and resign in random order; once
+    quiet, every lane of each group with a live worker running it is held by one of those
+    workers, each at most its group's fair share, matching the table's leases."""
+    cluster = random_fleet(seed, [INV, REP, STOCK])
     for group in (INV, REP, STOCK):
         running = sorted(owner for owner, k in cluster.keepers.items() if group in k.groups)
         holders = cluster.holders(group)
@@ -284,25 +291,8 @@ def test_random_fleets_run_each_whole_group_on_one_worker(seed: int) -> None:
     """Workers running random sets of groups, some run whole, join, die and resign; once
     quiet every lane of each group with a live worker is held, each group run whole by one
     worker, and no worker anchors more than its share of the groups run whole."""
-    rng = random.Random(seed)
-    cluster = Cluster()
     whole = [TILLS, RECEIPTS, REP]
-    joined = 0
-    for _ in range(rng.randrange(4, 12)):
-        event = rng.random()
-        if event < 0.5 or not cluster.keepers:
-            joined += 1
-            groups = rng.sample([INV, REP, TILLS, RECEIPTS], rng.randrange(1, 5))
-            cluster.join(f"w{joined}", groups, whole=whole)
-        elif event < 0.7:
-            del cluster.keepers[rng.choice(sorted(cluster.keepers))]  # killed
-        elif event < 0.8:
-            cluster.keepers.pop(rng.choice(sorted(cluster.keepers))).resign()
-        order = sorted(cluster.keepers)
-        rng.shuffle(order)
-        cluster.rounds(rng.randrange(1, 3), order)
-    cluster.rounds(4)
-    cluster.settle()
+    cluster = random_fleet(seed, [INV, REP, TILLS, RECEIPTS], whole)
     for group in (INV, *whole):
         running = sorted(owner for owner, k in cluster.keepers.items() if group in k.groups)
         holders = cluster.holders(group)

@@ -86,27 +86,26 @@ _FROM_DOCUMENT: Final = ", ".join(
 )
 
 
+def _row(e: RecordedEvent) -> tuple[Any, ...]:
+    """An event's values in :data:`_ALIAS`'s column order."""
+    return (
+        e.lane,
+        e.position,
+        e.id,
+        e.stream,
+        e.version,
+        e.type,
+        e.schema_version,
+        e.data,
+        e.recorded_at,
+        e.causation_id,
+        e.correlation_id,
+    )
+
+
 def _document(rows: Sequence[RecordedEvent]) -> Jsonb:
     """The rows as one ``jsonb`` array of arrays, in :data:`_ALIAS`'s column order."""
-    encoded = _encode(
-        [
-            (
-                e.lane,
-                e.position,
-                e.id,
-                e.stream,
-                e.version,
-                e.type,
-                e.schema_version,
-                e.data,
-                e.recorded_at,
-                e.causation_id,
-                e.correlation_id,
-            )
-            for e in rows
-        ]
-    )
-    return Jsonb(encoded, dumps=bytes.decode)
+    return Jsonb(_encode([_row(e) for e in rows]), dumps=bytes.decode)
 
 
 @functools.cache
@@ -308,23 +307,7 @@ class Plan:
         and the values, row by row for a few records, one document for many."""
         rows = self.records
         if len(rows) <= _VALUES_UPTO:
-            return len(rows), [
-                value
-                for e in rows
-                for value in (
-                    e.lane,
-                    e.position,
-                    e.id,
-                    e.stream,
-                    e.version,
-                    e.type,
-                    e.schema_version,
-                    e.data,
-                    e.recorded_at,
-                    e.causation_id,
-                    e.correlation_id,
-                )
-            ]
+            return len(rows), [value for e in rows for value in _row(e)]
         return 0, [_document(rows)]
 
 
