@@ -149,3 +149,22 @@ def test_sessions_plan_short_statements_without_jit_or_parallel_workers(postgres
     finally:
         store.close()
     assert settings == ("off", "0")
+
+
+def _views_options(url: str) -> list[str]:
+    [(options,)] = query(url, "SELECT reloptions FROM pg_class WHERE oid = 'views'::regclass")
+    return list(options or [])
+
+
+def test_view_rows_leave_room_on_their_pages_new_or_upgraded(postgres_url: str) -> None:
+    """Version 6: the view rows' pages keep room for rewritten rows (HOT updates), in a new
+    database and in one of version 5 upgraded on open, rows kept."""
+    PostgresEventStore(postgres_url, lanes=2).close()
+    assert _views_options(postgres_url) == ["fillfactor=70"]
+    query(postgres_url, "ALTER TABLE views RESET (fillfactor)")
+    query(postgres_url, "INSERT INTO views VALUES ('v', 'k', 'x')")
+    query(postgres_url, "UPDATE tillflow_schema SET version = 5")
+    with PostgresEventStore(postgres_url) as store:
+        assert store.read_view("v", "k") == b"x"
+    assert _views_options(postgres_url) == ["fillfactor=70"]
+    assert query(postgres_url, "SELECT version FROM tillflow_schema") == [(SCHEMA_VERSION,)]
