@@ -64,7 +64,7 @@ class SalesFigures(msgspec.Struct, array_like=True):
         return self.revenue - self.tax
 
     def add(self, other: SalesFigures) -> None:
-        """Add ``other``'s figures to these (spelled out: it runs for every sale)."""
+        """Add ``other``'s figures to these."""
         self.checkouts += other.checkouts
         self.returns += other.returns
         self.units_sold += other.units_sold
@@ -136,35 +136,41 @@ def quarter_start(day: date, quarter: int) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC) + quarter * QUARTER
 
 
-def figures_of(event: RecordedEvent) -> tuple[tuple[date, int], SalesFigures]:
-    """The quarter of a ``CheckedOut`` or ``ItemsReturned`` (:func:`quarter_of`) and its
-    figures: a sale's or a return's, whole."""
-    figures = SalesFigures()
-    if event.type == "CheckedOut":
-        sale = _SALE.decode(event.data)
-        figures.checkouts = 1
-        figures.sales = sale.total
+def sale_of(event: RecordedEvent) -> _Sale | _Return:
+    """What the buckets need of a ``CheckedOut`` or an ``ItemsReturned`` (its quarter is
+    ``quarter_of_text(sale_of(event).at)``)."""
+    return _SALE.decode(event.data) if event.type == "CheckedOut" else _RETURN.decode(event.data)
+
+
+def count_in(figures: SalesFigures, sale: _Sale | _Return) -> None:
+    """Add a sale's or a return's figures, whole, to ``figures`` (its quarter's)."""
+    units = tax = 0
+    if isinstance(sale, _Sale):
         for line in sale.lines:
-            figures.units_sold += line.quantity
-            figures.tax += line.tax
+            units += line.quantity
+            tax += line.tax
+        figures.checkouts += 1
+        figures.units_sold += units
+        figures.sales += sale.total
+        figures.tax += tax
         for paid in tenders.paid_with(sale.total, sale.tenders):
             if paid.type == tenders.CASH:
                 figures.cash += paid.amount
             elif paid.type == tenders.CARD:
                 figures.card += paid.amount
-        return quarter_of_text(sale.at), figures
-    back = _RETURN.decode(event.data)
-    figures.returns = 1
-    figures.refunds = back.refund_total
-    for line in back.lines:
-        figures.units_returned += line.quantity
-        figures.tax -= line.tax
-    for refund in tenders.refunded_with(back.refund_total, back.refunds):
+        return
+    for line in sale.lines:
+        units += line.quantity
+        tax += line.tax
+    figures.returns += 1
+    figures.units_returned += units
+    figures.refunds += sale.refund_total
+    figures.tax -= tax
+    for refund in tenders.refunded_with(sale.refund_total, sale.refunds):
         if refund.type == tenders.CASH:
             figures.cash -= refund.amount
         elif refund.type == tenders.CARD:
             figures.card -= refund.amount
-    return quarter_of_text(back.at), figures
 
 
 def since_figures(totals: Totals) -> SalesFigures:
@@ -189,15 +195,15 @@ def count_sale(session: Session, view: str, event: RecordedEvent, before: Totals
             counted = before.checkouts or before.returns
             session.put(view, SINCE_KEY, since_figures(before) if counted else SalesFigures())
         session.scratch[marker] = True
-    (day, quarter), figures = figures_of(event)
+    sale = sale_of(event)
+    day, quarter = quarter_of_text(sale.at)
     key = day.isoformat()
     found: SalesDay | None = session.get(view, key, SalesDay)
     row = found if found is not None else SalesDay()
     bucket = row.quarters.get(quarter)
     if bucket is None:
-        row.quarters[quarter] = figures
-    else:
-        bucket.add(figures)
+        bucket = row.quarters[quarter] = SalesFigures()
+    count_in(bucket, sale)  # into the bucket itself: no figures of its own made per sale
     session.put(view, key, row)
 
 
@@ -279,8 +285,8 @@ class SalesAudit:
             for lane in range(store.lane_count):
                 passed = store.checkpoint(self.processor, lane)
                 for event in store.read(lane, 0, passed, types=("CheckedOut", "ItemsReturned")):
-                    where, figures = figures_of(event)
-                    truth.setdefault(where, SalesFigures()).add(figures)
+                    sale = sale_of(event)
+                    count_in(truth.setdefault(quarter_of_text(sale.at), SalesFigures()), sale)
             kept = {
                 (day, quarter): figures
                 for day, row in read_days(store, self.view).items()
