@@ -299,7 +299,7 @@ def test_a_version_1_schema_is_migrated_when_opened(postgres_url: str) -> None:
     finally:
         reopened.close()
     assert query(postgres_url, "SELECT version FROM tillflow_schema") == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 5
+    assert SCHEMA_VERSION == 6
 
 
 def test_a_version_3_schema_gains_the_groups_of_workers_when_opened(postgres_url: str) -> None:
