@@ -3,12 +3,12 @@ that goes stay without a committer (case 18 of ``python -m bench``, ``--only pos
 alone: ``python -m bench.failover``).
 
 On the benchmark's own cluster (:func:`bench.postgres_shop.bench_cluster`), a fresh
-database of 16 lanes gets the workload's catalog and stock; three workers share the lanes
-of the shop's processors (Inventory, the report and the others: :data:`GROUPS`) by leases
-(``--lease-ttl``) while a till thread keeps ringing
+database of 16 lanes gets the workload's catalog and stock; three workers share the shop's
+processors (Inventory, the report and the others: :data:`GROUPS`, each run whole by one
+worker, all its lanes) by leases (``--lease-ttl``) while a till thread keeps ringing
 up checkouts (a batch of 8 every 50 ms, so every lane keeps getting work; it holds back
 while the workers are far behind: :data:`MOST_BEHIND`). Then, one at a time, each
-followed by a fresh worker and a wait until the lanes are shared fairly again:
+followed by a fresh worker and a wait until the groups are spread out again:
 
 - **SIGKILL** of the worker holding the most lanes: for each lease it held, the time from
   the kill until a commit on that lane under another worker's lease: the lease row shows a
@@ -59,7 +59,7 @@ from bench.postgres_shop import (
 from bench.report import CaseResult
 from bench.shop import BASKETS, percentile
 from tillflow.engine import format_id, new_event_id
-from tillflow.engine.postgres import PostgresEventStore, fair_share
+from tillflow.engine.postgres import PostgresEventStore
 from tillflow.shop.assembly import REGISTRY, Shop, shop_processors
 from tillflow.shop.sale.commands import Checkout
 
@@ -122,16 +122,22 @@ def held_by(store: PostgresEventStore) -> dict[int, list[Lane]]:
     return found
 
 
-def shared_fairly(store: PostgresEventStore, pids: set[int]) -> bool:
-    """Every lane of both groups held by ``pids`` only, none above its fair share, each
-    holding some."""
-    held = held_by(store)
-    share = fair_share(store.lane_count, len(pids))
-    counts = {pid: len(lanes) for pid, lanes in held.items()}
+def placed(store: PostgresEventStore, pids: set[int]) -> bool:
+    """Every lane of every group held by ``pids`` only, each group whole by one of them
+    (the shop's processors are run whole), each worker holding some groups and none two
+    more than another."""
+    groups: dict[int, set[str]] = {}
+    for pid, lanes in held_by(store).items():
+        for group, _ in lanes:
+            groups.setdefault(pid, set()).add(group)
+    holders = {group: pid for pid, held in groups.items() for group in held}
+    counts = [len(groups.get(pid, ())) for pid in pids]
     return (
-        set(counts) == pids
-        and sum(counts.values()) == len(GROUPS) * store.lane_count
-        and all(count <= len(GROUPS) * share for count in counts.values())
+        set(groups) == pids
+        and sum(len(lanes) for lanes in held_by(store).values()) == len(GROUPS) * store.lane_count
+        and len(holders) == len(GROUPS)
+        and sum(counts) == len(GROUPS)  # no group split between workers
+        and max(counts) - min(counts) <= 1
     )
 
 
@@ -303,11 +309,11 @@ class Fleet:
         return worker
 
     def settle(self, store: PostgresEventStore) -> None:
-        """Until the live workers share every lane fairly."""
+        """Until the live workers run every group, spread out (:func:`placed`)."""
         wait_until(
-            lambda: shared_fairly(store, set(self.workers)),
+            lambda: placed(store, set(self.workers)),
             10 * self.ttl + 30,
-            "a fair share of the lanes",
+            "every group placed on the workers",
             list(self.workers.values()),
         )
 
