@@ -7,7 +7,7 @@ from __future__ import annotations
 from tests.integration.test_postgres_leases import query
 from tests.unit.test_upcasting import V1_CHECKOUT
 from tillflow.engine import NewEvent
-from tillflow.engine.postgres import PostgresEventStore
+from tillflow.engine.postgres import SCHEMA_VERSION, PostgresEventStore
 from tillflow.shop.assembly import REGISTRY
 from tillflow.shop.sale.events import CheckedOut, checkout_stream
 from tillflow.shop.sale.tenders import CASH, PaidTender
@@ -22,7 +22,7 @@ def test_a_version_4_database_migrates_and_reads_its_old_checkout_as_v2(
     stored = query(postgres_url, "SELECT schema_version, data FROM events")
 
     with PostgresEventStore(postgres_url, registry=REGISTRY) as store:
-        assert query(postgres_url, "SELECT version FROM tillflow_schema") == [(5,)]
+        assert query(postgres_url, "SELECT version FROM tillflow_schema") == [(SCHEMA_VERSION,)]
         [recorded] = store.read_stream(checkout_stream("c-1"))
         assert recorded.schema_version == 2
         checked_out = recorded.decode(CheckedOut)
