@@ -251,9 +251,10 @@ class LeaseKeeper:
     def _balance_whole(self, group: str, taken: set[int] | None, roster: Roster | None) -> None:
         """A group run whole (its processor not ``spread``): whoever holds its lane 0 (the
         anchor) takes all its lanes; lanes held without the anchor (a race, a hand-over)
-        are let go. A free anchor is tried by the workers running the group that anchor
-        the fewest groups run whole; one that anchors two more than another worker running
-        the group hands it over (one group a round), so the groups spread out evenly."""
+        are let go. A free anchor is tried by the workers running the group that hold the
+        fewest lanes 0 (of any group: :class:`Roster`); one holding two more than another
+        worker running the group hands it over (one group a round), so the groups spread
+        out evenly."""
         held = self.lanes_of(group)
         if ANCHOR not in held:
             for lane in held[::-1]:
