@@ -20,6 +20,10 @@ from tillflow.shop.assembly import shop_processors
 
 TILLFLOW = str(Path(sys.executable).parent / "tillflow")
 DEADLINE = 15.0
+START_DEADLINE = 90.0
+"""How long a server may take to answer /health: ~2.2 s on a quiet machine for `serve
+--workers 2` (three processes importing the app), over 15 s at a load of 12 on two cores.
+Only a bound on waiting: the test goes on as soon as it answers."""
 
 
 def environment(database: Path, port: int) -> dict[str, str]:
@@ -65,7 +69,7 @@ def process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[s
 
 
 def wait_until_healthy(url: str, child: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + DEADLINE
+    deadline = time.monotonic() + START_DEADLINE
     while time.monotonic() < deadline:
         if child.poll() is not None:
             raise AssertionError(
