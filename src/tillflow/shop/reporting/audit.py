@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import msgspec
 
 from tillflow.engine import EventStore, RecordedEvent
+from tillflow.engine.log_tail import LogTail
 from tillflow.shop.inventory.events import stock_stream
 from tillflow.shop.reporting.projection import ReportViews
 from tillflow.shop.reporting.rows import TOTALS_KEY, ProductRow, Totals
@@ -44,27 +45,87 @@ class _Change(msgspec.Struct):
     units_short: int = 0
 
 
-def fold(events: Iterable[RecordedEvent]) -> Figures:
-    """The figures after ``events`` (one product's Inventory stream, in version order)."""
-    sold = returned = revenue = tax = received = adjustments = stock = short = oversold = 0
-    for event in events:
+class _Folding:
+    """Inventory's events of one product added one by one, in version order."""
+
+    __slots__ = (
+        "count_adjustments",
+        "open_shortfall",
+        "received",
+        "revenue",
+        "stock_left",
+        "tax",
+        "units_oversold",
+        "units_returned",
+        "units_sold",
+    )
+
+    def __init__(self) -> None:
+        self.units_sold = self.units_returned = self.revenue = self.tax = self.received = 0
+        self.count_adjustments = self.stock_left = self.open_shortfall = 0
+        self.units_oversold = 0
+
+    def add(self, event: RecordedEvent) -> None:
         change = msgspec.json.decode(event.data, type=_Change)
         if event.type == "ProductTaken":
-            sold += change.quantity
-            revenue += change.line_total
-            tax += change.tax
+            self.units_sold += change.quantity
+            self.revenue += change.line_total
+            self.tax += change.tax
         elif event.type == "ProductReturned":
-            returned += change.quantity
-            revenue -= change.refund
-            tax -= change.tax
+            self.units_returned += change.quantity
+            self.revenue -= change.refund
+            self.tax -= change.tax
         elif event.type == "StockReceived":
-            received += change.quantity
+            self.received += change.quantity
         elif event.type == "StockCounted":
-            adjustments += change.difference
+            self.count_adjustments += change.difference
         elif event.type == "StockShortfall":
-            oversold += change.units_short
-        stock, short = change.stock_after, change.short_after
-    return Figures(sold, returned, revenue, tax, received, adjustments, stock, short, oversold)
+            self.units_oversold += change.units_short
+        self.stock_left, self.open_shortfall = change.stock_after, change.short_after
+
+    def figures(self) -> Figures:
+        return Figures(
+            self.units_sold,
+            self.units_returned,
+            self.revenue,
+            self.tax,
+            self.received,
+            self.count_adjustments,
+            self.stock_left,
+            self.open_shortfall,
+            self.units_oversold,
+        )
+
+
+def fold(events: Iterable[RecordedEvent]) -> Figures:
+    """The figures after ``events`` (one product's Inventory stream, in version order)."""
+    folding = _Folding()
+    for event in events:
+        folding.add(event)
+    return folding.figures()
+
+
+class StreamFolds:
+    """Each product's Inventory stream folded to every version read so far, each event
+    folded once (a store's recorded events never change); another store starts over."""
+
+    def __init__(self) -> None:
+        self._store: EventStore | None = None
+        self._folds: dict[str, tuple[_Folding, list[Figures]]] = {}
+
+    def at(self, store: EventStore, product_id: str, version: int) -> Figures | None:
+        """The figures of ``product_id`` at ``version``; ``None`` if it has no such version."""
+        if version < 0:
+            return None
+        if store is not self._store:
+            self._store, self._folds = store, {}
+        folding, by_version = self._folds.setdefault(product_id, (_Folding(), [Figures()]))
+        known = len(by_version) - 1
+        if version > known:
+            for event in store.read_stream(stock_stream(product_id), known, version):
+                folding.add(event)
+                by_version.append(folding.figures())
+        return by_version[version] if version < len(by_version) else None
 
 
 def figures_of(row: ProductRow) -> Figures:
@@ -137,6 +198,7 @@ class ConsistentCutAudit:
     def __init__(self, views: ReportViews) -> None:
         self.views = views
         self.seen: dict[str, int] = {}
+        self.folds = StreamFolds()
 
     def __call__(self, store: EventStore) -> list[str]:
         with store.snapshot():
@@ -148,11 +210,10 @@ class ConsistentCutAudit:
         for row in rows:
             found += identity_violations(row)
             version = row.as_of.version
-            prefix = store.read_stream(stock_stream(row.product_id), 0, version)
-            if len(prefix) != version:
+            truth = self.folds.at(store, row.product_id, version)
+            if truth is None:
                 found.append(f"{row.product_id}: as of version {version}, which does not exist")
                 continue
-            truth = fold(prefix)
             if figures_of(row) != truth:
                 found.append(
                     f"{row.product_id}: row {figures_of(row)} is not Inventory's version "
@@ -194,6 +255,10 @@ class EventualAudit:
         self.views = views
         self.processor = processor
         self.torn = 0
+        self.folds = StreamFolds()
+        self.passed = LogTail(("CheckedOut", "ItemsReturned"))
+        self.sales: dict[str, list[int]] = {}
+        """Per product (sold, returned, revenue, tax) over the sales the processor passed."""
 
     def __call__(self, store: EventStore) -> list[str]:
         with store.snapshot():
@@ -201,25 +266,30 @@ class EventualAudit:
 
     def _audit(self, store: EventStore) -> list[str]:
         found: list[str] = []
-        sales: dict[str, list[int]] = {}
-        for lane in range(store.lane_count):
-            passed = store.checkpoint(self.processor, lane)
-            for event in store.read(lane, 0, passed, types=("CheckedOut", "ItemsReturned")):
-                data = event.payload()
-                for line in data["lines"]:
-                    figures = sales.setdefault(line["product_id"], [0, 0, 0, 0])
-                    if event.type == "CheckedOut":
-                        figures[0] += line["quantity"]
-                        figures[2] += line["line_total"]
-                        figures[3] += line.get("tax", 0)
-                    else:
-                        figures[1] += line["quantity"]
-                        figures[2] -= line["refund"]
-                        figures[3] -= line.get("tax", 0)
+        upto = {lane: store.checkpoint(self.processor, lane) for lane in range(store.lane_count)}
+        restarted, events = self.passed.advance(store, upto)
+        if restarted:
+            self.sales = {}
+        sales = self.sales
+        for event in events:
+            data = event.payload()
+            for line in data["lines"]:
+                figures = sales.setdefault(line["product_id"], [0, 0, 0, 0])
+                if event.type == "CheckedOut":
+                    figures[0] += line["quantity"]
+                    figures[2] += line["line_total"]
+                    figures[3] += line.get("tax", 0)
+                else:
+                    figures[1] += line["quantity"]
+                    figures[2] -= line["refund"]
+                    figures[3] -= line.get("tax", 0)
         rows = read_rows(store, self.views)
         for row in rows:
             version = row.as_of.version
-            truth = fold(store.read_stream(stock_stream(row.product_id), 0, version))
+            truth = self.folds.at(store, row.product_id, version)
+            if truth is None:
+                found.append(f"{row.product_id}: as of version {version}, which does not exist")
+                continue
             shown = figures_of(row)
             stock_half = ("received", "count_adjustments", "stock_left", "open_shortfall")
             for name in (*stock_half, "units_oversold"):

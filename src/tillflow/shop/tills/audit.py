@@ -11,12 +11,13 @@ are its ``TillOpened`` and ``TillClosed``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Final
 
 import msgspec
 
 from tillflow.engine import EventStore, RecordedEvent
+from tillflow.engine.log_tail import LogTail
 from tillflow.shop.sale.events import CardDeclined, CheckedOut, ItemsReturned, checkout_stream
 from tillflow.shop.sale.tenders import CARD, CASH, paid_with, refunded_with
 from tillflow.shop.sale.till_sessions import TillClosed, TillOpened
@@ -43,21 +44,21 @@ class LogCashUp:
         return self.floats.get((till, session), 0) + kept - figures.get("cash_refunds", 0)
 
 
-def _events(store: EventStore, upto: dict[int, int] | None) -> Iterator[RecordedEvent]:
-    for lane in range(store.lane_count):
-        for event in store.iter_all(lane):
-            if upto is not None and event.position > upto[lane]:
-                break
-            yield event
+LOGGED: Final = ("CheckedOut", "ItemsReturned", "CardDeclined", "TillOpened", "TillClosed")
+"""The sale's events a cash-up is made of."""
 
 
-def fold_log(store: EventStore, upto: dict[int, int] | None = None) -> LogCashUp:
-    """The cash-up from the log's events (per lane up to ``upto``; ``None``: all)."""
-    figures: dict[Drawer, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    floats: dict[Drawer, int] = {}
-    counts: dict[Drawer, int] = {}
-    open_session: dict[str, str | None] = {}
-    for event in _events(store, upto):
+class _LogFold:
+    """The cash-up of the log's events added one by one (each lane in order)."""
+
+    def __init__(self) -> None:
+        self.figures: dict[Drawer, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.floats: dict[Drawer, int] = {}
+        self.counts: dict[Drawer, int] = {}
+        self.open_session: dict[str, str | None] = {}
+
+    def add(self, store: EventStore, event: RecordedEvent) -> None:
+        figures = self.figures
         if event.type == "CheckedOut":
             sale = event.decode(CheckedOut)
             drawer = figures[(sale.till_id, sale.session_id)]
@@ -81,16 +82,30 @@ def fold_log(store: EventStore, upto: dict[int, int] | None = None) -> LogCashUp
                 drawer[f"{part.type}_refunds"] += part.amount
         elif event.type == "CardDeclined":  # the till's stream: in order with its sessions
             till = event.decode(CardDeclined).till_id
-            figures[(till, open_session.get(till))]["declines"] += 1
+            figures[(till, self.open_session.get(till))]["declines"] += 1
         elif event.type == "TillOpened":
             opened = event.decode(TillOpened)
-            open_session[opened.till_id] = opened.session_id
-            floats[(opened.till_id, opened.session_id)] = opened.float
+            self.open_session[opened.till_id] = opened.session_id
+            self.floats[(opened.till_id, opened.session_id)] = opened.float
         elif event.type == "TillClosed":
             closed = event.decode(TillClosed)
-            open_session[closed.till_id] = None
-            counts[(closed.till_id, closed.session_id)] = closed.counted
-    return LogCashUp({key: dict(value) for key, value in figures.items()}, floats, counts)
+            self.open_session[closed.till_id] = None
+            self.counts[(closed.till_id, closed.session_id)] = closed.counted
+
+    def result(self) -> LogCashUp:
+        figures = {key: dict(value) for key, value in self.figures.items()}
+        return LogCashUp(figures, dict(self.floats), dict(self.counts))
+
+
+def fold_log(store: EventStore, upto: dict[int, int] | None = None) -> LogCashUp:
+    """The cash-up from the log's events (per lane up to ``upto``; ``None``: all)."""
+    marks = (
+        upto if upto is not None else {lane: store.head(lane) for lane in range(store.lane_count)}
+    )
+    folding = _LogFold()
+    for event in LogTail(LOGGED).advance(store, marks)[1]:
+        folding.add(store, event)
+    return folding.result()
 
 
 def _shown(takings: Takings, late: Takings | None = None) -> dict[str, int]:
@@ -101,18 +116,31 @@ def _shown(takings: Takings, late: Takings | None = None) -> dict[str, int]:
     return {name: value for name, value in summed.items() if value}
 
 
+def _sorted(figures: dict[str, int]) -> dict[str, int]:
+    """By name: the same figures read the same however the log was folded."""
+    return dict(sorted(figures.items()))
+
+
 class CashUpAudit:
     """The consistent-cut property of the cash-up (see the module docstring)."""
 
     def __init__(self, processor: str = NAME) -> None:
         self.processor = processor
+        self.passed = LogTail(LOGGED)
+        self.folding = _LogFold()
+        """The log's events up to the processor's checkpoints, each folded once."""
 
     def __call__(self, store: EventStore) -> list[str]:
         with store.snapshot():
             upto = {
                 lane: store.checkpoint(self.processor, lane) for lane in range(store.lane_count)
             }
-            truth = fold_log(store, upto)
+            restarted, events = self.passed.advance(store, upto)
+            if restarted:
+                self.folding = _LogFold()
+            for event in events:
+                self.folding.add(store, event)
+            truth = self.folding.result()
             tills = [
                 msgspec.json.decode(raw, type=TillRow) for _, raw in store.view_rows(TILLS_VIEW)
             ]
@@ -131,7 +159,8 @@ class CashUpAudit:
             if shown.get(drawer, {}) != logged:
                 found.append(
                     f"{self.processor} at {upto}: till {drawer[0]} session {drawer[1]} shows "
-                    f"{shown.get(drawer, {})}, the log's events up to there {logged}"
+                    f"{_sorted(shown.get(drawer, {}))}, the log's events up to there "
+                    f"{_sorted(logged)}"
                 )
         for row in sessions:
             drawer = (row.till_id, row.session_id)

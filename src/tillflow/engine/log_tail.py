@@ -1,0 +1,42 @@
+"""Following a store's lanes up to marks that move forward: for checks that fold the log
+up to a processor's checkpoints after every step of a run, reading each event once instead
+of the whole log each time."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+from tillflow.engine.store import EventStore
+from tillflow.engine.types import RecordedEvent
+
+
+class LogTail:
+    """The events of each lane after what :meth:`advance` returned before, up to the new
+    marks. A mark that moves back, or another store, starts over from the first event:
+    ``advance`` then says so, and the caller starts its fold again.
+
+    Sound because a store's recorded events never change: what was read stays as read.
+    """
+
+    def __init__(self, types: Collection[str] | None = None) -> None:
+        self._types = types
+        self._store: EventStore | None = None
+        self._read: dict[int, int] = {}
+
+    def advance(
+        self, store: EventStore, upto: Mapping[int, int]
+    ) -> tuple[bool, list[RecordedEvent]]:
+        """``(restarted, events)``: the events after the last marks up to ``upto`` (lane by
+        lane, each lane in order); ``restarted`` when they begin from the first event."""
+        restarted = store is not self._store or any(
+            upto[lane] < self._read.get(lane, 0) for lane in upto
+        )
+        if restarted:
+            self._store, self._read = store, {}
+        events: list[RecordedEvent] = []
+        for lane, mark in upto.items():
+            after = self._read.get(lane, 0)
+            if mark > after:
+                events += store.read(lane, after, mark, types=self._types)
+            self._read[lane] = mark
+        return restarted, events
