@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 from tillflow.engine import MemoryEventStore, NewEvent, RecordedEvent
-from tillflow.engine.log_tail import LogTail
+from tillflow.engine.log_tail import LastAnswer, LogTail
 
 
 def _filled(lanes: int, count: int, seed: int) -> MemoryEventStore:
@@ -64,3 +64,22 @@ def test_another_store_starts_over() -> None:
     restarted, events = tail.advance(second, {0: 10})
     assert restarted
     assert events == second.read(0, 0, 10)
+
+
+def test_a_check_asked_about_the_same_inputs_answers_without_computing_again() -> None:
+    computed: list[int] = []
+
+    def check(value: int) -> list[str]:
+        computed.append(value)
+        return [f"bad {value}"] if value % 2 else []
+
+    last = LastAnswer()
+    assert last.of(("store", {0: 3}, 1), lambda: check(1)) == ["bad 1"]
+    kept = last.of(("store", {0: 3}, 1), lambda: check(99))
+    assert kept == ["bad 1"]
+    assert computed == [1]
+    kept.append("changed by the caller")  # a copy: the next answer is untouched
+    assert last.of(("store", {0: 3}, 1), lambda: check(99)) == ["bad 1"]
+    assert last.of(("store", {0: 4}, 1), lambda: check(2)) == []  # a checkpoint moved
+    assert last.of(("store", {0: 4}, 3), lambda: check(3)) == ["bad 3"]  # a row changed
+    assert computed == [1, 2, 3]

@@ -32,6 +32,7 @@ import msgspec
 
 from tillflow.demos.till_shifts import TillShifts
 from tillflow.engine import EventStore, Processor, Receipt, TillflowError
+from tillflow.engine.log_tail import LastAnswer
 from tillflow.shop.assembly import REGISTRY
 from tillflow.shop.errors import CardDeclined
 from tillflow.shop.inventory.audit import low_stock_violations
@@ -132,6 +133,7 @@ class ShopScenario:
     """Seen during the run: paid by card, declined, crashed after approval, in cash."""
     cash_up: CashUpDesign = "shop"
     shifts: TillShifts = field(default_factory=TillShifts)
+    _as_of_answer: LastAnswer = field(default_factory=LastAnswer, init=False, repr=False)
 
     def __post_init__(self) -> None:
         views = self.views
@@ -390,6 +392,12 @@ class ShopScenario:
         the stream version that receipt names."""
         name = self.report_name
         passed = {lane: store.checkpoint(name, lane) for lane in range(store.lane_count)}
+        raw = list(store.view_rows(self.views.products))
+        inputs = (store, passed, raw, len(self.stock_changes))
+        return self._as_of_answer.of(inputs, lambda: self._as_of_problems(store, passed))
+
+    def _as_of_problems(self, store: EventStore, passed: dict[int, int]) -> list[str]:
+        name = self.report_name
         rows = {row.product_id: row for row in read_rows(store, self.views)}
         problems = []
         for command, receipt in self.stock_changes:

@@ -4,7 +4,7 @@ of the whole log each time."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from tillflow.engine.store import EventStore
 from tillflow.engine.types import RecordedEvent
@@ -40,3 +40,20 @@ class LogTail:
                 events += store.read(lane, after, mark, types=self._types)
             self._read[lane] = mark
         return restarted, events
+
+
+class LastAnswer:
+    """A check's last findings, kept with the inputs they were computed from (the
+    checkpoints, the rows read): asked about the same inputs again, the same findings,
+    not computed again. The inputs must determine the answer (with the store's recorded
+    events, which never change): include the store itself."""
+
+    def __init__(self) -> None:
+        self._inputs: object = None
+        self._found: list[str] = []
+
+    def of(self, inputs: object, check: Callable[[], list[str]]) -> list[str]:
+        """``check()``, or its last findings if ``inputs`` equal the last call's."""
+        if self._inputs is None or inputs != self._inputs:
+            self._found, self._inputs = check(), inputs
+        return list(self._found)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import msgspec
 
 from tillflow.engine import EventStore, RecordedEvent
-from tillflow.engine.log_tail import LogTail
+from tillflow.engine.log_tail import LastAnswer, LogTail
 from tillflow.shop.inventory.events import stock_stream
 from tillflow.shop.reporting.projection import ReportViews
 from tillflow.shop.reporting.rows import TOTALS_KEY, ProductRow, Totals
@@ -199,10 +199,15 @@ class ConsistentCutAudit:
         self.views = views
         self.seen: dict[str, int] = {}
         self.folds = StreamFolds()
+        self.last = LastAnswer()
 
     def __call__(self, store: EventStore) -> list[str]:
+        views = self.views
         with store.snapshot():
-            return self._audit(store)
+            rows = list(store.view_rows(views.products))
+            totals = store.read_view(views.totals, TOTALS_KEY)
+            sales = list(store.view_rows(views.sales)) if views.sales is not None else None
+            return self.last.of((store, rows, totals, sales), lambda: self._audit(store))
 
     def _audit(self, store: EventStore) -> list[str]:
         rows = read_rows(store, self.views)

@@ -17,7 +17,7 @@ from typing import Final
 import msgspec
 
 from tillflow.engine import EventStore, RecordedEvent
-from tillflow.engine.log_tail import LogTail
+from tillflow.engine.log_tail import LastAnswer, LogTail
 from tillflow.shop.sale.events import CardDeclined, CheckedOut, ItemsReturned, checkout_stream
 from tillflow.shop.sale.tenders import CARD, CASH, paid_with, refunded_with
 from tillflow.shop.sale.till_sessions import TillClosed, TillOpened
@@ -129,25 +129,34 @@ class CashUpAudit:
         self.passed = LogTail(LOGGED)
         self.folding = _LogFold()
         """The log's events up to the processor's checkpoints, each folded once."""
+        self.last = LastAnswer()
 
     def __call__(self, store: EventStore) -> list[str]:
         with store.snapshot():
             upto = {
                 lane: store.checkpoint(self.processor, lane) for lane in range(store.lane_count)
             }
-            restarted, events = self.passed.advance(store, upto)
-            if restarted:
-                self.folding = _LogFold()
-            for event in events:
-                self.folding.add(store, event)
-            truth = self.folding.result()
-            tills = [
-                msgspec.json.decode(raw, type=TillRow) for _, raw in store.view_rows(TILLS_VIEW)
-            ]
-            sessions = [
-                msgspec.json.decode(raw, type=TillSession)
-                for _, raw in store.view_rows(SESSIONS_VIEW)
-            ]
+            tills = list(store.view_rows(TILLS_VIEW))
+            sessions = list(store.view_rows(SESSIONS_VIEW))
+            return self.last.of(
+                (store, upto, tills, sessions), lambda: self._audit(store, upto, tills, sessions)
+            )
+
+    def _audit(
+        self,
+        store: EventStore,
+        upto: dict[int, int],
+        till_rows: list[tuple[str, bytes]],
+        session_rows: list[tuple[str, bytes]],
+    ) -> list[str]:
+        restarted, events = self.passed.advance(store, upto)
+        if restarted:
+            self.folding = _LogFold()
+        for event in events:
+            self.folding.add(store, event)
+        truth = self.folding.result()
+        tills = [msgspec.json.decode(raw, type=TillRow) for _, raw in till_rows]
+        sessions = [msgspec.json.decode(raw, type=TillSession) for _, raw in session_rows]
         shown: dict[Drawer, dict[str, int]] = {}
         for till in tills:
             shown[(till.till_id, None)] = _shown(till.outside)
