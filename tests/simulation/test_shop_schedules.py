@@ -41,9 +41,13 @@ def test_the_chain_design_holds_under_every_schedule(half: int) -> None:
 
 
 @pytest.mark.slow
-def test_the_eventual_design_converges_with_truthful_freshness_but_tears_checkouts() -> None:
-    failures = explore_shop("eventual", range(1000), stop_after=3)
+@pytest.mark.parametrize("half", range(2))
+def test_the_eventual_design_converges_with_truthful_freshness(half: int) -> None:
+    failures = explore_shop("eventual", range(half * 500, half * 500 + 500), stop_after=3)
     assert failures == [], _explain(failures)
+
+
+def test_the_eventual_design_tears_checkouts() -> None:
     torn = 0
     for seed in range(50):
         scenario = ShopScenario("eventual")

@@ -253,8 +253,9 @@ class IdentityAudit:
 class EventualAudit:
     """The eventual design's promise: each half of a row is true *as of* what it says.
     The stock half is Inventory's stream folded to the row's version; the sales half is the
-    sum of exactly the sales its processor has passed. ``torn`` counts the moments a row
-    showed a sale whose stock effect was not in its stock yet (allowed here, by design)."""
+    sum of exactly the sales its processor has passed. ``torn`` counts the rows seen (once
+    per state of the report) showing a sale whose stock effect was not in their stock yet
+    (allowed here, by design)."""
 
     def __init__(self, views: ReportViews, processor: str) -> None:
         self.views = views
@@ -264,14 +265,20 @@ class EventualAudit:
         self.passed = LogTail(("CheckedOut", "ItemsReturned"))
         self.sales: dict[str, list[int]] = {}
         """Per product (sold, returned, revenue, tax) over the sales the processor passed."""
+        self.last = LastAnswer()
 
     def __call__(self, store: EventStore) -> list[str]:
+        views = self.views
         with store.snapshot():
-            return self._audit(store)
+            upto = {
+                lane: store.checkpoint(self.processor, lane) for lane in range(store.lane_count)
+            }
+            rows = list(store.view_rows(views.products))
+            totals = store.read_view(views.totals, TOTALS_KEY)
+            return self.last.of((store, upto, rows, totals), lambda: self._audit(store, upto))
 
-    def _audit(self, store: EventStore) -> list[str]:
+    def _audit(self, store: EventStore, upto: dict[int, int]) -> list[str]:
         found: list[str] = []
-        upto = {lane: store.checkpoint(self.processor, lane) for lane in range(store.lane_count)}
         restarted, events = self.passed.advance(store, upto)
         if restarted:
             self.sales = {}
