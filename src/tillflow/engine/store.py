@@ -266,12 +266,12 @@ class EventStore(ABC):
     lane_count: int
     registry: EventRegistry | None
     outage_backoff: OutageBackoff | None = None
+    """How a runtime's lanes retry while this store is unavailable, if not its default
+    (a store whose retries cost the database nothing retries sooner)."""
     checks_rows_read: bool = False
     """Whether :meth:`commit_batch` refuses a batch when a view row it read
     (``effects.read``) is no longer what it read: processors then remember rows across
     batches instead of reading each again."""
-    """How a runtime's lanes retry while this store is unavailable, if not its default
-    (a store whose retries cost the database nothing retries sooner)."""
 
     # -- writing ---------------------------------------------------------------------------
 
