@@ -98,13 +98,14 @@ class _LogFold:
 
 
 def fold_log(store: EventStore, upto: dict[int, int] | None = None) -> LogCashUp:
-    """The cash-up from the log's events (per lane up to ``upto``; ``None``: all)."""
-    marks = (
-        upto if upto is not None else {lane: store.head(lane) for lane in range(store.lane_count)}
-    )
+    """The cash-up from the log's events (per lane up to ``upto``; ``None``: all), read a
+    bounded batch at a time."""
     folding = _LogFold()
-    for event in LogTail(LOGGED).advance(store, marks)[1]:
-        folding.add(store, event)
+    for lane in range(store.lane_count):
+        for event in store.iter_all(lane):
+            if upto is not None and event.position > upto[lane]:
+                break
+            folding.add(store, event)
     return folding.result()
 
 
