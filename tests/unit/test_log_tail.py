@@ -5,8 +5,11 @@ another store starts over and says so."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
-from tillflow.engine import MemoryEventStore, NewEvent, RecordedEvent
+import pytest
+
+from tillflow.engine import MemoryEventStore, NewEvent, RecordedEvent, log_tail
 from tillflow.engine.log_tail import LastAnswer, LogTail
 
 
@@ -36,7 +39,7 @@ def test_marks_moving_forward_give_every_event_once_and_in_lane_order() -> None:
                 marks[lane] = min(store.head(lane), mark + rng.randint(0, 7))
             restarted, events = tail.advance(store, marks)
             restarts += restarted
-            seen += events
+            seen += list(events)
         assert restarts == 1  # the first call only
         everything = [e for lane in range(3) for e in store.read(lane, 0, types={"Sold"})]
         assert sorted(_ids(seen)) == sorted(_ids(everything))
@@ -50,20 +53,42 @@ def test_a_mark_moving_back_starts_over_from_the_first_event() -> None:
     store = _filled(1, 20, 1)
     tail = LogTail()
     assert tail.advance(store, {0: 12})[0]
-    assert tail.advance(store, {0: 15}) == (False, store.read(0, 12, 15))
+    restarted, events = tail.advance(store, {0: 15})
+    assert (restarted, list(events)) == (False, store.read(0, 12, 15))
     restarted, events = tail.advance(store, {0: 4})  # a checkpoint reset (a rebuild)
     assert restarted
-    assert events == store.read(0, 0, 4)
-    assert tail.advance(store, {0: 4}) == (False, [])
+    assert list(events) == store.read(0, 0, 4)
+    restarted, events = tail.advance(store, {0: 4})
+    assert (restarted, list(events)) == (False, [])
 
 
 def test_another_store_starts_over() -> None:
     first, second = _filled(1, 10, 1), _filled(1, 10, 2)
     tail = LogTail()
-    tail.advance(first, {0: 10})
+    list(tail.advance(first, {0: 10})[1])
     restarted, events = tail.advance(second, {0: 10})
     assert restarted
-    assert events == second.read(0, 0, 10)
+    assert list(events) == second.read(0, 0, 10)
+
+
+def test_a_long_log_is_read_a_bounded_batch_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(log_tail, "BATCH", 7)
+    store = _filled(2, 100, 3)
+    reads: list[int] = []
+    original = store.read
+
+    def counted(lane: int, after: int, upto: int | None = None, **options: Any) -> Any:
+        found = original(lane, after, upto, **options)
+        reads.append(len(found))
+        return found
+
+    monkeypatch.setattr(store, "read", counted)
+    marks = {lane: store.head(lane) for lane in range(2)}
+    _, events = LogTail(("Sold",)).advance(store, marks)
+    seen = list(events)
+    assert _ids(seen) == _ids([e for lane in range(2) for e in original(lane, 0, types={"Sold"})])
+    assert max(reads) <= 7
+    assert len(reads) > 2
 
 
 def test_a_check_asked_about_the_same_inputs_answers_without_computing_again() -> None:

@@ -4,10 +4,14 @@ of the whole log each time."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from typing import Final
 
 from tillflow.engine.store import EventStore
 from tillflow.engine.types import RecordedEvent
+
+BATCH: Final = 10_000
+"""Events read at a time (a first advance over a long log holds no more in memory)."""
 
 
 class LogTail:
@@ -25,21 +29,30 @@ class LogTail:
 
     def advance(
         self, store: EventStore, upto: Mapping[int, int]
-    ) -> tuple[bool, list[RecordedEvent]]:
+    ) -> tuple[bool, Iterator[RecordedEvent]]:
         """``(restarted, events)``: the events after the last marks up to ``upto`` (lane by
-        lane, each lane in order); ``restarted`` when they begin from the first event."""
+        lane, each lane in order, read :data:`BATCH` at a time: consume them all, the marks
+        have moved); ``restarted`` when they begin from the first event."""
         restarted = store is not self._store or any(
             upto[lane] < self._read.get(lane, 0) for lane in upto
         )
         if restarted:
             self._store, self._read = store, {}
-        events: list[RecordedEvent] = []
-        for lane, mark in upto.items():
-            after = self._read.get(lane, 0)
-            if mark > after:
-                events += store.read(lane, after, mark, types=self._types)
-            self._read[lane] = mark
-        return restarted, events
+        spans = [(lane, self._read.get(lane, 0), mark) for lane, mark in upto.items()]
+        self._read.update(upto)
+        return restarted, self._events(store, spans)
+
+    def _events(
+        self, store: EventStore, spans: list[tuple[int, int, int]]
+    ) -> Iterator[RecordedEvent]:
+        for lane, start, mark in spans:
+            after = start
+            while after < mark:
+                batch = store.read(lane, after, mark, types=self._types, limit=BATCH)
+                if not batch:
+                    break
+                yield from batch
+                after = batch[-1].position
 
 
 class LastAnswer:
