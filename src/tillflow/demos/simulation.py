@@ -32,7 +32,7 @@ import msgspec
 
 from tillflow.demos.till_shifts import TillShifts
 from tillflow.engine import EventStore, Processor, Receipt, TillflowError
-from tillflow.engine.log_tail import LastAnswer
+from tillflow.engine.log_tail import LastAnswer, passed_by
 from tillflow.shop.assembly import REGISTRY
 from tillflow.shop.errors import CardDeclined
 from tillflow.shop.inventory.audit import low_stock_violations
@@ -45,6 +45,7 @@ from tillflow.shop.reporting.audit import (
     ConsistentCutAudit,
     EventualAudit,
     IdentityAudit,
+    decode_rows,
     read_rows,
     read_totals,
 )
@@ -390,15 +391,16 @@ class ShopScenario:
         """Read-your-writes on a stock change: once the report has passed a delivery's or
         count's receipt (what ``wait_for`` waits for), the product's row is as of at least
         the stream version that receipt names."""
-        name = self.report_name
-        passed = {lane: store.checkpoint(name, lane) for lane in range(store.lane_count)}
+        passed = passed_by(store, self.report_name)
         raw = list(store.view_rows(self.views.products))
         inputs = (store, passed, raw, len(self.stock_changes))
-        return self._as_of_answer.of(inputs, lambda: self._as_of_problems(store, passed))
+        return self._as_of_answer.of(inputs, lambda: self._as_of_problems(passed, raw))
 
-    def _as_of_problems(self, store: EventStore, passed: dict[int, int]) -> list[str]:
+    def _as_of_problems(
+        self, passed: dict[int, int], raw_rows: list[tuple[str, bytes]]
+    ) -> list[str]:
         name = self.report_name
-        rows = {row.product_id: row for row in read_rows(store, self.views)}
+        rows = {row.product_id: row for row in decode_rows(raw_rows)}
         problems = []
         for command, receipt in self.stock_changes:
             if any(passed[lane] < position for lane, position in receipt.positions.items()):

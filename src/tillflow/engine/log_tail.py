@@ -14,6 +14,11 @@ BATCH: Final = 10_000
 """Events read at a time (a first advance over a long log holds no more in memory)."""
 
 
+def passed_by(store: EventStore, processor: str) -> dict[int, int]:
+    """``processor``'s checkpoint on each lane of ``store``: the marks to follow it to."""
+    return {lane: store.checkpoint(processor, lane) for lane in range(store.lane_count)}
+
+
 class LogTail:
     """The events of each lane after what :meth:`advance` returned before, up to the new
     marks. A mark that moves back, or another store, starts over from the first event:

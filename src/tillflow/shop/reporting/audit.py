@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import msgspec
 
 from tillflow.engine import EventStore, RecordedEvent
-from tillflow.engine.log_tail import LastAnswer, LogTail
+from tillflow.engine.log_tail import LastAnswer, LogTail, passed_by
 from tillflow.shop.inventory.events import stock_stream
 from tillflow.shop.reporting.projection import ReportViews
 from tillflow.shop.reporting.rows import TOTALS_KEY, ProductRow, Totals
@@ -143,8 +143,13 @@ def figures_of(row: ProductRow) -> Figures:
 
 
 def read_rows(store: EventStore, views: ReportViews) -> list[ProductRow]:
+    return decode_rows(store.view_rows(views.products))
+
+
+def decode_rows(raw: Iterable[tuple[str, bytes]]) -> list[ProductRow]:
+    """The report's product rows as :meth:`EventStore.view_rows` gives them, decoded."""
     decoder = msgspec.json.Decoder(ProductRow)
-    return [decoder.decode(raw) for _, raw in store.view_rows(views.products)]
+    return [decoder.decode(value) for _, value in raw]
 
 
 def read_totals(store: EventStore, views: ReportViews) -> Totals:
@@ -207,10 +212,10 @@ class ConsistentCutAudit:
             rows = list(store.view_rows(views.products))
             totals = store.read_view(views.totals, TOTALS_KEY)
             sales = list(store.view_rows(views.sales)) if views.sales is not None else None
-            return self.last.of((store, rows, totals, sales), lambda: self._audit(store))
+            return self.last.of((store, rows, totals, sales), lambda: self._audit(store, rows))
 
-    def _audit(self, store: EventStore) -> list[str]:
-        rows = read_rows(store, self.views)
+    def _audit(self, store: EventStore, raw_rows: list[tuple[str, bytes]]) -> list[str]:
+        rows = decode_rows(raw_rows)
         found: list[str] = []
         for row in rows:
             found += identity_violations(row)
@@ -270,14 +275,14 @@ class EventualAudit:
     def __call__(self, store: EventStore) -> list[str]:
         views = self.views
         with store.snapshot():
-            upto = {
-                lane: store.checkpoint(self.processor, lane) for lane in range(store.lane_count)
-            }
+            upto = passed_by(store, self.processor)
             rows = list(store.view_rows(views.products))
             totals = store.read_view(views.totals, TOTALS_KEY)
-            return self.last.of((store, upto, rows, totals), lambda: self._audit(store, upto))
+            return self.last.of((store, upto, rows, totals), lambda: self._audit(store, upto, rows))
 
-    def _audit(self, store: EventStore, upto: dict[int, int]) -> list[str]:
+    def _audit(
+        self, store: EventStore, upto: dict[int, int], raw_rows: list[tuple[str, bytes]]
+    ) -> list[str]:
         found: list[str] = []
         restarted, events = self.passed.advance(store, upto)
         if restarted:
@@ -295,7 +300,7 @@ class EventualAudit:
                     figures[1] += line["quantity"]
                     figures[2] -= line["refund"]
                     figures[3] -= line.get("tax", 0)
-        rows = read_rows(store, self.views)
+        rows = decode_rows(raw_rows)
         for row in rows:
             version = row.as_of.version
             truth = self.folds.at(store, row.product_id, version)

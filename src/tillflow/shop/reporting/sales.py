@@ -27,7 +27,7 @@ from typing import Final
 import msgspec
 
 from tillflow.engine import EventStore, RecordedEvent, Session
-from tillflow.engine.log_tail import LastAnswer, LogTail
+from tillflow.engine.log_tail import LastAnswer, LogTail, passed_by
 from tillflow.shop.reporting.rows import Totals
 from tillflow.shop.sale import tenders
 from tillflow.shop.sale.tenders import PaidTender, RefundTender
@@ -284,9 +284,7 @@ class SalesAudit:
 
     def __call__(self, store: EventStore) -> list[str]:
         with store.snapshot():
-            upto = {
-                lane: store.checkpoint(self.processor, lane) for lane in range(store.lane_count)
-            }
+            upto = passed_by(store, self.processor)
             rows = list(store.view_rows(self.view))
             return self.last.of((store, upto, rows), lambda: self._audit(store, upto))
 

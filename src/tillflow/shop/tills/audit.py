@@ -17,7 +17,7 @@ from typing import Final
 import msgspec
 
 from tillflow.engine import EventStore, RecordedEvent
-from tillflow.engine.log_tail import LastAnswer, LogTail
+from tillflow.engine.log_tail import LastAnswer, LogTail, passed_by
 from tillflow.shop.sale.events import CardDeclined, CheckedOut, ItemsReturned, checkout_stream
 from tillflow.shop.sale.tenders import CARD, CASH, paid_with, refunded_with
 from tillflow.shop.sale.till_sessions import TillClosed, TillOpened
@@ -134,9 +134,7 @@ class CashUpAudit:
 
     def __call__(self, store: EventStore) -> list[str]:
         with store.snapshot():
-            upto = {
-                lane: store.checkpoint(self.processor, lane) for lane in range(store.lane_count)
-            }
+            upto = passed_by(store, self.processor)
             tills = list(store.view_rows(TILLS_VIEW))
             sessions = list(store.view_rows(SESSIONS_VIEW))
             return self.last.of(
