@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import msgspec
 import pytest
 
-from tillflow.demos.simulation import ShopScenario
+from tillflow.demos.simulation import CashUpDesign, ShopScenario
 from tillflow.engine import EventStore, RecordedEvent, Session
 from tillflow.shop.assembly import REGISTRY
 from tillflow.shop.reporting import projection
@@ -32,9 +32,9 @@ class _Compared(ShopScenario):
         return kept + self.broken_promises
 
 
-def _runs(seeds: range, cash_up: str = "shop") -> list[SimulationResult]:
+def _runs(seeds: range, cash_up: CashUpDesign = "shop") -> list[SimulationResult]:
     return [
-        simulate(_Compared("barrier", cash_up=cash_up), seed, 150, registry=REGISTRY)  # type: ignore[arg-type]
+        simulate(_Compared("barrier", cash_up=cash_up), seed, 150, registry=REGISTRY)
         for seed in seeds
     ]
 
@@ -58,7 +58,7 @@ def _later_returns(session: Session, view: str, event: RecordedEvent, before: To
 def test_on_a_broken_shop_they_catch_the_same_thing_at_the_same_step(
     broken: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cash_up = "shop"
+    cash_up: CashUpDesign = "shop"
     expected = {
         "quarters": "the sales the report passed",
         "cash-up": "shows",
