@@ -107,6 +107,11 @@ class PostgresEventStore(PostgresReads, EventStore):
             # busy server) or run by parallel workers, for a few milliseconds of work
             "jit": "off",
             "max_parallel_workers_per_gather": "0",
+            # every join the store runs probes a batch's keys (a JSON document of view
+            # rows) against a primary key; taking the document for 100 rows, the planner
+            # hashed or merged the whole views table instead until it held ~30,000 rows
+            "enable_hashjoin": "off",
+            "enable_mergejoin": "off",
         }
         try:
             with psycopg.connect(
