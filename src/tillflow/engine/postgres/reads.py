@@ -51,13 +51,15 @@ class PostgresReads:
     # -- reading ---------------------------------------------------------------------------
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one statement, in the binary format: the events' ids and data
+        (``bytea``) are neither hex-encoded by the server nor decoded here."""
         self._check_open()
         held: psycopg.Connection[tuple[Any, ...]] | None = getattr(self._local, "snapshot", None)
         try:
             if held is not None:
-                return held.execute(sql, params).fetchall()
+                return held.execute(sql, params, binary=True).fetchall()
             with self._pool.connection() as conn:
-                rows: list[tuple[Any, ...]] = conn.execute(sql, params).fetchall()
+                rows: list[tuple[Any, ...]] = conn.execute(sql, params, binary=True).fetchall()
                 return rows
         except psycopg.Error as error:
             raise DatabaseUnavailable(self.database, reason(error)) from error
