@@ -138,6 +138,15 @@ def _append_after_head(rows: int) -> str:
 
 _LOCK: Final = "SELECT head FROM lanes WHERE lane = %s FOR UPDATE"
 _MOVE: Final = "UPDATE lanes SET head = %s WHERE lane = %s"
+_LOCK_MANY: Final = (
+    "SELECT lane, head FROM lanes WHERE lane = ANY(%s::int[]) ORDER BY lane FOR UPDATE"
+)
+"""The head rows of the lanes a batch emits to, locked in ascending lane order (the rows
+are locked as the sort hands them up): one statement, however many lanes."""
+_MOVE_MANY: Final = (
+    "UPDATE lanes SET head = u.head FROM unnest(%s::int[], %s::bigint[]) u(lane, head) "
+    "WHERE lanes.lane = u.lane"
+)
 VERSIONS: Final = (
     "SELECT s, (SELECT max(version) FROM events WHERE stream = s) FROM unnest(%s::text[]) s"
 )
@@ -429,7 +438,7 @@ def commit_batch(
             moved = conn.execute(_CAS_FIRST, (processor, lane, new, now))
         else:
             moved = conn.execute(_CAS, (new, now, processor, lane, expected))
-        locked = [(each, conn.execute(_LOCK, (each,))) for each in lanes]
+        locked = conn.execute(_LOCK_MANY, (lanes,)) if lanes else None
         versions = conn.execute(VERSIONS, (streams,)) if streams else None
         if fenced is not None and fenced.fetchone() is None:
             assert fence is not None
@@ -440,7 +449,7 @@ def commit_batch(
                 (processor, lane),
             ).fetchone()
             raise CheckpointConflict(processor, lane, expected, 0 if actual is None else actual[0])
-        heads = {each: int(_first(cursor.fetchone())) for each, cursor in locked}
+        heads = {} if locked is None else {int(k): int(h) for k, h in locked.fetchall()}
         plan = Plan(
             dict(heads),
             {} if versions is None else {s: int(v or 0) for s, v in versions.fetchall()},
@@ -450,8 +459,8 @@ def commit_batch(
         for item, data in zip(emitted, encoded, strict=True):
             plan.record(item.stream, item.events, data, item.expected_version)
         grown = {each: plan.heads[each] for each in lanes if plan.heads[each] != heads[each]}
-        for each, head in grown.items():
-            conn.execute(_MOVE, (head, each))
+        if grown:
+            conn.execute(_MOVE_MANY, (list(grown), list(grown.values())))
         if plan.records:
             source, values = plan.rows()
             conn.execute(_insert(source), values)
@@ -500,11 +509,6 @@ def _write_rows(conn: psycopg.Connection[Any], processor: str, effects: BatchEff
 
 def _rows(rows: Sequence[tuple[str, str, bytes | None, bytes | None]]) -> Jsonb:
     return Jsonb(_encode(rows), dumps=bytes.decode)
-
-
-def _first(row: tuple[Any, ...] | None) -> Any:
-    assert row is not None
-    return row[0]
 
 
 def _by_id(rows: Iterable[tuple[Any, ...]]) -> dict[bytes, RecordedEvent]:
