@@ -21,18 +21,25 @@ from tillflow.engine.store import CheckpointProgress
 from tillflow.engine.types import RecordedEvent
 from tillflow.engine.upcasting import Upcasting, current_events
 
+_LEAST, _GREATEST = b"\x00\x00", b"\xff\xff"
+"""What follows an emitter prefix in the least and the greatest id it covers."""
 _EMITTED_BY_MANY: Final = (
-    "SELECT e.* FROM unnest(%s::bytea[], %s::bytea[]) r(lo, hi) CROSS JOIN LATERAL "
-    f"(SELECT {COLUMNS} FROM events WHERE id BETWEEN r.lo AND r.hi OFFSET 0) e ORDER BY e.id"
+    "SELECT e.* FROM generate_series(0, %s::int - 1) n CROSS JOIN LATERAL "
+    f"(SELECT substring(%s::bytea FROM n * {EMITTER_PREFIX} + 1 FOR {EMITTER_PREFIX}) AS p) r "
+    f"CROSS JOIN LATERAL (SELECT {COLUMNS} FROM events WHERE id BETWEEN "
+    f"r.p || '\\x{_LEAST.hex()}'::bytea AND r.p || '\\x{_GREATEST.hex()}'::bytea OFFSET 0) e "
+    "ORDER BY e.id"
 )
 """An index range scan per source, whatever the planner knows of the table: as a plain join
 (``OFFSET 0`` keeps the subquery from being merged into one) a table never analyzed yet is
-walked whole once per range: 1.3 s for 350 sources among 12,000 events, growing with both."""
+walked whole once per range: 1.3 s for 350 sources among 12,000 events, growing with both.
+The prefixes go as one ``bytea`` (the count, then the prefixes end to end): psycopg dumps
+a list parameter an element at a time in Python, ~5 % of the report's worker."""
 
 
 def _id_range(prefix: bytes) -> tuple[bytes, bytes]:
     """The least and greatest ids of one emitter prefix."""
-    return prefix + b"\x00\x00", prefix + b"\xff\xff"
+    return prefix + _LEAST, prefix + _GREATEST
 
 
 class PostgresReads:
@@ -140,9 +147,7 @@ class PostgresReads:
         found: dict[bytes, list[RecordedEvent]] = {source.id: [] for source in sources}
         if not wanted:
             return found
-        ranges = [_id_range(prefix) for prefix in wanted]
-        lows, highs = [low for low, _ in ranges], [high for _, high in ranges]
-        for event in self._events(_EMITTED_BY_MANY, (lows, highs)):
+        for event in self._events(_EMITTED_BY_MANY, (len(wanted), b"".join(wanted))):
             found[wanted[event.id[:EMITTER_PREFIX]]].append(event)
         return found
 
