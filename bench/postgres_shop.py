@@ -51,7 +51,7 @@ from bench.report import CaseResult, rate
 from bench.shop import BASKETS, INVENTORY, REPORTING, STARTING_STOCK, final_report
 from tillflow.engine import format_id, new_event_id
 from tillflow.engine.postgres import PostgresEventStore
-from tillflow.shop.assembly import REGISTRY, Shop
+from tillflow.shop.assembly import REGISTRY, Shop, shop_processors
 from tillflow.shop.inventory.commands import ReceiveStock
 from tillflow.shop.reporting.audit import ConsistentCutAudit
 from tillflow.shop.reporting.projection import REPORT_VIEWS
@@ -69,6 +69,8 @@ PEER_RUNNERS: Final[tuple[RunnerName, ...]] = ("single", "multi", "new-multi")
 THROUGHPUT_TARGET: Final = 5_000.0
 PEER_TARGET: Final = 100.0
 GROUPS: Final = (INVENTORY, REPORTING)
+PROCESSORS: Final = {processor.name: processor for processor in shop_processors()}
+"""Every processor group the workers run (``tillflow worker`` runs them all)."""
 POLL: Final = 0.02
 """Seconds between two looks at the checkpoints while the report catches up (each look is
 three statements on the server the shop is using: not much more often)."""
@@ -151,14 +153,38 @@ def pid_of(owner: str | None) -> int | None:
     return int(owner.split(":")[1])
 
 
-def leases_held(store: PostgresEventStore, pids: set[int]) -> bool:
-    """Every lane of both groups held by one of ``pids``."""
-    held = {
-        (row.processor, row.lane)
-        for row in store.leases.rows()
-        if row.held and pid_of(row.owner) in pids
-    }
-    return all((group, lane) in held for group in GROUPS for lane in range(store.lane_count))
+def placement(store: PostgresEventStore) -> dict[int, dict[str, int]]:
+    """Per worker (pid), the groups it holds lanes of, with how many."""
+    found: dict[int, dict[str, int]] = {}
+    for row in store.leases.rows():
+        pid = pid_of(row.owner)
+        if row.held and pid is not None:
+            groups = found.setdefault(pid, {})
+            groups[row.processor] = groups.get(row.processor, 0) + 1
+    return found
+
+
+def placed(store: PostgresEventStore, pids: set[int]) -> bool:
+    """Every group of the shop run whole by one of ``pids``, spread out as the workers
+    settle it (:mod:`tillflow.engine.leasing`): no holder's load (the summed ``weight`` of
+    its groups) exceeds another's by more than a group of its own weighs, else it would
+    still hand that group over. A run timed before that would time a hand-over too."""
+    held = placement(store)
+    holders = {group: pid for pid, groups in held.items() for group in groups}
+    if set(held) - pids or any(
+        sum(1 for groups in held.values() if group in groups) != 1
+        or held[holders[group]][group] != store.lane_count
+        for group in holders
+    ):
+        return False
+    if set(holders) != set(PROCESSORS):
+        return False
+    load = {pid: sum(PROCESSORS[group].weight for group in held.get(pid, {})) for pid in pids}
+    return all(
+        load[pid] - min(load[other] for other in pids if other != pid) <= PROCESSORS[group].weight
+        for group, pid in holders.items()
+        if len(pids) > 1
+    )
 
 
 def behind(store: PostgresEventStore) -> tuple[int, int]:
@@ -228,6 +254,8 @@ class ShopRun:
     """CPU seconds while timed: ``tills`` (this process), ``worker 1``…, ``server``."""
     writer: dict[str, int] = field(default_factory=dict)
     """The tills' lane writers while timed: ``batches`` (transactions), ``jobs``."""
+    placement: dict[str, list[str]] = field(default_factory=dict)
+    """The groups each worker ran (``worker 1``…)."""
 
     @property
     def rate(self) -> float:
@@ -333,7 +361,11 @@ def run_tillflow(
         seed(store)
         started_workers = [WorkerProcess(url, ttl) for _ in range(workers)]
         pids = {worker.pid for worker in started_workers}
-        wait_until(lambda: leases_held(store, pids), 60.0, "the workers' leases", started_workers)
+        wait_until(lambda: placed(store, pids), 60.0, "the groups placed", started_workers)
+        numbers = {worker.pid: number for number, worker in enumerate(started_workers, 1)}
+        run.placement = {
+            f"worker {numbers[pid]}": sorted(groups) for pid, groups in placement(store).items()
+        }
         wait_until(lambda: behind(store) == (0, 0), 60.0, "the seeding", started_workers)
         progress(f"tillflow on PostgreSQL: {checkouts:,} checkouts, {tills} tills")
         cpu_before = _cpu(cluster, started_workers)
@@ -464,7 +496,9 @@ def compare(
 
 def _cpu_notes(run: ShopRun) -> str:
     parts = sorted(run.cpu_per_checkout().items(), key=lambda item: -item[1])
-    return "CPU µs/checkout: " + ", ".join(f"{name} {micros:.0f}" for name, micros in parts)
+    cpu = "CPU µs/checkout: " + ", ".join(f"{name} {micros:.0f}" for name, micros in parts)
+    placed = "; ".join(f"{name} {'+'.join(groups)}" for name, groups in run.placement.items())
+    return f"{cpu} ({placed})" if placed else cpu
 
 
 def shop_case(context: Context) -> CaseResult:

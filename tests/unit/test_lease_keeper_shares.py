@@ -8,11 +8,12 @@ shared out among the workers."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import pytest
 
 from tillflow.engine import MemoryEventStore, Processor, RecordedEvent, Session
+from tillflow.engine.errors import InvalidEvent
 from tillflow.engine.lane_processor import LaneProcessor
 from tillflow.engine.leasing import LeaseKeeper, fair_share
 from tillflow.engine.memory_leases import MemoryLeases
@@ -45,19 +46,37 @@ class Cluster:
         self.store = MemoryEventStore(LANES)
         self.keepers: dict[str, LeaseKeeper] = {}
 
-    def join(self, owner: str, groups: Iterable[str], whole: Iterable[str] = ()) -> LeaseKeeper:
-        """A worker running ``groups``, those in ``whole`` declared not ``spread``."""
-        whole = set(whole)
+    def join(
+        self,
+        owner: str,
+        groups: Iterable[str],
+        whole: Iterable[str] = (),
+        weights: Mapping[str, int] | None = None,
+    ) -> LeaseKeeper:
+        """A worker running ``groups``, those in ``whole`` declared not ``spread``, each
+        of the ``weight`` in ``weights`` (default 1)."""
+        whole, weights = set(whole), weights or {}
         lanes = {
             group: [
-                LaneProcessor(self.store, Processor(group, _ignore, spread=group not in whole), n)
+                LaneProcessor(
+                    self.store,
+                    Processor(
+                        group, _ignore, spread=group not in whole, weight=weights.get(group, 1)
+                    ),
+                    n,
+                )
                 for n in range(LANES)
             ]
             for group in groups
         }
         table = self.table
         keeper = LeaseKeeper(
-            table, owner, lanes, TTL, lambda fence: table.fenced_commit(self.store, fence)
+            table,
+            owner,
+            lanes,
+            TTL,
+            lambda fence: table.fenced_commit(self.store, fence),
+            weights=weights,
         )
         self.keepers[owner] = keeper
         return keeper
@@ -184,7 +203,12 @@ def test_a_dead_worker_s_lanes_of_each_group_go_to_the_workers_running_it() -> N
     assert cluster.holders(REP) == dict.fromkeys(range(LANES), "c")
 
 
-def random_fleet(seed: int, groups: list[str], whole: Iterable[str] = ()) -> Cluster:
+def random_fleet(
+    seed: int,
+    groups: list[str],
+    whole: Iterable[str] = (),
+    weights: Mapping[str, int] | None = None,
+) -> Cluster:
     """Workers running random sets of ``groups`` join, die and resign in random order; the
     cluster once quiet (the dead's leases and heartbeats expired)."""
     rng = random.Random(seed)
@@ -195,7 +219,7 @@ def random_fleet(seed: int, groups: list[str], whole: Iterable[str] = ()) -> Clu
         if event < 0.5 or not cluster.keepers:
             joined += 1
             chosen = rng.sample(groups, rng.randrange(1, len(groups) + 1))
-            cluster.join(f"w{joined}", chosen, whole=whole)
+            cluster.join(f"w{joined}", chosen, whole=whole, weights=weights)
         elif event < 0.7:
             del cluster.keepers[rng.choice(sorted(cluster.keepers))]  # killed
         elif event < 0.8:
@@ -265,6 +289,34 @@ def test_groups_run_whole_are_shared_out_among_the_workers() -> None:
     assert all(first.lanes_of(group) == list(range(LANES)) for group in groups)
 
 
+def test_heavy_groups_run_whole_go_to_different_workers() -> None:
+    """Two heavy groups and two light ones, run whole: the first worker takes all four;
+    when a second joins, the first hands over in its own order, the light ones first (by
+    count the heavy pair would stay together), until each runs one heavy and one light
+    group; then nothing moves any more."""
+    light_a, light_b, heavy_c, heavy_d = "a-light", "b-light", "c-heavy", "d-heavy"
+    groups = [light_a, light_b, heavy_c, heavy_d]
+    weights = {heavy_c: 3, heavy_d: 3}
+    cluster = Cluster()
+    first = cluster.join("a", groups, whole=groups, weights=weights)
+    cluster.settle()
+    second = cluster.join("b", groups, whole=groups, weights=weights)
+    cluster.settle()
+    for keeper in (first, second):
+        whole = sorted(g for g in groups if keeper.lanes_of(g) == list(range(LANES)))
+        assert len(whole) == 2 and sum(weights.get(g, 1) for g in whole) == 4, cluster.describe()
+        assert all(not keeper.lanes_of(group) for group in groups if group not in whole)
+    changes = cluster.changes()
+    cluster.rounds(6)
+    assert cluster.changes() == changes, cluster.describe()
+
+
+@pytest.mark.parametrize("weight", [0, -1, 1.5, True])
+def test_a_weight_is_an_integer_of_at_least_one(weight: object) -> None:
+    with pytest.raises(InvalidEvent, match="weight"):
+        Processor("p", _ignore, weight=weight)  # type: ignore[arg-type]
+
+
 def test_lanes_taken_without_the_anchor_are_let_go_to_its_holder() -> None:
     """A worker that took lanes of a group run whole but not its lane 0 (a race, or a
     worker before the group was declared whole) lets them go; the anchor's holder takes
@@ -306,3 +358,27 @@ def test_random_fleets_run_each_whole_group_on_one_worker(seed: int) -> None:
             running = [owner for owner, groups in workers.items() if group in groups]
             fewest = min(anchored[owner] for owner in running)
             assert anchored[anchors[group]] <= fewest + 1, f"{group}: {cluster.describe()}"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_fleets_spread_heavy_whole_groups_by_weight(seed: int) -> None:
+    """The same with Inventory and the report weighing 3: once quiet each group run whole is
+    held whole by one worker, and no holder carries more than the group's weight above
+    the least loaded worker running it (else it would hand it over)."""
+    whole, weights = [INV, REP, TILLS, RECEIPTS], {INV: 3, REP: 3}
+    cluster = random_fleet(seed, whole, whole, weights)
+    workers, anchors = cluster.table.roster()
+    load = {owner: 0 for owner in workers}
+    for group, holder in anchors.items():
+        load[holder] += weights.get(group, 1)
+    for group in whole:
+        running = [owner for owner, groups in workers.items() if group in groups]
+        holders = cluster.holders(group)
+        assert sorted(holders) == (list(range(LANES)) if running else []), cluster.describe()
+        if running:
+            holder = anchors[group]
+            assert set(holders.values()) == {holder}, f"{group} split: {cluster.describe()}"
+            others = [load[owner] for owner in running if owner != holder]
+            assert load[holder] - min(others, default=0) <= weights.get(group, 1) or not others, (
+                f"{group}: {load} {cluster.describe()}"
+            )

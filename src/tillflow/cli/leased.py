@@ -51,6 +51,12 @@ def lease_keeper(store: EventStore, runtime: Runtime, ttl: float) -> LeaseKeeper
         fenced,
         health=runtime.health,
         on_taken=runtime.wake,
+        # every processor the shop declares, run here or not: all workers weigh alike
+        weights={
+            name: processors[0].processor.weight
+            for name, processors in runtime.lanes.items()
+            if processors
+        },
     )
 
 

@@ -9,7 +9,8 @@ workers run that group than before and takes free or expired lanes up to
 groups, so workers that run the same groups hold the same lanes of each (co-partitioned);
 it never leaves a lane untaken for that. A group whose processor is not ``spread`` (its
 lanes write the same streams or rows) is run whole: the worker holding its lane 0 takes all
-its lanes, and those groups are spread out over the workers by count. An ``after=`` group's
+its lanes, and those groups are spread out over the workers by their processors' declared
+``weight`` (summed per worker). An ``after=`` group's
 barrier on a lane reads the
 store's durable checkpoints, so it holds wherever its upstream runs. Every batch of a held
 lane commits under its fence (owner, epoch); a batch under a lease since lost is rolled
@@ -106,18 +107,22 @@ class LeaseRoster(Protocol):
 @dataclass(frozen=True)
 class Roster:
     """One look at the live workers (each with its groups) and at who holds each group's
-    lane 0. Every worker counts the same way (lane 0 of any group, as it cannot tell
-    which of another worker's groups are run whole), so they agree on who is least loaded."""
+    lane 0. Every worker counts the same way (the lanes 0 of any group, each weighing its
+    processor's ``weight``, as it cannot tell which of another worker's groups are run
+    whole), so workers running the same processors agree on who is least loaded."""
 
     workers: dict[str, frozenset[str]]
     anchors: dict[str, str]
 
-    def least(self, group: str, owner: str) -> int:
-        """The fewest lanes 0 held by a live worker running ``group`` other than ``owner``
-        (a large number when there is none)."""
-        held = Counter(self.anchors.values())
-        counts = [held[w] for w, groups in self.workers.items() if w != owner and group in groups]
-        return min(counts, default=1 << 30)
+    def least(self, group: str, owner: str, weights: Mapping[str, int]) -> int:
+        """The least load (the summed ``weights`` of the lanes 0 it holds; 1 for a group
+        not in ``weights``) of a live worker running ``group`` other than ``owner`` (a
+        large number when there is none)."""
+        load: Counter[str] = Counter()
+        for anchored, holder in self.anchors.items():
+            load[holder] += weights.get(anchored, 1)
+        loads = [load[w] for w, groups in self.workers.items() if w != owner and group in groups]
+        return min(loads, default=1 << 30)
 
 
 @runtime_checkable
@@ -131,7 +136,11 @@ class LeaseHints(Protocol):
 class LeaseKeeper:
     """Keeps ``owner``'s share of the lanes of ``lanes`` (group -> its lane processors,
     one per lane, as a runtime holds them). ``fenced(fence)``: the batch commit to use
-    under that fence. Until :meth:`tick` grants a (group, lane), it is not stepped."""
+    under that fence. Until :meth:`tick` grants a (group, lane), it is not stepped.
+    ``weights``: the ``weight`` of each processor the fleet may run, also those this
+    worker does not (its own processors' weights are added): workers counting other
+    workers' load with the same weights agree on who is least loaded, so give every worker
+    the same (a group missing from it weighs 1)."""
 
     def __init__(
         self,
@@ -143,6 +152,7 @@ class LeaseKeeper:
         health: StoreHealth | None = None,
         outage: OutageBackoff | None = None,
         on_taken: Callable[[], None] | None = None,
+        weights: Mapping[str, int] | None = None,
     ) -> None:
         if not (math.isfinite(ttl) and ttl > 0):
             raise ValueError(f"a lease TTL must be a positive number of seconds: {ttl!r}")
@@ -174,6 +184,11 @@ class LeaseKeeper:
             group for group in self.groups if lanes[group] and not lanes[group][0].processor.spread
         ]
         """The groups run whole by one worker (sorted): see :meth:`_balance_whole`."""
+        self._weights = {
+            **(weights or {}),
+            **{group: lanes[group][0].processor.weight for group in lanes if lanes[group]},
+        }
+        """Each group's processor's ``weight``: how groups run whole are spread out."""
         self._handed_over = False
         """Whether this round has handed a group run whole over (one a round)."""
         for processors in lanes.values():
@@ -251,24 +266,26 @@ class LeaseKeeper:
     def _balance_whole(self, group: str, taken: set[int] | None, roster: Roster | None) -> None:
         """A group run whole (its processor not ``spread``): whoever holds its lane 0 (the
         anchor) takes all its lanes; lanes held without the anchor (a race, a hand-over)
-        are let go. A free anchor is tried by the workers running the group that hold the
-        fewest lanes 0 (of any group: :class:`Roster`); one holding two more than another
-        worker running the group hands it over (one group a round), so the groups spread
-        out evenly."""
+        are let go. A free anchor is tried by the workers running the group that carry the
+        least load (the weights of the lanes 0 they hold, of any group: :class:`Roster`);
+        one whose load exceeds another's running the group by more than the group's weight
+        hands it over (one group a round: each hand-over narrows the gap), so the groups
+        spread out evenly."""
         held = self.lanes_of(group)
+        weights = self._weights
         if ANCHOR not in held:
             for lane in held[::-1]:
                 self._drop((group, lane), release=True)
             if taken is not None and ANCHOR in taken:
                 return
-            if roster is not None and self._anchored() > roster.least(group, self.owner):
+            if roster is not None and self._load() > roster.least(group, self.owner, weights):
                 return
             if not self._try(group, ANCHOR):
                 return
         elif (
             roster is not None
             and not self._handed_over
-            and self._anchored() - roster.least(group, self.owner) >= 2
+            and self._load() - roster.least(group, self.owner, weights) > weights[group]
         ):
             for lane in held[::-1]:
                 self._drop((group, lane), release=True)
@@ -278,10 +295,13 @@ class LeaseKeeper:
             if (group, lane) not in self.fences and (taken is None or lane not in taken):
                 self._try(group, lane)
 
-    def _anchored(self) -> int:
-        """Groups whose lane 0 this worker holds (counted as :class:`Roster` counts the
-        others: it cannot tell which of their groups are run whole)."""
-        return sum((group, ANCHOR) in self.fences for group in self.groups)
+    def _load(self) -> int:
+        """The weights of the groups whose lane 0 this worker holds (counted as
+        :class:`Roster` counts the others: it cannot tell which of their groups are run
+        whole)."""
+        return sum(
+            self._weights.get(group, 1) for group in self.groups if (group, ANCHOR) in self.fences
+        )
 
     def _co_held(self, group: str, lane: int) -> bool:
         """Whether this worker holds ``lane`` in one of its other groups."""

@@ -42,7 +42,10 @@ class Processor:
     ``spread``: whether workers sharing lanes may split this processor's lanes among them
     (``False``: one worker at a time runs all of them, for a processor whose lanes write the
     same streams or rows: split over workers, their batches would keep refusing each other;
-    in one worker its lanes take turns in one thread, so they never do).
+    in one worker its lanes take turns in one thread, so they never do). ``weight``: how
+    much of a worker the processor takes compared with the others (≥ 1): the groups run
+    whole are spread out over the workers by their summed weights, so that two heavy ones
+    do not end up on one worker while another runs the light ones.
     """
 
     name: str
@@ -52,12 +55,15 @@ class Processor:
     batch_size: int = 2000
     parking: Parking | None = None
     spread: bool = True
+    weight: int = 1
 
     def __post_init__(self) -> None:
         if not self.name or len(self.name) > MAX_NAME_LENGTH or not self.name.isprintable():
             raise InvalidEvent("processor name", self.name, "must be 1..100 printable characters")
         if self.batch_size < 1:
             raise InvalidEvent("batch_size", self.batch_size, "must be ≥ 1")
+        if isinstance(self.weight, bool) or not isinstance(self.weight, int) or self.weight < 1:
+            raise InvalidEvent("weight", self.weight, "must be an integer ≥ 1")
         if isinstance(self.after, str):
             raise InvalidEvent("after", self.after, "must be a sequence of names, not a string")
         object.__setattr__(self, "after", tuple(self.after))
@@ -73,6 +79,7 @@ def processor(
     batch_size: int = 2000,
     parking: Parking | None = None,
     spread: bool = True,
+    weight: int = 1,
 ) -> Callable[[Handler], Processor]:
     """Decorator form: ``@processor("inventory", types=["CheckedOut"])``."""
 
@@ -85,6 +92,7 @@ def processor(
             batch_size,
             parking,
             spread,
+            weight,
         )
 
     return wrap

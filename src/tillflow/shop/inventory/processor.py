@@ -26,6 +26,9 @@ from tillflow.shop.sale.events import ItemsReturned
 from tillflow.shop.sale.vat import BEFORE_VAT
 
 NAME = "inventory"
+HEAVY = 3
+"""The ``weight`` of Inventory and of the report: each takes about three times the worker
+CPU per checkout of the tills' cash-up or of the receipt numbers."""
 
 
 def _level(session: Session, product_id: str) -> StockLevel:
@@ -143,7 +146,9 @@ def handle(event: RecordedEvent, session: Session) -> None:
 def inventory_processor(batch_size: int = 3000) -> Processor:
     """Inventory's processor declaration: a checkout that keeps failing is parked, with its
     returns held behind it, while other checkouts go on. Run whole by one worker: a
-    product's stock stream takes checkouts from every lane."""
+    product's stock stream takes checkouts from every lane. It weighs as much as the report
+    and three times the tills' cash-up or the receipt numbers (their workers' CPU per
+    checkout on PostgreSQL), so that workers running the whole shop split the two."""
     return Processor(
         NAME,
         handle,
@@ -151,4 +156,5 @@ def inventory_processor(batch_size: int = 3000) -> Processor:
         batch_size=batch_size,
         parking=Parking(),
         spread=False,
+        weight=HEAVY,
     )

@@ -31,6 +31,7 @@ from tillflow.shop.inventory.events import (
     StockShortfall,
     stock_stream,
 )
+from tillflow.shop.inventory.processor import HEAVY
 from tillflow.shop.inventory.stock import is_low
 from tillflow.shop.reporting.rows import (
     PRODUCTS_VIEW,
@@ -328,7 +329,8 @@ class BarrierReport:
 def reporting_processor(batch_size: int = 5000, views: ReportViews = REPORT_VIEWS) -> Processor:
     """The report's declaration: after Inventory. An event it cannot count (a sale whose
     Inventory effects an operator skipped) is parked with its stream, not a stop. Run whole
-    by one worker: a product's row and the totals take sales from every lane."""
+    by one worker: a product's row and the totals take sales from every lane; as heavy as
+    Inventory (:data:`~tillflow.shop.inventory.processor.HEAVY`)."""
     return Processor(
         NAME,
         BarrierReport(views),
@@ -337,4 +339,5 @@ def reporting_processor(batch_size: int = 5000, views: ReportViews = REPORT_VIEW
         batch_size=batch_size,
         parking=Parking(),
         spread=False,
+        weight=HEAVY,
     )
