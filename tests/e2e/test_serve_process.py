@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,11 +85,19 @@ def wait_until_healthy(url: str, child: subprocess.Popen[str]) -> None:
 
 
 def stop(child: subprocess.Popen[str]) -> tuple[int, float, str]:
+    """SIGTERM, then the exit code, the seconds until exit and the output. The output is
+    read while waiting: a child blocked writing to a full pipe never exits."""
     started = time.monotonic()
+    output: list[str] = []
+    reader = threading.Thread(
+        target=lambda: output.append(child.stdout.read() if child.stdout else ""), daemon=True
+    )
+    reader.start()
     child.send_signal(signal.SIGTERM)
     code = child.wait(DEADLINE)
-    output = child.stdout.read() if child.stdout else ""
-    return code, time.monotonic() - started, output
+    took = time.monotonic() - started
+    reader.join(DEADLINE)
+    return code, took, "".join(output)
 
 
 def bearer(secret: str) -> dict[str, str]:
