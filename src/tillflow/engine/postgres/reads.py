@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool
 from tillflow.engine.errors import StoreClosed
 from tillflow.engine.ids import EMITTER_PREFIX, emitter_prefix
 from tillflow.engine.postgres.errors import DatabaseUnavailable
+from tillflow.engine.postgres.lane_windows import LaneWindows
 from tillflow.engine.postgres.writer import COLUMNS, VERSIONS
 from tillflow.engine.store import CheckpointProgress
 from tillflow.engine.types import RecordedEvent
@@ -50,6 +51,10 @@ class PostgresReads:
     _local: threading.local
     _closed: bool
     _upcasting: Upcasting | None
+    _windows: LaneWindows
+    """Lane reads shared by this process's processors (:mod:`.lane_windows`)."""
+    _heads_seen: dict[int, int]
+    """Per lane, the highest head read: every position up to it is committed."""
 
     def _check_open(self) -> None:
         if self._closed:
@@ -77,10 +82,19 @@ class PostgresReads:
 
     def head(self, lane: int) -> int:
         rows = self._rows("SELECT head FROM lanes WHERE lane = %s", (lane,))
-        return int(rows[0][0]) if rows else 0
+        head = int(rows[0][0]) if rows else 0
+        self._saw_head(lane, head)
+        return head
 
     def heads(self) -> dict[int, int]:
-        return {int(lane): int(head) for lane, head in self._rows("SELECT lane, head FROM lanes")}
+        heads = {int(lane): int(head) for lane, head in self._rows("SELECT lane, head FROM lanes")}
+        for lane, head in heads.items():
+            self._saw_head(lane, head)
+        return heads
+
+    def _saw_head(self, lane: int, head: int) -> None:
+        if head > self._heads_seen.get(lane, 0):
+            self._heads_seen[lane] = head
 
     def read(
         self,
@@ -89,6 +103,30 @@ class PostgresReads:
         upto: int | None = None,
         types: Collection[str] | None = None,
         limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        if (
+            types is not None
+            and upto is not None
+            and limit is None
+            and upto <= self._heads_seen.get(lane, 0)
+            and getattr(self._local, "snapshot", None) is None
+        ):  # committed positions, read as of now: shared with this process's other readers
+            return self._windows.read(
+                lane,
+                after,
+                upto,
+                frozenset(types),
+                lambda low, high, kinds: self._read_lane(lane, low, high, kinds, None),
+            )
+        return self._read_lane(lane, after, upto, types, limit)
+
+    def _read_lane(
+        self,
+        lane: int,
+        after: int,
+        upto: int | None,
+        types: Collection[str] | None,
+        limit: int | None,
     ) -> list[RecordedEvent]:
         sql = f"SELECT {COLUMNS} FROM events WHERE lane = %s AND position > %s"
         params: list[Any] = [lane, after]

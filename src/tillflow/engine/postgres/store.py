@@ -27,6 +27,7 @@ from tillflow.engine.group_commit import GroupCommitter
 from tillflow.engine.lanes import lane_of
 from tillflow.engine.leasing import Fence
 from tillflow.engine.postgres.errors import DatabaseUnavailable, LeaseLost
+from tillflow.engine.postgres.lane_windows import LaneWindows
 from tillflow.engine.postgres.leases import Leases
 from tillflow.engine.postgres.reads import PostgresReads, reason
 from tillflow.engine.postgres.schema import MOST_LANES, describe, hide_password, initialise
@@ -136,6 +137,8 @@ class PostgresEventStore(PostgresReads, EventStore):
         )
         self._pool.open(wait=False)
         self._local = threading.local()
+        self._windows = LaneWindows()
+        self._heads_seen: dict[int, int] = {}
         self._listeners = CommitListeners()
         self._committers: dict[int, GroupCommitter] = {}
         self._committers_lock = threading.Lock()
