@@ -5,6 +5,7 @@ deadline. And ``serve --no-processors`` with a ``tillflow worker`` doing the pro
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
 
 from tests.e2e.servers import free_socket
 from tillflow.shop.assembly import shop_processors
@@ -84,6 +86,29 @@ def wait_until_healthy(url: str, child: subprocess.Popen[str]) -> None:
     raise AssertionError("the server did not answer /health in time")
 
 
+def stacks(pid: int) -> str:
+    """The Python stacks of ``pid`` and its children (``py-spy dump``; empty without it)."""
+    beside = Path(sys.executable).with_name("py-spy")  # the venv's, when not on PATH
+    spy = str(beside) if beside.exists() else shutil.which("py-spy")
+    if spy is None:
+        return ""
+    try:
+        pids = [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+    except psutil.Error:
+        return ""
+    dumps = [
+        subprocess.run(
+            [spy, "dump", "--pid", str(each)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+        ).stdout
+        for each in pids
+    ]
+    return "\n".join(dumps)
+
+
 def stop(child: subprocess.Popen[str]) -> tuple[int, float, str]:
     """SIGTERM, then the exit code, the seconds until exit and the output. The output is
     read while waiting: a child blocked writing to a full pipe never exits."""
@@ -94,7 +119,15 @@ def stop(child: subprocess.Popen[str]) -> tuple[int, float, str]:
     )
     reader.start()
     child.send_signal(signal.SIGTERM)
-    code = child.wait(DEADLINE)
+    try:
+        code = child.wait(DEADLINE)
+    except subprocess.TimeoutExpired:  # say what it and its workers were doing
+        dump = stacks(child.pid)
+        child.kill()
+        reader.join(DEADLINE)
+        raise AssertionError(
+            f"no exit within {DEADLINE} s of SIGTERM:\n{''.join(output)}\n{dump}"
+        ) from None
     took = time.monotonic() - started
     reader.join(DEADLINE)
     return code, took, "".join(output)
