@@ -23,9 +23,10 @@ from typing import Final
 
 from tillflow.engine.types import RecordedEvent
 
-MOST_EVENTS: Final = 4096
-"""Events a lane's window keeps at most: about a batch of each processor behind the
-fastest one (older ones are read again, as without the window)."""
+MOST_EVENTS: Final = 1024
+"""Events a lane's window keeps at most (older ones are read again, as without the
+window): processors that keep up are a few dozen events apart on a lane, and a store's
+windows then hold ~1 MB a lane at most (16 lanes: ~11 MB of checkouts)."""
 
 Fetch = Callable[[int, int, frozenset[str]], list[RecordedEvent]]
 """``fetch(after, upto, types)``: the lane's events at positions ``(after, upto]`` whose
