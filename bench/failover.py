@@ -52,6 +52,7 @@ from bench.postgres_shop import (
     bench_cluster,
     caught_up,
     pid_of,
+    placed,
     seed,
     verify,
     wait_until,
@@ -120,26 +121,6 @@ def held_by(store: PostgresEventStore) -> dict[int, list[Lane]]:
         if lease.held and lease.owner is not None:
             found.setdefault(lease.owner, []).append(lane)
     return found
-
-
-def placed(store: PostgresEventStore, pids: set[int]) -> bool:
-    """Every lane of every group held by ``pids`` only, each group whole by one of them
-    (the shop's processors are run whole), each worker holding some groups and none two
-    more than another."""
-    held = held_by(store)  # one read: the checks below judge the same moment
-    groups: dict[int, set[str]] = {}
-    for pid, lanes in held.items():
-        for group, _ in lanes:
-            groups.setdefault(pid, set()).add(group)
-    holders = {group: pid for pid, owned in groups.items() for group in owned}
-    counts = [len(groups.get(pid, ())) for pid in pids]
-    return (
-        set(groups) == pids
-        and sum(len(lanes) for lanes in held.values()) == len(GROUPS) * store.lane_count
-        and len(holders) == len(GROUPS)
-        and sum(counts) == len(GROUPS)  # no group split between workers
-        and max(counts) - min(counts) <= 1
-    )
 
 
 @dataclass

@@ -169,21 +169,19 @@ def placed(store: PostgresEventStore, pids: set[int]) -> bool:
     settle it (:mod:`tillflow.engine.leasing`): no holder's load (the summed ``weight`` of
     its groups) exceeds another's by more than a group of its own weighs, else it would
     still hand that group over. A run timed before that would time a hand-over too."""
-    held = placement(store)
-    holders = {group: pid for pid, groups in held.items() for group in groups}
+    held = placement(store)  # one read: the checks below judge the same moment
+    holders = {
+        group: [pid for pid, groups in held.items() if group in groups] for group in PROCESSORS
+    }
     if set(held) - pids or any(
-        sum(1 for groups in held.values() if group in groups) != 1
-        or held[holders[group]][group] != store.lane_count
-        for group in holders
+        len(found) != 1 or held[found[0]][group] != store.lane_count
+        for group, found in holders.items()
     ):
         return False
-    if set(holders) != set(PROCESSORS):
-        return False
     load = {pid: sum(PROCESSORS[group].weight for group in held.get(pid, {})) for pid in pids}
-    return all(
+    return len(pids) < 2 or all(
         load[pid] - min(load[other] for other in pids if other != pid) <= PROCESSORS[group].weight
-        for group, pid in holders.items()
-        if len(pids) > 1
+        for group, [pid] in holders.items()
     )
 
 

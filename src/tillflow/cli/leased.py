@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 from tillflow.engine import EventStore, Runtime
 from tillflow.engine.lane_processor import CommitBatch, Turns
-from tillflow.engine.leasing import Fence, LeaseKeeper
+from tillflow.engine.leasing import Fence, LeaseKeeper, weights_of
 from tillflow.engine.outage import describe_error
 from tillflow.engine.postgres import PostgresEventStore
 
@@ -52,11 +52,7 @@ def lease_keeper(store: EventStore, runtime: Runtime, ttl: float) -> LeaseKeeper
         health=runtime.health,
         on_taken=runtime.wake,
         # every processor the shop declares, run here or not: all workers weigh alike
-        weights={
-            name: processors[0].processor.weight
-            for name, processors in runtime.lanes.items()
-            if processors
-        },
+        weights=weights_of(runtime.lanes),
     )
 
 

@@ -59,6 +59,13 @@ class Fence:
     epoch: int
 
 
+def weights_of(lanes: Mapping[str, Sequence[LaneProcessor]]) -> dict[str, int]:
+    """Each group's processor's ``weight`` (groups with no lanes left out)."""
+    return {
+        group: processors[0].processor.weight for group, processors in lanes.items() if processors
+    }
+
+
 def fair_share(lanes: int, live_workers: int) -> int:
     """How many lanes of a group each live worker aims at: ``ceil(lanes / live)``."""
     if lanes < 0 or live_workers < 0:
@@ -184,10 +191,7 @@ class LeaseKeeper:
             group for group in self.groups if lanes[group] and not lanes[group][0].processor.spread
         ]
         """The groups run whole by one worker (sorted): see :meth:`_balance_whole`."""
-        self._weights = {
-            **(weights or {}),
-            **{group: lanes[group][0].processor.weight for group in lanes if lanes[group]},
-        }
+        self._weights = {**(weights or {}), **weights_of(lanes)}
         """Each group's processor's ``weight``: how groups run whole are spread out."""
         self._handed_over = False
         """Whether this round has handed a group run whole over (one a round)."""

@@ -27,8 +27,10 @@ from tillflow.shop.sale.vat import BEFORE_VAT
 
 NAME = "inventory"
 HEAVY = 3
-"""The ``weight`` of Inventory and of the report: each takes about three times the worker
-CPU per checkout of the tills' cash-up or of the receipt numbers."""
+"""The ``weight`` of Inventory and of the report. Measured on PostgreSQL (worker CPU per
+checkout, each processor alone over a backlog, less the process's start): Inventory
+~50–85 µs, the tills' cash-up and the receipt numbers ~15–20 µs each; paired with one light
+processor per worker, the report's worker took 78–142 µs, Inventory's 64–102 µs."""
 
 
 def _level(session: Session, product_id: str) -> StockLevel:
