@@ -169,6 +169,19 @@ def test_the_live_stream_follows_checkouts_recorded_by_another_worker(
                 break
 
 
+def test_sigterm_while_the_workers_start_stops_everything_cleanly(tmp_path: Path) -> None:
+    """A SIGTERM the moment the workers exist, while they are still importing (before any
+    of them handles the signal itself): the supervisor asked them to stop and they did, so
+    the server exits 0 — it once said "HTTP workers stopped with exit codes [0, -15]"."""
+    env = environment(tmp_path / "shop.db", free_port())
+    with process([TILLFLOW, "serve", "--workers", "2"], env) as server:
+        workers = workers_of(server, 2)
+        code, _, output = stop(server)
+        assert code == 0, output
+        assert "exit codes" not in output, output
+        assert not any(worker.is_running() for worker in workers)
+
+
 def test_a_worker_that_dies_stops_the_server_with_exit_code_1(
     shop: tuple[subprocess.Popen[str], str, int, dict[str, str]],
 ) -> None:

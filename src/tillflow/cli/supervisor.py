@@ -237,7 +237,8 @@ def when_orphaned(lifeline: int, stop: Callable[[], None], stopped: threading.Ev
 
 def stop_all(workers: Sequence[subprocess.Popen[bytes]]) -> list[int]:
     """SIGTERM every running worker, wait up to :data:`STOP_DEADLINE` seconds in all, kill
-    what is left; their exit codes."""
+    what is left; their exit codes. A worker ended by that SIGTERM itself (it was still
+    starting, before it handles the signal: no request taken yet) stopped as asked: 0."""
     for worker in workers:
         if worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
@@ -245,7 +246,8 @@ def stop_all(workers: Sequence[subprocess.Popen[bytes]]) -> list[int]:
     codes = []
     for worker in workers:
         try:
-            codes.append(worker.wait(max(0.0, deadline - time.monotonic())))
+            code = worker.wait(max(0.0, deadline - time.monotonic()))
+            codes.append(0 if code == -signal.SIGTERM else code)
         except subprocess.TimeoutExpired:
             worker.kill()
             codes.append(worker.wait())
