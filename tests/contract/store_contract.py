@@ -21,6 +21,7 @@ from tillflow.engine import (
     AppendRequest,
     BatchEffects,
     CheckpointConflict,
+    CheckpointPassed,
     ConcurrencyConflict,
     Emitted,
     EventIdReused,
@@ -291,6 +292,34 @@ class EventStoreContract(ParkingContract, UpcastingContract):
         assert store.stream_version("out") == 0
         with pytest.raises(CheckpointConflict):
             store.commit_batch("never-ran", 0, 3, 4, BatchEffects())
+
+    def test_a_batch_bound_by_another_checkpoint_commits_only_while_it_has_not_passed(
+        self, store: EventStore
+    ) -> None:
+        store.append("s", [_event(1), _event(2), _event(3)])
+        store.commit_batch("live", 0, 0, 2, BatchEffects())
+        bound = {("live", 0): 2, ("never-ran", 0): 0}
+        store.commit_batch(
+            "switch", 0, 0, 1, BatchEffects(views={("v", "k"): b"1"}, not_past=bound)
+        )
+        assert (store.checkpoint("switch", 0), store.read_view("v", "k")) == (1, b"1")
+        store.commit_batch("live", 0, 2, 3, BatchEffects())
+        passed = BatchEffects(
+            emitted=[Emitted("out", [NewEvent("Derived", id=new_event_id())])],
+            views={("v", "k"): b"2"},
+            not_past={("live", 0): 2},
+        )
+        with pytest.raises(CheckpointPassed) as caught:
+            store.commit_batch("switch", 0, 1, 2, passed)
+        assert (caught.value.processor, caught.value.expected, caught.value.actual) == (
+            "live",
+            2,
+            3,
+        )
+        assert "past 2" in str(caught.value)
+        assert (store.checkpoint("switch", 0), store.read_view("v", "k")) == (1, b"1")
+        assert store.stream_version("out") == 0
+        assert "never-ran" not in store.checkpoints(), "a bound writes no checkpoint"
 
     def test_checkpoint_progress_says_when_the_checkpoint_last_moved(
         self, store: EventStore

@@ -14,6 +14,7 @@ the deterministic simulator are imported from :mod:`tillflow.testing`.
 
 from tillflow.engine.errors import (
     CheckpointConflict,
+    CheckpointPassed,
     ConcurrencyConflict,
     DeadLetterBusy,
     DeadLetterResolved,
@@ -63,6 +64,7 @@ __all__ = [
     "AppendRequest",
     "BatchEffects",
     "CheckpointConflict",
+    "CheckpointPassed",
     "ConcurrencyConflict",
     "DeadLetterBusy",
     "DeadLetterResolved",

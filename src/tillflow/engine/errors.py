@@ -127,6 +127,19 @@ class CheckpointConflict(TillflowError):
         )
 
 
+class CheckpointPassed(CheckpointConflict):
+    """A batch that may commit only while another processor's checkpoint is at most
+    ``expected`` found it at ``actual``, past it (a rebuild's switch: the live version moved
+    on after the two were compared). Nothing was written; compare again."""
+
+    def __init__(self, processor: str, lane: int, expected: int, actual: int) -> None:
+        super().__init__(processor, lane, expected, actual)
+        self.args = (
+            f"checkpoint of {processor!r} on lane {lane} is at {actual}, past {expected}: "
+            "it moved on since it was compared",
+        )
+
+
 class LeaseLost(CheckpointConflict):
     """A batch was fenced out: its worker no longer holds the lease (processor group, lane)
     at the epoch it committed under (taken over, expired or resigned). The transaction was

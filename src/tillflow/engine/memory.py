@@ -41,6 +41,7 @@ from tillflow.engine.store import (
     CommitListeners,
     EventRegistry,
     EventStore,
+    check_not_past,
     encode_all,
     repeat_receipt,
     validate_append,
@@ -177,6 +178,7 @@ class MemoryEventStore(EventStore):
         versions: dict[str, int] = {}
         with self._lock:
             self._check_open()
+            check_not_past(effects, lambda name, at: self._checkpoints.get((name, at), 0))
             actual = self._checkpoints.get((processor, lane), 0)
             if actual != expected_checkpoint:
                 raise CheckpointConflict(processor, lane, expected_checkpoint, actual)

@@ -6,7 +6,8 @@ the live one, then switched to in one transaction (or, dry run, compared and dro
     claim v(n+1) ──► step reporting@v(n+1) on every lane, behind the same after=[...]
                      (progress: positions passed / its barrier, rate, ETA; heartbeat)
                  ──► caught up: its barrier reached and every lane ≥ the live version's
-                 ──► switch: live pointer = n+1 and the claim ended, one transaction
+                 ──► switch: live pointer = n+1 and the claim ended, one transaction,
+                     only while the live version is still at most where n+1 stands
     dry run:     behind the live version as well; when both stand at the same positions,
                  their rows are compared by (view, key) in one snapshot; then dropped
 
@@ -27,6 +28,7 @@ from typing import Final
 
 from tillflow.engine.errors import (
     CheckpointConflict,
+    CheckpointPassed,
     ConcurrencyConflict,
     HandlerFailed,
     StoreUnavailable,
@@ -270,7 +272,10 @@ class Rebuild:
             drop_version(claim, self.handler, version)
             claim.release("dropped", self.clock())
             return dataclasses.replace(outcome, differences=differences)
-        claim.switch(LiveVersion(version, previous, self.clock(), built), self.clock())
+        try:
+            claim.switch(LiveVersion(version, previous, self.clock(), built), self.clock())
+        except CheckpointPassed:
+            return None  # the live version moved on after the compare: catch up, again
         return dataclasses.replace(outcome, switched=True)
 
     def _compare(self, live: int, rebuilt: int) -> list[Difference]:

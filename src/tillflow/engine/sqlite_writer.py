@@ -23,6 +23,7 @@ write lock, so they are dense and in commit order.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -39,7 +40,7 @@ from tillflow.engine.errors import (
 from tillflow.engine.group_commit import Failed
 from tillflow.engine.ids import new_event_id
 from tillflow.engine.recent import RecentEvents
-from tillflow.engine.store import BatchEffects, repeat_receipt
+from tillflow.engine.store import BatchEffects, check_not_past, repeat_receipt
 from tillflow.engine.types import ANY_VERSION, NO_STREAM, NewEvent, Receipt, RecordedEvent
 
 COLUMNS: Final = (
@@ -318,6 +319,7 @@ class CommitJob:
 
     def __call__(self, txn: Txn) -> Receipt:
         conn = txn.conn
+        check_not_past(self.effects, functools.partial(_checkpoint, conn))
         moved = conn.execute(
             "UPDATE checkpoints SET position = ?, updated_at = ? "
             "WHERE processor = ? AND lane = ? AND position = ?",
@@ -357,6 +359,13 @@ class CommitJob:
         if deletes:
             conn.executemany("DELETE FROM views WHERE view = ? AND key = ?", deletes)
         return Receipt(positions=positions, streams=streams)
+
+
+def _checkpoint(conn: sqlite3.Connection, processor: str, lane: int) -> int:
+    row = conn.execute(
+        "SELECT position FROM checkpoints WHERE processor = ? AND lane = ?", (processor, lane)
+    ).fetchone()
+    return 0 if row is None else int(row[0])
 
 
 Job = AppendJob | AppendManyJob | CommitJob

@@ -20,7 +20,13 @@ from typing import Literal
 
 import msgspec
 
-from tillflow.engine.errors import EventIdReused, InvalidEvent, TillflowError, UnknownEventType
+from tillflow.engine.errors import (
+    CheckpointPassed,
+    EventIdReused,
+    InvalidEvent,
+    TillflowError,
+    UnknownEventType,
+)
 from tillflow.engine.ids import EMITTER_PREFIX, emitter_prefix, format_id
 from tillflow.engine.outage import OutageBackoff
 from tillflow.engine.types import (
@@ -83,6 +89,11 @@ class BatchEffects:
     """(view, key) → the committed row the batch read (``None``: absent). A store whose
     lanes several workers share commits the batch only if every one is unchanged; a store
     with one owner may ignore it."""
+    not_past: dict[tuple[str, int], int] = field(default_factory=dict)
+    """(processor, lane) → position: the batch commits only while that checkpoint is at
+    most there, checked in the committing transaction (a rebuild's switch: the live version
+    has not passed the new one since they were compared); else :class:`CheckpointPassed`,
+    nothing written. Every store honours it."""
 
     def is_empty(self) -> bool:
         return not self.emitted and not self.views
@@ -133,6 +144,16 @@ class EventRegistry:
             raise UnknownEventType(event.type, self.names())
         as_type = self._types[event.type]
         return event.payload() if as_type is None else event.decode(as_type)
+
+
+def check_not_past(effects: BatchEffects, checkpoint: Callable[[str, int], int]) -> None:
+    """Raise :class:`CheckpointPassed` for the first of ``effects.not_past`` whose
+    checkpoint (as ``checkpoint(processor, lane)`` reads it in the committing transaction,
+    0 if none) is past its bound. Stores call it before they write anything."""
+    for (processor, lane), bound in sorted(effects.not_past.items()):
+        actual = checkpoint(processor, lane)
+        if actual > bound:
+            raise CheckpointPassed(processor, lane, bound, actual)
 
 
 def validate_stream(stream: str) -> None:

@@ -24,7 +24,7 @@ from typing import Final, Literal, Protocol, runtime_checkable
 
 import msgspec
 
-from tillflow.engine.errors import CheckpointConflict, TillflowError
+from tillflow.engine.errors import CheckpointConflict, CheckpointPassed, TillflowError
 from tillflow.engine.store import BatchEffects, EventStore
 
 LIVE_VIEW: Final = "tillflow.live"
@@ -177,12 +177,23 @@ class ClaimHandle:
     def _lock(self) -> str:
         return self.projection + CLAIM_SUFFIX
 
-    def write(self, views: dict[tuple[str, str], bytes | None], claim: Claim) -> None:
-        """Write ``views`` and ``claim`` in one transaction, if the claim is still ours;
-        else :class:`RebuildTakenOver`, nothing written."""
-        effects = BatchEffects(views={**views, (CLAIMS_VIEW, self.projection): _encode(claim)})
+    def write(
+        self,
+        views: dict[tuple[str, str], bytes | None],
+        claim: Claim,
+        not_past: dict[tuple[str, int], int] | None = None,
+    ) -> None:
+        """Write ``views`` and ``claim`` in one transaction, if the claim is still ours
+        (else :class:`RebuildTakenOver`) and no checkpoint of ``not_past`` passed its bound
+        (else :class:`CheckpointPassed`); nothing written on either."""
+        effects = BatchEffects(
+            views={**views, (CLAIMS_VIEW, self.projection): _encode(claim)},
+            not_past=not_past or {},
+        )
         try:
             self.store.commit_batch(self._lock, 0, self.counter, self.counter + 1, effects)
+        except CheckpointPassed:
+            raise
         except CheckpointConflict as error:
             raise RebuildTakenOver(self.projection) from error
         self.counter += 1
@@ -193,9 +204,14 @@ class ClaimHandle:
 
     def switch(self, live: LiveVersion, now: float) -> None:
         """Make ``live`` the projection's live pointer and end the claim, in one
-        transaction: from its commit on, readers read the new version."""
+        transaction, if the version it replaces stands at most where ``live`` does
+        (``live.positions``) on every lane: from its commit on, readers read the new
+        version, never behind what they read before. Else :class:`CheckpointPassed`,
+        nothing written: compare again."""
         ended = msgspec.structs.replace(self.claim, state="switched", seen_at=now)
-        self.write({(LIVE_VIEW, self.projection): _encode(live)}, ended)
+        old = versioned(self.projection, live.previous)
+        bounds = {(old, lane): position for lane, position in live.positions.items()}
+        self.write({(LIVE_VIEW, self.projection): _encode(live)}, ended, bounds)
 
     def release(self, state: ClaimState, now: float) -> None:
         self.write({}, msgspec.structs.replace(self.claim, state=state, seen_at=now))

@@ -46,7 +46,7 @@ from tillflow.engine.lanes import lane_of
 from tillflow.engine.leasing import Fence
 from tillflow.engine.postgres.errors import LeaseLost, ViewRowChanged
 from tillflow.engine.postgres.leases import FENCE
-from tillflow.engine.store import BatchEffects, receipt_of, repeat_receipt
+from tillflow.engine.store import BatchEffects, check_not_past, receipt_of, repeat_receipt
 from tillflow.engine.types import ANY_VERSION, NO_STREAM, NewEvent, Receipt, RecordedEvent
 from tillflow.engine.versions import base_of
 
@@ -159,6 +159,10 @@ _CAS_FIRST: Final = (
     "INSERT INTO checkpoints (processor, lane, position, updated_at) VALUES (%s, %s, %s, %s) "
     "ON CONFLICT (processor, lane) DO UPDATE SET position = excluded.position, "
     "updated_at = excluded.updated_at WHERE checkpoints.position = 0 RETURNING position"
+)
+_HOLD_ABSENT: Final = (
+    "INSERT INTO checkpoints (processor, lane, position, updated_at) VALUES (%s, %s, 0, 0) "
+    "ON CONFLICT DO NOTHING RETURNING position"
 )
 _CAS: Final = (
     "UPDATE checkpoints SET position = %s, updated_at = %s "
@@ -441,6 +445,7 @@ def commit_batch(
             moved = conn.execute(_CAS_FIRST, (processor, lane, new, now))
         else:
             moved = conn.execute(_CAS, (new, now, processor, lane, expected))
+        check_not_past(effects, functools.partial(_checkpoint_shared, conn))
         locked = conn.execute(_LOCK_MANY, (lanes,)) if lanes else None
         versions = conn.execute(VERSIONS, (streams,)) if streams else None
         if fenced is not None and fenced.fetchone() is None:
@@ -469,6 +474,20 @@ def commit_batch(
             conn.execute(_insert(source), values)
         _write_rows(conn, processor, effects)
     return Receipt(grown, {item.stream: plan.versions[item.stream] for item in emitted})
+
+
+def _checkpoint_shared(conn: psycopg.Connection[Any], processor: str, lane: int) -> int:
+    """A checkpoint held where it is until this transaction ends: its row locked ``FOR
+    SHARE`` (a batch moving it waits); a checkpoint without a row yet gets one that is
+    deleted at once, and a first batch's insert of that key waits on it just the same."""
+    key = (processor, lane)
+    if conn.execute(_HOLD_ABSENT, key).fetchone() is not None:
+        conn.execute("DELETE FROM checkpoints WHERE processor = %s AND lane = %s", key)
+        return 0
+    row = conn.execute(
+        "SELECT position FROM checkpoints WHERE processor = %s AND lane = %s FOR SHARE", key
+    ).fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def _write_rows(conn: psycopg.Connection[Any], processor: str, effects: BatchEffects) -> None:
