@@ -337,7 +337,8 @@ def test_a_live_batch_between_the_compare_and_the_switch_defers_the_switch(
     up and switches to a version at least where the live one stands."""
     path = tmp_path / "shop.db"
     asyncio.run(_sold(path, 10))
-    with _SellingBeforeTheSwitch(path, registry=REGISTRY) as store:
+    store = _SellingBeforeTheSwitch(path, registry=REGISTRY)
+    with store:
         outcome = Rebuild(store, reporting_processor(), "test").run()
         assert store.sold and outcome.switched
         live = store.checkpoint(NAME, 0)
