@@ -122,6 +122,11 @@ def test_serve_waits_out_a_locked_file_and_a_full_disk_and_loses_nothing(
                     assert len(till.acknowledged) == down  # nothing gets through a lock
                 print(f"moving again {back_again(viewer, till, down):.1f} s after the lock")
                 assert status_line(path) == "database: ok"
+                eventually(lambda: len(outage_lines(serve_log)) >= 2)
+                said = outage_lines(serve_log)  # once as the lock came, once as it went
+                assert len(said) == 2, said
+                assert "unavailable" in said[0] and "locked" in said[0], said
+                assert "back after" in said[1], said
                 with disk_refusing_writes(serve.pid):
                     started = time.monotonic()
                     down = said_degraded(viewer, till, None)
@@ -132,10 +137,11 @@ def test_serve_waits_out_a_locked_file_and_a_full_disk_and_loses_nothing(
             assert read.json()["freshness"]["waited"] == "reached"
             serve.send_signal(signal.SIGTERM)
             assert serve.wait(15) == 0  # a clean stop after the blips
-        said = outage_lines(serve_log)  # once as the lock came, once as it went; the
-        # disk blip's first line could not be written, its last one was
-        assert len(said) == 3, said
-        assert "unavailable" in said[0] and "locked" in said[0] and "back after" in said[1]
+        # What the server said during the disk blip is not counted: the file-size limit
+        # refuses its log's writes too, and a processor whose step needs no write (an
+        # idle one) is back before the disk is, so which of its lines reach the log
+        # varies. The blip itself was seen in /processors, /health and the 503s above.
+        assert outage_lines(serve_log)[:2] == said
         assert 503 in till.statuses and till.retry_after == {"1"}
         assert set(till.statuses) == {201, 503}, "a blip answered otherwise (a 500?)"
         for checkout_id, token in till.receipts.items():
