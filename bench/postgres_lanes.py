@@ -32,6 +32,7 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from typing import Final
 
+import psutil
 from tests.postgres_cluster import running_cluster
 
 from bench.cases import Context
@@ -57,6 +58,28 @@ class Round:
     """Committed appends per second."""
     group: float
     """Appends per transaction."""
+    busy: float = 0.0
+    """The share of the machine's CPU time that was busy meanwhile (every process: the
+    writers, the server, anything else), 0–1."""
+
+    @property
+    def cpu_per_append(self) -> float:
+        """Busy CPU microseconds per committed append."""
+        return self.busy * (os.cpu_count() or 1) * 1e6 / self.rate if self.rate else 0.0
+
+
+class MachineBusy:
+    """The share of all CPUs' time that was busy (not idle, not waiting for I/O) between
+    :meth:`start` and :meth:`share`, machine-wide."""
+
+    def start(self) -> None:
+        self._before = psutil.cpu_times()
+
+    def share(self) -> float:
+        after = psutil.cpu_times()
+        total = sum(after) - sum(self._before)
+        idle = (after.idle - self._before.idle) + (after.iowait - self._before.iowait)
+        return (total - idle) / total if total > 0 else 0.0
 
 
 def _write_until(store: PostgresEventStore, writer: int, stop: Callable[[], bool]) -> int:
@@ -82,16 +105,19 @@ def threads_round(url: str, lanes: int, seconds: float) -> Round:
         threads = [threading.Thread(target=write, args=(n,)) for n in range(WRITERS)]
         for thread in threads:
             thread.start()
+        busy = MachineBusy()
         start.wait()
+        busy.start()
         began = time.perf_counter()
         time.sleep(seconds)
         stop.set()
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - began
+        shared = busy.share()
         assert sum(store.heads().values()) == sum(counts)
         grouped = store.writer_statistics()
-        return Round(sum(counts) / elapsed, grouped["jobs"] / max(1, grouped["batches"]))
+        return Round(sum(counts) / elapsed, grouped["jobs"] / max(1, grouped["batches"]), shared)
     finally:
         store.close()
 
@@ -111,7 +137,7 @@ def _process_writer(
 def processes_round(url: str, lanes: int, seconds: float) -> Round:
     """32 processes with a store each for ``seconds`` (from when all are ready)."""
     context = multiprocessing.get_context("fork")
-    start = context.Barrier(WRITERS)
+    start = context.Barrier(WRITERS + 1)  # and this process, to time the machine's CPU
     done: Queue[int] = context.Queue()
     writers = [
         context.Process(target=_process_writer, args=(url, writer, start, seconds, done))
@@ -119,12 +145,17 @@ def processes_round(url: str, lanes: int, seconds: float) -> Round:
     ]
     for process in writers:
         process.start()
+    busy = MachineBusy()
+    start.wait(timeout=120)
+    busy.start()
+    time.sleep(seconds)  # the writers' own clocks end their rounds
+    shared = busy.share()
     counts = [done.get(timeout=seconds + 120) for _ in writers]
     for process in writers:
         process.join()
     with PostgresEventStore(url, lanes=lanes) as store:
         assert sum(store.heads().values()) == sum(counts)
-    return Round(sum(counts) / seconds, 1.0)
+    return Round(sum(counts) / seconds, 1.0, shared)
 
 
 ARRANGEMENTS: Final = {"threads": threads_round, "processes": processes_round}
@@ -136,7 +167,7 @@ CASE_SECONDS: Final = 4.0
 def lanes_case(context: Context) -> CaseResult:
     """Case 16 of ``python -m bench`` (group ``postgres``): 32 writer processes, medians of
     ``context.repeats`` rounds per lane count, 8 lanes against one."""
-    rates: dict[int, list[float]] = {lanes: [] for lanes in CASE_LANES}
+    rounds: dict[int, list[Round]] = {lanes: [] for lanes in CASE_LANES}
     with running_cluster({**SETTINGS, "fsync": "on"}) as cluster:
         shown = {name: cluster.setting(name) for name in SHOWN}
         for repeat in range(context.repeats):
@@ -144,9 +175,11 @@ def lanes_case(context: Context) -> CaseResult:
                 context.progress(f"PostgreSQL lanes, run {repeat + 1}/{context.repeats}: {lanes}")
                 url = cluster.create_database()
                 PostgresEventStore(url, lanes=lanes).close()
-                rates[lanes].append(processes_round(url, lanes, CASE_SECONDS).rate)
+                rounds[lanes].append(processes_round(url, lanes, CASE_SECONDS))
                 cluster.drop_database(url)
+    rates = {lanes: [done.rate for done in each] for lanes, each in rounds.items()}
     medians = {lanes: statistics.median(done) for lanes, done in rates.items()}
+    busy = {lanes: statistics.median(done.busy for done in each) for lanes, each in rounds.items()}
     ratio = medians[8] / medians[1]
     return CaseResult(
         case="16 PostgreSQL appends, 8 lanes vs 1",
@@ -158,10 +191,16 @@ def lanes_case(context: Context) -> CaseResult:
         notes=(
             f"32 writer processes, one-event checkouts, {CASE_SECONDS:g} s per run; "
             + ", ".join(f"{lanes} lanes {rate(medians[lanes])}" for lanes in CASE_LANES)
+            + f"; CPU busy {busy[1]:.0%} at 1 lane, {busy[8]:.0%} at 8 (at the same CPU "
+            f"an append, lanes can give at most {1 / max(busy[1], 0.01):.1f}× here)"
             + f"; server {shown['server_version'].split()[0]}, fsync {shown['fsync']}, "
             f"synchronous_commit {shown['synchronous_commit']}; load {os.getloadavg()[0]:.1f}"
         ),
-        data={"rates": {str(lanes): done for lanes, done in rates.items()}, "server": shown},
+        data={
+            "rates": {str(lanes): done for lanes, done in rates.items()},
+            "busy": {str(lanes): [done.busy for done in each] for lanes, each in rounds.items()},
+            "server": shown,
+        },
     )
 
 
@@ -199,15 +238,19 @@ def main() -> None:
                     cluster.drop_database(url)
                     print(
                         f"  {name}, round {repeat + 1}: {lanes:>2} lanes "
-                        f"{done.rate:>9,.0f} appends/s, {done.group:.1f} per transaction"
+                        f"{done.rate:>9,.0f} appends/s, {done.group:.1f} per transaction, "
+                        f"CPU {done.busy:.0%} busy, {done.cpu_per_append:,.0f} µs an append"
                     )
                     rounds[lanes].append(done)
             base = statistics.median(done.rate for done in rounds[options.lanes[0]])
             for lanes, done_rounds in rounds.items():
                 median = statistics.median(done.rate for done in done_rounds)
+                busy = statistics.median(done.busy for done in done_rounds)
+                cost = statistics.median(done.cpu_per_append for done in done_rounds)
                 print(
                     f"{name}: {lanes:>2} lanes {median:>9,.0f} appends/s "
-                    f"({median / base:.2f}× {options.lanes[0]})"
+                    f"({median / base:.2f}× {options.lanes[0]}), CPU {busy:.0%} busy, "
+                    f"{cost:,.0f} µs an append"
                 )
         print(f"load at the end: {os.getloadavg()}")
 
