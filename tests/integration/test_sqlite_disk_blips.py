@@ -165,3 +165,54 @@ def test_loud_errors_are_not_blips(tmp_path: Path) -> None:
             conn.execute("ROLLBACK TO job")  # ...so undoing a part finds no savepoint
     assert "no such savepoint" in str(undone.value)
     assert blip(undone.value) is undone.value.__context__  # the disk error behind it
+
+
+def test_a_write_probe_finds_a_disk_that_refuses_writes_and_leaves_no_file(
+    tmp_path: Path,
+) -> None:
+    """The write lock alone can be taken on a full disk: the probe writes a page too."""
+    with SqliteEventStore(tmp_path / "shop.db") as store:
+        store.probe_writes()
+        with disk_refusing_writes(), pytest.raises(StoreUnavailable, match="disk refuses"):
+            store.probe_writes()
+        store.probe_writes()
+        assert sorted(path.name for path in tmp_path.iterdir()) == [
+            "shop.db",
+            "shop.db-shm",
+            "shop.db-wal",
+        ]
+
+
+class _ReadsRefused(SqliteEventStore):
+    """A store whose reads of lane heads and events fail while ``refusing`` is set."""
+
+    refusing = False
+
+    def head(self, lane: int) -> int:
+        if self.refusing:
+            raise StoreUnavailable("reads refused")
+        return super().head(lane)
+
+    def read(self, *args: object, **kwargs: object) -> list[RecordedEvent]:
+        if self.refusing:
+            raise StoreUnavailable("reads refused")
+        return super().read(*args, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_a_lane_with_nothing_to_do_is_back_only_once_the_disk_takes_writes(
+    tmp_path: Path,
+) -> None:
+    """A lane that met the store unavailable and then steps idle has only shown that reads
+    work: while the disk refuses writes the runtime stays degraded (an idle step once said
+    the database was back in the middle of a full disk)."""
+    store = _ReadsRefused(tmp_path / "shop.db")
+    with store:
+        async with Runtime(store, [Processor("p", count)], outage=QUICK) as runtime:
+            store.refusing = True
+            await eventually(lambda: runtime.health.retries >= 2)
+            with disk_refusing_writes():
+                store.refusing = False
+                retries = runtime.health.retries
+                await eventually(lambda: runtime.health.retries >= retries + 3)
+                assert runtime.health.degraded, "back on an idle step, the disk still full"
+            await eventually(lambda: not runtime.health.degraded)

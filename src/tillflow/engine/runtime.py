@@ -288,6 +288,9 @@ class Runtime:
                 continue
             try:
                 result = await loop.run_in_executor(executor, lane_processor.step)
+                if streak.unavailable and not result.progressed:
+                    # a step that wrote nothing proves reads only: back once writes are
+                    await loop.run_in_executor(executor, self.store.probe_writes)
             except Exception as error:
                 if not await self._after_failure(lane_processor, error, streak, wake):
                     return

@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from tillflow.engine.errors import (
     NotATillflowDatabase,
     SchemaTooNew,
     StoreClosed,
+    StoreUnavailable,
     TillflowError,
 )
 from tillflow.engine.group_commit import DEFAULT_MAX_QUEUED, GroupCommitter, require_count
@@ -93,6 +95,8 @@ CREATE TABLE views (
 ) WITHOUT ROWID;
 """
 
+SCRATCH_PAGE: Final = bytes(4096)
+"""What :meth:`SqliteEventStore.probe_writes` writes beside the database: one page."""
 _SYNCHRONOUS: Final = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 _RANGES_PER_READ: Final = 200
 _EMITTED_BY_MANY: Final = f"SELECT {COLUMNS} FROM events WHERE " + " OR ".join(
@@ -252,7 +256,10 @@ class SqliteEventStore(EventStore):
 
     def probe_writes(self) -> None:
         """Take the file's write lock and let it go at once (waiting for it as a write
-        would, at most the busy timeout); :class:`StoreUnavailable` if it cannot."""
+        would, at most the busy timeout), then write a page to a scratch file beside the
+        database, never linked into the directory (a lock taken and released writes no
+        byte, so it cannot tell a full disk); :class:`StoreUnavailable` if either fails.
+        Writes nothing to the database."""
         conn = self._reader()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -260,6 +267,14 @@ class SqliteEventStore(EventStore):
         except sqlite3.Error as error:
             self._raise_blip(error)
             raise
+        try:
+            with tempfile.TemporaryFile(dir=Path(self.path).parent) as scratch:
+                scratch.write(SCRATCH_PAGE)
+                scratch.flush()
+        except OSError as error:
+            raise StoreUnavailable(
+                f"{self.path}: the disk refuses writes ({error.strerror}); retry shortly"
+            ) from error
 
     def _submit(self, job: Job) -> concurrent.futures.Future[Any]:
         if self._closed:
