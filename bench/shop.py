@@ -842,8 +842,10 @@ async def run_shop(
         path, seed, batch_size, store_type, memory, separate, reporting_apart
     )
     run = ShopRun(tills.kind if apart is None else "three processes")
+    shop = Shop(store)
+    here = [each.name for each in shop.processors if not apart or each.name != REPORTING]
     try:
-        async with Shop(store).runtime(run=[INVENTORY] if apart else None) as runtime:
+        async with shop.runtime(run=here) as runtime:
             try:
                 await _settle_seeding(runtime, await tills.seed())
                 timed = _Timed(store, runtime, await tills.facts(), apart)
