@@ -29,7 +29,7 @@ START_DEADLINE = 90.0
 Only a bound on waiting: the test goes on as soon as it answers."""
 
 
-def environment(database: Path, port: int) -> dict[str, str]:
+def environment(database: Path | str, port: int) -> dict[str, str]:
     return {
         **os.environ,
         "TILLFLOW_DATABASE": str(database),

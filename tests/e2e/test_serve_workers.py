@@ -1,5 +1,6 @@
 """``tillflow serve --workers 2`` as a real process: two HTTP workers on one port and one
-SQLite file, the processors in the supervisor. Checkouts go to either worker; a retry
+database (an SQLite file, or PostgreSQL with the supervisor's processors holding the lanes
+by leases), the processors in the supervisor. Checkouts go to either worker; a retry
 answered by the other worker gets the original receipt; the report, read from any worker,
 reflects every acknowledged checkout (read-your-writes), and so does the live stream.
 SIGTERM stops everything (exit 0, no process left behind); a worker that dies stops the
@@ -58,11 +59,20 @@ def serving_pids(workers: list[psutil.Process], port: int) -> set[int]:
     }
 
 
-@pytest.fixture
-def shop(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, int, dict[str, str]]]:
-    """``tillflow serve --workers 2`` on a free port with a catalog; its tokens by role."""
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shop(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[subprocess.Popen[str], str, int, dict[str, str]]]:
+    """``tillflow serve --workers 2`` on a free port with a catalog, on an SQLite file or
+    on PostgreSQL (the processors in the supervisor then hold the lanes by leases); its
+    tokens by role."""
     port = free_port()
-    env = environment(tmp_path / "shop.db", port)
+    database = (
+        tmp_path / "shop.db"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    env = environment(database, port)
     tokens = {role: token(env, role, role) for role in ("manager", "till", "viewer")}
     url = f"http://127.0.0.1:{port}"
     with process([TILLFLOW, "serve", "--workers", "2"], env) as server:
