@@ -9,25 +9,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 
-from tillflow.engine import BatchEffects, NewEvent
+from tillflow.engine import BatchEffects, EventStore, NewEvent
 from tillflow.engine.postgres import PostgresEventStore
 from tillflow.engine.postgres.writer import _checkpoint_shared
 
 DEADLINE = 30.0
-
-
-@pytest.fixture
-def store(postgres_url: str) -> Iterator[PostgresEventStore]:
-    opened = PostgresEventStore(postgres_url, lanes=2)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _waiting_on_a_lock(conn: psycopg.Connection[tuple[object, ...]], pid: int) -> bool:
@@ -42,8 +32,13 @@ def _waiting_on_a_lock(conn: psycopg.Connection[tuple[object, ...]], pid: int) -
 
 @pytest.mark.parametrize("first", [False, True], ids=["moving", "first-commit"])
 def test_a_checkpoint_checked_by_a_bound_batch_cannot_move_until_it_commits(
-    store: PostgresEventStore, postgres_url: str, first: bool
+    postgres_url: str, first: bool
 ) -> None:
+    with PostgresEventStore(postgres_url, lanes=2) as store:
+        _hold_and_move(store, postgres_url, first)
+
+
+def _hold_and_move(store: EventStore, postgres_url: str, first: bool) -> None:
     store.append("s", [NewEvent("E"), NewEvent("E")])
     if not first:
         store.commit_batch("live", 0, 0, 1, BatchEffects())
