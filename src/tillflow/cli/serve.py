@@ -12,7 +12,6 @@ import gc
 import logging
 import signal
 import socket
-import sys
 import threading
 from types import FrameType
 from typing import Annotated, Any
@@ -44,6 +43,7 @@ from tillflow.service.bootstrap import (
     service_registry,
 )
 from tillflow.service.collector import DEFAULT_THRESHOLD, MOST_THRESHOLD, tune_collector
+from tillflow.service.latency_tuning import tuned_for_latency
 from tillflow.service.settings import Settings, load_settings
 from tillflow.shop.assembly import Shop
 
@@ -184,12 +184,12 @@ def serve(
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
             server_header=False,
         )
-        _tune_for_latency()
         server = uvicorn.Server(config)
-        if socket_fd is None:
-            server.run()
-        else:
-            _serve_socket(server, socket_fd, lifeline_fd)
+        with tuned_for_latency():
+            if socket_fd is None:
+                server.run()
+            else:
+                _serve_socket(server, socket_fd, lifeline_fd)
     finally:
         store.close()
 
@@ -248,15 +248,6 @@ def _serve_socket(server: uvicorn.Server, socket_fd: int, lifeline_fd: int | Non
         server.run(sockets=[socket.socket(fileno=socket_fd)])
     finally:
         stopped.set()
-
-
-def _tune_for_latency() -> None:
-    """A serving process: shorter GIL slices, so the event loop answers sooner while the
-    writer and processor threads work; and everything loaded so far frozen out of the
-    collector, so a full collection (measured 15–27 ms) does not stall requests."""
-    sys.setswitchinterval(0.001)
-    gc.collect()
-    gc.freeze()
 
 
 def worker(
