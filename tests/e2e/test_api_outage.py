@@ -1,12 +1,14 @@
 """The HTTP side while the database is away (its reads and writes raising
 :class:`DatabaseUnavailable`): writes are 503 with ``Retry-After`` on both checkout paths
 (never a 500), tokens read before still authenticate, ``/processors`` and ``/metrics``
-say ``degraded`` without waiting on the database, and the report watch follows again
-once it is back."""
+say ``degraded`` without waiting on the database, requests ask it nothing on the event
+loop once the runtime knows it away, and the report watch follows again once it is
+back."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -16,7 +18,10 @@ import pytest
 
 from tests.e2e.servers import Api, served
 from tillflow.engine.postgres.errors import DatabaseUnavailable
+from tillflow.service import access_tokens
 from tillflow.service.access_tokens import Role, TokenBook
+from tillflow.shop.sale import service as sale_service
+from tillflow.shop.sale import tills as sale_tills
 
 CHECKOUT = {
     "checkout_id": "c-1",
@@ -116,3 +121,44 @@ async def test_a_server_that_never_read_its_tokens_answers_503_not_500(
     answer = await shop.post("/checkouts", CHECKOUT, Role.TILL)
     assert answer.status_code == 503, answer.text
     assert answer.headers["retry-after"] == "1"
+
+
+async def test_known_away_requests_ask_the_database_nothing_on_the_event_loop(
+    shop: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each request authenticates, and a checkout prices its lines, on the event loop; a
+    read there waits for the database (on PostgreSQL up to the pool's timeout), so once the
+    runtime knows it away, the tokens and the catalog read before answer without asking."""
+    asked_on_the_loop: list[str] = []
+
+    def recording(name: str) -> Callable[..., Any]:
+        def refused(*args: object, **kwargs: object) -> Any:
+            with contextlib.suppress(RuntimeError):  # none running: a worker thread
+                asyncio.get_running_loop()
+                asked_on_the_loop.append(name)
+            away()
+
+        return refused
+
+    sold = await shop.post("/checkouts", {**CHECKOUT, "checkout_id": "c-0"}, Role.TILL)
+    assert sold.status_code == 201, sold.text  # the till and the catalog read before
+    runtime = shop.app.state.services.runtime
+    store = shop.store
+    for name in ("read_stream", "checkpoint", "heads", "head", "read", "stream_version"):
+        monkeypatch.setattr(store, name, recording(name))
+    monkeypatch.setattr(store, "append_async", away_async)
+    await eventually(lambda: runtime.health.degraded)
+    asked_on_the_loop.clear()
+    # past every pause and freshness window: without the runtime's word, each request
+    # would ask the database once more
+    for module, name in [
+        (access_tokens, "AWAY_PAUSE"),
+        (sale_service, "AWAY_PAUSE"),
+        (sale_service, "CATALOG_FRESH_FOR"),
+        (sale_tills, "TILL_FRESH_FOR"),
+    ]:
+        monkeypatch.setattr(module, name, 0.0)
+    assert (await shop.get("/processors")).status_code == 200
+    answer = await shop.post("/checkouts", CHECKOUT, Role.TILL)
+    assert answer.status_code == 503, answer.text
+    assert asked_on_the_loop == []

@@ -114,6 +114,18 @@ class TillflowAPI(FastAPI):
         return schema
 
 
+def _heeding_outages(shop: Shop, runtime: Runtime) -> TokenBook:
+    """The token book, and the sale's catalog, told to answer from what they read before
+    while the runtime knows the database away: requests authenticate and price checkouts on
+    the event loop, which must not wait on a database that cannot answer."""
+
+    def away() -> bool:
+        return runtime.health.degraded
+
+    shop.sale.away = away
+    return TokenBook(shop.store, away=away)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -169,7 +181,7 @@ def create_app(
                 metrics.report_rows = shop.report.rows
                 metrics.leases = functools.partial(_leases_unless_away, opened, runtime)
                 app.state.services = Services(
-                    shop, runtime, TokenBook(opened), watch, metrics, header
+                    shop, runtime, _heeding_outages(shop, runtime), watch, metrics, header
                 )
                 try:
                     yield

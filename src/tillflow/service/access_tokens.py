@@ -117,9 +117,18 @@ class TokenBook:
     Thread-safe.
     """
 
-    def __init__(self, store: EventStore, clock: Callable[[], datetime] = _now) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        clock: Callable[[], datetime] = _now,
+        away: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """``away``: whether the database is known to be away now (a runtime's health):
+        then the tokens read before answer without asking it, so that a server's event loop
+        does not wait on a database that cannot answer."""
         self.store = store
         self.clock = clock
+        self.away = away
         self.version = 0
         self._tokens: list[AccessToken] = []
         self._lock = threading.Lock()
@@ -155,10 +164,11 @@ class TokenBook:
     def authenticate(self, secret: str) -> AccessToken | None:
         """The token whose hash matches ``secret`` (active or revoked: check ``active``), or
         ``None``. Compares against every recorded hash in constant time. With the
-        database away (:class:`StoreUnavailable`), the tokens read before answer (nothing
-        can be created or revoked meanwhile) and the next refresh waits ``AWAY_PAUSE``
-        seconds; raised if none were read yet."""
-        if time.monotonic() >= self._away_until:
+        database away (:class:`StoreUnavailable`, or ``away()``), the tokens read before
+        answer (nothing can be created or revoked meanwhile) and the next refresh waits
+        ``AWAY_PAUSE`` seconds (or until ``away()`` is false); raised if none were read
+        yet."""
+        if time.monotonic() >= self._away_until and not (self.version and self.away()):
             try:
                 self.refresh()
             except StoreUnavailable:

@@ -129,10 +129,17 @@ class SaleService:
         self.store = store
         self.clock = clock
         self.payments = CardPayments(store, terminal, currency)
-        self.tills = Tills(store, clock)
+        self.tills = Tills(store, clock, away=self._store_away)
         self._catalog = Catalog()
         self._refreshing = threading.Lock()
         self._away_until = STALE
+        self.away: Callable[[], bool] = lambda: False
+        """Whether the database is known to be away now (a serving runtime's health): then
+        checkouts are priced from the cached catalog when it knows every product, without
+        asking (a server's event loop must not wait on a database that cannot answer)."""
+
+    def _store_away(self) -> bool:
+        return self.away()  # looked up at each call: a server sets ``away`` after start-up
 
     def catalog(self) -> Catalog:
         """The catalog as of now: re-read from the store (one query; blocks behind a
@@ -167,7 +174,10 @@ class SaleService:
             )
         except (AttributeError, TypeError):  # no lines, a line that is none, an unhashable id
             known = False
-        if known and (now - catalog.looked_at < CATALOG_FRESH_FOR or now < self._away_until):
+        away = self.away()
+        if known and (
+            now - catalog.looked_at < CATALOG_FRESH_FOR or now < self._away_until or away
+        ):
             return catalog
         try:
             return self._refreshed(now)

@@ -60,9 +60,18 @@ def closed_id(till_id: str, session_id: str) -> bytes:
 class Tills:
     """Open and close tills over one store; thread-safe."""
 
-    def __init__(self, store: EventStore, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        clock: Callable[[], datetime],
+        away: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """``away``: whether the database is known to be away now; then a sale at a till
+        read before is judged by that state, without asking (its append then says whether
+        the database is back)."""
         self.store = store
         self.clock = clock
+        self.away = away
         self._known: dict[str, tuple[float, TillState]] = {}
         self._lock = threading.Lock()
 
@@ -84,7 +93,7 @@ class Tills:
         from a state at most ``TILL_FRESH_FOR`` seconds old. Raises
         :class:`~tillflow.shop.sale.till_sessions.TillNotOpen` for a closed till."""
         cached = self._known.get(till_id)
-        if cached is not None and time.monotonic() - cached[0] < TILL_FRESH_FOR:
+        if cached is not None and (time.monotonic() - cached[0] < TILL_FRESH_FOR or self.away()):
             return cached[1].session_for_sale()
         return self.state(till_id).session_for_sale()
 
