@@ -77,7 +77,6 @@ from tillflow.engine import (
     new_event_id,
 )
 from tillflow.service.collector import tune_collector
-from tillflow.service.latency_tuning import tuned_for_latency
 from tillflow.shop.assembly import REGISTRY, Shop
 from tillflow.shop.inventory.commands import ReceiveStock
 from tillflow.shop.reporting.audit import ConsistentCutAudit, read_rows, read_totals
@@ -789,35 +788,26 @@ def _place(
     return store, tills, ReportingWorker(path) if reporting_apart else None
 
 
-_Run = Callable[_Options, Coroutine[Any, Any, _Result]]
+def with_tuned_collector(
+    run: Callable[_Options, Coroutine[Any, Any, _Result]],
+) -> Callable[_Options, Coroutine[Any, Any, _Result]]:
+    """Run ``run`` with the collector as ``tillflow serve`` and ``tillflow worker`` set it
+    (:func:`tillflow.service.collector.tune_collector`), as the processes of a deployed shop run;
+    the process's own setting back afterwards (the harness measures other things next)."""
+
+    @functools.wraps(run)
+    async def tuned(*args: _Options.args, **kwargs: _Options.kwargs) -> _Result:
+        before = gc.get_threshold()
+        tune_collector()
+        try:
+            return await run(*args, **kwargs)
+        finally:
+            gc.set_threshold(*before)
+
+    return tuned
 
 
-def served_like(
-    *, latency: bool = False
-) -> Callable[[_Run[_Options, _Result]], _Run[_Options, _Result]]:
-    """Run the decorated run with the collector as ``tillflow serve`` and ``tillflow worker``
-    set it (:func:`tillflow.service.collector.tune_collector`), as the processes of a
-    deployed shop run, and with ``latency`` also tuned as ``serve`` answers requests
-    (:func:`tillflow.service.latency_tuning.tuned_for_latency`); the process's own settings
-    back afterwards (the harness measures other things next)."""
-
-    def decorate(run: _Run[_Options, _Result]) -> _Run[_Options, _Result]:
-        @functools.wraps(run)
-        async def tuned(*args: _Options.args, **kwargs: _Options.kwargs) -> _Result:
-            before = gc.get_threshold()
-            tune_collector()
-            try:
-                with tuned_for_latency() if latency else contextlib.nullcontext():
-                    return await run(*args, **kwargs)
-            finally:
-                gc.set_threshold(*before)
-
-        return tuned
-
-    return decorate
-
-
-@served_like()
+@with_tuned_collector
 async def run_shop(
     path: Path,
     checkouts: int,
@@ -1083,7 +1073,7 @@ async def _open_loop(
     return scheduled, appended
 
 
-@served_like(latency=True)
+@with_tuned_collector
 async def run_latency(
     path: Path,
     rate: float,

@@ -48,8 +48,8 @@ from bench.shop import (
     ended_by,
     judged,
     percentile,
-    served_like,
     summary,
+    with_tuned_collector,
 )
 from tillflow.engine import SqliteEventStore
 from tillflow.shop.assembly import REGISTRY
@@ -120,7 +120,7 @@ async def ring_up(tills: Tills, paid: PaidCheckouts, phase: Phase, per_till: int
     phase.checkouts = phase.tills * per_till
 
 
-@served_like()
+@with_tuned_collector
 async def run_against_terminal(
     path: Path,
     tills: int,
