@@ -1,5 +1,5 @@
-"""``tuned_for_latency``: how ``tillflow serve`` (and the latency benchmarks) run, and the
-process's own settings back afterwards."""
+"""``tuned_for_latency``: how ``tillflow serve`` runs, and the process's own settings back
+afterwards."""
 
 from __future__ import annotations
 

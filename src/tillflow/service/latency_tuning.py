@@ -1,5 +1,5 @@
 """How a process that answers requests while its threads work is tuned for latency
-(``tillflow serve``; the latency benchmarks run the same way).
+(``tillflow serve``).
 
 Python hands the interpreter lock from thread to thread every 5 ms by default, so an event
 loop waiting for it behind the writer and the processor threads can wait that long at each
