@@ -115,9 +115,10 @@ class TillflowAPI(FastAPI):
 
 
 def _heeding_outages(shop: Shop, runtime: Runtime) -> TokenBook:
-    """The token book, and the sale's catalog, told to answer from what they read before
-    while the runtime knows the database away: requests authenticate and price checkouts on
-    the event loop, which must not wait on a database that cannot answer."""
+    """The token book, and the sale's catalog and till states, told to answer from what
+    they read before while the runtime knows the database away: requests authenticate and
+    price checkouts on the event loop, which must not wait on a database that cannot
+    answer."""
 
     def away() -> bool:
         return runtime.health.degraded
