@@ -17,15 +17,15 @@ from tests.integration.rebuild_scenario import check_rebuild_while_selling, rebu
 from tests.integration.test_sqlite_locked import held_lock
 from tests.parked_checkouts import park_checkout
 from tillflow.cli import app
-from tillflow.engine import BatchEffects, EventStore, Receipt, SqliteEventStore
+from tillflow.engine import EventStore, SqliteEventStore
 from tillflow.engine.dead_letters import parked_keys
 from tillflow.engine.lane_processor import LaneProcessor
 from tillflow.engine.parking import parked_view
 from tillflow.engine.rebuild import Rebuild
 from tillflow.engine.versions import (
-    LIVE_VIEW,
     STALE_AFTER,
     ClaimHandle,
+    LiveVersion,
     RebuildRunning,
     RebuildTakenOver,
     live_version,
@@ -305,42 +305,32 @@ def test_a_rebuild_waits_out_a_locked_file_and_finishes(tmp_path: Path) -> None:
         assert Shop(store).report.report().totals.checkouts == 20
 
 
-class _SellingBeforeTheSwitch(SqliteEventStore):
-    """A store on which a checkout is sold, and taken by Inventory and the live report,
-    right before the rebuild's first switch commits: after the rebuild compared the two
-    versions, before it switched."""
-
-    sold = False
-
-    def commit_batch(
-        self,
-        processor: str,
-        lane: int,
-        expected_checkpoint: int,
-        new_checkpoint: int,
-        effects: BatchEffects,
-    ) -> Receipt:
-        if (LIVE_VIEW, NAME) in effects.views and not self.sold:
-            self.sold = True
-            Shop(self).sale.checkout(Checkout("c-between", "till-1", [LineRequest("apple", 1)]))
-            for processor_here in (inventory_processor(), reporting_processor()):
-                while LaneProcessor(self, processor_here, 0).step().progressed:
-                    pass
-        return super().commit_batch(processor, lane, expected_checkpoint, new_checkpoint, effects)
-
-
 def test_a_live_batch_between_the_compare_and_the_switch_defers_the_switch(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The live version passes the new one after the rebuild compared them: the switch is
-    refused (readers would see fewer checkouts than a moment before); the rebuild catches
-    up and switches to a version at least where the live one stands."""
+    """The live version passes the new one after the rebuild compared them (a checkout
+    sold, and taken by Inventory and the live report, right before the first switch):
+    the switch is refused (readers would see fewer checkouts than a moment before); the
+    rebuild catches up and switches to a version at least where the live one stands."""
     path = tmp_path / "shop.db"
     asyncio.run(_sold(path, 10))
-    store = _SellingBeforeTheSwitch(path, registry=REGISTRY)
-    with store:
+    switch, sold = ClaimHandle.switch, list[str]()
+
+    def selling_first(handle: ClaimHandle, live: LiveVersion, now: float) -> None:
+        if not sold:
+            sold.append("c-between")
+            Shop(handle.store).sale.checkout(
+                Checkout("c-between", "till-1", [LineRequest("apple", 1)])
+            )
+            for processor in (inventory_processor(), reporting_processor()):
+                while LaneProcessor(handle.store, processor, 0).step().progressed:
+                    pass
+        switch(handle, live, now)
+
+    monkeypatch.setattr(ClaimHandle, "switch", selling_first)
+    with SqliteEventStore(path, registry=REGISTRY) as store:
         outcome = Rebuild(store, reporting_processor(), "test").run()
-        assert store.sold and outcome.switched
+        assert sold and outcome.switched
         live = store.checkpoint(NAME, 0)
         assert outcome.positions[0] >= live == store.head(0), (outcome.positions, live)
         totals = store.read_view(versioned("report.totals", 2), "all")
