@@ -9,13 +9,18 @@ from tillflow.engine.ids import derived_id_at, derived_id_base, new_event_id
 from tillflow.engine.recent import RecentEvents, Row, event_of_row
 
 
-def _row(position: int, event_id: bytes | None = None, causation: bytes | None = None) -> Row:
+def _row(
+    position: int,
+    event_id: bytes | None = None,
+    causation: bytes | None = None,
+    event_type: str = "Noted",
+) -> Row:
     return (
         position,
         event_id or new_event_id(),
         "s",
         position,
-        "Noted",
+        event_type,
         1,
         b'{"n":%d}' % position,
         1.5,
@@ -117,6 +122,20 @@ def test_rows_of_scattered_positions_are_held_one_by_one() -> None:
     assert _span(ring, 4, 5) == [event_of_row(rows[1])]
     assert _span(ring, 1, 5) is None
     assert ring.prefix(1, 5) == ([event_of_row(rows[0])], 2)  # up to the first gap
+
+
+def test_a_read_of_some_types_leaves_the_rows_of_other_types_as_rows() -> None:
+    ring = RecentEvents(8)
+    rows = [_row(p, event_type="Sold" if p % 2 else "Taken") for p in range(1, 6)]
+    ring.remember_rows(rows)
+    sold = [event_of_row(row) for row in rows if row[4] == "Sold"]
+    assert ring.prefix(0, 5, frozenset({"Sold"})) == (sold, 5)
+    assert ring.prefix(0, 7, frozenset({"Sold"})) == (sold, 5)  # up to the first gap
+    assert ring.prefix(1, 2, frozenset({"Sold"})) == ([], 2)  # none of them, all held
+    assert ring.prefix(0, 5, frozenset()) == ([], 5)
+    slots = [ring._slots[p % 8] for p in range(1, 6)]
+    assert [isinstance(slot, tuple) for slot in slots] == [False, True, False, True, False]
+    assert _span(ring, 0, 5) == [event_of_row(row) for row in rows]  # all types: all of them
 
 
 def _effects_of_one_source(first: int, count: int) -> tuple[bytes, list[Row]]:

@@ -28,6 +28,7 @@ data, recorded_at, causation_id, correlation_id)`` (lane 0)."""
 
 _POSITION: Final = 0
 _ID: Final = 1
+_TYPE: Final = 4
 _CAUSATION: Final = 8
 
 
@@ -189,9 +190,13 @@ class RecentEvents:
             self._by_emitter[prefix] = tuple(events)  # read once, kept as events
             return events
 
-    def prefix(self, after: int, upto: int) -> tuple[list[RecordedEvent], int]:
+    def prefix(
+        self, after: int, upto: int, types: frozenset[str] | None = None
+    ) -> tuple[list[RecordedEvent], int]:
         """The events held from ``after + 1`` on, up to ``upto`` or the first position not
-        held, and the position of the last one given (``after`` when none is)."""
+        held, and the position of the last one held (``after`` when none is). ``types``:
+        only events of those types are given (the rest are passed over as they are held:
+        a writer's row of another type is not made an event)."""
         if upto - after > self.size:
             return [], after
         slots, size = self._slots, self.size
@@ -205,14 +210,19 @@ class RecentEvents:
             if isinstance(item, tuple):
                 if item[_POSITION] != position:
                     break
+                through = position
+                if types is not None and item[_TYPE] not in types:
+                    continue
                 event = event_of_row(item)
                 converted.append((position % size, item, event))
             else:
                 event = item
                 if event.position != position:
                     break
+                through = position
+                if types is not None and event.type not in types:
+                    continue
             found.append(event)
-            through = position
         if converted:  # read once, kept as events (unless the slot moved on meanwhile)
             with self._lock:
                 for slot, row, event in converted:

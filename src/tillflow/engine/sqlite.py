@@ -380,11 +380,9 @@ class SqliteEventStore(EventStore):
         if lane != 0:
             return []
         if upto is not None and not getattr(self._local, "snapshot_depth", 0):
-            held = self._recent_span(after, upto)
+            wanted = None if types is None else frozenset(types)
+            held = self._recent_span(after, upto, wanted)
             if held is not None:
-                if types is not None:
-                    wanted = types if isinstance(types, (set, frozenset)) else frozenset(types)
-                    held = [event for event in held if event.type in wanted]
                 return current_events(self._ring_upcasting, held if limit is None else held[:limit])
         sql = f"SELECT {COLUMNS} FROM events WHERE position > ?"
         params: list[Any] = [after]
@@ -407,13 +405,15 @@ class SqliteEventStore(EventStore):
             self.recent.remember(events)
         return events
 
-    def _recent_span(self, after: int, upto: int) -> list[RecordedEvent] | None:
-        """Every event in ``(after, upto]`` from the ring, the ones it lacks read from the
-        file (all types) and remembered; ``None`` when that part is far from the newest
-        events (a replay: read filtered instead, and leave the ring to the live readers).
-        Processors that read the same new events (written by another process) then decode
-        them from the file once between them, not once each."""
-        held, through = self.recent.prefix(after, upto)
+    def _recent_span(
+        self, after: int, upto: int, types: frozenset[str] | None
+    ) -> list[RecordedEvent] | None:
+        """The events of ``types`` (``None``: all) in ``(after, upto]`` from the ring, the
+        ones it lacks read from the file (all types) and remembered; ``None`` when that part
+        is far from the newest events (a replay: read filtered instead, and leave the ring to
+        the live readers). Processors that read the same new events (written by another
+        process) then decode them from the file once between them, not once each."""
+        held, through = self.recent.prefix(after, upto, types)
         if through == upto:
             self.recent.hits += 1
             return held
@@ -421,7 +421,7 @@ class SqliteEventStore(EventStore):
         if not self.recent.near_newest(through):
             return None
         with self._filling:  # processors woken together: one of them reads, the rest wait
-            more, through = self.recent.prefix(through, upto)
+            more, through = self.recent.prefix(through, upto, types)
             held += more
             if through < upto:
                 rows = self._reader().execute(
@@ -431,7 +431,7 @@ class SqliteEventStore(EventStore):
                 )
                 fresh = current_events(self._upcasting, [RecordedEvent(*row) for row in rows])
                 self.recent.remember(fresh)
-                held += fresh
+                held += fresh if types is None else [e for e in fresh if e.type in types]
         return held
 
     @contextlib.contextmanager
