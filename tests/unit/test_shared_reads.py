@@ -54,3 +54,23 @@ def test_a_replay_far_behind_the_head_does_not_evict_what_live_readers_need(
         assert [event.position for event in replayed] == [1, 3, 5, 7]
         assert shop.recent.prefix(36, 40)[0] == held  # the head is still in the ring
         assert shop.recent.prefix(0, 8) == ([], 0)  # and the replay was not remembered
+
+
+def test_what_the_ring_holds_between_other_writers_commits_is_not_read_again(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "shared.db"
+    tills, shop = SqliteEventStore(path), SqliteEventStore(path)
+    with tills, shop:
+        _write(tills, 3)  # 1–3: another process's commits, not in the shop's ring
+        _write(shop, 3)  # 4–6: the shop's own, held as its writer inserted them
+        _write(tills, 3)  # 7–9
+        _write(shop, 1)  # 10
+        size = shop.recent.size
+        own = {position: shop.recent._slots[position % size] for position in (4, 6, 10)}
+        rows = [slot for slot in own.values() if isinstance(slot, tuple)]  # as inserted
+        assert [row[4] for row in rows] == ["Sold"] * 3
+        taken = shop.read(0, 0, 10, types={"Taken"})
+        assert [event.position for event in taken] == [2, 5, 8]
+        assert all(shop.recent._slots[p % size] is own[p] for p in own)  # not read again
+        assert shop.read(0, 0, 10) == tills.read(0, 0, 10)  # and every event is whole

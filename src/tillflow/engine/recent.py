@@ -230,6 +230,15 @@ class RecentEvents:
                         slots[slot] = event
         return found, through
 
+    def missing_through(self, after: int, upto: int) -> int:
+        """The last position of the run not held from ``after + 1`` on (at most ``upto``):
+        what a reader must fetch elsewhere before the ring holds events again."""
+        slots, size = self._slots, self.size
+        for position in range(after + 1, upto + 1):
+            if _position(slots[position % size]) == position:
+                return position - 1
+        return upto
+
     def near_newest(self, position: int) -> bool:
         """Whether ``position`` is within the newest quarter of the ring: events read from
         there on are worth remembering (a replay of old events would evict the ones the

@@ -421,18 +421,22 @@ class SqliteEventStore(EventStore):
         if not self.recent.near_newest(through):
             return None
         with self._filling:  # processors woken together: one of them reads, the rest wait
-            more, through = self.recent.prefix(through, upto, types)
-            held += more
-            if through < upto:
+            while True:
+                more, through = self.recent.prefix(through, upto, types)
+                held += more
+                if through >= upto:
+                    return held
+                # only the run the ring lacks (another process's commit), not what follows
+                missing = self.recent.missing_through(through, upto)
                 rows = self._reader().execute(
                     f"SELECT {COLUMNS} FROM events WHERE position > ? AND position <= ? "
                     "ORDER BY position",
-                    (through, upto),
+                    (through, missing),
                 )
                 fresh = current_events(self._upcasting, [RecordedEvent(*row) for row in rows])
                 self.recent.remember(fresh)
                 held += fresh if types is None else [e for e in fresh if e.type in types]
-        return held
+                through = missing
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
