@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,7 @@ from tillflow.engine.errors import (
 from tillflow.engine.failure import FailurePolicy, StopOnFailure
 from tillflow.engine.graph import validate_graph
 from tillflow.engine.lane_processor import LaneProcessor, State, turn_takers
+from tillflow.engine.lingering import Lingering, linger
 from tillflow.engine.outage import OutageBackoff, StoreHealth, describe_error
 from tillflow.engine.parked_lane import attach_parking
 from tillflow.engine.processor import Processor
@@ -140,6 +142,7 @@ class Runtime:
         attach_parking(self.lanes, self.processors)
         self._executors: dict[str, ThreadPoolExecutor] = {}
         self._wake: list[tuple[LaneProcessor, asyncio.Event]] = []
+        self._lingering = Lingering()
         self._progress: asyncio.Condition | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -191,6 +194,7 @@ class Runtime:
         if self._probe is not None:
             self._probe.cancel()  # a probe under way ends in its thread
         self.wake()
+        self._lingering.hurry_all()
         try:
             if self._tasks:  # shielded: a cancelled stop leaves the tasks to end themselves
                 await asyncio.shield(asyncio.gather(*self._tasks, return_exceptions=True))
@@ -203,6 +207,7 @@ class Runtime:
         """Let go of the threads (``wait``: for them to end) and the commit listener."""
         self._tasks.clear()
         self._wake.clear()
+        self._lingering.clear()
         for executor in self._executors.values():
             executor.shutdown(wait=wait)
         self._executors.clear()
@@ -281,11 +286,19 @@ class Runtime:
         executor = self._executors[lane_processor.name]
         delay = self.poll.first
         streak = _Streak()
+        lingers = lane_processor.processor.linger
+        hurry = self._lingering.lane(lane_processor.name) if lingers else None
+        started = -math.inf
         while not self._stopping:
             wake.clear()
             if await self._elsewhere(lane_processor, wake):
                 self._reachable(lane_processor, streak)  # no longer this runtime's to wait for
                 continue
+            if hurry is not None:
+                await linger(hurry, started + lingers - loop.time())
+                if self._stopping:
+                    break
+                started = loop.time()
             try:
                 result = await loop.run_in_executor(executor, lane_processor.step)
                 if streak.unavailable and not result.progressed:
@@ -449,10 +462,12 @@ class Runtime:
         ``CancelledError`` at once, whatever the processors are doing.
         """
         names = self._check_names(self.processors if processors is None else processors)
+        upstream = self._upstream_closure(names)
         started = time.monotonic()
         deadline = started + max(timeout, 0.0)
         delay = self.poll.first
         while True:
+            self._lingering.hurry(upstream)  # each time: a backlog takes batches
             behind: dict[str, int] = {}
             for name in names:
                 stored = self._stored_name(name)
@@ -493,6 +508,7 @@ class Runtime:
         deadline = time.monotonic() + timeout
         delay = self.poll.first
         while True:
+            self._lingering.hurry_all()
             heads = self.store.heads()
             behind: dict[str, int] = {}
             for name, lanes in self.lanes.items():

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
 from tillflow.engine import EventRegistry, EventStore, Processor, Runtime
 from tillflow.engine.parking import DEAD_LETTER_EVENTS
@@ -35,13 +36,19 @@ REGISTRY = EventRegistry({**SALE_EVENTS, **INVENTORY_EVENTS, **DEAD_LETTER_EVENT
 """Every event type the shop records, with its class, and how older versions read."""
 
 
+BEHIND_THE_SALE_LINGER: Final = 0.05
+"""Seconds the cash-up and the receipt numbers wait between batches (``Processor.linger``):
+neither is on the path from a sale to the report, and a reader of either waits for it (a
+receipt for its number, an X report for the caller's sales), which hurries it."""
+
+
 def shop_processors(inventory_batch: int = 3000, reporting_batch: int = 5000) -> list[Processor]:
     """Inventory, then the report behind its barrier; the tills' cash-up; receipt numbers."""
     return [
         inventory_processor(inventory_batch),
         reporting_processor(reporting_batch),
-        tills_processor(reporting_batch),
-        receipts_processor(),
+        tills_processor(reporting_batch, linger=BEHIND_THE_SALE_LINGER),
+        receipts_processor(linger=BEHIND_THE_SALE_LINGER),
     ]
 
 

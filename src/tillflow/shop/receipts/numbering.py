@@ -57,11 +57,15 @@ def number(event: RecordedEvent, session: Session) -> None:
     session.put(NUMBERS_VIEW, sale.checkout_id, Numbered(sale.till_id, last + 1))
 
 
-def receipts_processor(batch_size: int = 5000) -> Processor:
+def receipts_processor(batch_size: int = 5000, linger: float = 0.0) -> Processor:
     """The processor that numbers checkouts per till (no barrier: it needs Sale's events
-    only). Run whole by one worker: a till's counter row takes checkouts from every lane."""
+    only). Run whole by one worker: a till's counter row takes checkouts from every lane.
+    ``linger``: see :class:`~tillflow.engine.Processor` (a receipt's reader waits for the
+    number, which hurries it)."""
     checkouts = frozenset({"CheckedOut"})
-    return Processor(NAME, number, types=checkouts, batch_size=batch_size, spread=False)
+    return Processor(
+        NAME, number, types=checkouts, batch_size=batch_size, spread=False, linger=linger
+    )
 
 
 _NUMBERED: Final = msgspec.json.Decoder(Numbered)

@@ -170,7 +170,10 @@ class CashUp:
         till.as_of = as_of(event)
 
 
-def tills_processor(batch_size: int = 5000) -> Processor:
+def tills_processor(batch_size: int = 5000, linger: float = 0.0) -> Processor:
     """The cash-up's declaration (it reads only the sale's own events: no barrier). Run
-    whole by one worker: a till's session row takes sales from every lane."""
-    return Processor(NAME, CashUp(), types=SUBSCRIBED, batch_size=batch_size, spread=False)
+    whole by one worker: a till's session row takes sales from every lane. ``linger``: see
+    :class:`~tillflow.engine.Processor`."""
+    return Processor(
+        NAME, CashUp(), types=SUBSCRIBED, batch_size=batch_size, spread=False, linger=linger
+    )
