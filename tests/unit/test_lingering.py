@@ -49,35 +49,42 @@ async def _first_steps_taken(*step_starts: list[float]) -> None:
             await asyncio.sleep(0.01)
 
 
-async def _gaps_between_step_starts(linger: float) -> list[float]:
-    """Append an event every 10 ms for 0.8 s to a processor lingering ``linger`` seconds;
-    the gaps between the starts of its steps."""
+async def _steps_while_appending(linger: float) -> tuple[list[float], int]:
+    """Append an event every 10 ms for 0.8 s to a processor lingering ``linger`` seconds:
+    the start times of its steps until the drain at the end (which hurries it), and the
+    events appended."""
     store = MemoryEventStore()
     runtime = Runtime(store, [Processor("slow", _count, linger=linger)])
     starts = _record_step_starts(runtime.lanes["slow"][0])
+    appended = 0
     async with runtime:
         deadline = time.monotonic() + 0.8
         while time.monotonic() < deadline:
             store.append("s", [NewEvent("Noted")])
+            appended += 1
             await asyncio.sleep(0.01)
+        draining = time.monotonic()
         await runtime.drain(timeout=10)
-    assert store.read_view("counts", "Noted") is not None
+    assert store.read_view("counts", "Noted") == str(appended).encode()
+    return [start for start in starts if start < draining], appended
+
+
+def _gaps(starts: list[float]) -> list[float]:
     return [later - earlier for earlier, later in itertools.pairwise(starts)]
 
 
 async def test_a_lingering_lane_starts_its_batches_at_least_linger_apart() -> None:
-    gaps = await _gaps_between_step_starts(0.2)
-    undrained = gaps[:-1]  # the drain at the end hurries the last one
-    assert len(undrained) >= 2
-    assert min(undrained) >= 0.2 - 0.005, gaps
-    assert len(gaps) <= math.ceil(0.8 / 0.2) + 3  # a batch per linger, not per append
+    starts, appended = await _steps_while_appending(0.2)
+    assert len(starts) >= 3
+    assert min(_gaps(starts)) >= 0.2 - 0.005, _gaps(starts)
+    assert len(starts) * 4 < appended  # a batch per linger, not per append
 
 
 async def test_without_linger_a_lane_steps_on_every_commit() -> None:
     """The negative control: the same load without linger steps far more often."""
-    gaps = await _gaps_between_step_starts(0.0)
-    assert min(gaps) < 0.2
-    assert len(gaps) > math.ceil(0.8 / 0.2) + 3
+    starts, _ = await _steps_while_appending(0.0)
+    assert min(_gaps(starts)) < 0.2
+    assert len(starts) > math.ceil(0.8 / 0.2) + 1  # more than one step per 0.2 s
 
 
 async def test_wait_for_hurries_the_lingering_processor_and_those_upstream() -> None:
