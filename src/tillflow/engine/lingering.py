@@ -39,9 +39,11 @@ class Lingering:
                 hurry.set()
 
     def hurry_all(self) -> None:
+        """Hurry every lingering lane (a drain, a stop)."""
         self.hurry(list(self._lanes))
 
     def clear(self) -> None:
+        """Forget the lanes (the runtime let go of its tasks)."""
         self._lanes.clear()
 
 
