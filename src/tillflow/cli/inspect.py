@@ -23,6 +23,7 @@ from tillflow.cli.leased import LEASE_COLUMNS, lease_cells
 from tillflow.cli.rebuild import retired_names
 from tillflow.cli.stalls import STALL_COLUMNS, StallAfterOption, StallCells
 from tillflow.engine import EventStore, StoreUnavailable
+from tillflow.engine.retiring import is_retired
 from tillflow.engine.stalls import DEFAULT_STALL_AFTER
 from tillflow.engine.versions import is_claim
 from tillflow.http.report import report_out
@@ -56,6 +57,9 @@ def status(
             if is_claim(name):
                 continue
             for lane, position in sorted(lanes.items()):
+                if is_retired(position):  # its work taken over by another processor
+                    table.add_row(f"{name} (retired)", str(lane), "-", "-")
+                    continue
                 if name in retired:  # a version no longer live: nobody moves it on purpose
                     table.add_row(f"{name} (retired)", str(lane), f"{position:,}", "-")
                     continue

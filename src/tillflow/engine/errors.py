@@ -74,6 +74,16 @@ class UnknownProcessor(TillflowError):
         super().__init__(f"unknown processor {name!r}{where}")
 
 
+class RetiredProcessor(UnknownProcessor):
+    """A processor named that an earlier version had, whose work another now does."""
+
+    def __init__(self, name: str, successor: str) -> None:
+        TillflowError.__init__(self, f"processor {name!r} is retired: {successor!r} does its work")
+        self.name = name
+        self.referenced_by = None
+        self.successor = successor
+
+
 class DuplicateProcessor(TillflowError):
     """Two processors were declared with the same name."""
 

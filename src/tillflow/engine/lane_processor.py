@@ -198,6 +198,8 @@ class LaneProcessor:
         self.parking: LaneParking | None = None
         """Parked keys, when this processor parks or runs behind one that does (set by
         the runtime; ``None``: nothing is ever parked or held here)."""
+        self.prepared = processor.prepare is None
+        """Whether the processor's ``prepare`` has run for this lane here."""
 
     def contended(self) -> None:
         """A batch lost to a concurrent commit (a view row another worker changed): make
@@ -307,6 +309,8 @@ class LaneProcessor:
         if not self.leased:  # let go while this step waited for its turn
             return self._elsewhere()
         began = time.monotonic()
+        if not self.prepared:
+            self._prepare()
         checkpoint = self.checkpoint()
         limit, waiting_on = self.barrier()
         holding: Holding | None = None
@@ -346,6 +350,14 @@ class LaneProcessor:
         self.attempts = 0
         self._pace(upto - checkpoint, time.monotonic() - began)
         return StepResult(upto, limit, waiting_on, upto - checkpoint, len(events))
+
+    def _prepare(self) -> None:
+        """Run the processor's ``prepare`` for this lane; a failure of it fails the step
+        (a store error as a commit's does: the next step tries again)."""
+        prepare = self.processor.prepare
+        if prepare is not None:
+            prepare(self.store, self.lane)
+        self.prepared = True
 
     def _pace(self, scanned: int, seconds: float) -> None:
         """After a batch committed: the next one half as long if this one took more than

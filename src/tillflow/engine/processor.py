@@ -30,6 +30,9 @@ before the event (nothing of it is committed) and the failure policy decides wha
 Handlers must change the world only through the session; they may be called again for
 the same event after a crash or a failure (at-least-once delivery, exactly-once effects)."""
 
+Preparation = Callable[[EventStore, int], None]
+"""``prepare(store, lane)``: see :class:`Processor`."""
+
 
 @dataclass(frozen=True)
 class Processor:
@@ -51,6 +54,11 @@ class Processor:
     waiting for in the moment (receipt numbers, a cash-up) takes fewer, larger batches and
     leaves the writer and the CPU to those on a hot path (:mod:`~tillflow.engine.lingering`);
     a :meth:`~tillflow.engine.Runtime.wait_for` naming it, a drain and a stop cut it short.
+    ``prepare``: called as ``prepare(store, lane)`` by whichever worker runs the lane, before
+    its first batch there (again after a failure of it): work that must be done before the
+    handler sees the lane, such as taking over from a processor this one replaces
+    (:data:`~tillflow.engine.retiring.RETIRED_AT`). It must be idempotent: several workers
+    may run it, one after another or at once.
     """
 
     name: str
@@ -62,6 +70,7 @@ class Processor:
     spread: bool = True
     weight: int = 1
     linger: float = 0.0
+    prepare: Preparation | None = None
 
     def __post_init__(self) -> None:
         if not self.name or len(self.name) > MAX_NAME_LENGTH or not self.name.isprintable():
