@@ -90,7 +90,7 @@ async def test_a_parked_checkout_is_listed_and_marks_its_rows_incomplete(parked:
     inventory = lanes[(INVENTORY, 0)]
     assert (inventory["parked_keys"], inventory["parked_events"]) == (1, 1)
     assert inventory["oldest_parked_at"] == head["parked_at"]
-    assert lanes[("receipts", 0)]["parked_keys"] == 0
+    assert lanes[("tills", 0)]["parked_keys"] == 0
     metrics = (await parked.get("/metrics")).text
     assert 'tillflow_processor_parked_keys{lane="0",processor="inventory"} 1.0' in metrics
     assert 'tillflow_processor_parked_keys{lane="0",processor="reporting"} 1.0' in metrics

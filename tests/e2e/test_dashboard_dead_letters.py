@@ -68,7 +68,7 @@ def test_parked_keys_show_in_red_until_a_retry_clears_them(
     expect(parked).to_have_css("color", "rgb(198, 42, 42)")
     expect(inventory).to_have_class(PARKED)
     expect(page.locator('#pipeline li[data-processor="reporting"]')).to_have_class(PARKED)
-    expect(page.locator('#pipeline li[data-processor="receipts"]')).not_to_have_class(PARKED)
+    expect(page.locator('#pipeline li[data-processor="tills"]')).not_to_have_class(PARKED)
     apple = page.locator('#report tr[data-product="apple"]')
     expect(apple).to_have_class(INCOMPLETE)
     expect(apple.locator(".product-id")).to_have_text(re.compile(r"^apple · incomplete since "))

@@ -3,7 +3,7 @@
 ``TILLFLOW_STALL_AFTER=1``, Inventory in a ``tillflow worker`` of its own and the other
 processors in another. The Inventory worker is frozen (SIGSTOP) and a checkout rung up:
 the pipeline marks Inventory stalled, and the report stalled at its barrier, waiting for
-Inventory, "which is stalled", while the caught-up receipts' numbering stays "in a worker";
+Inventory, "which is stalled", while the caught-up cash-up stays "in a worker";
 thawed (SIGCONT), both are back to "in a worker" and the alarm goes. A screenshot is kept
 as ``artifacts/dashboard-stalled.png``."""
 
@@ -29,7 +29,7 @@ from tillflow.service.bootstrap import service_registry
 __all__ = ["browser", "page"]  # the fixtures, shared with test_dashboard.py
 
 STALL_AFTER = 1.0
-OTHERS = ["--run", "reporting", "--run", "tills", "--run", "receipts"]
+OTHERS = ["--run", "reporting", "--run", "tills"]
 ALARM = re.compile(r"(^|\s)alarm(\s|$)")
 
 
@@ -91,8 +91,8 @@ def test_a_frozen_worker_shows_as_stalled_and_its_dependant_says_on_what(
     expect(barrier).to_have_class(ALARM)
     expect(note).to_have_class(ALARM)
     expect(note).to_contain_text("2 stalled: no progress for 1.0 s")
-    receipts = page.locator('#pipeline [data-processor="receipts"]')
-    expect(receipts).to_have_attribute("data-state", "elsewhere")  # caught up: not stalled
+    cash_up = page.locator('#pipeline [data-processor="tills"]')
+    expect(cash_up).to_have_attribute("data-state", "elsewhere")  # caught up: not stalled
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "dashboard-stalled.png", full_page=True)
 

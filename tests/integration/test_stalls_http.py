@@ -96,7 +96,7 @@ async def shows_the_stall(api: Api) -> None:
         api,
         lambda rows: (
             all(rows[(name, 0)]["state"] == "stalled" for name in HELD)
-            and rows[("receipts", 0)]["lag_events"] == 0  # it numbered the checkout
+            and rows[("tills", 0)]["lag_events"] == 0  # it numbered the checkout
         ),
     )
     held, behind = rows[("inventory", 0)], rows[("reporting", 0)]

@@ -1,11 +1,11 @@
 """Receipt numbers under seeded schedules: checkouts at three tills (some retried, some paid
 by a card that is declined and then settled in cash) interleaved with single steps of the
-``receipts`` processor, crashes, crashes inside a batch, failed commits and commands landing
-inside a batch, on one to three lanes — and on simulated workers sharing the lanes by
-leases. After every action each till's numbers given so far are exactly 1..k; after the
-drain, 1..n, one per checkout. Negative controls: counters kept in memory (lost in a crash),
-and the counter read around the batch's row guard (two workers give the same number), are
-both caught."""
+cash-up's processor (``tills``, which numbers them), crashes, crashes inside a batch, failed
+commits and commands landing inside a batch, on one to three lanes — and on simulated
+workers sharing the lanes by leases. After every action each till's numbers given so far
+are exactly 1..k; after the drain, 1..n, one per checkout. Negative controls: counters kept
+in memory (lost in a crash), and the counter read around the batch's row guard (two workers
+give the same number), are both caught."""
 
 from __future__ import annotations
 
@@ -20,17 +20,16 @@ from tillflow.shop.assembly import REGISTRY
 from tillflow.shop.errors import CardDeclined
 from tillflow.shop.receipts.audit import numbering_violations
 from tillflow.shop.receipts.numbering import (
-    NAME,
     NUMBERS_VIEW,
     TILLS_VIEW,
     Numbered,
-    receipts_processor,
 )
 from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest
 from tillflow.shop.sale.events import CheckedOut
 from tillflow.shop.sale.service import SaleService
 from tillflow.shop.sale.simulated_terminal import SimulatedTerminal
 from tillflow.shop.sale.tenders import Tender
+from tillflow.shop.tills.projection import NAME, tills_processor
 from tillflow.testing import Leasing, SimulationResult, explore, simulate
 
 NOON = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -47,7 +46,7 @@ class ReceiptScenario:
 
     def processors(self, store: EventStore) -> list[Processor]:
         if self.numbering == "shop":
-            return [receipts_processor(batch_size=3)]
+            return [tills_processor(batch_size=3)]
         return [
             Processor(NAME, _broken(self.numbering), types=frozenset({"CheckedOut"}), batch_size=3)
         ]

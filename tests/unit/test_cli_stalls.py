@@ -1,6 +1,6 @@
 """``tillflow status`` says which processors are stalled, from the SQLite file alone: the
 checkpoints and their times are made an hour old in the file (no waiting), Inventory is
-behind, the report behind it, the receipts' numbering caught up."""
+behind, the report behind it, the cash-up caught up."""
 
 from __future__ import annotations
 
@@ -21,14 +21,14 @@ HOUR = 3600.0
 
 @pytest.fixture
 def database(tmp_path: Path) -> Path:
-    """Three events; Inventory and the report passed the first an hour ago, the receipts'
+    """Three events; Inventory and the report passed the first an hour ago, the cash-up
     numbering all three."""
     path = tmp_path / "shop.db"
     with SqliteEventStore(path, registry=service_registry()) as store:
         book = TokenBook(store)
         for name in ("a", "b", "c"):
             book.create(name, Role.VIEWER)
-        for name, upto in (("inventory", 1), ("reporting", 1), ("receipts", 3)):
+        for name, upto in (("inventory", 1), ("reporting", 1), ("tills", 3)):
             store.commit_batch(name, 0, 0, upto, BatchEffects())
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE events SET recorded_at = recorded_at - ?", (HOUR,))
@@ -42,7 +42,7 @@ def rows(output: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for line in output.splitlines():
         cells = [cell.strip() for cell in line.split("│")]
-        if len(cells) > 2 and cells[1] in ("inventory", "reporting", "receipts"):
+        if len(cells) > 2 and cells[1] in ("inventory", "reporting", "tills"):
             found[cells[1]] = line
     return found
 
@@ -53,7 +53,7 @@ def test_status_names_the_stalled_processors_and_what_they_wait_on(database: Pat
     found = rows(result.output)
     assert "STALLED" in found["inventory"] and "3,600" in found["inventory"], result.output
     assert "STALLED" in found["reporting"] and "inventory" in found["reporting"], result.output
-    assert "caught up" in found["receipts"] and "STALLED" not in found["receipts"]
+    assert "caught up" in found["tills"] and "STALLED" not in found["tills"]
 
 
 def test_status_takes_the_threshold_from_the_environment(

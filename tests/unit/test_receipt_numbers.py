@@ -28,18 +28,17 @@ from tillflow.shop.receipts.audit import numbering_violations
 from tillflow.shop.receipts.lookup import read_receipt
 from tillflow.shop.receipts.model import ShopHeader
 from tillflow.shop.receipts.numbering import (
-    NAME,
     NUMBERS_VIEW,
     TILLS_VIEW,
     Numbered,
     numbers_of,
     receipt_number,
-    receipts_processor,
 )
 from tillflow.shop.sale.commands import AddProduct, Checkout, LineRequest
 from tillflow.shop.sale.events import CheckedOut, checkout_stream
 from tillflow.shop.sale.simulated_terminal import SimulatedTerminal
 from tillflow.shop.sale.tenders import Tender
+from tillflow.shop.tills.projection import NAME, tills_processor
 
 TILLS = ("till-1", "till-2", "till-3")
 
@@ -109,7 +108,7 @@ def test_one_lane_numbers_a_tills_sales_in_log_order(tmp_path: Path) -> None:
         _stock(shop)
         for index in range(12):
             shop.sale.checkout(_checkout(f"c-{index}", TILLS[index % 2]))
-        step = LaneProcessor(store, receipts_processor(batch_size=5), 0)
+        step = LaneProcessor(store, tills_processor(batch_size=5), 0)
         while step.step().scanned:
             pass
         for till in TILLS[:2]:
@@ -135,7 +134,7 @@ def test_a_numbering_batch_that_failed_to_commit_is_redone_with_the_same_numbers
             raise failures.pop()
 
     store = FaultyStore(inner, blip)
-    step = LaneProcessor(store, receipts_processor(batch_size=4), 0)
+    step = LaneProcessor(store, tills_processor(batch_size=4), 0)
     with pytest.raises(SimulatedCommitFailure):
         step.step()
     assert receipt_number(inner, "c-0") is None  # nothing of the failed batch
@@ -219,7 +218,7 @@ async def test_the_audit_finds_gaps_duplicates_wrong_tills_and_unnumbered_sales(
     kind: str, said: str | None
 ) -> None:
     store = MemoryEventStore(registry=REGISTRY)
-    shop = Shop(store, processors=[receipts_processor() if kind == "right" else _broken(kind)])
+    shop = Shop(store, processors=[tills_processor() if kind == "right" else _broken(kind)])
     _stock(shop)
     for index in range(1, 4):
         shop.sale.checkout(_checkout(f"c-{index}", "till-1"))
@@ -234,14 +233,14 @@ async def test_the_audit_finds_gaps_duplicates_wrong_tills_and_unnumbered_sales(
 
 async def test_a_reader_waits_for_the_number_then_prints_it() -> None:
     store = MemoryEventStore(registry=REGISTRY)
-    shop = Shop(store, processors=[receipts_processor()])
+    shop = Shop(store, processors=[tills_processor()])
     _stock(shop)
     shop.sale.checkout(_checkout("c-1", "till-1"))
     async with shop.runtime(run=[]) as waiting:  # runs nothing: numbering is up to the test
         reading = asyncio.create_task(read_receipt(store, waiting, ShopHeader(), "c-1", None, 60))
         await asyncio.sleep(0)  # the reader runs to its first wait: it has found no number
         assert not reading.done()
-        numbering = LaneProcessor(store, receipts_processor(), 0)
+        numbering = LaneProcessor(store, tills_processor(), 0)
         while numbering.step().scanned:
             pass
         printed = await asyncio.wait_for(reading, 60)
@@ -250,7 +249,7 @@ async def test_a_reader_waits_for_the_number_then_prints_it() -> None:
 
 async def test_a_reader_that_waited_in_vain_is_refused_naming_the_checkout() -> None:
     store = MemoryEventStore(registry=REGISTRY)
-    shop = Shop(store, processors=[receipts_processor()])
+    shop = Shop(store, processors=[tills_processor()])
     _stock(shop)
     shop.sale.checkout(_checkout("c-1", "till-1"))
     async with shop.runtime(run=[]) as waiting:

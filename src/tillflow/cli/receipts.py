@@ -2,7 +2,7 @@
 48-column text a thermal printer takes, or as HTML (``--html``). The shop's name and time
 zone come from ``TILLFLOW_SHOP_NAME`` and ``TILLFLOW_TIMEZONE``, as for the server.
 
-Receipt numbers are given by the ``receipts`` processor of a running ``tillflow serve`` or
+Receipt numbers are given by the cash-up's processor (``tills``) of a running ``tillflow serve`` or
 ``tillflow worker``: a checkout not numbered yet is waited for, ``--timeout`` seconds at
 most, then refused (exit 1) naming it — never printed without its number."""
 

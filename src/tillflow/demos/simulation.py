@@ -41,6 +41,7 @@ from tillflow.shop.inventory.events import stock_stream
 from tillflow.shop.inventory.processor import inventory_processor
 from tillflow.shop.inventory.service import InventoryService
 from tillflow.shop.inventory.stock import StockLevel
+from tillflow.shop.receipts.audit import numbering_violations
 from tillflow.shop.reporting.audit import (
     ConsistentCutAudit,
     EventualAudit,
@@ -444,6 +445,7 @@ class ShopScenario:
             *self._charges(store),
             *self._low_stock(store, rows),
             *self.shifts.violations(store),
+            *(numbering_violations(store) if self.cash_up == "shop" else ()),
         ]
 
 

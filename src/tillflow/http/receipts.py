@@ -6,7 +6,7 @@
 header ranks ``text/html`` above ``text/plain`` (as browsers send it). Both are rendered
 from one view model (:mod:`tillflow.shop.receipts`).
 
-Receipt numbers are given by the ``receipts`` processor behind the sale: a checkout
+Receipt numbers are given by the cash-up's processor (``tills``) behind the sale: a checkout
 recorded an instant ago may not be numbered yet. The route then waits for it, at most
 ``timeout`` seconds (default 5); still unnumbered (the processor is far behind or
 stopped), it answers 503 ``receipt-not-numbered`` with ``Retry-After`` — never a receipt
@@ -56,8 +56,9 @@ Accept = Annotated[str | None, Header(description="text/plain (default) or text/
 def _responses() -> dict[int | str, dict[str, Any]]:
     pending = problem_response(503)
     pending["description"] = (
-        "The checkout is recorded but not numbered yet (the receipts processor is behind or "
-        "stopped): retry after Retry-After seconds. Or the server is shutting down."
+        "The checkout is recorded but not numbered yet (the tills processor, which numbers "
+        "receipts, is behind or stopped): retry after Retry-After seconds. Or the server is "
+        "shutting down."
     )
     return {
         200: {

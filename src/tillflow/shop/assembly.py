@@ -8,7 +8,8 @@
                                                             ▼
                                      reporting (after=["inventory"]) ──► report rows
     till ──OpenTill/CloseTill──► SaleService.tills ──► till-<id> ──► tills (processor)
-                                                                     └─► X / Z reports
+                                                                     └─► X / Z reports,
+                                                                         receipt numbers
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from tillflow.engine import EventRegistry, EventStore, Processor, Runtime
+from tillflow.engine.errors import RetiredProcessor
 from tillflow.engine.parking import DEAD_LETTER_EVENTS
 from tillflow.shop.inventory.events import INVENTORY_EVENTS
 from tillflow.shop.inventory.processor import inventory_processor
 from tillflow.shop.inventory.service import InventoryService
-from tillflow.shop.receipts.numbering import receipts_processor
+from tillflow.shop.receipts.handover import RETIRED
+from tillflow.shop.receipts.numbering import NUMBERED_BY
 from tillflow.shop.reporting.projection import reporting_processor
 from tillflow.shop.reporting.queries import ReportReader
 from tillflow.shop.sale.events import SALE_EVENTS
@@ -37,18 +40,18 @@ REGISTRY = EventRegistry({**SALE_EVENTS, **INVENTORY_EVENTS, **DEAD_LETTER_EVENT
 
 
 BEHIND_THE_SALE_LINGER: Final = 0.05
-"""Seconds the cash-up and the receipt numbers wait between batches (``Processor.linger``):
-neither is on the path from a sale to the report, and a reader of either waits for it (a
-receipt for its number, an X report for the caller's sales), which hurries it."""
+"""Seconds the cash-up, which also gives the receipt numbers, waits between batches
+(``Processor.linger``): it is not on the path from a sale to the report, and a reader of what
+it keeps waits for it (a receipt for its number, an X report for the caller's sales), which
+hurries it."""
 
 
 def shop_processors(inventory_batch: int = 3000, reporting_batch: int = 5000) -> list[Processor]:
-    """Inventory, then the report behind its barrier; the tills' cash-up; receipt numbers."""
+    """Inventory, then the report behind its barrier; the tills' cash-up and receipt numbers."""
     return [
         inventory_processor(inventory_batch),
         reporting_processor(reporting_batch),
         tills_processor(reporting_batch, linger=BEHIND_THE_SALE_LINGER),
-        receipts_processor(linger=BEHIND_THE_SALE_LINGER),
     ]
 
 
@@ -70,5 +73,9 @@ class Shop:
         self.tills = TillReader(self.store)
 
     def runtime(self, run: list[str] | None = None) -> Runtime:
-        """A runtime for the shop's processors (all, or those named in ``run``)."""
+        """A runtime for the shop's processors (all, or those named in ``run``). Raises
+        :class:`RetiredProcessor` for a name of an earlier version's processor."""
+        for name in run or ():
+            if name == RETIRED:
+                raise RetiredProcessor(name, NUMBERED_BY)
         return Runtime(self.store, self.processors, run=run)

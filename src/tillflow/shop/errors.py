@@ -169,12 +169,13 @@ class UnknownReturn(TillflowError):
 
 
 class ReceiptNotNumbered(TillflowError):
-    """A recorded checkout whose receipt number the ``receipts`` processor has not given
-    yet (it runs behind the sale): ask again shortly."""
+    """A recorded checkout whose receipt number the ``tills`` processor (the cash-up)
+    has not given yet (it runs behind the sale): ask again shortly."""
 
     def __init__(self, checkout_id: str) -> None:
         self.checkout_id = checkout_id
         super().__init__(
             f"checkout_id={checkout_id!r}: recorded, but its receipt is not numbered yet "
-            "(the receipts processor is behind or stopped); ask again shortly"
+            "(the tills processor, which numbers receipts, is behind or stopped); ask again "
+            "shortly"
         )

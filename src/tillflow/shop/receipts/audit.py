@@ -1,7 +1,7 @@
 """An audit of receipt numbers against the log, written apart from the processor that gives
 them: every recorded checkout has a number at its own till, and each till's numbers are
 exactly 1, 2, … n — no gap, no duplicate — where n is the till's checkouts once the
-``receipts`` processor has caught up (the demo checks after its drain), and 1..k for the k
+``tills`` processor has caught up (the demo checks after its drain), and 1..k for the k
 it has numbered at any moment before (the simulator checks after every action)."""
 
 from __future__ import annotations

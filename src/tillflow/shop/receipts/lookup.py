@@ -1,5 +1,5 @@
 """Finding a receipt in a store: the checkout (or return) by its id, its till's receipt
-number — waiting a little for the ``receipts`` processor when it has not numbered the
+number — waiting a little for the cash-up's processor (``tills``) when it has not numbered the
 checkout yet — and the view model of :mod:`~tillflow.shop.receipts.model`.
 
 Numbering runs behind the sale, so a checkout can be read the instant it is recorded but
@@ -20,7 +20,7 @@ from tillflow.shop.receipts.model import (
     checkout_receipt,
     return_receipt,
 )
-from tillflow.shop.receipts.numbering import NAME, Numbered, receipt_number
+from tillflow.shop.receipts.numbering import NUMBERED_BY, Numbered, receipt_number
 from tillflow.shop.sale.events import CheckedOut, ItemsReturned, checkout_stream
 
 
@@ -49,13 +49,13 @@ async def numbered(
     store: EventStore, runtime: Runtime | None, event: RecordedEvent, timeout: float
 ) -> tuple[CheckedOut, Numbered]:
     """The checkout recorded as ``event`` and its receipt number; when not given yet, after
-    waiting at most ``timeout`` seconds for the ``receipts`` processor of ``runtime`` to
+    waiting at most ``timeout`` seconds for the ``tills`` processor of ``runtime`` to
     pass it. Raises :class:`ReceiptNotNumbered` (also at once when ``runtime`` has no such
     processor, or a processor it waits on has stopped)."""
     sale = event.decode(CheckedOut)
     found = receipt_number(store, sale.checkout_id)
-    if found is None and runtime is not None and NAME in runtime.processors:
-        await runtime.wait_for(receipt_of([event]), [NAME], timeout)
+    if found is None and runtime is not None and NUMBERED_BY in runtime.processors:
+        await runtime.wait_for(receipt_of([event]), [NUMBERED_BY], timeout)
         found = receipt_number(store, sale.checkout_id)
     if found is None:
         raise ReceiptNotNumbered(sale.checkout_id)

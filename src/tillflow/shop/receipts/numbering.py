@@ -1,10 +1,10 @@
-"""Receipt numbers: 1, 2, 3 … per till, dense, given by the ``receipts`` processor.
+"""Receipt numbers: 1, 2, 3 … per till, dense, given behind the sale by the cash-up.
 
-The processor handles every ``CheckedOut`` in log order behind the sale and gives it the
-till's next number; the number and the till's counter are view rows committed with the
-processor's checkpoint, so each checkout is numbered exactly once however often its batch
-is redone (a crash before the commit, a lost race with another worker on a till's counter
-row, which spans lanes). Hence:
+The cash-up's processor (``tills``) handles every ``CheckedOut`` in log order and gives it
+the till's next number (:func:`number`); the number and the till's counter are view rows
+committed with the processor's checkpoint, so each checkout is numbered exactly once however
+often its batch is redone (a crash before the commit, a lost race with another worker on a
+till's counter row, which spans lanes). Hence:
 
 * dense and unique per till: a counter moves by one per ``CheckedOut``, and a checkout has
   one ``CheckedOut`` ever (its stream is new; its event id derives from its id);
@@ -15,6 +15,8 @@ row, which spans lanes). Hence:
 
 Numbering is asynchronous: a checkout is readable before it is numbered. Readers wait for
 the processor to pass the checkout's position (``Runtime.wait_for``) before giving up.
+Earlier versions numbered in a processor of their own, ``receipts``; :mod:`.handover`
+hands a store numbered by it over to the cash-up.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from typing import Final
 
 import msgspec
 
-from tillflow.engine import EventStore, Processor, RecordedEvent, Session
+from tillflow.engine import EventStore, Session
 
-NAME: Final = "receipts"
+NUMBERED_BY: Final = "tills"
+"""The processor that gives the numbers, which readers wait for: the cash-up's
+(``shop/tills/projection.py`` declares itself under this name)."""
 NUMBERS_VIEW: Final = "receipt_numbers"
 """Checkout id → :class:`Numbered`."""
 TILLS_VIEW: Final = "receipt_tills"
@@ -39,33 +43,11 @@ class Numbered(msgspec.Struct, frozen=True):
     number: int
 
 
-class _Sale(msgspec.Struct):
-    """The part of ``CheckedOut`` numbering needs (nothing else is decoded)."""
-
-    checkout_id: str
-    till_id: str
-
-
-_SALE: Final = msgspec.json.Decoder(_Sale)
-
-
-def number(event: RecordedEvent, session: Session) -> None:
-    """Give the checkout of ``event`` its till's next number."""
-    sale = _SALE.decode(event.data)
-    last: int = session.get(TILLS_VIEW, sale.till_id, int) or 0
-    session.put(TILLS_VIEW, sale.till_id, last + 1)
-    session.put(NUMBERS_VIEW, sale.checkout_id, Numbered(sale.till_id, last + 1))
-
-
-def receipts_processor(batch_size: int = 5000, linger: float = 0.0) -> Processor:
-    """The processor that numbers checkouts per till (no barrier: it needs Sale's events
-    only). Run whole by one worker: a till's counter row takes checkouts from every lane.
-    ``linger``: see :class:`~tillflow.engine.Processor` (a receipt's reader waits for the
-    number, which hurries it)."""
-    checkouts = frozenset({"CheckedOut"})
-    return Processor(
-        NAME, number, types=checkouts, batch_size=batch_size, spread=False, linger=linger
-    )
+def number(session: Session, checkout_id: str, till_id: str) -> None:
+    """Give checkout ``checkout_id`` the next number of till ``till_id``."""
+    last: int = session.get(TILLS_VIEW, till_id, int) or 0
+    session.put(TILLS_VIEW, till_id, last + 1)
+    session.put(NUMBERS_VIEW, checkout_id, Numbered(till_id, last + 1))
 
 
 _NUMBERED: Final = msgspec.json.Decoder(Numbered)

@@ -4,7 +4,8 @@
 
     till-<id>:      TillOpened ─► session row (float)        TillClosed ─► counted: Z report
                     CardDeclined ─► declines of the till's open session (same stream: in order)
-    checkout-<id>:  CheckedOut{session_id} ─► takings by tender of that session
+    checkout-<id>:  CheckedOut{session_id} ─► takings by tender of that session;
+                                              the till's next receipt number
                     ItemsReturned{till_id, session_id} ─► refunds by tender of that session
 
 A sale names its session itself (the sale side stamps the till's open session on it), so
@@ -21,7 +22,9 @@ from datetime import datetime
 
 import msgspec
 
-from tillflow.engine import Processor, RecordedEvent, Session
+from tillflow.engine import EventStore, Processor, RecordedEvent, Session
+from tillflow.shop.receipts.handover import hand_over, handed_over_at
+from tillflow.shop.receipts.numbering import NUMBERED_BY, number
 from tillflow.shop.reporting.rows import AsOf
 from tillflow.shop.sale.events import checkout_stream
 from tillflow.shop.sale.tenders import PaidTender, RefundTender
@@ -35,13 +38,14 @@ from tillflow.shop.tills.rows import (
     session_key,
 )
 
-NAME = "tills"
+NAME = NUMBERED_BY  # the cash-up gives the receipt numbers too
 SUBSCRIBED = frozenset({"TillOpened", "TillClosed", "CardDeclined", "CheckedOut", "ItemsReturned"})
 
 
 class Sale(msgspec.Struct):
     """The part of a ``CheckedOut`` the cash-up reads."""
 
+    checkout_id: str
     till_id: str
     total: int
     tenders: list[PaidTender] = msgspec.field(default_factory=list)
@@ -117,6 +121,8 @@ class CashUp:
         if kind == "CheckedOut":
             sale = _SALE.decode(event.data)
             self.count(session, event, sale.till_id, sale.session_id).sold(sale.total, sale.tenders)
+            if event.position > handed_over_at(session, event.lane):
+                number(session, sale.checkout_id, sale.till_id)
         elif kind == "ItemsReturned":
             back = _RETURN.decode(event.data)
             till_id = back.till_id
@@ -170,10 +176,22 @@ class CashUp:
         till.as_of = as_of(event)
 
 
+def take_over_numbering(store: EventStore, lane: int) -> None:
+    """The cash-up's ``prepare``: numbering on ``lane`` handed over to it (:func:`hand_over`)."""
+    hand_over(store, lane, NAME)
+
+
 def tills_processor(batch_size: int = 5000, linger: float = 0.0) -> Processor:
-    """The cash-up's declaration (it reads only the sale's own events: no barrier). Run
-    whole by one worker: a till's session row takes sales from every lane. ``linger``: see
-    :class:`~tillflow.engine.Processor`."""
+    """The cash-up's declaration, which also numbers receipts (it reads only the sale's own
+    events: no barrier). Run whole by one worker: a till's session row and its receipt
+    counter take sales from every lane. ``linger``: see :class:`~tillflow.engine.Processor`
+    (a receipt's reader waits for its number, which hurries it)."""
     return Processor(
-        NAME, CashUp(), types=SUBSCRIBED, batch_size=batch_size, spread=False, linger=linger
+        NAME,
+        CashUp(),
+        types=SUBSCRIBED,
+        batch_size=batch_size,
+        spread=False,
+        linger=linger,
+        prepare=take_over_numbering,
     )
