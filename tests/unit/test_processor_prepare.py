@@ -78,3 +78,22 @@ async def test_a_runtime_retries_a_prepare_the_store_refused() -> None:
     async with Runtime(store, [journal.processor()]) as runtime:
         await runtime.drain(timeout=30)
     assert journal.entries == ["prepare 0", "handle 0:1", "handle 0:2", "handle 0:3"]
+
+
+def test_a_lane_that_came_back_from_another_worker_is_prepared_again() -> None:
+    store = MemoryEventStore()
+    _fill(store, 2)
+    journal = Journal()
+    lane = LaneProcessor(store, journal.processor(), 0)
+    lane.step()
+    lane.step()
+    lane.taken_over()
+    _fill(store, 1)
+    lane.step()
+    assert journal.entries == [
+        "prepare 0",
+        "handle 0:1",
+        "handle 0:2",
+        "prepare 0",
+        "handle 0:3",
+    ]

@@ -92,6 +92,22 @@ def test_an_upgrade_keeps_every_number_and_numbers_the_rest_densely(
     assert all(found is not None for found in numbers(store, after).values())
 
 
+def test_what_an_earlier_cash_up_passed_after_the_handover_is_numbered_next_time(
+    store: EventStore,
+) -> None:
+    shop = Shop(store)
+    shop.sale.add_product(AddProduct("apple", "Apple", 120))
+    ring_up(shop, 0, 6)
+    asyncio.run(drain(shop))  # handed over
+    passed = ring_up(shop, 6, 9)
+    for lane in range(store.lane_count):  # a worker of an earlier version takes the cash-up
+        run_to(store, old_cash_up, lane, store.head(lane))
+    assert all(found is None for found in numbers(store, passed).values())
+    assert any("not numbered" in problem for problem in numbering_violations(store))
+    asyncio.run(drain(shop))  # this version takes it back
+    assert numbering_violations(store) == []
+
+
 def test_a_worker_still_running_the_old_processor_is_refused_and_numbers_nothing() -> None:
     store = MemoryEventStore(registry=REGISTRY)
     shop = Shop(store)

@@ -199,7 +199,8 @@ class LaneProcessor:
         """Parked keys, when this processor parks or runs behind one that does (set by
         the runtime; ``None``: nothing is ever parked or held here)."""
         self.prepared = processor.prepare is None
-        """Whether the processor's ``prepare`` has run for this lane here."""
+        """Whether the processor's ``prepare`` has run for this lane here since the lane
+        came to this worker."""
 
     def contended(self) -> None:
         """A batch lost to a concurrent commit (a view row another worker changed): make
@@ -219,6 +220,7 @@ class LaneProcessor:
         with batches of at most :data:`FIRST_BATCH` positions, doubled as they commit, so
         that the first commit comes quickly however long the backlog the lane brings."""
         self.forget()
+        self.prepared = self.processor.prepare is None  # another worker ran it meanwhile
         self.batch_limit = min(self.processor.batch_size, FIRST_BATCH)
         if self.turns is not None:
             self.turns.taken(self)

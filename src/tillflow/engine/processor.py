@@ -55,10 +55,10 @@ class Processor:
     leaves the writer and the CPU to those on a hot path (:mod:`~tillflow.engine.lingering`);
     a :meth:`~tillflow.engine.Runtime.wait_for` naming it, a drain and a stop cut it short.
     ``prepare``: called as ``prepare(store, lane)`` by whichever worker runs the lane, before
-    its first batch there (again after a failure of it): work that must be done before the
-    handler sees the lane, such as taking over from a processor this one replaces
-    (:data:`~tillflow.engine.retiring.RETIRED_AT`). It must be idempotent: several workers
-    may run it, one after another or at once.
+    its first batch there, again after a failure of it and whenever the lane comes to the
+    worker from another: work that must be done before the handler sees the lane, such as
+    taking over from a processor this one replaces (:mod:`~tillflow.engine.retiring`). It
+    must be idempotent: several workers may run it, one after another or at once.
     """
 
     name: str

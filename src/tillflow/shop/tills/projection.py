@@ -23,7 +23,7 @@ from datetime import datetime
 import msgspec
 
 from tillflow.engine import EventStore, Processor, RecordedEvent, Session
-from tillflow.shop.receipts.handover import hand_over, handed_over_at
+from tillflow.shop.receipts.handover import hand_over, handed_over_at, numbered_through
 from tillflow.shop.receipts.numbering import NUMBERED_BY, number
 from tillflow.shop.reporting.rows import AsOf
 from tillflow.shop.sale.events import checkout_stream
@@ -123,6 +123,7 @@ class CashUp:
             self.count(session, event, sale.till_id, sale.session_id).sold(sale.total, sale.tenders)
             if event.position > handed_over_at(session, event.lane):
                 number(session, sale.checkout_id, sale.till_id)
+                numbered_through(session, event)
         elif kind == "ItemsReturned":
             back = _RETURN.decode(event.data)
             till_id = back.till_id
