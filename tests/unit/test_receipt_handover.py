@@ -38,6 +38,14 @@ from tillflow.shop.tills.projection import NAME, SUBSCRIBED, CashUp
 TILLS = ("till-1", "till-2")
 
 
+def opened(store: EventStore, checkouts: int) -> Shop:
+    """A shop over ``store`` selling apples, with ``checkouts`` rung up."""
+    shop = Shop(store)
+    shop.sale.add_product(AddProduct("apple", "Apple", 120))
+    ring_up(shop, 0, checkouts)
+    return shop
+
+
 def ring_up(shop: Shop, first: int, count: int) -> list[str]:
     ids = [f"c-{index}" for index in range(first, first + count)]
     for index, checkout_id in zip(range(first, first + count), ids, strict=True):
@@ -72,8 +80,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore
 def test_an_upgrade_keeps_every_number_and_numbers_the_rest_densely(
     store: EventStore, numbered: float, cashed_up: float
 ) -> None:
-    shop = Shop(store)
-    shop.sale.add_product(AddProduct("apple", "Apple", 120))
+    shop = opened(store, 0)
     before = ring_up(shop, 0, 24)
     for lane in range(store.lane_count):  # where the old processors stood at the upgrade
         head = store.head(lane)
@@ -95,9 +102,7 @@ def test_an_upgrade_keeps_every_number_and_numbers_the_rest_densely(
 def test_what_an_earlier_cash_up_passed_after_the_handover_is_numbered_next_time(
     store: EventStore,
 ) -> None:
-    shop = Shop(store)
-    shop.sale.add_product(AddProduct("apple", "Apple", 120))
-    ring_up(shop, 0, 6)
+    shop = opened(store, 6)
     asyncio.run(drain(shop))  # handed over
     passed = ring_up(shop, 6, 9)
     for lane in range(store.lane_count):  # a worker of an earlier version takes the cash-up
@@ -110,9 +115,7 @@ def test_what_an_earlier_cash_up_passed_after_the_handover_is_numbered_next_time
 
 def test_a_worker_still_running_the_old_processor_is_refused_and_numbers_nothing() -> None:
     store = MemoryEventStore(registry=REGISTRY)
-    shop = Shop(store)
-    shop.sale.add_product(AddProduct("apple", "Apple", 120))
-    ring_up(shop, 0, 6)
+    shop = opened(store, 6)
     old = LaneProcessor(store, old_receipts(3), 0, scheduled=True)
     assert old.step().handled == 2  # an old worker, between two batches
     asyncio.run(drain(shop))  # the new version takes over
@@ -126,9 +129,7 @@ def test_a_worker_still_running_the_old_processor_is_refused_and_numbers_nothing
 
 def test_a_handover_that_loses_a_race_to_an_old_worker_looks_again() -> None:
     inner = MemoryEventStore(registry=REGISTRY)
-    shop = Shop(inner)
-    shop.sale.add_product(AddProduct("apple", "Apple", 120))
-    ring_up(shop, 0, 8)
+    shop = opened(inner, 8)
     run_to(inner, old_cash_up, 0, inner.head(0))
     old = LaneProcessor(inner, old_receipts(4), 0, scheduled=True)
     raced: list[tuple[int, int]] = []
@@ -148,9 +149,7 @@ def test_a_handover_that_loses_a_race_to_an_old_worker_looks_again() -> None:
 def test_a_long_catch_up_commits_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(handover, "CATCH_UP_BATCH", 3)
     inner = MemoryEventStore(registry=REGISTRY)
-    shop = Shop(inner)
-    shop.sale.add_product(AddProduct("apple", "Apple", 120))
-    ring_up(shop, 0, 10)
+    opened(inner, 10)
     run_to(inner, old_cash_up, 0, inner.head(0))  # never numbered: ten to catch up
     commits: list[tuple[int, int]] = []
 
@@ -166,9 +165,7 @@ def test_a_long_catch_up_commits_in_batches(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_the_cash_up_refuses_a_lane_not_handed_over_rather_than_number_twice() -> None:
     store = MemoryEventStore(registry=REGISTRY)
-    shop = Shop(store)
-    shop.sale.add_product(AddProduct("apple", "Apple", 120))
-    ring_up(shop, 0, 2)
+    opened(store, 2)
     undeclared = Processor(NAME, CashUp(), types=SUBSCRIBED)  # no prepare: no handover
     with pytest.raises(HandlerFailed) as failed:
         LaneProcessor(store, undeclared, 0).step()
