@@ -38,7 +38,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Final
 
 from tillflow.cli.common import errors
@@ -130,21 +130,26 @@ class Supervisor:
 
     def start(self) -> None:
         """Start the workers; this process keeps no copy of the socket afterwards, and the
-        only copy of the lifeline's write end (not inheritable: no worker gets it)."""
+        only copy of the lifeline's write end (not inheritable: no worker gets it). A
+        SIGTERM or SIGINT meanwhile is held until every worker started is in
+        :attr:`workers` (so that stopping them misses none), then raises ``SystemExit(0)``."""
         fd = self.listener.fileno()
         lifeline, self._lifeline = os.pipe()
-        try:
-            for _ in range(self.count):
-                self.workers.append(
-                    subprocess.Popen(
-                        worker_command(self.settings, fd, lifeline),
-                        env=worker_environment(self.settings),
-                        pass_fds=(fd, lifeline),
+        with _signals_held() as held:
+            try:
+                for _ in range(self.count):
+                    self.workers.append(
+                        subprocess.Popen(
+                            worker_command(self.settings, fd, lifeline),
+                            env=worker_environment(self.settings),
+                            pass_fds=(fd, lifeline),
+                        )
                     )
-                )
-        finally:
-            self.listener.close()
-            os.close(lifeline)
+            finally:
+                self.listener.close()
+                os.close(lifeline)
+        if held:
+            raise SystemExit(0)
 
     def close(self) -> None:
         """Let go of the lifeline (call once the workers are stopped). Idempotent."""
@@ -233,6 +238,22 @@ def when_orphaned(lifeline: int, stop: Callable[[], None], stopped: threading.Ev
             os._exit(ORPHANED_EXIT)
 
     threading.Thread(target=watch, name="tillflow:lifeline", daemon=True).start()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """A block in which SIGTERM and SIGINT only say they came (the list yields them): a
+    signal that raised in the middle of ``Popen`` would lose the process it had started."""
+    held: list[int] = []
+    stopping = (signal.SIGTERM, signal.SIGINT)
+    before = {
+        signum: signal.signal(signum, lambda signum, _: held.append(signum)) for signum in stopping
+    }
+    try:
+        yield held
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def stop_all(workers: Sequence[subprocess.Popen[bytes]]) -> list[int]:
