@@ -242,7 +242,7 @@ def when_orphaned(lifeline: int, stop: Callable[[], None], stopped: threading.Ev
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[list[int]]:
-    """A block in which SIGTERM and SIGINT only say they came (the list yields them): a
+    """A block in which SIGTERM and SIGINT are only noted, in the list it yields: a
     signal that raised in the middle of ``Popen`` would lose the process it had started."""
     held: list[int] = []
     stopping = (signal.SIGTERM, signal.SIGINT)
