@@ -5,22 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import msgspec
-
 from tillflow.engine import EventStore, Processor, RecordedEvent, Session
 from tillflow.engine.lane_processor import LaneProcessor
 from tillflow.shop.receipts.handover import RETIRED
-from tillflow.shop.receipts.numbering import number
+from tillflow.shop.receipts.numbering import SALE_AT_TILL, number
 from tillflow.shop.tills.projection import NAME, SUBSCRIBED
 
 
-class _Sale(msgspec.Struct):
-    checkout_id: str
-    till_id: str
-
-
 def _old_numbering(event: RecordedEvent, session: Session) -> None:
-    sale = msgspec.json.decode(event.data, type=_Sale)
+    sale = SALE_AT_TILL.decode(event.data)
     number(session, sale.checkout_id, sale.till_id)
 
 

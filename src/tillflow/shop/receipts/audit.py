@@ -11,12 +11,7 @@ from collections import defaultdict
 import msgspec
 
 from tillflow.engine import EventStore
-from tillflow.shop.receipts.numbering import NUMBERS_VIEW, Numbered
-
-
-class _Sale(msgspec.Struct):
-    checkout_id: str
-    till_id: str
+from tillflow.shop.receipts.numbering import NUMBERS_VIEW, SALE_AT_TILL, Numbered
 
 
 def numbering_violations(store: EventStore, caught_up: bool = True) -> list[str]:
@@ -25,11 +20,10 @@ def numbering_violations(store: EventStore, caught_up: bool = True) -> list[str]
     violation — but what is numbered must still be each till's 1..k, at the right till."""
     found: list[str] = []
     sales: dict[str, str] = {}
-    decoder = msgspec.json.Decoder(_Sale)
     for lane in range(store.lane_count):
         for event in store.iter_all(lane):
             if event.type == "CheckedOut":
-                sale = decoder.decode(event.data)
+                sale = SALE_AT_TILL.decode(event.data)
                 sales[sale.checkout_id] = sale.till_id
     numbers: dict[str, list[int]] = defaultdict(list)
     numbered = msgspec.json.Decoder(Numbered)

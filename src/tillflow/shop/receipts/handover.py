@@ -37,7 +37,7 @@ import msgspec
 from tillflow.engine import ConcurrencyConflict, EventStore, RecordedEvent, Session
 from tillflow.engine.errors import CheckpointConflict
 from tillflow.engine.retiring import RETIRED_AT, is_retired
-from tillflow.shop.receipts.numbering import number
+from tillflow.shop.receipts.numbering import SALE_AT_TILL, number
 
 RETIRED: Final = "receipts"
 """The processor that numbered receipts in earlier versions."""
@@ -49,14 +49,6 @@ the handover position, then the last checkout the cash-up numbered (an int)."""
 CATCH_UP_BATCH: Final = 5000
 """Positions a catch-up transaction spans at most."""
 _CHECKOUTS: Final = frozenset({"CheckedOut"})
-
-
-class _Sale(msgspec.Struct):
-    checkout_id: str
-    till_id: str
-
-
-_SALE: Final = msgspec.json.Decoder(_Sale)
 
 
 class NotHandedOver(RuntimeError):
@@ -92,7 +84,7 @@ def hand_over(store: EventStore, lane: int, successor: str) -> None:
             through = max(retired_at, upto) if last else None
         session = Session(store, RETIRED)
         for event in checkouts:
-            sale = _SALE.decode(event.data)
+            sale = SALE_AT_TILL.decode(event.data)
             number(session, sale.checkout_id, sale.till_id)
         effects = session.seal()
         if through is not None:

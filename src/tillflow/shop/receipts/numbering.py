@@ -43,6 +43,17 @@ class Numbered(msgspec.Struct, frozen=True):
     number: int
 
 
+class SaleAtTill(msgspec.Struct):
+    """The part of a ``CheckedOut`` numbering needs (nothing else is decoded)."""
+
+    checkout_id: str
+    till_id: str
+
+
+SALE_AT_TILL: Final = msgspec.json.Decoder(SaleAtTill)
+"""Decodes a ``CheckedOut``'s data as a :class:`SaleAtTill`."""
+
+
 def number(session: Session, checkout_id: str, till_id: str) -> None:
     """Give checkout ``checkout_id`` the next number of till ``till_id``."""
     last: int = session.get(TILLS_VIEW, till_id, int) or 0
