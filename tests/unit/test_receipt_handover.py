@@ -146,6 +146,23 @@ def test_a_handover_that_loses_a_race_to_an_old_worker_looks_again() -> None:
     assert numbering_violations(inner) == []
 
 
+def test_a_handover_that_keeps_losing_gives_the_step_up_instead_of_spinning() -> None:
+    inner = MemoryEventStore(registry=REGISTRY)
+    opened(inner, 2)
+    attempts: list[int] = []
+
+    def always_beaten(processor: str, lane: int, expected: int, new: int) -> None:
+        attempts.append(expected)
+        if len(attempts) > 100:
+            raise RuntimeError("the handover spins")
+        raise CheckpointConflict(processor, lane, expected, expected + 1)
+
+    with pytest.raises(CheckpointConflict):
+        handover.hand_over(FaultyStore(inner, always_beaten), 0, NAME)
+    assert len(attempts) == handover.LOST_RACES_IN_TURN
+    assert not is_retired(inner.checkpoint(RETIRED, 0))  # nothing written; the next step retries
+
+
 def test_a_long_catch_up_commits_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(handover, "CATCH_UP_BATCH", 3)
     inner = MemoryEventStore(registry=REGISTRY)

@@ -48,6 +48,9 @@ NUMBERED_VIEW: Final = "receipt_numbered_through"
 the handover position, then the last checkout the cash-up numbered (an int)."""
 CATCH_UP_BATCH: Final = 5000
 """Positions a catch-up transaction spans at most."""
+LOST_RACES_IN_TURN: Final = 8
+"""Races lost in a row after which :func:`hand_over` gives up for this step, rather than
+keep the database busy: the lost race's error fails the step, and the next one tries again."""
 _CHECKOUTS: Final = frozenset({"CheckedOut"})
 
 
@@ -66,6 +69,7 @@ def hand_over(store: EventStore, lane: int, successor: str) -> None:
     what an earlier version's cash-up passed without numbering (see the module). Safe to
     run from several workers at once; does nothing when there is nothing to do."""
     key = str(lane)
+    lost = 0  # races lost in a row
     while True:
         retired_at = store.checkpoint(RETIRED, lane)
         successor_at = store.checkpoint(successor, lane)
@@ -95,7 +99,11 @@ def hand_over(store: EventStore, lane: int, successor: str) -> None:
         try:
             store.commit_batch(RETIRED, lane, retired_at, new, effects)
         except (CheckpointConflict, ConcurrencyConflict):
+            lost += 1
+            if lost >= LOST_RACES_IN_TURN:
+                raise  # the step fails; the runtime backs off and prepares the lane again
             continue  # another worker moved first: look again
+        lost = 0
 
 
 def _passed_unnumbered(
