@@ -8,6 +8,7 @@ import pytest
 
 from tillflow.engine import (
     EventStore,
+    InvalidEvent,
     MemoryEventStore,
     NewEvent,
     Processor,
@@ -97,3 +98,8 @@ def test_a_lane_that_came_back_from_another_worker_is_prepared_again() -> None:
         "prepare 0",
         "handle 0:3",
     ]
+
+
+def test_a_prepare_that_is_not_a_function_is_refused_naming_it() -> None:
+    with pytest.raises(InvalidEvent, match="prepare='later'"):
+        Processor("journal", Journal().handle, prepare="later")  # type: ignore[arg-type]

@@ -87,6 +87,8 @@ class Processor:
             or not 0 <= self.linger <= MAX_LINGER
         ):
             raise InvalidEvent("linger", self.linger, f"must be 0 to {MAX_LINGER:g} seconds")
+        if self.prepare is not None and not callable(self.prepare):
+            raise InvalidEvent("prepare", self.prepare, "must be a function of (store, lane)")
         object.__setattr__(self, "after", tuple(self.after))
         if self.types is not None:
             object.__setattr__(self, "types", frozenset(self.types))
